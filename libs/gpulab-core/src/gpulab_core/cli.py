@@ -1,0 +1,44 @@
+"""The command line every service shares: `python -m gpulab_<name> [serve|migrate]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gpulab_core import migrations
+from gpulab_core.runtime import ServiceSpec, serve
+from gpulab_core.settings import load_settings
+
+
+def main(spec: ServiceSpec, service_dir: Path | None, argv: Sequence[str] | None = None) -> int:
+    program = f"gpulab-{spec.name}"
+    parser = argparse.ArgumentParser(prog=program, description=f"gpulab {spec.name} service")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the service until SIGTERM/SIGINT (the default)")
+    if service_dir is not None:
+        sub.add_parser("migrate", help="bring this service's schema to the latest migration, then exit")
+    sub.add_parser("version", help="print the version")
+    args = parser.parse_args(argv)
+
+    settings = load_settings(spec.settings_cls, program)
+    if args.command == "version":
+        print(f"{program} {spec.version}")  # noqa: T201
+        return 0
+    if args.command == "migrate":
+        assert service_dir is not None
+        try:
+            migrations.upgrade(service_dir, settings.database_url)
+        except Exception as exc:
+            print(f"{program}: migration failed: {exc}", file=sys.stderr)  # noqa: T201
+            return 1
+        print(f"{program}: schema is at the latest migration")  # noqa: T201
+        return 0
+    try:
+        asyncio.run(serve(spec, settings))
+    except ConnectionError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0

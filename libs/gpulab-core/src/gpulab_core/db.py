@@ -1,0 +1,76 @@
+"""Async SQLAlchemy (asyncpg) helpers. Each service owns one PostgreSQL schema and sees only it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import MetaData, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# Constraint names follow one convention so that migrations are predictable and diffable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_metadata(schema: str) -> MetaData:
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def async_url(url: str) -> str:
+    """`postgresql://...` as the settings carry it → the asyncpg dialect SQLAlchemy needs."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def split_ssl(url: str) -> tuple[str, str]:
+    """(URL without ssl options, asyncpg `ssl` mode). libpq's `sslmode` is honoured; asyncpg's own
+    default negotiation is not used: loopback gets `disable`, anything else `prefer`, unless set."""
+    parsed = make_url(async_url(url))
+    query = dict(parsed.query)
+    mode = query.pop("sslmode", None) or query.pop("ssl", None)
+    if isinstance(mode, tuple):
+        mode = mode[-1]
+    if not mode:
+        mode = "disable" if (parsed.host or "127.0.0.1") in _LOOPBACK else "prefer"
+    return parsed.set(query=query).render_as_string(hide_password=False), str(mode)
+
+
+def create_engine(url: str, *, schema: str | None, app_name: str, pool_size: int = 5, **kw: Any) -> AsyncEngine:
+    server_settings = {"application_name": app_name}
+    if schema:
+        # Unqualified names resolve to the service's own schema only; others are invisible by default.
+        server_settings["search_path"] = str(schema)  # metadata gives a quoted_name; asyncpg wants str
+    bare, ssl = split_ssl(url)
+    if "poolclass" not in kw:
+        kw.update(pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(
+        bare, pool_pre_ping=True, connect_args={"server_settings": server_settings, "timeout": 10, "ssl": ssl}, **kw
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction owned by the edge: committed when the block ends, rolled back on any error."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

@@ -1,0 +1,110 @@
+"""Alembic glue shared by every service.
+
+Each service keeps its migrations in `services/<name>/migrations/` and its version table in its own
+schema; autogenerate never sees another schema. Migrations run as a one-shot step
+(`python -m gpulab_<name> migrate`), serialised by an advisory lock so two runs at once are safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+
+from gpulab_core.db import async_url, create_engine
+
+
+def alembic_config(service_dir: Path, database_url: str) -> Config:
+    cfg = Config(str(service_dir / "alembic.ini"))
+    cfg.set_main_option("script_location", str(service_dir / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(service_dir: Path, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(service_dir, database_url), revision)
+
+
+def run_env(schema: str, metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is set by gpulab_core.migrations.alembic_config"
+
+    def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+        return name == schema if type_ == "schema" else True
+
+    def configure(connection: Connection | None = None, **kw: Any) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=True,
+            include_name=include_name,
+            compare_type=True,
+            **kw,
+        )
+
+    if context.is_offline_mode():
+        configure(url=url, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def run(connection: Connection) -> None:
+        lock = zlib.crc32(f"gpulab-migrate:{schema}".encode())
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock})
+        try:
+            connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            connection.commit()
+            configure(connection)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
+            connection.commit()
+
+    async def main() -> None:
+        engine = create_engine(url, schema=None, app_name=f"gpulab-migrate-{schema}", poolclass=sa.pool.NullPool)
+        try:
+            async with engine.connect() as conn:
+                await conn.run_sync(run)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def create_core_tables_v1(op: Any, schema: str) -> None:
+    """The outbox and processed-events tables, version 1. Frozen: a change gets a new function."""
+    from sqlalchemy.dialects import postgresql as pg
+
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.BigInteger, sa.Identity(always=True), nullable=False),
+        sa.Column("id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("payload", pg.JSONB, nullable=False),
+        sa.Column("headers", pg.JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
+        sa.UniqueConstraint("id", name="uq_outbox_id"),
+        schema=schema,
+    )
+    op.create_table(
+        "processed_events",
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("event_id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
+        schema=schema,
+    )

@@ -1,0 +1,208 @@
+"""Request/reply between services over NATS, on the NATS "micro" service API.
+
+Subjects are `gpulab.rpc.<service>.<operation>`; every endpoint subscribes in a queue group named
+after the service, so N replicas share the load. Each process also gets micro's built-in
+`$SRV.PING|INFO|STATS` endpoints. Bodies are JSON validated by pydantic models; replies use the
+envelope of DESIGN.md (`{"ok": true, "data": ...}` or `{"ok": false, "error": {...}}`), and error
+replies also carry micro's `Nats-Service-Error(-Code)` headers so generic NATS tooling sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import nats.micro
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.micro.request import Request
+from nats.micro.service import Service
+from opentelemetry import trace
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
+
+from gpulab_core import errors, telemetry
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("gpulab_core.rpc")
+
+RPC_PREFIX = "gpulab.rpc"
+ERROR_HEADER = "Nats-Service-Error"
+ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+
+# micro's header codes are HTTP-like numbers; our stable word travels in the body and this header.
+_HEADER_STATUS = {errors.INVALID_REQUEST: "400", errors.NOT_FOUND: "404", errors.INTERNAL: "500"}
+
+RPC_SECONDS = Histogram(
+    "gpulab_rpc_handler_seconds", "Time spent handling an RPC request", ["service", "operation", "outcome"]
+)
+RPC_INFLIGHT_REJECTED = Counter("gpulab_rpc_busy_total", "Requests that waited for a free handler slot", ["service"])
+
+Req = TypeVar("Req", bound=BaseModel)
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+def subject(service: str, operation: str) -> str:
+    return f"{RPC_PREFIX}.{service}.{operation}"
+
+
+def ok_reply(data: Any) -> bytes:
+    return json.dumps({"ok": True, "data": data}, separators=(",", ":"), default=str).encode()
+
+
+def error_reply(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:
+    body = {"ok": False, "error": {"code": code, "message": message, "details": details or {}}}
+    return json.dumps(body, separators=(",", ":"), default=str).encode()
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[Req]):
+    """One operation: its request model and the coroutine that answers it.
+
+    The handler returns something JSON-serialisable (a pydantic model is dumped in JSON mode) or
+    raises a `GpulabError`; anything else is a bug and becomes `internal_error`.
+    """
+
+    operation: str
+    request_model: type[Req]
+    handler: Callable[[Req], Awaitable[Any]]
+
+
+class RpcServer:
+    """Registers a service's endpoints as a NATS micro service and runs each request in its own task.
+
+    nats.py delivers a subscription's messages one at a time; running handlers as tasks (bounded by
+    `max_inflight`) lets one slow request not stall every other caller of the same endpoint.
+    """
+
+    def __init__(self, nc: NATS, name: str, version: str, *, max_inflight: int = 64) -> None:
+        self._nc = nc
+        self.name = name
+        self.version = version
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._service: Service | None = None
+        self._endpoints: list[Endpoint[Any]] = []
+
+    def add(self, endpoint: Endpoint[Any]) -> None:
+        self._endpoints.append(endpoint)
+
+    async def start(self) -> None:
+        self._service = await nats.micro.add_service(
+            self._nc,
+            name=self.name,
+            version=self.version,
+            queue_group=self.name,
+            description=f"gpulab {self.name} service",
+        )
+        for ep in self._endpoints:
+            await self._service.add_endpoint(
+                name=ep.operation, subject=subject(self.name, ep.operation), handler=self._dispatcher(ep)
+            )
+
+    async def stop(self) -> None:
+        """Stop taking requests, then let the ones in flight finish."""
+        if self._service is not None:
+            await self._service.stop()
+            self._service = None
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    def _dispatcher(self, ep: Endpoint[Any]) -> Callable[[Request], Awaitable[None]]:
+        async def dispatch(request: Request) -> None:
+            if self._slots.locked():
+                RPC_INFLIGHT_REJECTED.labels(self.name).inc()
+            await self._slots.acquire()
+            task = asyncio.create_task(self._answer(ep, request))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+        return dispatch
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _answer(self, ep: Endpoint[Any], request: Request) -> None:
+        started = time.perf_counter()
+        ctx = telemetry.extract(request.headers or {})
+        with tracer.start_as_current_span(
+            f"rpc {self.name}.{ep.operation}", context=ctx, kind=trace.SpanKind.SERVER
+        ) as span:
+            body, code = await self._run(ep, request.data)
+            span.set_attribute("gpulab.rpc.outcome", code or "ok")
+        headers = None
+        if code is not None:
+            headers = {ERROR_HEADER: code, ERROR_CODE_HEADER: _HEADER_STATUS.get(code, "422")}
+        try:
+            await request.respond(body, headers=headers)
+        except Exception:  # the caller's inbox may be gone; nothing to answer to
+            log.warning("could not send reply", extra={"operation": ep.operation})
+        RPC_SECONDS.labels(self.name, ep.operation, code or "ok").observe(time.perf_counter() - started)
+
+    async def _run(self, ep: Endpoint[Any], raw: bytes) -> tuple[bytes, str | None]:
+        try:
+            payload = ep.request_model.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            details = {"errors": exc.errors(include_url=False, include_context=False, include_input=False)}
+            return error_reply(errors.INVALID_REQUEST, "request body is not valid", details), errors.INVALID_REQUEST
+        try:
+            result = await ep.handler(payload)
+        except errors.GpulabError as exc:
+            return error_reply(exc.code, exc.message, exc.details), exc.code
+        except Exception:
+            log.exception("unhandled error in %s.%s", self.name, ep.operation)
+            return error_reply(errors.INTERNAL, "internal error"), errors.INTERNAL
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="json")
+        return ok_reply(result), None
+
+
+class RpcClient:
+    """Calls other services and turns their envelope back into data or a `RemoteError`."""
+
+    def __init__(self, nc: NATS, *, timeout_s: float = 5.0) -> None:
+        self._nc = nc
+        self._timeout_s = timeout_s
+
+    async def call(
+        self,
+        service: str,
+        operation: str,
+        payload: BaseModel | dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> Any:
+        if isinstance(payload, BaseModel):
+            data = payload.model_dump_json().encode()
+        else:
+            data = json.dumps(payload or {}, default=str).encode()
+        with tracer.start_as_current_span(f"rpc call {service}.{operation}", kind=trace.SpanKind.CLIENT):
+            headers: dict[str, str] = {}
+            telemetry.inject(headers)
+            try:
+                msg = await self._nc.request(
+                    subject(service, operation), data, timeout=timeout_s or self._timeout_s, headers=headers
+                )
+            except NoRespondersError:
+                raise errors.Unavailable(f"{service} is not running", details={"service": service}) from None
+            except NatsTimeout:
+                raise errors.Unavailable(f"{service} did not answer in time", details={"service": service}) from None
+        return decode_reply(msg.data, service)
+
+
+def decode_reply(raw: bytes, service: str) -> Any:
+    try:
+        body = json.loads(raw)
+        if body["ok"]:
+            return body.get("data")
+        err = body["error"]
+        raise errors.RemoteError(str(err["message"]), code=str(err["code"]), details=err.get("details") or {})
+    except (ValueError, KeyError, TypeError):
+        raise errors.GpulabError(f"{service} sent a reply that is not an envelope") from None

@@ -1,0 +1,217 @@
+"""The life of one service process: wiring only, the same for every service.
+
+Start: logs and tracing, NATS (retrying until it is reachable), the event stream, the DB engine,
+the service's own endpoints and consumers, the micro service, the health server, the outbox relay.
+Stop (SIGTERM/SIGINT): stop taking requests, let the ones in flight finish, drain NATS, close the DB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gpulab_core import db, events, health, logs, outbox, rpc, telemetry
+from gpulab_core.settings import CoreSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceTables:
+    """The tables the shared layers keep in a service's own schema."""
+
+    metadata: MetaData
+    outbox: Table
+    processed: Table
+
+    @classmethod
+    def for_schema(cls, schema: str) -> ServiceTables:
+        md = db.make_metadata(schema)
+        return cls(md, outbox.outbox_table(md), events.processed_table(md))
+
+    @property
+    def schema(self) -> str:
+        assert self.metadata.schema is not None
+        return str(self.metadata.schema)
+
+
+Setup = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    version: str
+    settings_cls: type[CoreSettings]
+    tables: ServiceTables | None  # None: the service keeps nothing in PostgreSQL (the gateway)
+    setup: Setup | None = None
+
+
+class HealthReply(BaseModel):
+    status: str
+    service: str
+    version: str
+    instance: str
+
+
+class _Empty(BaseModel):
+    pass
+
+
+@dataclass
+class Runtime:
+    spec: ServiceSpec
+    settings: CoreSettings
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    nc: NATS = field(init=False)
+    js: JetStreamContext = field(init=False)
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    rpc_server: rpc.RpcServer = field(init=False)
+    rpc_client: rpc.RpcClient = field(init=False)
+    health_server: health.HealthServer | None = None
+    checks: dict[str, health.ReadinessCheck] = field(default_factory=dict)
+    _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    # ---- what a service's setup() uses ----
+    def add_endpoint(self, endpoint: rpc.Endpoint[Any]) -> None:
+        self.rpc_server.add(endpoint)
+
+    def add_consumer(self, durable: str, subjects: Sequence[str], handler: events.EventHandler) -> None:
+        tables, sessions = self.spec.tables, self.sessions
+        # Consumers record processed ids in the service's own schema.
+        assert tables is not None
+        assert sessions is not None
+        consumer = events.DurableConsumer(
+            self.js,
+            sessions,
+            tables.processed,
+            durable=f"{self.spec.name}-{durable}",
+            subjects=subjects,
+            handler=handler,
+        )
+        self._background.append(consumer.run)
+
+    def add_task(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._background.append(factory)
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        s = self.settings
+        self.nc = await connect_nats(s.nats_url, f"gpulab-{self.spec.name}-{self.instance}")
+        self.js = self.nc.jetstream()
+        await events.ensure_stream(self.js)
+        self.checks["nats"] = self._check_nats
+        if self.spec.tables is not None:
+            self.engine = db.create_engine(
+                s.database_url,
+                schema=self.spec.tables.schema,
+                app_name=f"gpulab-{self.spec.name}",
+                pool_size=s.db_pool_size,
+            )
+            self.sessions = db.session_factory(self.engine)
+            engine = self.engine
+            self.checks["database"] = lambda: db.ping(engine)
+            relay = outbox.OutboxRelay(engine, self.js, self.spec.tables.outbox, dsn=s.database_url)
+            self._background.append(relay.run)
+        self.rpc_server = rpc.RpcServer(self.nc, self.spec.name, self.spec.version, max_inflight=s.rpc_max_inflight)
+        self.rpc_client = rpc.RpcClient(self.nc, timeout_s=s.rpc_timeout_s)
+        self.add_endpoint(rpc.Endpoint("health", _Empty, self._health))
+        if self.spec.setup is not None:
+            await self.spec.setup(self)
+        await self.rpc_server.start()
+        self.health_server = health.HealthServer(self.spec.name, self.checks, s.metrics_host, s.metrics_port)
+        await self.health_server.start()
+        self._tasks = [asyncio.create_task(self._supervise(f)) for f in self._background]
+        log.info("%s started", self.spec.name, extra={"instance": self.instance, "version": self.spec.version})
+
+    async def stop(self) -> None:
+        await self.rpc_server.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.health_server is not None:
+            await self.health_server.stop()
+        if not self.nc.is_closed:
+            await self.nc.drain()
+        if self.engine is not None:
+            await self.engine.dispose()
+        log.info("%s stopped", self.spec.name)
+
+    async def _supervise(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Background loops restart after a crash instead of silently dying with the process alive."""
+        name = getattr(factory, "__qualname__", repr(factory))
+        while True:
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s crashed; restarting in 1s", name)
+                await asyncio.sleep(1)
+
+    async def _check_nats(self) -> None:
+        if not self.nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+
+    async def _health(self, _req: _Empty) -> HealthReply:
+        results = await health.run_checks(self.checks)
+        bad = {k: v for k, v in results.items() if v != "ok"}
+        if bad:
+            from gpulab_core.errors import Unavailable
+
+            raise Unavailable(f"{self.spec.name} is not ready", details=bad)
+        return HealthReply(status="ok", service=self.spec.name, version=self.spec.version, instance=self.instance)
+
+
+async def connect_nats(url: str, name: str, *, wait_s: float = 60.0) -> NATS:
+    """Connect, waiting up to `wait_s` for NATS to come up; later outages are ridden out by reconnects."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            return await nats.connect(
+                servers=url.split(","),
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                connect_timeout=2,
+                allow_reconnect=True,
+            )
+        except Exception as exc:
+            if loop.time() + delay > deadline:
+                raise ConnectionError(f"cannot reach NATS at {url}: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def serve(spec: ServiceSpec, settings: CoreSettings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    logs.setup_logging(spec.name, settings.log_level, settings.log_format)
+    telemetry.setup_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
+    runtime = Runtime(spec, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()

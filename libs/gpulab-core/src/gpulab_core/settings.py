@@ -1,0 +1,79 @@
+"""Settings shared by every service, read from `GPULAB_*` environment variables.
+
+A bad value must stop the process at start with one line that names the variable, so
+`load_settings` turns pydantic's multi-line report into exactly that.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "GPULAB_"
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class CoreSettings(BaseSettings):
+    """What every gpulab process reads. Services subclass it and add their own fields."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # The local run's embedded servers listen here (see tools/devstack); a deployment sets both.
+    database_url: str = "postgresql://postgres@127.0.0.1:54329/gpulab"
+    nats_url: str = "nats://127.0.0.1:42229"
+    data_dir: Path = Path(".gpulab")
+    public_url: str = "http://localhost:8080"
+    log_level: LogLevel = "info"
+    log_format: Literal["json", "text"] = "json"
+    # 0 picks a free port, so that replicas can run side by side on one host.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # How long an RPC caller waits for a reply before it reports `unavailable`.
+    rpc_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    # Requests handled at once per process; beyond that NATS holds them (backpressure).
+    rpc_max_inflight: int = Field(default=64, ge=1, le=10_000)
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    otel_exporter_otlp_endpoint: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_scheme(cls, value: str) -> str:
+        for url in value.split(","):
+            if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError("must be nats:// (or tls://) URLs, comma-separated")
+        return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def describe_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
+    """One line per bad setting: `GPULAB_X='value': reason`."""
+    parts = []
+    for err in exc.errors():
+        name = prefix + "_".join(str(p) for p in err["loc"]).upper()
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f"={value!r}"
+        parts.append(f"{name}{shown}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(cls: type[S], program: str) -> S:
+    """Build the settings or exit with status 2 and one clear line naming the variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        print(f"{program}: invalid setting {describe_error(exc)}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None

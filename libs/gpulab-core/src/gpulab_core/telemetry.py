@@ -1,0 +1,102 @@
+"""OpenTelemetry set-up and W3C `traceparent` propagation over HTTP, NATS headers and gRPC metadata.
+
+One admin action is one trace across services: the gateway extracts the caller's context from HTTP,
+every NATS request and event carries it in its headers, and the agent's gRPC calls carry it in
+metadata. Spans are exported over OTLP/HTTP only when an endpoint is configured; trace ids are
+always created, so logs can be correlated even without a collector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_configured = False
+
+
+def setup_tracing(service: str, *, otlp_endpoint: str | None = None, instance_id: str | None = None) -> None:
+    """Install the global tracer provider once per process."""
+    global _configured
+    if _configured:
+        return
+    attrs: dict[str, Any] = {"service.name": f"gpulab-{service}", "service.namespace": "gpulab"}
+    if instance_id:
+        attrs["service.instance.id"] = instance_id
+    provider = TracerProvider(resource=Resource.create(attrs))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    propagate.set_global_textmap(_PROPAGATOR)
+    _configured = True
+
+
+def inject(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Write the current context's `traceparent` (and `tracestate`) into headers; returns them."""
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
+def extract(carrier: Mapping[str, str]) -> otel_context.Context:
+    """Read a context from headers; an absent or malformed `traceparent` starts a new trace."""
+    lowered = {k.lower(): v for k, v in carrier.items()}
+    return _PROPAGATOR.extract(lowered)
+
+
+def current_ids() -> tuple[str | None, str | None]:
+    """(trace_id, span_id) of the current span as hex, or (None, None) outside any span."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+# ---- gRPC: metadata keys are lowercase ASCII, which is what traceparent already is. ----
+
+
+def grpc_metadata() -> list[tuple[str, str]]:
+    """Metadata for an outgoing gRPC call carrying the current trace context."""
+    return list(inject({}).items())
+
+
+def grpc_server_context(invocation_metadata: Any) -> otel_context.Context:
+    """Context for a gRPC handler from `ServicerContext.invocation_metadata()`."""
+    return extract({str(k): str(v) for k, v in (invocation_metadata or ())})
+
+
+def server_interceptor() -> Any:
+    """A grpc.aio server interceptor that opens a SERVER span in the caller's trace for each call."""
+    import grpc
+
+    tracer = trace.get_tracer("gpulab_core.grpc")
+
+    class _TraceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg,misc,unused-ignore]
+        async def intercept_service(self, continuation: Callable[..., Any], details: Any) -> Any:
+            handler = await continuation(details)
+            if handler is None or handler.unary_unary is None:
+                return handler
+            inner = handler.unary_unary
+            method = details.method
+            meta = details.invocation_metadata
+
+            async def traced(request: Any, ctx: Any) -> Any:
+                parent = grpc_server_context(meta)
+                with tracer.start_as_current_span(method, context=parent, kind=trace.SpanKind.SERVER):
+                    return await inner(request, ctx)
+
+            return grpc.unary_unary_rpc_method_handler(
+                traced,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+    return _TraceInterceptor()

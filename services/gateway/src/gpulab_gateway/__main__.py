@@ -1,0 +1,3 @@
+from gpulab_gateway.main import cli
+
+raise SystemExit(cli())

@@ -1,0 +1,58 @@
+"""Wiring only: the gateway's process, its HTTP server and its command line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+
+from gpulab_core import cli as core_cli
+from gpulab_core.runtime import Runtime, ServiceSpec
+from gpulab_gateway import __version__
+from gpulab_gateway.app import create_app
+from gpulab_gateway.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the shared runtime owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def setup(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    app = create_app(settings, runtime.rpc_client)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+    )
+    server = _Server(config)
+
+    async def serve_http() -> None:
+        try:
+            await server.serve()
+        finally:
+            server.should_exit = True
+
+    runtime.add_task(serve_http)
+    log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
+
+
+spec = ServiceSpec(name="gateway", version=__version__, settings_cls=Settings, tables=None, setup=setup)
+
+
+def cli() -> int:
+    return core_cli.main(spec, None)

@@ -1,0 +1,109 @@
+"""Pure ASGI middleware: request-size limit and the trace context of every request."""
+
+from __future__ import annotations
+
+import json
+
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gpulab_core import telemetry
+
+tracer = trace.get_tracer("gpulab_gateway.http")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "type": "urn:gpulab:problem:request_too_large",
+            "title": "Content Too Large",
+            "status": 413,
+            "detail": f"the request body is larger than {limit} bytes",
+            "code": "request_too_large",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """Refuses bodies over `limit` bytes with 413 before the app reads them, declared length or not."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _send_413(send, self.limit)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_413(send, self.limit)
+
+
+class TraceContext:
+    """Continues the caller's `traceparent` (or starts a trace) and returns its id in `X-Trace-Id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        ctx = telemetry.extract(headers)
+        name = f"{scope['method']} {scope['path']}"
+        with tracer.start_as_current_span(name, context=ctx, kind=trace.SpanKind.SERVER) as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.status_code", message["status"])
+                    message["headers"] = [*message.get("headers", []), (b"x-trace-id", trace_id.encode())]
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)

@@ -1,0 +1,3 @@
+from gpulab_identity.main import cli
+
+raise SystemExit(cli())

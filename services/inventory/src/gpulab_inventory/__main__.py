@@ -1,0 +1,3 @@
+from gpulab_inventory.main import cli
+
+raise SystemExit(cli())

@@ -1,0 +1,3 @@
+from gpulab_notify.main import cli
+
+raise SystemExit(cli())

@@ -1,0 +1,7 @@
+"""The notify schema: its tables are declared on this metadata (outbox and processed events included)."""
+
+from gpulab_core.runtime import ServiceTables
+
+SCHEMA = "notify"
+tables = ServiceTables.for_schema(SCHEMA)
+metadata = tables.metadata

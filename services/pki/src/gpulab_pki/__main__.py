@@ -1,0 +1,3 @@
+from gpulab_pki.main import cli
+
+raise SystemExit(cli())

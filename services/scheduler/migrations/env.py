@@ -1,0 +1,4 @@
+from gpulab_core.migrations import run_env
+from gpulab_scheduler.models import SCHEMA, metadata
+
+run_env(SCHEMA, metadata)

@@ -1,0 +1,3 @@
+from gpulab_scheduler.main import cli
+
+raise SystemExit(cli())

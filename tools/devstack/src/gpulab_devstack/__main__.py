@@ -1,0 +1,3 @@
+from gpulab_devstack.run import main
+
+raise SystemExit(main())

