@@ -9,6 +9,7 @@ redelivered event (after a crash between commit and ack) changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -142,19 +143,24 @@ class DurableConsumer:
         # Without an action, the server creates the consumer or updates it to this config.
         await self._js.add_consumer(STREAM, self.consumer_config())
         sub = await self._js.pull_subscribe_bind(durable=self.durable, stream=STREAM)
-        while True:
-            try:
-                msgs = await sub.fetch(self._batch, timeout=5)
-            except NatsTimeout:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer %s fetch failed: %s", self.durable, exc)
-                await asyncio.sleep(1)
-                continue
-            for msg in msgs:
-                await self.handle(msg)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self._batch, timeout=5)
+                except NatsTimeout:
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("consumer %s fetch failed: %r", self.durable, exc)
+                    await asyncio.sleep(1)
+                    continue
+                for msg in msgs:
+                    await self.handle(msg)
+        finally:
+            # A pull request left open would be answered to an inbox nobody reads any more.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
         try:

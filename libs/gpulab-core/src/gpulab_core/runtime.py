@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from pydantic import BaseModel
@@ -24,6 +23,7 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gpulab_core import db, events, health, logs, outbox, rpc, telemetry
+from gpulab_core.natsconn import connect_nats
 from gpulab_core.settings import CoreSettings
 
 log = logging.getLogger(__name__)
@@ -177,28 +177,6 @@ class Runtime:
 
             raise Unavailable(f"{self.spec.name} is not ready", details=bad)
         return HealthReply(status="ok", service=self.spec.name, version=self.spec.version, instance=self.instance)
-
-
-async def connect_nats(url: str, name: str, *, wait_s: float = 60.0) -> NATS:
-    """Connect, waiting up to `wait_s` for NATS to come up; later outages are ridden out by reconnects."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    delay = 0.2
-    while True:
-        try:
-            return await nats.connect(
-                servers=url.split(","),
-                name=name,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-                allow_reconnect=True,
-            )
-        except Exception as exc:
-            if loop.time() + delay > deadline:
-                raise ConnectionError(f"cannot reach NATS at {url}: {exc}") from exc
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
 
 async def serve(spec: ServiceSpec, settings: CoreSettings) -> None:

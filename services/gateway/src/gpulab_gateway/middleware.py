@@ -12,10 +12,6 @@ from gpulab_core import telemetry
 tracer = trace.get_tracer("gpulab_gateway.http")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 async def _send_413(send: Send, limit: int) -> None:
     body = json.dumps(
         {
@@ -61,27 +57,28 @@ class BodySizeLimit:
                     await _send_413(send, self.limit)
                     return
         seen = 0
-        started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    # Answer now and tell the app the client went away: frameworks turn exceptions raised
+                    # while they read a body into their own 400, which would hide the real reason.
+                    refused = True
+                    await _send_413(send, self.limit)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_413(send, self.limit)
+        await self.app(scope, limited_receive, guarded_send)
 
 
 class TraceContext:

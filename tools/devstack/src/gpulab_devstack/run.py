@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres
+from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, die_with_parent
 
 SERVICES = ("identity", "pki", "inventory", "scheduler", "notify", "gateway")
 MIGRATED = SERVICES[:-1]  # the gateway keeps nothing
@@ -36,13 +35,6 @@ COLOURS = {
 }
 DEFAULT_PG_PORT = 54329
 DEFAULT_NATS_PORT = 42229
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if this runner dies, even by kill -9: no orphans."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Output:
@@ -110,7 +102,7 @@ class DevRun:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         asyncio.create_task(self._pump(name, proc))
         return proc
@@ -185,7 +177,8 @@ class DevRun:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await asyncio.to_thread(self.start_servers)
+        # In this (main) thread: the servers die with the thread that started them (die_with_parent).
+        self.start_servers()
         try:
             await self.migrate()
             await self.start_services()
@@ -205,7 +198,7 @@ class DevRun:
             web.cancel()
         finally:
             await self.stop_services()
-            await asyncio.to_thread(self.stop_servers)
+            self.stop_servers()
         self.say("stopped; data kept in " + str(self.data_dir))
         return 0
 

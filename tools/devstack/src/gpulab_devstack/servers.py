@@ -7,6 +7,7 @@ keep their data under one folder, so a second start reuses it, and listen on loo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import pwd
@@ -18,13 +19,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psutil
 
 # PostgreSQL refuses to run as root; the local run (and CI) may be root, so it runs as this user.
 PG_SYSTEM_USER = "gpulab-postgres"
 DATABASE = "gpulab"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For preexec_fn: the child gets SIGTERM when the thread that started it dies, even by kill -9,
+    so a killed runner leaves no orphans. Start children from a thread that lives as long as they do."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -88,21 +99,10 @@ class EmbeddedPostgres:
             self._prepare_system_user()
         self._stop_leftover()
         if not (self.data_dir / "PG_VERSION").exists():
-            subprocess.run(
-                [
-                    _pg_bin("initdb"),
-                    "-D",
-                    str(self.data_dir),
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "-U",
-                    "postgres",
-                ],
-                check=True,
-                capture_output=True,
-                user=self._run_as,
-            )
+            initdb = [_pg_bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8", "--locale=C"]
+            done = subprocess.run([*initdb, "-U", "postgres"], capture_output=True, text=True, **self._as_user())
+            if done.returncode != 0:
+                raise RuntimeError(f"initdb failed in {self.data_dir}: {done.stderr.strip()}")
         self.proc = subprocess.Popen(
             [
                 _pg_bin("postgres"),
@@ -121,8 +121,9 @@ class EmbeddedPostgres:
             ],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
-            user=self._run_as,
             start_new_session=True,
+            preexec_fn=die_with_parent,
+            **self._as_user(),
         )
         wait_for_port(self.port, timeout_s, self.proc)
         self._create_database(timeout_s)
@@ -142,6 +143,13 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         if found.stdout.strip() != "1":
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
+
+    def _as_user(self) -> dict[str, Any]:
+        """subprocess arguments that drop root: the user's own group too, or root's group bits apply."""
+        if not self._run_as:
+            return {}
+        entry = pwd.getpwnam(self._run_as)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _prepare_system_user(self) -> None:
         assert self._run_as
@@ -214,6 +222,7 @@ class EmbeddedNats:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         wait_for_port(self.port, timeout_s, self.proc)
         return self.url

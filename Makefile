@@ -1,0 +1,78 @@
+# gpulab: `make dev` runs everything locally, `make test` runs every test. `make help` lists the rest.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# uv is the one tool we bootstrap ourselves (from PyPI, pinned); everything Python comes through it.
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/$(TOOLS)/bin/uv)
+PY := .venv/bin/python
+# Compiled bytecode at install: this machine sets PYTHONDONTWRITEBYTECODE, and without .pyc files
+# every service start recompiles its dependencies (seconds per process on 2 cores).
+export UV_COMPILE_BYTECODE := 1
+PY_SOURCES := libs/gpulab-core/src services/*/src tools/devstack/src
+PY_TESTS := $(wildcard libs/*/tests services/*/tests tools/*/tests) tests
+
+
+.PHONY: browser help install dev test lint typecheck pytest agent-test frontend-test deploy-check e2e gen bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(CURDIR)/$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/devstack/pyproject.toml
+	$(UV) sync --frozen --all-packages
+	$(PY) -m compileall -q $(PY_SOURCES)
+	@touch $@
+
+install: .venv/.installed ## install the Python workspace (uv), the web app's and the agent's dependencies
+	$(MAKE) --no-print-directory -C frontend install
+	cd agent && go mod download
+
+dev: install ## run all of gpulab locally: embedded PostgreSQL + NATS, six services, the web app
+	$(PY) -m gpulab_devstack
+
+test: install lint typecheck agent-test frontend-test deploy-check pytest ## every test of every language
+
+lint: .venv/.installed ## ruff (lint + format check) and buf lint of the protos
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	$(MAKE) --no-print-directory -C agent proto-lint
+
+typecheck: .venv/.installed ## mypy --strict over every Python package and its tests
+	.venv/bin/mypy $(PY_SOURCES)
+	@# Each test folder on its own: several are packages named `tests`.
+	for d in $(PY_TESTS); do .venv/bin/mypy $$d; done
+
+pytest: .venv/.installed browser ## pytest against real PostgreSQL, NATS and (web smoke test) chromium
+	$(PY) -m pytest
+
+# Debian's chromium for the real-browser smoke test (never a browser download by a test tool).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+agent-test: ## go vet + go test + a static build of the agent
+	$(MAKE) --no-print-directory -C agent test build
+
+frontend-test: ## the web app's unit tests (Vitest) and production build
+	$(MAKE) --no-print-directory -C frontend test build
+
+deploy-check: ## validate compose.yaml and the Caddyfile
+	$(MAKE) --no-print-directory -C tools/deploycheck check
+
+gen: .venv/.installed ## regenerate the protobuf/gRPC code (Python and Go); committed, never edited
+	PYTHON=$(PY) scripts/gen-proto.sh
+
+bench: .venv/.installed ## benchmarks with their bare baselines; results go to docs/benchmarks.md
+	$(PY) -m bench
+
+clean: ## remove build output (keeps the local run's data in .gpulab/)
+	rm -rf .venv $(TOOLS) agent/bin frontend/dist frontend/.angular

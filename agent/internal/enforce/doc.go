@@ -1,0 +1,20 @@
+// Package enforce keeps each assignment on this node within its share: one
+// Enforcer per enforcement mode ("soft", "cgroup", "mig", "container", the
+// values of the REST Environment.enforcement_mode), chosen by name from a
+// Registry.
+//
+// Contract for every Enforcer:
+//   - Apply is idempotent: calling it twice with the same assignment changes
+//     nothing the second time, and calling it with a changed assignment
+//     (fewer GPUs, less RAM) converges the node to the new one.
+//   - Remove undoes everything Apply did for that assignment, and removing an
+//     assignment that is not applied (never was, or already removed) succeeds.
+//   - Applied reads the host, not the enforcer's memory, so that an agent
+//     restarted after a crash still finds, and can remove, what an earlier
+//     run applied.
+//   - Every OS effect goes through hostexec or another seam the tests replace;
+//     an Enforcer never trusts a name from the control plane unvalidated.
+//
+// The reconciler, not the Enforcer, decides what to apply and remove: it
+// compares the heartbeat's desired assignments with Applied.
+package enforce

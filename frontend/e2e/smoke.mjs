@@ -1,0 +1,110 @@
+// Real-browser smoke test: opens BASE_URL in Debian's headless Chromium and checks that the shell
+// renders and the health panel shows the five services from the live /api/v1/healthz.
+//
+//   BASE_URL=http://127.0.0.1:8080 [SCREENSHOT=/tmp/smoke.png] [CHROMIUM=/usr/bin/chromium] node e2e/smoke.mjs
+//
+// Uses playwright-core only as a driver: the browser is the system one, never a downloaded build.
+import { chromium } from 'playwright-core';
+
+const SERVICES = ['identity', 'pki', 'inventory', 'scheduler', 'notify'];
+// Generous for a cold gateway on a 2-core CI machine; a healthy one answers in milliseconds.
+const TIMEOUT_MS = 20_000;
+
+const baseUrl = process.env.BASE_URL;
+if (!baseUrl) {
+  console.error('e2e: set BASE_URL to the gateway, e.g. BASE_URL=http://127.0.0.1:8080');
+  process.exit(2);
+}
+
+function check(condition, message) {
+  if (!condition) {
+    throw new Error(message);
+  }
+}
+
+async function smoke(page) {
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+
+  const response = await page.goto(baseUrl, { waitUntil: 'load', timeout: TIMEOUT_MS });
+  check(response?.ok(), `GET ${baseUrl} answered ${response?.status()}`);
+
+  // The panel settles on "ready" (a healthz reply, ok or degraded) or "error" (no usable reply).
+  const panel = page.locator(
+    'app-health-panel section[data-state="ready"], app-health-panel section[data-state="error"]',
+  );
+  await panel.first().waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  const state = await panel.first().getAttribute('data-state');
+  if (state !== 'ready') {
+    const alert = await page.locator('app-health-panel [role=alert]').innerText();
+    throw new Error(`health panel shows an error: ${alert.replace(/\s+/g, ' ').trim()}`);
+  }
+
+  const title = await page.title();
+  check(
+    title.includes('gpulab'),
+    `page title is ${JSON.stringify(title)}, expected it to name gpulab`,
+  );
+  const brand = (await page.locator('header .brand').innerText()).trim();
+  check(brand === 'gpulab', `header shows ${JSON.stringify(brand)}, expected "gpulab"`);
+
+  const overall = (await page.locator('[data-testid=overall]').innerText()).trim();
+  check(['ok', 'degraded'].includes(overall), `overall status is ${JSON.stringify(overall)}`);
+
+  const rows = [];
+  for (const name of SERVICES) {
+    const row = page.locator(`[data-service="${name}"]`);
+    check(await row.isVisible(), `service ${name} is not shown`);
+    const shownName = (await row.locator('.service__name').innerText()).trim();
+    check(shownName === name, `service row ${name} shows the name ${JSON.stringify(shownName)}`);
+    rows.push(`${name}=${(await row.locator('.service__state').innerText()).trim()}`);
+  }
+  check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join('; ')}`);
+
+  console.log(`e2e: overall ${overall}; ${rows.join(' ')}`);
+}
+
+async function run() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    let failure = null;
+    try {
+      await smoke(page);
+    } catch (err) {
+      failure = err;
+    }
+    // A screenshot of a failure is the most useful one, so take it either way.
+    if (process.env.SCREENSHOT) {
+      await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true }).catch((err) => {
+        console.error(`e2e: could not save screenshot: ${err.message}`);
+      });
+    }
+    if (failure) {
+      throw failure;
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+try {
+  await run();
+} catch (err) {
+  console.error(`e2e: smoke FAILED: ${err.message}`);
+  console.log('e2e: 0 passed, 1 failed');
+  process.exit(1);
+}
+console.log('e2e: 1 passed, 0 failed');

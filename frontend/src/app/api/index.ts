@@ -1,0 +1,2 @@
+export { API_BASE } from './api-base';
+export * from './healthz';

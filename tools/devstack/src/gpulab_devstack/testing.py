@@ -1,0 +1,177 @@
+"""pytest plugin: one real PostgreSQL and one real NATS (JetStream) per test session.
+
+Loaded by the repository's root conftest. Nothing here is a mock: tests talk to the same servers
+the local run starts, on free loopback ports, in a temporary folder removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+
+from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port
+
+BACKEND = ("identity", "pki", "inventory", "scheduler", "notify")
+
+
+@dataclass
+class Stack:
+    root: Path
+    pg: EmbeddedPostgres
+    nats: EmbeddedNats
+
+    @property
+    def database_url(self) -> str:
+        return self.pg.url
+
+    @property
+    def nats_url(self) -> str:
+        return self.nats.url
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a service process pointed at this stack."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
+        env.update(
+            GPULAB_DATABASE_URL=self.database_url,
+            GPULAB_NATS_URL=self.nats_url,
+            GPULAB_DATA_DIR=str(self.root / "data"),
+            GPULAB_METRICS_PORT="0",
+            GPULAB_LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    logs = root / "logs"
+    logs.mkdir()
+    with open(logs / "postgres.log", "ab") as pg_log, open(logs / "nats.log", "ab") as nats_log:
+        pg = EmbeddedPostgres(root / "postgres", free_port(), pg_log)
+        js = EmbeddedNats(root / "nats", free_port(), nats_log)
+        pg.start()
+        js.start()
+        try:
+            yield Stack(root, pg, js)
+        finally:
+            js.stop()
+            pg.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated(stack: Stack) -> Stack:
+    """Every back-end schema at its latest migration, done once per session by the real command."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gpulab_devstack.migrate_all", *BACKEND],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return stack
+
+
+@pytest.fixture
+async def nc(stack: Stack) -> AsyncIterator[NATS]:
+    conn = await nats.connect(stack.nats_url)
+    yield conn
+    await conn.drain()
+
+
+@dataclass
+class ServiceProcess:
+    """One service run as its own process, the way the local run and a deployment start it."""
+
+    name: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> ServiceProcess:
+        self._log_file = open(self.log, "ab")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"gpulab_{self.name}"],
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(30)
+
+    def stop(self) -> int | None:
+        code = None
+        if self.proc is not None and self.proc.poll() is None:
+            code = self.signal(signal.SIGTERM)
+        elif self.proc is not None:
+            code = self.proc.returncode
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+
+class Launcher:
+    """Starts service processes for one test and ends every one of them afterwards."""
+
+    def __init__(self, stack: Stack, folder: Path) -> None:
+        self._stack = stack
+        self._folder = folder
+        self.started: list[ServiceProcess] = []
+
+    def spawn(self, name: str, **extra: str) -> ServiceProcess:
+        log = self._folder / f"{name}-{len(self.started)}.log"
+        proc = ServiceProcess(name, self._stack.env(**extra), log).start()
+        self.started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.started:
+            if proc.proc is not None and proc.proc.poll() is None:
+                proc.proc.kill()
+                proc.proc.wait()
+            proc.stop()
+
+
+@pytest.fixture
+def services(migrated: Stack, tmp_path: Path) -> Iterator[Launcher]:
+    launcher = Launcher(migrated, tmp_path)
+    yield launcher
+    launcher.close()
+
+
+async def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.1) -> None:
+    """Poll an async or sync predicate until it is truthy, or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(interval_s)
