@@ -12,7 +12,7 @@ PY := .venv/bin/python
 # every service start recompiles its dependencies (seconds per process on 2 cores).
 export UV_COMPILE_BYTECODE := 1
 PY_SOURCES := libs/gpulab-core/src services/*/src tools/devstack/src
-PY_TESTS := $(wildcard libs/*/tests services/*/tests tools/*/tests) tests
+PY_TESTS := $(sort $(dir $(wildcard libs/*/tests/*.py services/*/tests/*.py tools/*/tests/*.py))) tests/
 
 
 .PHONY: browser help install dev test lint typecheck pytest agent-test frontend-test deploy-check e2e gen bench clean
