@@ -175,6 +175,9 @@ async def test_web_app_is_served_with_spa_fallback_once_built(client: httpx.Asyn
 
 async def test_gateway_liveness_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok", "service": "gateway"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"nats": "ok"}
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert "python_info" in metrics.text or "process_" in metrics.text

@@ -171,6 +171,10 @@ class RpcClient:
         self._nc = nc
         self._timeout_s = timeout_s
 
+    @property
+    def connected(self) -> bool:
+        return bool(self._nc.is_connected)
+
     async def call(
         self,
         service: str,

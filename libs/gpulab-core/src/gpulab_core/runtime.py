@@ -85,6 +85,7 @@ class Runtime:
     health_server: health.HealthServer | None = None
     checks: dict[str, health.ReadinessCheck] = field(default_factory=dict)
     _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     # ---- what a service's setup() uses ----
@@ -109,12 +110,16 @@ class Runtime:
     def add_task(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._background.append(factory)
 
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Runs first at shutdown, before background tasks are cancelled (e.g. to drain a server)."""
+        self._on_stop.append(hook)
+
     # ---- lifecycle ----
     async def start(self) -> None:
         s = self.settings
         self.nc = await connect_nats(s.nats_url, f"gpulab-{self.spec.name}-{self.instance}")
         self.js = self.nc.jetstream()
-        await events.ensure_stream(self.js)
+        await events.ensure_stream(self.js, replicas=s.events_replicas)
         self.checks["nats"] = self._check_nats
         if self.spec.tables is not None:
             self.engine = db.create_engine(
@@ -140,6 +145,11 @@ class Runtime:
         log.info("%s started", self.spec.name, extra={"instance": self.instance, "version": self.spec.version})
 
     async def stop(self) -> None:
+        for hook in self._on_stop:
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook failed")
         await self.rpc_server.stop()
         for task in self._tasks:
             task.cancel()

@@ -39,6 +39,8 @@ class CoreSettings(BaseSettings):
     rpc_max_inflight: int = Field(default=64, ge=1, le=10_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
     otel_exporter_otlp_endpoint: str | None = None
+    # JetStream replicas of GPULAB_EVENTS: 1 on one host, 3 on a NATS cluster.
+    events_replicas: int = Field(default=1, ge=1, le=5)
 
     @field_validator("database_url")
     @classmethod

@@ -32,6 +32,13 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
     async def alive() -> JSONResponse:
         return JSONResponse({"status": "ok", "service": "gateway"})
 
+    @app.get("/readyz", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        """Ready when the gateway can reach NATS; the state of the services is /api/v1/healthz."""
+        ok = rpc.connected
+        body = {"status": "ok" if ok else "not_ready", "service": "gateway", "checks": {"nats": "ok" if ok else "down"}}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

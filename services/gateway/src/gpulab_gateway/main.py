@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
 
 log = logging.getLogger(__name__)
+
+# Longer than any request should take; shorter than the 15 s the local run and compose allow a stop.
+DRAIN_TIMEOUT_S = 10.0
 
 
 class _Server(uvicorn.Server):
@@ -40,14 +44,22 @@ async def setup(runtime: Runtime) -> None:
         proxy_headers=True,
     )
     server = _Server(config)
+    stopped = asyncio.Event()
 
     async def serve_http() -> None:
         try:
             await server.serve()
         finally:
-            server.should_exit = True
+            stopped.set()
+
+    async def drain_http() -> None:
+        # Stop accepting, let requests in flight finish (they may still need NATS, closed after this).
+        server.should_exit = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopped.wait(), DRAIN_TIMEOUT_S)
 
     runtime.add_task(serve_http)
+    runtime.on_stop(drain_http)
     log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
 
 

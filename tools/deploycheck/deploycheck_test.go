@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const testCaddyVersion = "v2.11.9"
+
+// edit replaces old with new in one of the copied files; old must occur exactly once, so a test
+// whose anchor text left compose.yaml fails loudly instead of passing without breaking anything.
+type edit struct{ file, old, new string }
+
+// copyRepoFiles copies the real deployment files into a temp root and applies edits.
+func copyRepoFiles(t *testing.T, edits ...edit) deployFiles {
+	t.Helper()
+	src := defaultFiles(filepath.Join("..", ".."))
+	dst := defaultFiles(t.TempDir())
+	for _, pair := range [][2]string{{src.compose, dst.compose}, {src.envFile, dst.envFile}, {src.natsConf, dst.natsConf}} {
+		data, err := os.ReadFile(pair[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(data)
+		for _, e := range edits {
+			if filepath.Base(pair[0]) != e.file {
+				continue
+			}
+			if n := strings.Count(text, e.old); n != 1 {
+				t.Fatalf("edit of %s: %q occurs %d times, want exactly 1", e.file, e.old, n)
+			}
+			text = strings.Replace(text, e.old, e.new, 1)
+		}
+		if err := os.MkdirAll(filepath.Dir(pair[1]), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(pair[1], []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func runChecks(files deployFiles) []error {
+	project, errs := checkCompose(context.Background(), files, testCaddyVersion)
+	return append(errs, checkNATSConf(files, project)...)
+}
+
+func TestRepositoryFilesPassEveryCheck(t *testing.T) {
+	for _, err := range runChecks(copyRepoFiles(t)) {
+		t.Error(err)
+	}
+}
+
+func TestEachBrokenFileIsRefused(t *testing.T) {
+	cases := []struct {
+		name  string
+		edits []edit
+		want  string // a substring of one of the reported problems
+	}{
+		{
+			name:  "typo in a compose key",
+			edits: []edit{{"compose.yaml", "  stop_grace_period: 30s\n", "  stop_grace_periode: 30s\n"}},
+			want:  "stop_grace_periode",
+		},
+		{
+			name:  "service without healthcheck",
+			edits: []edit{{"compose.yaml", "    healthcheck:\n      <<: *readyz\n      test: [CMD, python, -c, \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:9105/readyz', timeout=3)\"]\n", ""}},
+			want:  "notify has no healthcheck",
+		},
+		{
+			name:  "healthcheck on the wrong port",
+			edits: []edit{{"compose.yaml", "http://127.0.0.1:9105/readyz", "http://127.0.0.1:9999/readyz"}},
+			want:  "notify healthcheck must request :9105/readyz",
+		},
+		{
+			name:  "service does not wait for its migration",
+			edits: []edit{{"compose.yaml", "migrate-scheduler: {condition: service_completed_successfully}", "migrate-scheduler: {condition: service_started}"}},
+			want:  "scheduler depends on migrate-scheduler with condition service_started, want service_completed_successfully",
+		},
+		{
+			name:  "migration job missing",
+			edits: []edit{{"compose.yaml", "      migrate-pki: {condition: service_completed_successfully}\n", ""}},
+			want:  "pki must depend on migrate-pki",
+		},
+		{
+			name:  "nats conf not mounted",
+			edits: []edit{{"compose.yaml", "      - ./deploy/nats/nats.conf:/etc/nats/nats.conf:ro\n", ""}},
+			want:  "nats does not mount deploy/nats/nats.conf",
+		},
+		{
+			name:  "secret given a default",
+			edits: []edit{{"compose.yaml", "${GPULAB_CA_PASSPHRASE:?set GPULAB_CA_PASSPHRASE in .env (see deploy/.env.example)}", "${GPULAB_CA_PASSPHRASE:-}"}},
+			want:  "compose.yaml loads without GPULAB_CA_PASSPHRASE",
+		},
+		{
+			name:  "required variable missing from .env.example",
+			edits: []edit{{".env.example", "GPULAB_POSTGRES_PASSWORD=change-me-postgres-password\n", ""}},
+			want:  "GPULAB_POSTGRES_PASSWORD",
+		},
+		{
+			name:  "database published to the host",
+			edits: []edit{{"compose.yaml", "    shm_size: 256mb\n", "    shm_size: 256mb\n    ports: [\"5432:5432\"]\n"}},
+			want:  "postgres publishes 5432/tcp",
+		},
+		{
+			name:  "caddy image drifts from the validating caddy",
+			edits: []edit{{"compose.yaml", "image: caddy:2.11-alpine", "image: caddy:2.10-alpine"}},
+			want:  "caddy image \"caddy:2.10-alpine\" is 2.10",
+		},
+		{
+			name:  "JetStream without sync always",
+			edits: []edit{{"nats.conf", "  sync_interval: always\n", "  sync_interval: \"2m\"\n"}},
+			want:  "sync_interval must be `always`",
+		},
+		{
+			name:  "typo in nats.conf",
+			edits: []edit{{"nats.conf", "  max_memory_store: 256MB\n", "  max_memory_stor: 256MB\n"}},
+			want:  "max_memory_stor",
+		},
+		{
+			name:  "services and nats disagree on the password",
+			edits: []edit{{"compose.yaml", "nats://gpulab:${GPULAB_NATS_PASSWORD", "nats://gpulab2:${GPULAB_NATS_PASSWORD"}},
+			want:  "credentials in GPULAB_NATS_URL do not match",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := runChecks(copyRepoFiles(t, tc.edits...))
+			if len(errs) == 0 {
+				t.Fatal("all checks passed on a broken file")
+			}
+			joined := errors.Join(errs...).Error()
+			if !strings.Contains(joined, tc.want) {
+				t.Fatalf("problems do not mention %q:\n%s", tc.want, joined)
+			}
+		})
+	}
+}
+
+func TestMinorOf(t *testing.T) {
+	for in, want := range map[string]string{"v2.11.9": "2.11", "2.11-alpine": "2.11", "2.15.3": "2.15", "18-alpine": "", "latest": ""} {
+		if got := minorOf(in); got != want {
+			t.Errorf("minorOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
