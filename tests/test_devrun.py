@@ -17,12 +17,15 @@ import psutil
 import pytest
 
 from gpulab_devstack.servers import free_port
+from gpulab_devstack.testing import Stack
 
 pytestmark = pytest.mark.slow
 
 
 class Runner:
-    def __init__(self, data_dir: Path, *, no_frontend: bool = True, frontend_dir: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, no_frontend: bool = True, frontend_dir: Path | None = None, **extra_env: str
+    ) -> None:
         self.http_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
         env.update(
@@ -35,6 +38,7 @@ class Runner:
         )
         if frontend_dir is not None:
             env["GPULAB_FRONTEND_DIR"] = str(frontend_dir)
+        env.update(extra_env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gpulab_devstack", *(["--no-frontend"] if no_frontend else [])],
             env=env,
@@ -158,3 +162,17 @@ def test_killed_runner_leaves_no_orphans(data_dir: Path, runners: list[Runner]) 
             break
         time.sleep(0.3)
     assert left == [], f"orphans after kill -9 of the runner: {[p.cmdline() for p in left]}"
+
+
+def test_external_database_and_nats_are_used_instead_of_embedded_ones(
+    migrated: Stack, data_dir: Path, runners: list[Runner]
+) -> None:
+    run = Runner(data_dir, GPULAB_DATABASE_URL=migrated.database_url, GPULAB_NATS_URL=migrated.nats_url)
+    runners.append(run)
+    run.wait_for("gpulab is up", 90)
+    assert run.healthz()["status"] == "ok"
+    assert any("PostgreSQL: using GPULAB_DATABASE_URL" in line for line in run.lines)
+    assert any("NATS: using GPULAB_NATS_URL" in line for line in run.lines)
+    assert not (data_dir / "postgres").exists()
+    assert not (data_dir / "nats").exists()
+    assert run.interrupt() == 0
