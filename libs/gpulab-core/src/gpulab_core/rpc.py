@@ -103,7 +103,10 @@ class RpcServer:
         )
         for ep in self._endpoints:
             await self._service.add_endpoint(
-                name=ep.operation, subject=subject(self.name, ep.operation), handler=self._dispatcher(ep)
+                # micro endpoint names allow no dots; the subject keeps the operation as written
+                name=ep.operation.replace(".", "_"),
+                subject=subject(self.name, ep.operation),
+                handler=self._dispatcher(ep),
             )
 
     async def stop(self) -> None:

@@ -1,0 +1,35 @@
+"""Event payloads (`Event.data`) on the stream GPULAB_EVENTS, by event type."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from gpulab_core.contracts.common import Contract
+
+USER_INVITED = "identity.user_invited"
+INVITE_DELIVERY = "notify.invite_delivery"
+
+
+class UserInvited(Contract):
+    """An invite to send. Carries the token itself: see docs/adr/0007-invite-token-in-event.md."""
+
+    user_id: uuid.UUID
+    invite_id: uuid.UUID
+    email: str
+    role: Literal["admin", "user"]
+    token: str
+    expires_at: datetime
+    invited_by: uuid.UUID | None
+    invited_by_name: str | None
+
+
+class InviteDelivery(Contract):
+    """notify's progress with one invite email, for the admin's user listing."""
+
+    invite_id: uuid.UUID
+    user_id: uuid.UUID
+    state: Literal["pending", "sent", "retrying", "failed"]
+    detail: str | None
+    at: datetime

@@ -1,0 +1,177 @@
+"""The identity service's RPC contract (subjects `gpulab.rpc.identity.<operation>`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field
+
+from gpulab_core.contracts.common import Contract, Page
+
+SERVICE = "identity"
+
+Role = Literal["admin", "user"]
+UserStatus = Literal["invited", "active", "disabled"]
+DeliveryState = Literal["pending", "sent", "retrying", "failed"]
+
+# Passwords: 12 to 128 characters (code points, after NFC), any Unicode; never truncated.
+PASSWORD_MIN = 12
+PASSWORD_MAX = 128
+# An SSH public key line is far below this; anything longer is refused before parsing.
+SSH_KEY_MAX_BYTES = 16 * 1024
+
+
+class InviteDelivery(Contract):
+    """Where the invite email stands (kept by identity from notify's events)."""
+
+    state: DeliveryState
+    detail: str | None = None
+    updated_at: datetime
+
+
+class User(Contract):
+    id: uuid.UUID
+    email: str
+    name: str | None
+    role: Role
+    status: UserStatus
+    has_ssh_key: bool
+    created_at: datetime
+    invite_delivery: InviteDelivery | None = None
+
+
+class UserPage(Contract):
+    items: list[User]
+    next_cursor: str | None
+
+
+# ---- auth ----
+class LoginRequest(Contract):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=4 * PASSWORD_MAX)  # checked for length by the rules, not here
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+class LoginReply(Contract):
+    session_token: str  # goes into the cookie; identity keeps only its hash
+    csrf_token: str
+    user: User
+    expires_at: datetime  # absolute end of the session
+
+
+class SessionRequest(Contract):
+    session_token: str = Field(max_length=200)
+
+
+class SessionReply(Contract):
+    user: User
+    session_id: uuid.UUID
+    csrf_token: str
+    expires_at: datetime
+
+
+# ---- invites ----
+class InviteRequest(Contract):
+    actor_id: uuid.UUID
+    email: EmailStr
+    role: Role = "user"
+
+
+class InviteTokenRequest(Contract):
+    token: str = Field(max_length=200)
+
+
+class InviteLookupReply(Contract):
+    email: str
+    expires_at: datetime
+
+
+class AcceptInviteRequest(Contract):
+    token: str = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(max_length=4 * PASSWORD_MAX)
+
+
+# ---- users ----
+class ListUsersRequest(Page):
+    status: UserStatus | None = None
+    role: Role | None = None
+
+
+class UserIdRequest(Contract):
+    id: uuid.UUID
+
+
+class UpdateUserRequest(Contract):
+    actor_id: uuid.UUID
+    id: uuid.UUID
+    status: Literal["active", "disabled"] | None = None
+    role: Role | None = None
+
+
+# ---- SSH keys ----
+class SshKey(Contract):
+    id: uuid.UUID
+    type: str
+    fingerprint: str  # `SHA256:...` as `ssh-keygen -l` prints it
+    comment: str
+    created_at: datetime
+
+
+class SshKeyList(Contract):
+    items: list[SshKey]
+
+
+class ListSshKeysRequest(Contract):
+    user_id: uuid.UUID
+
+
+class AddSshKeyRequest(Contract):
+    user_id: uuid.UUID
+    public_key: str = Field(max_length=SSH_KEY_MAX_BYTES * 2)  # the precise limit is the parser's
+
+
+class DeleteSshKeyRequest(Contract):
+    user_id: uuid.UUID
+    id: uuid.UUID
+
+
+# ---- audit log ----
+class AuditEntry(Contract):
+    id: uuid.UUID
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor_email: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    details: dict[str, object]
+
+
+class AuditPage(Contract):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class ListAuditRequest(Page):
+    actor_id: uuid.UUID | None = None
+    action: str | None = Field(default=None, max_length=100)
+    target_type: str | None = Field(default=None, max_length=100)
+    target_id: str | None = Field(default=None, max_length=200)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+# Error codes identity replies with (the gateway maps them to HTTP statuses).
+INVALID_CREDENTIALS = "invalid_credentials"  # 401, the same for an unknown email and a wrong password
+TOO_MANY_ATTEMPTS = "too_many_attempts"  # 429, details.retry_after_s
+UNAUTHENTICATED = "unauthenticated"  # 401, no valid session
+INVITE_EXPIRED = "invite_expired"  # 410
+INVITE_USED = "invite_used"  # 410
+INVALID_PASSWORD = "invalid_password"  # 422
+INVALID_SSH_KEY = "invalid_ssh_key"  # 422
+DUPLICATE_SSH_KEY = "duplicate_ssh_key"  # 409
+ALREADY_ACTIVE = "user_already_active"  # 409: inviting an email that has an active account
+LAST_ADMIN = "last_admin"  # 409: the last active admin cannot be disabled or demoted
