@@ -30,7 +30,8 @@ def main(spec: ServiceSpec, service_dir: Path | None, argv: Sequence[str] | None
     if args.command == "migrate":
         assert service_dir is not None
         try:
-            migrations.upgrade(service_dir, settings.database_url)
+            assert spec.tables is not None, "a service with migrations owns a schema"
+            migrations.upgrade(service_dir, spec.tables.schema, settings.database_url, settings.migration_database_url)
         except Exception as exc:
             print(f"{program}: migration failed: {exc}", file=sys.stderr)  # noqa: T201
             return 1

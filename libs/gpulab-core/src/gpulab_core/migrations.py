@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, make_url, text
 from sqlalchemy.engine import Connection
 
 from gpulab_core.db import async_url, create_engine
@@ -28,8 +28,48 @@ def alembic_config(service_dir: Path, database_url: str) -> Config:
     return cfg
 
 
-def upgrade(service_dir: Path, database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(service_dir, database_url), revision)
+def upgrade(
+    service_dir: Path, schema: str, database_url: str, migration_url: str | None = None, revision: str = "head"
+) -> None:
+    """Migrate as the owner (`migration_url`, default `database_url`), then, when the services run as
+    another role, give that role exactly what it may do in this schema (see `grant_app_access`)."""
+    owner_url = migration_url or database_url
+    command.upgrade(alembic_config(service_dir, owner_url), revision)
+    app_role = make_url(async_url(database_url)).username
+    if app_role and app_role != make_url(async_url(owner_url)).username:
+        asyncio.run(_grant(owner_url, schema, app_role))
+
+
+# Tables whose comment starts with this are append-only: the app role may read and insert, nothing else.
+APPEND_ONLY = "append-only"
+
+
+async def _grant(owner_url: str, schema: str, app_role: str) -> None:
+    engine = create_engine(owner_url, schema=None, app_name=f"gpulab-migrate-{schema}", poolclass=sa.pool.NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(grant_app_access, schema, app_role)
+    finally:
+        await engine.dispose()
+
+
+def grant_app_access(conn: Connection, schema: str, app_role: str) -> None:
+    """Idempotent: re-run after every migration, so new tables are covered. The services' role
+    owns nothing, so it can neither alter tables nor disable the triggers that guard them."""
+    quote = conn.dialect.identifier_preparer.quote
+    role, sch = quote(app_role), quote(schema)
+    conn.execute(text(f"GRANT USAGE ON SCHEMA {sch} TO {role}"))
+    conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {sch} TO {role}"))
+    conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {sch} TO {role}"))
+    append_only = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :s AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') LIKE :p"
+        ),
+        {"s": schema, "p": APPEND_ONLY + "%"},
+    ).scalars()
+    for table in append_only:
+        conn.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {sch}.{quote(table)} FROM {role}"))
 
 
 def run_env(schema: str, metadata: MetaData) -> None:

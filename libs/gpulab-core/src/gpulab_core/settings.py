@@ -24,7 +24,10 @@ class CoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     # The local run's embedded servers listen here (see tools/devstack); a deployment sets both.
-    database_url: str = "postgresql://postgres@127.0.0.1:54329/gpulab"
+    database_url: str = "postgresql://gpulab_app@127.0.0.1:54329/gpulab"
+    # Who runs migrations (owns the schemas); unset: the same role as the services. When it differs,
+    # the services' role gets only the privileges it needs, and none on append-only tables' history.
+    migration_database_url: str | None = None
     nats_url: str = "nats://127.0.0.1:42229"
     data_dir: Path = Path(".gpulab")
     public_url: str = "http://localhost:8080"
@@ -42,10 +45,10 @@ class CoreSettings(BaseSettings):
     # JetStream replicas of GPULAB_EVENTS: 1 on one host, 3 on a NATS cluster.
     events_replicas: int = Field(default=1, ge=1, le=5)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
-    def _postgres_only(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return value
 

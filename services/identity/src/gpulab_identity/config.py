@@ -1,5 +1,21 @@
+from pydantic import Field, SecretStr
+
 from gpulab_core.settings import CoreSettings
 
 
 class Settings(CoreSettings):
     metrics_port: int = 9101
+    # When both are set and no admin exists, that admin is created at start.
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    invite_ttl_hours: int = Field(default=72, ge=1, le=30 * 24)
+    # A session ends after this long without a request, and after the absolute limit in any case.
+    session_idle_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    session_absolute_hours: int = Field(default=24, ge=1, le=30 * 24)
+    # Failed logins evaluated per hour; beyond that the login is refused unevaluated (429).
+    # The per-account limit is capped at 100 (issue 3); per address it is higher, for shared NATs.
+    login_max_failures_per_account: int = Field(default=30, ge=1, le=100)
+    login_max_failures_per_ip: int = Field(default=300, ge=1, le=100_000)
+    # argon2id parameters: OWASP's minimum is m=19 MiB, t=2, p=1; lower is refused.
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=19 * 1024, le=1024 * 1024)
+    argon2_time_cost: int = Field(default=2, ge=2, le=20)

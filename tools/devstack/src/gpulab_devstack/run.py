@@ -72,7 +72,8 @@ class DevRun:
         if not self.env.get("GPULAB_DATABASE_URL"):
             port = int(self.env.get("GPULAB_DEV_PG_PORT", DEFAULT_PG_PORT))
             self.pg = EmbeddedPostgres(self.data_dir / "postgres", port, open(logs / "postgres.log", "ab"))
-            self.env["GPULAB_DATABASE_URL"] = self.pg.start()
+            self.env["GPULAB_MIGRATION_DATABASE_URL"] = self.pg.start()
+            self.env["GPULAB_DATABASE_URL"] = self.pg.app_url
             self.say(f"PostgreSQL (embedded) at {self.pg.url}, data in {self.pg.data_dir}")
         else:
             self.say("PostgreSQL: using GPULAB_DATABASE_URL")

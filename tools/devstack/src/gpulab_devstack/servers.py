@@ -26,6 +26,7 @@ import psutil
 # PostgreSQL refuses to run as root; the local run (and CI) may be root, so it runs as this user.
 PG_SYSTEM_USER = "gpulab-postgres"
 DATABASE = "gpulab"
+APP_ROLE = "gpulab_app"
 
 
 _PR_SET_PDEATHSIG = 1
@@ -91,7 +92,13 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
+        """The superuser: owns the schemas and runs migrations."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def app_url(self) -> str:
+        """The role the services run as: no superuser, owns nothing (see migrations.grant_app_access)."""
+        return f"postgresql://{APP_ROLE}@127.0.0.1:{self.port}/{DATABASE}"
 
     def start(self, timeout_s: float = 60) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +150,11 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         if found.stdout.strip() != "1":
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
+        create_role = (
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
+            f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; END IF; END $$"
+        )
+        subprocess.run([*psql, create_role], check=True, capture_output=True)
 
     def _as_user(self) -> dict[str, Any]:
         """subprocess arguments that drop root: the user's own group too, or root's group bits apply."""

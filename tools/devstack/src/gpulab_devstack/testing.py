@@ -34,7 +34,13 @@ class Stack:
 
     @property
     def database_url(self) -> str:
+        """The superuser's URL: for tests that set up or inspect anything."""
         return self.pg.url
+
+    @property
+    def app_database_url(self) -> str:
+        """The services' role: what a service process connects as."""
+        return self.pg.app_url
 
     @property
     def nats_url(self) -> str:
@@ -44,7 +50,8 @@ class Stack:
         """Environment for a service process pointed at this stack."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
         env.update(
-            GPULAB_DATABASE_URL=self.database_url,
+            GPULAB_DATABASE_URL=self.app_database_url,
+            GPULAB_MIGRATION_DATABASE_URL=self.database_url,
             GPULAB_NATS_URL=self.nats_url,
             GPULAB_DATA_DIR=str(self.root / "data"),
             GPULAB_METRICS_PORT="0",

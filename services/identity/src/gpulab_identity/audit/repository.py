@@ -1,0 +1,168 @@
+"""Every SQL statement of the audit log: append (hash-chained), list, verify."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from gpulab_core.contracts.identity import AuditEntry, ListAuditRequest
+from gpulab_identity import pagination
+from gpulab_identity.models import audit_log
+
+GENESIS = bytes(32)
+# Appends are serialised so that each row's prev_hash is the hash of the row before it.
+_CHAIN_LOCK = zlib.crc32(b"gpulab-identity-audit-chain")
+
+
+def canonical(
+    *,
+    id: uuid.UUID,
+    at: datetime,
+    actor_id: uuid.UUID | None,
+    actor_email: str | None,
+    action: str,
+    target_type: str | None,
+    target_id: str | None,
+    details: dict[str, Any],
+) -> bytes:
+    body = {
+        "id": str(id),
+        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor_id": str(actor_id) if actor_id else None,
+        "actor_email": actor_email,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "details": details,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain(prev_hash: bytes, row_bytes: bytes) -> bytes:
+    return hashlib.sha256(prev_hash + row_bytes).digest()
+
+
+async def append(
+    session: AsyncSession,
+    *,
+    action: str,
+    actor_id: uuid.UUID | None = None,
+    actor_email: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+    prev = await session.scalar(select(audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1))
+    entry_id = uuid.uuid4()
+    # Microseconds are what PostgreSQL keeps: hash exactly what will be read back.
+    at = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "id": entry_id,
+        "at": at,
+        "actor_id": actor_id,
+        "actor_email": actor_email,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "details": details or {},
+    }
+    prev_hash = prev or GENESIS
+    await session.execute(
+        audit_log.insert().values(**fields, prev_hash=prev_hash, hash=chain(prev_hash, canonical(**fields)))
+    )
+    return entry_id
+
+
+def _entry(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor_id=row.actor_id,
+        actor_email=row.actor_email,
+        action=row.action,
+        target_type=row.target_type,
+        target_id=row.target_id,
+        details=row.details,
+    )
+
+
+async def list_entries(session: AsyncSession, req: ListAuditRequest) -> tuple[list[AuditEntry], str | None]:
+    """Newest first; the cursor is the last row's seq."""
+    conds = []
+    if req.actor_id is not None:
+        conds.append(audit_log.c.actor_id == req.actor_id)
+    if req.action is not None:
+        conds.append(audit_log.c.action == req.action)
+    if req.target_type is not None:
+        conds.append(audit_log.c.target_type == req.target_type)
+    if req.target_id is not None:
+        conds.append(audit_log.c.target_id == req.target_id)
+    if req.since is not None:
+        conds.append(audit_log.c.at >= req.since)
+    if req.until is not None:
+        conds.append(audit_log.c.at < req.until)
+    if req.cursor:
+        (seq,) = pagination.decode(req.cursor, 1)
+        if not isinstance(seq, int):
+            seq = -1
+        conds.append(audit_log.c.seq < seq)
+    query = select(audit_log).where(and_(True, *conds)).order_by(audit_log.c.seq.desc()).limit(req.limit + 1)
+    rows = (await session.execute(query)).all()
+    more = len(rows) > req.limit
+    rows = rows[: req.limit]
+    return [_entry(r) for r in rows], pagination.encode(rows[-1].seq) if more and rows else None
+
+
+@dataclass(frozen=True)
+class Verification:
+    rows: int
+    broken_at_seq: int | None  # the first row whose hash or link does not match
+    broken_id: uuid.UUID | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at_seq is None
+
+
+async def verify(conn: AsyncConnection, batch: int = 1000) -> Verification:
+    """Recompute the whole chain in seq order; stream in batches so the log can be large."""
+    prev = GENESIS
+    count = 0
+    last_seq = 0
+    while True:
+        rows = (
+            await conn.execute(
+                select(audit_log).where(audit_log.c.seq > last_seq).order_by(audit_log.c.seq).limit(batch)
+            )
+        ).all()
+        if not rows:
+            return Verification(count, None, None)
+        for r in rows:
+            expected = chain(
+                prev,
+                canonical(
+                    id=r.id,
+                    at=r.at,
+                    actor_id=r.actor_id,
+                    actor_email=r.actor_email,
+                    action=r.action,
+                    target_type=r.target_type,
+                    target_id=r.target_id,
+                    details=r.details,
+                ),
+            )
+            if bytes(r.prev_hash) != prev or bytes(r.hash) != expected:
+                return Verification(count, r.seq, r.id)
+            prev = bytes(r.hash)
+            count += 1
+            last_seq = r.seq

@@ -1,0 +1,84 @@
+"""identity's NATS endpoints: parse (the contract models), call the rules, one transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from gpulab_core.contracts import identity as c
+from gpulab_core.errors import NotFound
+from gpulab_core.rpc import Endpoint
+from gpulab_identity.audit import repository as audit_repo
+from gpulab_identity.auth import service as auth
+from gpulab_identity.deps import Deps
+from gpulab_identity.invites import service as invites
+from gpulab_identity.ssh_keys import service as keys
+from gpulab_identity.users import repository as users_repo
+from gpulab_identity.users import service as users
+
+Req = TypeVar("Req", bound=BaseModel)
+
+
+def endpoints(deps: Deps) -> list[Endpoint[Any]]:
+    def tx(fn: Callable[[Any, Req], Awaitable[Any]]) -> Callable[[Req], Awaitable[Any]]:
+        """The edge owns the transaction: commit when the rule returns, roll back when it raises."""
+
+        async def run(req: Req) -> Any:
+            async with deps.sessions() as session, session.begin():
+                return await fn(session, req)
+
+        return run
+
+    async def login(req: c.LoginRequest) -> c.LoginReply:
+        async with deps.sessions() as session, session.begin():
+            outcome = await auth.login(session, req, deps.settings, deps.passwords)
+        # Raised after the commit: a failure's record (rate limit, audit) must be kept.
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.reply is not None
+        return outcome.reply
+
+    async def get_user(session: Any, req: c.UserIdRequest) -> c.User:
+        user = await users_repo.get(session, req.id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    async def list_users(session: Any, req: c.ListUsersRequest) -> c.UserPage:
+        items, cursor = await users_repo.list_page(session, req)
+        return c.UserPage(items=items, next_cursor=cursor)
+
+    async def list_audit(session: Any, req: c.ListAuditRequest) -> c.AuditPage:
+        items, cursor = await audit_repo.list_entries(session, req)
+        return c.AuditPage(items=items, next_cursor=cursor)
+
+    async def list_keys(session: Any, req: c.ListSshKeysRequest) -> c.SshKeyList:
+        return c.SshKeyList(items=await keys.list_keys(session, req.user_id))
+
+    async def delete_key(session: Any, req: c.DeleteSshKeyRequest) -> dict[str, str]:
+        await keys.remove(session, req.user_id, req.id)
+        return {}
+
+    async def logout(session: Any, req: c.SessionRequest) -> dict[str, str]:
+        await auth.logout(session, req.session_token)
+        return {}
+
+    ttl = timedelta(hours=deps.settings.invite_ttl_hours)
+    return [
+        Endpoint("auth.login", c.LoginRequest, login),
+        Endpoint("auth.logout", c.SessionRequest, tx(logout)),
+        Endpoint("auth.session", c.SessionRequest, tx(lambda s, r: auth.current(s, r.session_token, deps.settings))),
+        Endpoint("invites.create", c.InviteRequest, tx(lambda s, r: invites.create(s, r, ttl))),
+        Endpoint("invites.lookup", c.InviteTokenRequest, tx(lambda s, r: invites.lookup(s, r.token))),
+        Endpoint("invites.accept", c.AcceptInviteRequest, tx(lambda s, r: invites.accept(s, r, deps.passwords))),
+        Endpoint("users.list", c.ListUsersRequest, tx(list_users)),
+        Endpoint("users.get", c.UserIdRequest, tx(get_user)),
+        Endpoint("users.update", c.UpdateUserRequest, tx(users.update_user)),
+        Endpoint("ssh_keys.list", c.ListSshKeysRequest, tx(list_keys)),
+        Endpoint("ssh_keys.add", c.AddSshKeyRequest, tx(lambda s, r: keys.add(s, r.user_id, r.public_key))),
+        Endpoint("ssh_keys.delete", c.DeleteSshKeyRequest, tx(delete_key)),
+        Endpoint("audit.list", c.ListAuditRequest, tx(list_audit)),
+    ]

@@ -1,0 +1,170 @@
+"""Invites: create (or replace), look up, accept. Never commits; the handler owns the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpulab_core import outbox
+from gpulab_core.contracts import events
+from gpulab_core.contracts.identity import AcceptInviteRequest, InviteLookupReply, InviteRequest, User
+from gpulab_core.errors import NotFound
+from gpulab_identity import tokens
+from gpulab_identity.audit import repository as audit
+from gpulab_identity.errors import AlreadyActive, InviteExpired, InviteUsed
+from gpulab_identity.models import invites, tables
+from gpulab_identity.passwords import Passwords, check_rules
+from gpulab_identity.users import repository as users_repo
+
+
+async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta) -> User:
+    email = str(req.email).strip()
+    existing = await users_repo.get_by_email_for_update(session, email)
+    if existing is not None and existing.status != "invited":
+        raise AlreadyActive(f"{existing.email} already has an account ({existing.status})")
+    if existing is None:
+        user_id = await users_repo.insert(session, email=email, role=req.role, status="invited")
+    else:
+        user_id = existing.id
+        if existing.role != req.role:
+            await users_repo.set_fields(session, user_id, role=req.role)
+        # Re-inviting replaces the old token: the old link stops working at once.
+        await session.execute(
+            update(invites)
+            .where(invites.c.user_id == user_id, invites.c.used_at.is_(None), invites.c.replaced_at.is_(None))
+            .values(replaced_at=func.now())
+        )
+    token = tokens.new_token()
+    invite_id = uuid.uuid4()
+    expires_at = datetime.now(UTC) + ttl
+    await session.execute(
+        invites.insert().values(
+            id=invite_id,
+            user_id=user_id,
+            token_hash=tokens.digest(token),
+            expires_at=expires_at,
+            created_by=req.actor_id,
+            delivery_state="pending",
+            delivery_updated_at=func.now(),
+        )
+    )
+    inviter = await users_repo.get(session, req.actor_id)
+    payload = events.UserInvited(
+        user_id=user_id,
+        invite_id=invite_id,
+        email=email,
+        role=req.role,
+        token=token,
+        expires_at=expires_at,
+        invited_by=req.actor_id,
+        invited_by_name=(inviter.name or inviter.email) if inviter else None,
+    )
+    await outbox.emit(session, tables.outbox, events.USER_INVITED, payload.model_dump(mode="json"), source="identity")
+    await audit.append(
+        session,
+        action="user.invited",
+        actor_id=req.actor_id,
+        actor_email=inviter.email if inviter else None,
+        target_type="user",
+        target_id=str(user_id),
+        details={
+            "email": email,
+            "role": req.role,
+            "reinvite": existing is not None,
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    user = await users_repo.get(session, user_id)
+    assert user is not None
+    return user
+
+
+async def _classify_unusable(session: AsyncSession, token_hash: bytes) -> Exception:
+    row = (await session.execute(select(invites).where(invites.c.token_hash == token_hash))).first()
+    if row is None:
+        return NotFound("no such invite")
+    if row.used_at is not None:
+        return InviteUsed("this invite has already been used")
+    if row.replaced_at is not None:
+        return InviteExpired("this invite was replaced by a newer one; use the link in the latest email")
+    return InviteExpired("this invite has expired; ask an admin to invite you again")
+
+
+async def lookup(session: AsyncSession, token: str) -> InviteLookupReply:
+    token_hash = tokens.digest(token)
+    row = (
+        await session.execute(
+            select(invites.c.expires_at, invites.c.user_id).where(
+                invites.c.token_hash == token_hash,
+                invites.c.used_at.is_(None),
+                invites.c.replaced_at.is_(None),
+                invites.c.expires_at > func.now(),
+            )
+        )
+    ).first()
+    if row is None:
+        raise await _classify_unusable(session, token_hash)
+    user = await users_repo.get(session, row.user_id)
+    assert user is not None
+    return InviteLookupReply(email=user.email, expires_at=row.expires_at)
+
+
+async def accept(session: AsyncSession, req: AcceptInviteRequest, passwords: Passwords) -> User:
+    password = check_rules(req.password)  # before claiming: a bad password must not use up the invite
+    token_hash = tokens.digest(req.token)
+    # The claim is one conditional UPDATE: of any number of concurrent accepts, exactly one gets the
+    # row; the others wait for its commit and then find used_at set.
+    claimed = (
+        await session.execute(
+            update(invites)
+            .where(
+                invites.c.token_hash == token_hash,
+                invites.c.used_at.is_(None),
+                invites.c.replaced_at.is_(None),
+                invites.c.expires_at > func.now(),
+            )
+            .values(used_at=func.now())
+            .returning(invites.c.user_id, invites.c.id)
+        )
+    ).first()
+    if claimed is None:
+        raise await _classify_unusable(session, token_hash)
+    password_hash = await passwords.hash(password)
+    await users_repo.set_fields(
+        session, claimed.user_id, name=req.name.strip(), password_hash=password_hash, status="active"
+    )
+    user = await users_repo.get(session, claimed.user_id)
+    assert user is not None
+    await audit.append(
+        session,
+        action="user.invite_accepted",
+        actor_id=user.id,
+        actor_email=user.email,
+        target_type="user",
+        target_id=str(user.id),
+        details={"invite_id": str(claimed.id)},
+    )
+    return user
+
+
+async def record_delivery(session: AsyncSession, data: events.InviteDelivery) -> None:
+    """notify's progress; an older report never overwrites a newer one (events may arrive out of order)."""
+    await session.execute(
+        update(invites)
+        .where(
+            invites.c.id == data.invite_id,
+            (invites.c.delivery_updated_at.is_(None)) | (invites.c.delivery_updated_at <= data.at),
+        )
+        .values(delivery_state=data.state, delivery_detail=data.detail, delivery_updated_at=data.at)
+    )
+    if data.state == "failed":
+        await audit.append(
+            session,
+            action="user.invite_delivery_failed",
+            target_type="user",
+            target_id=str(data.user_id),
+            details={"invite_id": str(data.invite_id), "detail": data.detail},
+        )

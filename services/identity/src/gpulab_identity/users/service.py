@@ -1,0 +1,69 @@
+"""The rules about users: status and role changes. Never commits; the handler owns the transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpulab_core.contracts.identity import UpdateUserRequest, User
+from gpulab_core.errors import InvalidRequest, NotFound
+from gpulab_identity.audit import repository as audit
+from gpulab_identity.errors import LastAdmin
+from gpulab_identity.models import sessions
+from gpulab_identity.users import repository as repo
+
+
+async def actor_email(session: AsyncSession, actor_id: uuid.UUID | None) -> str | None:
+    if actor_id is None:
+        return None
+    actor = await repo.get(session, actor_id)
+    return actor.email if actor else None
+
+
+async def end_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(
+        update(sessions).where(sessions.c.user_id == user_id, sessions.c.ended_at.is_(None)).values(ended_at=func.now())
+    )
+
+
+async def update_user(session: AsyncSession, req: UpdateUserRequest) -> User:
+    if req.status is None and req.role is None:
+        raise InvalidRequest("nothing to change: give status and/or role")
+    row = await repo.get_row_for_update(session, req.id)
+    if row is None:
+        raise NotFound("no such user")
+    changes: dict[str, str] = {}
+    if req.status is not None and req.status != row.status:
+        if row.status == "invited":
+            raise InvalidRequest("an invited user becomes active by accepting the invite")
+        changes["status"] = req.status
+    if req.role is not None and req.role != row.role:
+        changes["role"] = req.role
+    if (
+        changes
+        and row.role == "admin"
+        and row.status == "active"
+        and (changes.get("status") == "disabled" or changes.get("role") == "user")
+    ):
+        if await repo.lock_active_admins(session) <= 1:
+            raise LastAdmin("the last active admin cannot be disabled or made a user")
+    if changes:
+        await repo.set_fields(session, req.id, **changes)
+        if changes.get("status") == "disabled":
+            await end_sessions(session, req.id)
+        email = await actor_email(session, req.actor_id)
+        for field, value in changes.items():
+            await audit.append(
+                session,
+                action=f"user.{field}_changed",
+                actor_id=req.actor_id,
+                actor_email=email,
+                target_type="user",
+                target_id=str(req.id),
+                details={"email": row.email, "from": getattr(row, field), "to": value},
+            )
+    user = await repo.get(session, req.id)
+    assert user is not None
+    return user

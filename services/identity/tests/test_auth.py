@@ -1,0 +1,132 @@
+"""Login, sessions, logout, rate limits, disabled users."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from gpulab_core import db
+from gpulab_core.errors import RemoteError
+from gpulab_core.rpc import subject
+from gpulab_devstack.testing import Stack
+
+from .conftest import ADMIN_PASSWORD, Identity, unique_email
+from .test_invites import invite, latest_token
+
+PASSWORD = "a perfectly fine password"
+
+
+async def make_user(identity: Identity, stack: Stack, role: str = "user") -> tuple[str, str]:
+    email = unique_email()
+    user = await invite(identity, email, role)
+    token = await latest_token(identity, stack, email)
+    await identity.call("invites.accept", {"token": token, "name": "Test", "password": PASSWORD})
+    return str(user["id"]), email
+
+
+async def raw_login(identity: Identity, email: str, password: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"email": email, "password": password, "client_ip": "203.0.113.9"}).encode()
+    msg = await identity.runtime.nc.request(subject("identity", "auth.login"), body, timeout=30)
+    return msg.data, dict(msg.headers or {})
+
+
+async def test_unknown_email_and_wrong_password_get_the_very_same_reply(identity: Identity, migrated: Stack) -> None:
+    _, email = await make_user(identity, migrated)
+    unknown = await raw_login(identity, unique_email("ghost"), PASSWORD)
+    wrong = await raw_login(identity, email, PASSWORD + "x")
+    assert unknown == wrong, "byte for byte, headers included"
+    assert json.loads(unknown[0])["error"]["code"] == "invalid_credentials"
+
+
+async def test_login_gives_a_new_session_each_time_and_logout_ends_it(identity: Identity, migrated: Stack) -> None:
+    _, email = await make_user(identity, migrated)
+    first = await identity.call("auth.login", {"email": email, "password": PASSWORD})
+    second = await identity.call("auth.login", {"email": email, "password": PASSWORD})
+    assert first["session_token"] != second["session_token"]
+    assert first["csrf_token"] != second["csrf_token"]
+    me = await identity.call("auth.session", {"session_token": first["session_token"]})
+    assert me["user"]["email"] == email
+    assert me["csrf_token"] == first["csrf_token"]
+    await identity.call("auth.logout", {"session_token": first["session_token"]})
+    with pytest.raises(RemoteError) as gone:
+        await identity.call("auth.session", {"session_token": first["session_token"]})
+    assert gone.value.code == "unauthenticated"
+    # the other session is unaffected
+    assert (await identity.call("auth.session", {"session_token": second["session_token"]}))["user"]
+
+
+async def test_idle_and_absolute_timeouts_end_a_session(identity: Identity, migrated: Stack) -> None:
+    _, email = await make_user(identity, migrated)
+    idle = await identity.call("auth.login", {"email": email, "password": PASSWORD})
+    old = await identity.call("auth.login", {"email": email, "password": PASSWORD})
+    engine = db.create_engine(migrated.database_url, schema=None, app_name="test")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE identity.sessions SET last_seen_at = now() - interval '3 hours' WHERE id = :i"),
+                {"i": (await identity.call("auth.session", {"session_token": idle["session_token"]}))["session_id"]},
+            )
+            await conn.execute(
+                text("UPDATE identity.sessions SET expires_at = now() - interval '1 second' WHERE id = :i"),
+                {"i": (await identity.call("auth.session", {"session_token": old["session_token"]}))["session_id"]},
+            )
+    finally:
+        await engine.dispose()
+    for token in (idle["session_token"], old["session_token"]):
+        with pytest.raises(RemoteError) as exc:
+            await identity.call("auth.session", {"session_token": token})
+        assert exc.value.code == "unauthenticated"
+
+
+async def test_disabled_user_cannot_log_in_and_their_sessions_end(identity: Identity, migrated: Stack) -> None:
+    user_id, email = await make_user(identity, migrated)
+    session = await identity.call("auth.login", {"email": email, "password": PASSWORD})
+    await identity.call("users.update", {"actor_id": str(identity.admin_id), "id": user_id, "status": "disabled"})
+    with pytest.raises(RemoteError) as out:
+        await identity.call("auth.session", {"session_token": session["session_token"]})
+    assert out.value.code == "unauthenticated"
+    disabled, _ = await raw_login(identity, email, PASSWORD)
+    unknown, _ = await raw_login(identity, unique_email("ghost"), PASSWORD)
+    assert disabled == unknown, "a disabled account is not told apart from a wrong password"
+    await identity.call("users.update", {"actor_id": str(identity.admin_id), "id": user_id, "status": "active"})
+    assert (await identity.call("auth.login", {"email": email, "password": PASSWORD}))["user"]
+
+
+async def test_failed_logins_are_limited_per_account_with_retry_after(identity: Identity, migrated: Stack) -> None:
+    _, email = await make_user(identity, migrated)
+    for _ in range(5):  # the fixture's limit
+        with pytest.raises(RemoteError) as bad:
+            await identity.call("auth.login", {"email": email, "password": "wrong wrong wrong"})
+        assert bad.value.code == "invalid_credentials"
+    with pytest.raises(RemoteError) as limited:
+        await identity.call("auth.login", {"email": email, "password": PASSWORD})  # even the right one
+    assert limited.value.code == "too_many_attempts"
+    assert 0 < limited.value.details["retry_after_s"] <= 3601
+
+
+async def test_last_admin_cannot_be_disabled_or_demoted(identity: Identity) -> None:
+    admins = await identity.call("users.list", {"role": "admin", "status": "active", "limit": 500})
+    others = [u["id"] for u in admins["items"] if u["id"] != str(identity.admin_id)]
+    for other in others:  # earlier tests may have made admins: leave exactly one
+        await identity.call("users.update", {"actor_id": str(identity.admin_id), "id": other, "status": "disabled"})
+    for change in ({"status": "disabled"}, {"role": "user"}):
+        with pytest.raises(RemoteError) as exc:
+            await identity.call(
+                "users.update", {"actor_id": str(identity.admin_id), "id": str(identity.admin_id), **change}
+            )
+        assert exc.value.code == "last_admin"
+    login = await identity.call("auth.login", {"email": identity.admin_email, "password": ADMIN_PASSWORD})
+    assert login["user"]["role"] == "admin"
+
+
+async def test_concurrent_logins_each_get_their_own_session(identity: Identity, migrated: Stack) -> None:
+    _, email = await make_user(identity, migrated)
+    replies = await asyncio.gather(
+        *(identity.call("auth.login", {"email": email, "password": PASSWORD}) for _ in range(5))
+    )
+    assert len({r["session_token"] for r in replies}) == 5
+    assert all(uuid.UUID(r["user"]["id"]) for r in replies)

@@ -1,0 +1,163 @@
+"""Invites: single use under concurrency, expiry, replacement, and the event notify sends mail from."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+
+from gpulab_core import db
+from gpulab_core.errors import RemoteError
+from gpulab_devstack.testing import Stack
+from gpulab_identity.models import invites
+
+from .conftest import Identity, unique_email
+
+
+async def invite(identity: Identity, email: str, role: str = "user") -> Any:
+    return await identity.call("invites.create", {"actor_id": str(identity.admin_id), "email": email, "role": role})
+
+
+async def token_for(stack: Stack, email: str) -> str:
+    """The token as notify receives it: from the identity.user_invited event in the outbox or stream."""
+    engine = db.create_engine(stack.database_url, schema=None, app_name="test")
+    try:
+        for _ in range(100):
+            async with engine.connect() as conn:
+                rows = (await conn.execute(text("SELECT payload FROM identity.outbox ORDER BY seq DESC"))).all()
+            for (payload,) in rows:
+                if payload["type"] == "identity.user_invited" and payload["data"]["email"] == email:
+                    return str(payload["data"]["token"])
+            break
+    finally:
+        await engine.dispose()
+    raise AssertionError("no invite event in the outbox (already relayed?)")
+
+
+async def latest_token(identity: Identity, stack: Stack, email: str) -> str:
+    """Reads the stream, since the relay may already have published the outbox row."""
+    js = identity.runtime.js
+    sub = await js.pull_subscribe("gpulab.events.identity.user_invited", stream="GPULAB_EVENTS")
+    found: str | None = None
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(200, timeout=1)
+            except Exception:
+                break
+            for m in msgs:
+                data = json.loads(m.data)["data"]
+                if data["email"] == email:
+                    found = data["token"]
+                await m.ack()
+    finally:
+        await sub.unsubscribe()
+    if found is None:
+        found = await token_for(stack, email)
+    return found
+
+
+async def test_invite_creates_an_invited_user_and_an_event_with_the_token(identity: Identity, migrated: Stack) -> None:
+    email = unique_email()
+    user = await invite(identity, email)
+    assert user["status"] == "invited"
+    assert user["email"] == email
+    assert user["has_ssh_key"] is False
+    assert user["invite_delivery"]["state"] == "pending"
+    token = await latest_token(identity, migrated, email)
+    assert len(token) >= 43, "256 random bits, URL-safe"
+    engine = db.create_engine(migrated.database_url, schema=None, app_name="test")
+    try:
+        async with engine.connect() as conn:
+            stored = (await conn.execute(text("SELECT token_hash FROM identity.invites"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert token.encode() not in [bytes(s) for s in stored], "only a hash is stored"
+    looked_up = await identity.call("invites.lookup", {"token": token})
+    assert looked_up["email"] == email
+
+
+async def test_hundred_concurrent_accepts_create_exactly_one_account(identity: Identity, migrated: Stack) -> None:
+    email = unique_email()
+    await invite(identity, email)
+    token = await latest_token(identity, migrated, email)
+
+    async def accept(i: int) -> str:
+        try:
+            await identity.call("invites.accept", {"token": token, "name": f"N{i}", "password": "a long password 123"})
+        except RemoteError as exc:
+            return exc.code
+        return "ok"
+
+    results = await asyncio.gather(*(accept(i) for i in range(100)))
+    assert results.count("ok") == 1
+    assert results.count("invite_used") == 99
+    users = await identity.call("users.list", {"status": "active", "limit": 500})
+    assert [u["email"] for u in users["items"]].count(email) == 1
+    with pytest.raises(RemoteError) as used:
+        await identity.call("invites.lookup", {"token": token})
+    assert used.value.code == "invite_used"
+
+
+async def test_expired_invite_is_refused_with_invite_expired(identity: Identity, migrated: Stack) -> None:
+    email = unique_email()
+    user = await invite(identity, email)
+    token = await latest_token(identity, migrated, email)
+    engine = db.create_engine(migrated.database_url, schema=None, app_name="test")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(invites)
+                .where(invites.c.user_id == uuid.UUID(str(user["id"])))
+                .values(expires_at=text("now() - interval '1 second'"))
+            )
+    finally:
+        await engine.dispose()
+    for op, payload in [
+        ("invites.lookup", {"token": token}),
+        ("invites.accept", {"token": token, "name": "X", "password": "a long password 123"}),
+    ]:
+        with pytest.raises(RemoteError) as exc:
+            await identity.call(op, payload)
+        assert exc.value.code == "invite_expired"
+
+
+async def test_reinvite_replaces_the_old_token(identity: Identity, migrated: Stack) -> None:
+    email = unique_email()
+    await invite(identity, email)
+    first = await latest_token(identity, migrated, email)
+    again = await invite(identity, email, role="admin")
+    assert again["role"] == "admin"
+    second = await latest_token(identity, migrated, email)
+    assert first != second
+    with pytest.raises(RemoteError) as old:
+        await identity.call("invites.lookup", {"token": first})
+    assert old.value.code == "invite_expired"
+    assert (await identity.call("invites.lookup", {"token": second}))["email"] == email
+
+
+async def test_bad_password_does_not_use_up_the_invite(identity: Identity, migrated: Stack) -> None:
+    email = unique_email()
+    await invite(identity, email)
+    token = await latest_token(identity, migrated, email)
+    for bad in ["short", "x" * 129, "twelve chars\x00!"]:
+        with pytest.raises(RemoteError) as exc:
+            await identity.call("invites.accept", {"token": token, "name": "A", "password": bad})
+        assert exc.value.code == "invalid_password"
+    user = await identity.call("invites.accept", {"token": token, "name": "Ådà", "password": "pässwörd-ünïcödé-🔑"})
+    assert user["status"] == "active"
+    login = await identity.call("auth.login", {"email": email.upper(), "password": "pässwörd-ünïcödé-🔑"})
+    assert login["user"]["email"] == email
+
+
+async def test_unknown_token_is_not_found_and_an_active_email_cannot_be_invited(identity: Identity) -> None:
+    with pytest.raises(RemoteError) as exc:
+        await identity.call("invites.lookup", {"token": "nope"})
+    assert exc.value.code == "not_found"
+    with pytest.raises(RemoteError) as dup:
+        await invite(identity, identity.admin_email)
+    assert dup.value.code == "user_already_active"
