@@ -34,6 +34,7 @@ class Runner:
             GPULAB_METRICS_PORT="0",
             GPULAB_DEV_PG_PORT=str(free_port()),
             GPULAB_DEV_NATS_PORT=str(free_port()),
+            GPULAB_DEV_SMTP_PORT=str(free_port()),
             PYTHONUNBUFFERED="1",
         )
         if frontend_dir is not None:

@@ -17,7 +17,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from gpulab_devstack import mailsink
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, die_with_parent
 
 SERVICES = ("identity", "pki", "inventory", "scheduler", "notify", "gateway")
@@ -31,10 +33,12 @@ COLOURS = {
     "gateway": 96,
     "web": 37,
     "migrate": 37,
+    "mail": 93,
     "dev": 1,
 }
 DEFAULT_PG_PORT = 54329
 DEFAULT_NATS_PORT = 42229
+DEFAULT_SMTP_PORT = 1025
 
 
 class Output:
@@ -58,6 +62,7 @@ class DevRun:
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.pg: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
+        self.mail: Any = None
         self.env = dict(os.environ)
         self.stopping = False
 
@@ -84,11 +89,19 @@ class DevRun:
             self.say(f"NATS with JetStream (embedded) at {self.nats.url}")
         else:
             self.say("NATS: using GPULAB_NATS_URL")
+        if not self.env.get("GPULAB_SMTP_HOST"):
+            port = int(self.env.get("GPULAB_DEV_SMTP_PORT", DEFAULT_SMTP_PORT))
+            self.mail = mailsink.start(self.data_dir / "mail", port, lambda text: self.out.line("mail", text))
+            self.env.update(GPULAB_SMTP_HOST="127.0.0.1", GPULAB_SMTP_PORT=str(port), GPULAB_SMTP_SECURITY="none")
+            self.say(f"mail goes to a local catcher on 127.0.0.1:{port}: shown here, kept in {self.data_dir / 'mail'}")
+        self.env.setdefault("GPULAB_PUBLIC_URL", f"http://127.0.0.1:{self.env.get('GPULAB_HTTP_PORT', '8080')}")
         self.env.setdefault("GPULAB_DATA_DIR", str(self.data_dir))
         self.env.setdefault("GPULAB_LOG_FORMAT", "text")
         self.env["PYTHONUNBUFFERED"] = "1"
 
     def stop_servers(self) -> None:
+        if self.mail is not None:
+            mailsink.stop(self.mail)
         if self.nats:
             self.nats.stop()
         if self.pg:
@@ -192,6 +205,15 @@ class DevRun:
                 self.say(f"gpulab is up in {time.monotonic() - started:.1f}s: {base}/  (API: {base}/api/v1/docs)")
                 self.say("health: " + json.dumps(await asyncio.to_thread(_get_json, f"{base}/api/v1/healthz")))
                 self.say(f"data is kept in {self.data_dir}; press Ctrl-C to stop")
+                if not (
+                    self.env.get("GPULAB_BOOTSTRAP_ADMIN_EMAIL") and self.env.get("GPULAB_BOOTSTRAP_ADMIN_PASSWORD")
+                ):
+                    self.say(
+                        "first admin: .venv/bin/gpulab admin create --email you@example.org  (asks for a password),"
+                    )
+                    self.say(
+                        "  or start with GPULAB_BOOTSTRAP_ADMIN_EMAIL=... GPULAB_BOOTSTRAP_ADMIN_PASSWORD=... make dev"
+                    )
             elif not stop.is_set():
                 self.say(f"!! not healthy after 90s: see {base}/api/v1/healthz and the logs above")
             await stop.wait()
