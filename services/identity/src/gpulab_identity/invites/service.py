@@ -22,6 +22,9 @@ from gpulab_identity.users import repository as users_repo
 
 async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta) -> User:
     email = str(req.email).strip()
+    # Two invites of one new address at once: there is no row to lock yet, so lock the address itself;
+    # the second then finds the first's user and re-invites instead of failing on the unique index.
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext("invite:" + email.lower()))))
     existing = await users_repo.get_by_email_for_update(session, email)
     if existing is not None and existing.status != "invited":
         raise AlreadyActive(f"{existing.email} already has an account ({existing.status})")
