@@ -6,13 +6,21 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from gpulab_core.contracts.common import Contract
+from pydantic import BaseModel, ConfigDict
+
+
+class EventPayload(BaseModel):
+    """Lenient about unknown fields, unlike RPC requests: a producer may add a field before every
+    consumer knows it, and an event stays in the stream for weeks."""
+
+    model_config = ConfigDict(extra="ignore")
+
 
 USER_INVITED = "identity.user_invited"
 INVITE_DELIVERY = "notify.invite_delivery"
 
 
-class UserInvited(Contract):
+class UserInvited(EventPayload):
     """An invite to send. Carries the token itself: see docs/adr/0007-invite-token-in-event.md."""
 
     user_id: uuid.UUID
@@ -25,7 +33,7 @@ class UserInvited(Contract):
     invited_by_name: str | None
 
 
-class InviteDelivery(Contract):
+class InviteDelivery(EventPayload):
     """notify's progress with one invite email, for the admin's user listing."""
 
     invite_id: uuid.UUID

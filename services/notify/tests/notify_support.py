@@ -1,0 +1,88 @@
+"""Shared pieces of the notify tests: publishing an invite event, watching delivery events, reading rows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gpulab_core.contracts.events import INVITE_DELIVERY, USER_INVITED, UserInvited
+from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
+
+PUBLIC_URL = "https://gpulab.example.org/"  # with the trailing slash an admin may well type
+# Characters that must be escaped in a URL path, to prove the link survives any token.
+TOKEN_TAIL = "/+=?&#%"
+
+
+def new_invite(*, expires_in: timedelta = timedelta(days=7), name: str | None = "Ada Admin") -> UserInvited:
+    return UserInvited(
+        user_id=uuid.uuid4(),
+        invite_id=uuid.uuid4(),
+        email=f"user-{uuid.uuid4().hex[:10]}@example.org",
+        role="user",
+        token="tok-" + uuid.uuid4().hex + TOKEN_TAIL,
+        expires_at=datetime.now(UTC) + expires_in,
+        invited_by=uuid.uuid4(),
+        invited_by_name=name,
+    )
+
+
+async def publish_invite(
+    nc: NATS, invite: UserInvited, event_id: uuid.UUID | None = None, extra: dict[str, Any] | None = None
+) -> Event:
+    """What identity's outbox relay does: the envelope on the stream, deduplicated by its id.
+    `extra`: fields a newer identity might add to the payload."""
+    event = Event(
+        id=event_id or uuid.uuid4(),
+        type=USER_INVITED,
+        source="identity",
+        occurred_at=datetime.now(UTC),
+        data={**invite.model_dump(mode="json"), **(extra or {})},
+    )
+    await nc.jetstream().publish(
+        f"{EVENT_SUBJECT_PREFIX}.{USER_INVITED}",
+        event.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": str(event.id)},
+    )
+    return event
+
+
+@dataclass
+class DeliveryEvents:
+    """Every `notify.invite_delivery` event published while it listens, by invite id."""
+
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    _sub: Subscription | None = None
+
+    async def listen(self, nc: NATS) -> DeliveryEvents:
+        async def got(msg: Msg) -> None:
+            self.seen.append(json.loads(msg.data))
+
+        self._sub = await nc.subscribe(f"{EVENT_SUBJECT_PREFIX}.{INVITE_DELIVERY}", cb=got)
+        return self
+
+    def states(self, invite: UserInvited) -> list[str]:
+        return [e["data"]["state"] for e in self.for_invite(invite)]
+
+    def for_invite(self, invite: UserInvited) -> list[dict[str, Any]]:
+        return [e for e in self.seen if e["data"]["invite_id"] == str(invite.invite_id)]
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+
+async def delivery_row(engine: AsyncEngine, invite: UserInvited) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(text("SELECT * FROM notify.deliveries WHERE invite_id = :id"), {"id": invite.invite_id})
+        ).first()
+    return None if row is None else dict(row._mapping)
