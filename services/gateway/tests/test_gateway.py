@@ -10,13 +10,18 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from nats.aio.client import Client as NATS
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
 from gpulab_devstack.testing import BACKEND, Stack
+from gpulab_gateway import middleware
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
+from gpulab_gateway.middleware import route_template
 
 
 def settings_for(stack: Stack, **extra: object) -> Settings:
@@ -182,3 +187,45 @@ async def test_gateway_liveness_and_metrics(client: httpx.AsyncClient) -> None:
     assert metrics.status_code == 200
     assert "python_info" in metrics.text or "process_" in metrics.text
     json.dumps(metrics.text)  # plain text exposition format
+
+
+async def test_account_routes_are_503_while_identity_does_not_answer(client: httpx.AsyncClient) -> None:
+    login = await client.post("/api/v1/auth/login", json={"email": "a@example.org", "password": "x" * 12})
+    client.cookies.set("gpulab_session", "some-token")
+    me = await client.get("/api/v1/auth/me")
+    for reply in (login, me):
+        assert reply.status_code == 503
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json()["code"] == "service_unavailable"
+        assert reply.json()["detail"] == "identity is not running"
+
+
+async def test_a_body_that_is_not_even_text_is_malformed_json(client: httpx.AsyncClient) -> None:
+    reply = await client.post(
+        "/api/v1/auth/login", content=b'{"email": "\xff\xfe"}', headers={"content-type": "application/json"}
+    )
+    assert reply.status_code == 422
+    assert reply.json()["code"] == "malformed_json"
+
+
+async def test_spans_are_named_by_route_template_never_by_a_path_with_a_secret(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(middleware, "tracer", provider.get_tracer("test"))
+
+    await client.get("/api/v1/auth/invites/secret-invite-token")
+    await client.get("/api/v1/no/such/secret-path")
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert names == ["GET /api/v1/auth/invites/{token}", "GET /{path}"]
+
+
+def test_route_templates_put_every_parameter_back() -> None:
+    assert route_template("/api/v1/auth/invites/s3cret/accept", {"token": "s3cret"}) == (
+        "/api/v1/auth/invites/{token}/accept"
+    )
+    assert route_template("/a/x/y", {"path": "a/x/y"}) == "/{path}"
+    assert route_template("/users/1/keys/2", {"id": "1", "key": "2"}) == "/users/{id}/keys/{key}"
+    assert route_template("/", {}) == "/"

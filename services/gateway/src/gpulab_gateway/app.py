@@ -7,9 +7,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gpulab_core.rpc import RpcClient
-from gpulab_gateway import __version__, frontend, health, problems
+from gpulab_gateway import __version__, frontend, health, openapi, problems
+from gpulab_gateway.audit import api as audit_api
+from gpulab_gateway.auth import api as auth_api
 from gpulab_gateway.config import Settings
 from gpulab_gateway.middleware import BodySizeLimit, TraceContext
+from gpulab_gateway.sessions import SessionCache
+from gpulab_gateway.ssh_keys import api as ssh_keys_api
+from gpulab_gateway.users import api as users_api
 
 API_PREFIX = "/api/v1"
 
@@ -25,8 +30,15 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rpc = rpc
+    # A session ended here stays refused for longer than a lookup already in flight can take.
+    app.state.session_cache = SessionCache(
+        settings.session_cache_s, settings.session_cache_size, grace_s=settings.rpc_timeout_s
+    )
     problems.install(app)
+    openapi.install(app)
     app.include_router(health.router, prefix=API_PREFIX)
+    for router in (auth_api.router, users_api.router, ssh_keys_api.router, audit_api.router):
+        app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
     async def alive() -> JSONResponse:

@@ -15,3 +15,14 @@ class Settings(CoreSettings):
     # How long /api/v1/healthz waits for each service before calling it `down`.
     health_timeout_s: float = Field(default=1.5, gt=0, le=30)
     frontend_dir: Path = Path("frontend/dist/gpulab/browser")
+    # How long a session that identity confirmed is trusted without asking again. It bounds how long
+    # a user disabled (or a session ended) through another gateway replica keeps working here;
+    # 0 asks identity on every request. Capped at 10 s so that bound stays short.
+    session_cache_s: float = Field(default=2.0, ge=0, le=10)
+    # Sessions remembered at once (least recently used dropped first): ~1 KiB each.
+    session_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are `Secure` whenever the public URL is https (API.md, Conventions)."""
+        return self.public_url.lower().startswith("https://")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,6 +83,23 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, guarded_send)
 
 
+def route_template(path: str, params: Mapping[str, Any]) -> str:
+    """The path with each path parameter's value put back as `{name}` (searched from the right).
+
+    Built from the ASGI scope's `path_params`, so it holds whatever way the framework nests routers.
+    """
+    segments = path.split("/")
+    for name, value in params.items():
+        parts = str(value).split("/")
+        if parts == [""]:
+            continue
+        for i in range(len(segments) - len(parts), -1, -1):
+            if segments[i : i + len(parts)] == parts:
+                segments[i : i + len(parts)] = ["{" + name + "}"]
+                break
+    return "/".join(segments)
+
+
 class TraceContext:
     """Continues the caller's `traceparent` (or starts a trace) and returns its id in `X-Trace-Id`."""
 
@@ -93,12 +112,19 @@ class TraceContext:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         ctx = telemetry.extract(headers)
-        name = f"{scope['method']} {scope['path']}"
-        with tracer.start_as_current_span(name, context=ctx, kind=trace.SpanKind.SERVER) as span:
+        method = scope["method"]
+        # Named by the route's template once routing found it, never by the raw path: paths carry
+        # secrets (an invite token) and unbounded ids that must not end up in a trace store.
+        with tracer.start_as_current_span(method, context=ctx, kind=trace.SpanKind.SERVER) as span:
             trace_id = format(span.get_span_context().trace_id, "032x")
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
+                    params = scope.get("path_params")
+                    if scope.get("route") is not None and isinstance(params, dict):
+                        route = route_template(scope["path"], params)
+                        span.update_name(f"{method} {route}")
+                        span.set_attribute("http.route", route)
                     span.set_attribute("http.status_code", message["status"])
                     message["headers"] = [*message.get("headers", []), (b"x-trace-id", trace_id.encode())]
                 await send(message)

@@ -1,0 +1,76 @@
+"""`/me/ssh-keys`: the caller's own SSH public keys, which their assignments' nodes will trust."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts.common import Contract
+from gpulab_gateway import sessions, upstream
+from gpulab_gateway.openapi import problems
+
+router = APIRouter(prefix="/me/ssh-keys", tags=["ssh keys"])
+
+
+class NewSshKey(Contract):
+    public_key: str = Field(
+        max_length=contract.SSH_KEY_MAX_BYTES * 2,
+        description="one line as in `~/.ssh/id_ed25519.pub`: type, base64 key, optional comment",
+    )
+
+
+class SshKeyList(BaseModel):
+    items: list[contract.SshKey]
+    next_cursor: str | None = Field(description="always null: a user's keys fit in one page")
+
+
+@router.get("", summary="My SSH public keys", responses=problems(401))
+async def list_keys(session: sessions.UserRead, request: Request) -> SshKeyList:
+    keys = await upstream.identity(
+        request, "ssh_keys.list", contract.ListSshKeysRequest(user_id=session.user.id), contract.SshKeyList
+    )
+    return SshKeyList(items=keys.items, next_cursor=None)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Add an SSH public key",
+    responses=problems(
+        401,
+        403,
+        409,
+        422,
+        meaning={
+            409: "`duplicate_ssh_key`: you have this key already",
+            422: "`invalid_ssh_key` (with `reason`), `invalid_request` or `malformed_json`",
+        },
+    ),
+)
+async def add_key(body: NewSshKey, session: sessions.UserWrite, request: Request) -> contract.SshKey:
+    key = await upstream.identity(
+        request,
+        "ssh_keys.add",
+        contract.AddSshKeyRequest(user_id=session.user.id, public_key=body.public_key),
+        contract.SshKey,
+    )
+    sessions.cache_of(request).forget(session.key)  # the user's `has_ssh_key` may have changed
+    return key
+
+
+@router.delete(
+    "/{id}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove one of my SSH public keys",
+    responses=problems(401, 403, 404, 422),
+)
+async def delete_key(id: uuid.UUID, session: sessions.UserWrite, request: Request) -> Response:
+    await upstream.identity_command(
+        request, "ssh_keys.delete", contract.DeleteSshKeyRequest(user_id=session.user.id, id=id)
+    )
+    sessions.cache_of(request).forget(session.key)
+    return Response(status_code=204)

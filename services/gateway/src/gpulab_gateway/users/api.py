@@ -1,0 +1,90 @@
+"""`/users`: the admin's view of accounts: invite, list, look at, enable or disable, change role."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
+from gpulab_gateway import sessions, upstream
+from gpulab_gateway.openapi import problems
+from gpulab_gateway.users.schemas import NewInvite, UserChange, UserList
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+ADMIN_ONLY = {403: "`csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin"}
+ADMIN_READ = {403: "`forbidden`: not an admin"}
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")]
+
+
+@router.post(
+    "/invites",
+    status_code=201,
+    summary="Invite someone: creates the user (status `invited`) and sends the invite email",
+    responses=problems(
+        401,
+        403,
+        409,
+        422,
+        meaning={**ADMIN_ONLY, 409: "`user_already_active`: that email has an account already"},
+    ),
+)
+async def invite(body: NewInvite, session: sessions.AdminWrite, request: Request) -> contract.User:
+    return await upstream.identity(
+        request,
+        "invites.create",
+        contract.InviteRequest(actor_id=session.user.id, email=body.email, role=body.role),
+        contract.User,
+    )
+
+
+@router.get("", summary="Users, a page at a time", responses=problems(401, 403, 422, meaning=ADMIN_READ))
+async def list_users(
+    _session: sessions.AdminRead,
+    request: Request,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    status: Annotated[contract.UserStatus | None, Query(description="only users in this state")] = None,
+    role: Annotated[contract.Role | None, Query(description="only users with this role")] = None,
+) -> UserList:
+    page = await upstream.identity(
+        request,
+        "users.list",
+        contract.ListUsersRequest(limit=limit, cursor=cursor, status=status, role=role),
+        contract.UserPage,
+    )
+    return UserList(items=page.items, next_cursor=page.next_cursor)
+
+
+@router.get("/{id}", summary="One user", responses=problems(401, 403, 404, 422, meaning=ADMIN_READ))
+async def get_user(id: uuid.UUID, _session: sessions.AdminRead, request: Request) -> contract.User:
+    return await upstream.identity(request, "users.get", contract.UserIdRequest(id=id), contract.User)
+
+
+@router.patch(
+    "/{id}",
+    summary="Enable or disable a user, or change their role; a disabled user's sessions end",
+    responses=problems(
+        401,
+        403,
+        404,
+        409,
+        422,
+        meaning={**ADMIN_ONLY, 409: "`last_admin`: the last active admin cannot be disabled or demoted"},
+    ),
+)
+async def update_user(id: uuid.UUID, body: UserChange, session: sessions.AdminWrite, request: Request) -> contract.User:
+    user = await upstream.identity(
+        request,
+        "users.update",
+        contract.UpdateUserRequest(actor_id=session.user.id, id=id, status=body.status, role=body.role),
+        contract.User,
+    )
+    # This replica stops trusting its cached sessions of that user at once; others within their TTL.
+    sessions.cache_of(request).forget_user(user.id)
+    return user
