@@ -53,6 +53,15 @@ describe('App', () => {
     httpTesting.expectOne('/api/v1/healthz');
   });
 
+  it('shows the invite page inside the shell at /invite/:token', async () => {
+    const el = await render('/invite/abc%3D');
+
+    expect(el.querySelector('header .brand')).not.toBeNull();
+    expect(el.querySelector('main h1')?.textContent).toBe('Join gpulab');
+    expect(el.querySelector('nav a[aria-current=page]')).toBeNull();
+    httpTesting.expectOne('/api/v1/auth/invites/abc%3D');
+  });
+
   it('shows a not-found page for an unknown address', async () => {
     const el = await render('/no/such/page');
 
