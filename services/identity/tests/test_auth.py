@@ -130,3 +130,16 @@ async def test_concurrent_logins_each_get_their_own_session(identity: Identity, 
     )
     assert len({r["session_token"] for r in replies}) == 5
     assert all(uuid.UUID(r["user"]["id"]) for r in replies)
+
+
+async def test_long_passwords_are_not_truncated(identity: Identity, migrated: Stack) -> None:
+    email = unique_email()
+    await invite(identity, email)
+    token = await latest_token(identity, migrated, email)
+    password = "é" * 100 + "🔑" * 27 + "a"  # 128 characters, 331 bytes in UTF-8
+    await identity.call("invites.accept", {"token": token, "name": "Long", "password": password})
+    assert (await identity.call("auth.login", {"email": email, "password": password}))["user"]
+    for near_miss in (password[:-1] + "b", password[:72], password[:-1]):
+        with pytest.raises(RemoteError) as exc:
+            await identity.call("auth.login", {"email": email, "password": near_miss})
+        assert exc.value.code == "invalid_credentials"
