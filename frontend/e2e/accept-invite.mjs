@@ -1,0 +1,134 @@
+// Real-browser check of the invite flow: opens the link from an invite email in Debian's headless
+// Chromium, fills in the form and waits for the welcome. It accepts the invite for real, so each run
+// needs a fresh invite.
+//
+//   INVITE_URL='https://gpulab.example.org/invite/<token>' NAME='Ada Lovelace' PASSWORD='...' \
+//     [SCREENSHOT=/tmp/invite.png] [CHROMIUM=/usr/bin/chromium] node e2e/accept-invite.mjs
+//
+// Uses playwright-core only as a driver: the browser is the system one, never a downloaded build.
+import { chromium } from 'playwright-core';
+
+// Generous for a cold gateway on a 2-core CI machine; a healthy one answers in milliseconds.
+const TIMEOUT_MS = 20_000;
+
+const { INVITE_URL: inviteUrl, NAME: name, PASSWORD: password } = process.env;
+const missing = Object.entries({ INVITE_URL: inviteUrl, NAME: name, PASSWORD: password })
+  .filter(([, value]) => !value)
+  .map(([key]) => key);
+if (missing.length > 0) {
+  console.error(
+    `e2e: set ${missing.join(', ')}, e.g. INVITE_URL=http://127.0.0.1:8080/invite/<token> ` +
+      `NAME='Ada Lovelace' PASSWORD='a long passphrase'`,
+  );
+  process.exit(2);
+}
+
+function check(condition, message) {
+  if (!condition) {
+    throw new Error(message);
+  }
+}
+
+const oneLine = (text) => text.replace(/\s+/g, ' ').trim();
+
+async function acceptInvite(page) {
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+
+  const response = await page.goto(inviteUrl, { waitUntil: 'load', timeout: TIMEOUT_MS });
+  check(response?.ok(), `GET ${inviteUrl} answered ${response?.status()}`);
+
+  // The page settles on the form, or on a message saying why the invite cannot be used.
+  const section = page.locator('app-accept-invite section.invite:not([data-state="loading"])');
+  await section.waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  const state = await section.getAttribute('data-state');
+  if (state !== 'form') {
+    const alert = await section.locator('[role=alert]').first().innerText();
+    throw new Error(`the invite page shows no form (${state}): ${oneLine(alert)}`);
+  }
+
+  const email = page.getByLabel('Email', { exact: true });
+  const shownEmail = await email.inputValue();
+  check(shownEmail.trim() !== '', 'the email field is empty');
+  check(await email.isEditable().then((editable) => !editable), 'the email field is editable');
+  console.log(`e2e: invite for ${shownEmail}`);
+
+  await page.getByLabel('Your name', { exact: true }).fill(name);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  const submit = page.getByRole('button', { name: 'Create account' });
+  check(
+    await submit.isDisabled(),
+    'Create account is enabled before the password was repeated; the rules are not enforced',
+  );
+  await page.getByLabel('Repeat password', { exact: true }).fill(password);
+  if (await submit.isDisabled()) {
+    const errors = await page.locator('.field__error').allInnerTexts();
+    throw new Error(
+      `Create account stays disabled after filling the form: ${errors.map(oneLine).join('; ') || 'no error shown'}`,
+    );
+  }
+  await submit.click();
+
+  // The request settles on the welcome, or the form shows why it failed.
+  const outcome = page.locator(
+    '[data-testid=welcome], [data-testid=gone], form [role=alert], #invite-password-error',
+  );
+  await outcome.first().waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  const welcome = page.locator('[data-testid=welcome]');
+  if (!(await welcome.isVisible())) {
+    throw new Error(`accepting the invite failed: ${oneLine(await outcome.first().innerText())}`);
+  }
+  const text = oneLine(await welcome.innerText());
+  check(
+    text.includes('Your account is ready.') && text.startsWith('Welcome, '),
+    `unexpected welcome text: ${JSON.stringify(text)}`,
+  );
+  check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join('; ')}`);
+
+  console.log(`e2e: ${text.slice(0, text.indexOf('ready.') + 'ready.'.length)}`);
+}
+
+async function run() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    let failure = null;
+    try {
+      await acceptInvite(page);
+    } catch (err) {
+      failure = err;
+    }
+    // A screenshot of a failure is the most useful one, so take it either way.
+    if (process.env.SCREENSHOT) {
+      await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true }).catch((err) => {
+        console.error(`e2e: could not save screenshot: ${err.message}`);
+      });
+    }
+    if (failure) {
+      throw failure;
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+try {
+  await run();
+} catch (err) {
+  console.error(`e2e: accept-invite FAILED: ${err.message}`);
+  console.log('e2e: 0 passed, 1 failed');
+  process.exit(1);
+}
+console.log('e2e: 1 passed, 0 failed');
