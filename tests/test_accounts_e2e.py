@@ -4,7 +4,9 @@ and adds an SSH key, and the audit log has it all."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from .test_devrun import Runner
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 ADMIN = ("admin@lab.example", "admin password for e2e")
 
 
@@ -38,13 +41,26 @@ def test_invite_mail_accept_login_and_ssh_key(tmp_path: Path) -> None:
             assert token is not None, link_line
             assert link_line.split("link: ")[1].startswith(f"http://127.0.0.1:{run.http_port}/invite/")
 
+            # The person follows the link in the email, in a real browser, and sets name and password.
+            link = link_line.split("link: ")[1].strip()
+            shot = tmp_path / "accepted.png"
+            browser = subprocess.run(
+                ["node", str(REPO / "frontend/e2e/accept-invite.mjs")],
+                env={
+                    **os.environ,
+                    "INVITE_URL": link,
+                    "NAME": "Ada",
+                    "PASSWORD": "analytical engine 1843",
+                    "SCREENSHOT": str(shot),
+                    "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium",
+                },
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert browser.returncode == 0, browser.stdout + browser.stderr
+            assert "ada@lab.example" in browser.stdout, "the page showed the invited email"
             with httpx.Client(base_url=base, timeout=30) as ada:
-                lookup = ada.get(f"/auth/invites/{token.group(1)}")
-                assert lookup.json()["email"] == "ada@lab.example"
-                accepted = ada.post(
-                    f"/auth/invites/{token.group(1)}/accept", json={"name": "Ada", "password": "analytical engine 1843"}
-                )
-                assert accepted.status_code == 201, accepted.text
                 again = ada.post(f"/auth/invites/{token.group(1)}/accept", json={"name": "Eve", "password": "x" * 20})
                 assert again.status_code == 410
                 login = ada.post("/auth/login", json={"email": "ada@lab.example", "password": "analytical engine 1843"})
