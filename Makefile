@@ -49,7 +49,7 @@ typecheck: .venv/.installed ## mypy --strict over every Python package and its t
 	for d in $(PY_TESTS); do .venv/bin/mypy $$d; done
 
 pytest: .venv/.installed browser ## pytest against real PostgreSQL, NATS and (web smoke test) chromium
-	$(PY) -m pytest
+	$(PY) -m gpulab_devstack.pytest_all
 
 # Debian's chromium for the real-browser smoke test (never a browser download by a test tool).
 browser:
