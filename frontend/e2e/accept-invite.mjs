@@ -6,7 +6,7 @@
 //     [SCREENSHOT=/tmp/invite.png] [CHROMIUM=/usr/bin/chromium] node e2e/accept-invite.mjs
 //
 // Uses playwright-core only as a driver: the browser is the system one, never a downloaded build.
-import { chromium } from 'playwright-core';
+import { runInBrowser } from './browser.mjs';
 
 // Generous for a cold gateway on a 2-core CI machine; a healthy one answers in milliseconds.
 const TIMEOUT_MS = 20_000;
@@ -88,47 +88,4 @@ async function acceptInvite(page) {
   console.log(`e2e: ${text.slice(0, text.indexOf('ready.') + 'ready.'.length)}`);
 }
 
-async function run() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    let failure = null;
-    try {
-      await acceptInvite(page);
-    } catch (err) {
-      failure = err;
-    }
-    // A screenshot of a failure is the most useful one, so take it either way.
-    if (process.env.SCREENSHOT) {
-      await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true }).catch((err) => {
-        console.error(`e2e: could not save screenshot: ${err.message}`);
-      });
-    }
-    if (failure) {
-      throw failure;
-    }
-  } finally {
-    await browser.close();
-  }
-}
-
-try {
-  await run();
-} catch (err) {
-  console.error(`e2e: accept-invite FAILED: ${err.message}`);
-  console.log('e2e: 0 passed, 1 failed');
-  process.exit(1);
-}
-console.log('e2e: 1 passed, 0 failed');
+await runInBrowser('accept-invite', acceptInvite);

@@ -4,7 +4,7 @@
 //   BASE_URL=http://127.0.0.1:8080 [SCREENSHOT=/tmp/smoke.png] [CHROMIUM=/usr/bin/chromium] node e2e/smoke.mjs
 //
 // Uses playwright-core only as a driver: the browser is the system one, never a downloaded build.
-import { chromium } from 'playwright-core';
+import { runInBrowser } from './browser.mjs';
 
 const SERVICES = ['identity', 'pki', 'inventory', 'scheduler', 'notify'];
 // Generous for a cold gateway on a 2-core CI machine; a healthy one answers in milliseconds.
@@ -64,47 +64,4 @@ async function smoke(page) {
   console.log(`e2e: overall ${overall}; ${rows.join(' ')}`);
 }
 
-async function run() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    let failure = null;
-    try {
-      await smoke(page);
-    } catch (err) {
-      failure = err;
-    }
-    // A screenshot of a failure is the most useful one, so take it either way.
-    if (process.env.SCREENSHOT) {
-      await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true }).catch((err) => {
-        console.error(`e2e: could not save screenshot: ${err.message}`);
-      });
-    }
-    if (failure) {
-      throw failure;
-    }
-  } finally {
-    await browser.close();
-  }
-}
-
-try {
-  await run();
-} catch (err) {
-  console.error(`e2e: smoke FAILED: ${err.message}`);
-  console.log('e2e: 0 passed, 1 failed');
-  process.exit(1);
-}
-console.log('e2e: 1 passed, 0 failed');
+await runInBrowser('smoke', smoke);

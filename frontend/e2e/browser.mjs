@@ -1,0 +1,48 @@
+// Shared by the browser scripts: Debian's chromium driven by playwright-core (never a browser
+// download), a screenshot whatever the outcome, and the plain "N passed, N failed" closing line.
+import { chromium } from 'playwright-core';
+
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export async function runInBrowser(name, scenario) {
+  try {
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      args: FLAGS,
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      let failure = null;
+      try {
+        await scenario(page);
+      } catch (err) {
+        failure = err;
+      }
+      // A screenshot of a failure is the most useful one, so take it either way.
+      if (process.env.SCREENSHOT) {
+        await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true }).catch((err) => {
+          console.error(`e2e: could not save screenshot: ${err.message}`);
+        });
+      }
+      if (failure) {
+        throw failure;
+      }
+    } finally {
+      await browser.close();
+    }
+  } catch (err) {
+    console.error(`e2e: ${name} FAILED: ${err.message}`);
+    console.log('e2e: 0 passed, 1 failed');
+    process.exit(1);
+  }
+  console.log('e2e: 1 passed, 0 failed');
+}
