@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import rpc
+from bench import lists, rpc
+
+BENCHMARKS = {"rpc": rpc.main, "lists": lists.main}
 
 
 def main() -> int:
-    asyncio.run(rpc.main(sys.argv[1:]))
+    """`python -m bench [name ...] [-- options]`: all benchmarks by default."""
+    names = [a for a in sys.argv[1:] if a in BENCHMARKS] or list(BENCHMARKS)
+    options = [a for a in sys.argv[1:] if a not in BENCHMARKS]
+    for name in names:
+        asyncio.run(BENCHMARKS[name](options))
     return 0
 
 

