@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.rpc import measure
+from bench.rpc import compare_row, print_header
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port, pg_bin, wait_for_port
 
 USERS = 200
@@ -90,7 +90,8 @@ async def main(argv: list[str]) -> None:
 
                 async def via_gateway() -> object:
                     r = await gw.get("/api/v1/users", params={"limit": 50})
-                    assert r.status_code == 200 and len(r.json()["items"]) == 50, r.text
+                    assert r.status_code == 200, r.text
+                    assert len(r.json()["items"]) == 50
                     return r
 
                 async def baseline() -> object:
@@ -98,17 +99,9 @@ async def main(argv: list[str]) -> None:
                     assert len(r.json()["items"]) == 50
                     return r
 
-                print(f"GET /api/v1/users?limit=50 ({USERS} users), n={args.n}")  # noqa: T201
-                print("| concurrency | bare req/s | gpulab req/s | ratio (gpulab/bare) | bare p50 ms | gpulab p50 ms |")  # noqa: T201
-                print("|---|---|---|---|---|---|")  # noqa: T201
+                print_header(f"GET /api/v1/users?limit=50 ({USERS} users), n={args.n}")
                 for concurrency in (1, 8, 32):
-                    await measure(baseline, 100, concurrency)
-                    await measure(via_gateway, 100, concurrency)
-                    b_rps, b_p50 = await measure(baseline, args.n, concurrency)
-                    g_rps, g_p50 = await measure(via_gateway, args.n, concurrency)
-                    print(  # noqa: T201
-                        f"| {concurrency} | {b_rps:,.0f} | {g_rps:,.0f} | {g_rps / b_rps:.2f} | {b_p50:.2f} | {g_p50:.2f} |"
-                    )
+                    await compare_row(baseline, via_gateway, args.n, concurrency)
         finally:
             for p in procs:
                 p.terminate()

@@ -49,6 +49,25 @@ async def measure(call: Callable[[], Awaitable[object]], n: int, concurrency: in
     return n / elapsed, statistics.median(latencies) * 1000
 
 
+def print_header(title: str) -> None:
+    print(title)  # noqa: T201
+    print("| concurrency | bare req/s | gpulab req/s | ratio (gpulab/bare) | bare p50 ms | gpulab p50 ms |")  # noqa: T201
+    print("|---|---|---|---|---|---|")  # noqa: T201
+
+
+async def compare_row(
+    bare: Callable[[], Awaitable[object]], gpulab: Callable[[], Awaitable[object]], n: int, concurrency: int
+) -> None:
+    """One table row: both sides warmed up, then measured back to back."""
+    await measure(bare, max(n // 20, 50), concurrency)
+    await measure(gpulab, max(n // 20, 50), concurrency)
+    b_rps, b_p50 = await measure(bare, n, concurrency)
+    g_rps, g_p50 = await measure(gpulab, n, concurrency)
+    print(  # noqa: T201
+        f"| {concurrency} | {b_rps:,.0f} | {g_rps:,.0f} | {g_rps / b_rps:.2f} | {b_p50:.3f} | {g_p50:.3f} |"
+    )
+
+
 async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench rpc")
     parser.add_argument("-n", type=int, default=5000)
@@ -76,17 +95,9 @@ async def main(argv: list[str]) -> None:
             async def gpulab() -> object:
                 return await client.call("bench", "echo", {"text": "hello"})
 
-            print(f"NATS RPC echo, n={args.n}, nats-server {server.url}")  # noqa: T201
-            print("| concurrency | bare req/s | gpulab req/s | ratio (gpulab/bare) | bare p50 ms | gpulab p50 ms |")  # noqa: T201
-            print("|---|---|---|---|---|---|")  # noqa: T201
+            print_header(f"NATS RPC echo, n={args.n}, nats-server {server.url}")
             for concurrency in (1, 16, 64):
-                await measure(bare, 200, concurrency)  # warm-up
-                await measure(gpulab, 200, concurrency)
-                b_rps, b_p50 = await measure(bare, args.n, concurrency)
-                g_rps, g_p50 = await measure(gpulab, args.n, concurrency)
-                print(  # noqa: T201
-                    f"| {concurrency} | {b_rps:,.0f} | {g_rps:,.0f} | {g_rps / b_rps:.2f} | {b_p50:.3f} | {g_p50:.3f} |"
-                )
+                await compare_row(bare, gpulab, args.n, concurrency)
             await rpc.stop()
             await nc.drain()
         finally:
