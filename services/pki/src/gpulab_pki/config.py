@@ -1,5 +1,76 @@
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+
 from gpulab_core.settings import CoreSettings
+from gpulab_pki.ca import check_passphrase, ensure_passphrase_file
+
+# The local run keeps its generated passphrase here, under GPULAB_DATA_DIR, mode 0600 (issue 4).
+PASSPHRASE_FILE = "ca-passphrase"
+# API.md: the agent's gRPC ports.
+DEFAULT_ENROLL_PORT = 50051
+DEFAULT_HEARTBEAT_PORT = 50052
 
 
 class Settings(CoreSettings):
     metrics_port: int = 9102
+    # Encrypts the CA key at rest. Unset: the local run's generated file (see `passphrase`). It is not
+    # checked by a pydantic validator, because a refused value would be echoed in the error line.
+    ca_passphrase: SecretStr | None = None
+    enroll_host: str = "127.0.0.1"  # containers set 0.0.0.0
+    # 0 picks a free port (tests, replicas side by side).
+    enroll_port: int = Field(default=DEFAULT_ENROLL_PORT, ge=0, le=65535)
+    # Hours, fractions allowed; "never" is not a number and is refused, and so is anything over 30 days.
+    enrollment_token_ttl_hours: float = Field(default=24, gt=0, le=30 * 24)
+    node_cert_lifetime_hours: float = Field(default=7 * 24, gt=0, le=90 * 24)
+    # Names and addresses in the :50051 server certificate, comma-separated; default: the public URL's
+    # host plus localhost and 127.0.0.1.
+    enroll_server_names: str | None = None
+    # What Enroll tells the agent to dial for heartbeats; default: the public host on :50052.
+    heartbeat_endpoint: str | None = None
+    # Bounds on the enrollment port: requests are a token and a CSR (a few KiB).
+    enroll_max_message_bytes: int = Field(default=64 * 1024, ge=4096, le=4 * 1024 * 1024)
+    enroll_max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
+    enroll_max_connections: int = Field(default=1024, ge=1, le=100_000)
+
+    def passphrase(self) -> bytes:
+        """The CA key's passphrase: the setting (checked), or the local run's file, created on first use.
+        Raises WeakPassphrase / CaKeyError with a one-line message that never contains the value."""
+        if self.ca_passphrase is not None:
+            return check_passphrase(self.ca_passphrase.get_secret_value())
+        return ensure_passphrase_file(Path(self.data_dir) / PASSPHRASE_FILE)
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    def server_names(self) -> tuple[list[str], list[str]]:
+        """(DNS names, IP addresses) for the enrollment port's certificate, in order, without repeats."""
+        raw = self.enroll_server_names
+        names = [n.strip() for n in raw.split(",")] if raw else [self.public_host, "localhost", "127.0.0.1"]
+        dns: list[str] = []
+        ips: list[str] = []
+        for name in names:
+            if not name:
+                continue
+            try:
+                ip = str(ipaddress.ip_address(name.strip("[]")))
+            except ValueError:
+                if name.lower() not in dns:
+                    dns.append(name.lower())
+            else:
+                if ip not in ips:
+                    ips.append(ip)
+        return dns, ips
+
+    def heartbeat_target(self) -> str:
+        if self.heartbeat_endpoint:
+            return self.heartbeat_endpoint
+        host = self.public_host
+        if ":" in host:  # an IPv6 literal needs brackets in host:port
+            host = f"[{host}]"
+        return f"{host}:{DEFAULT_HEARTBEAT_PORT}"

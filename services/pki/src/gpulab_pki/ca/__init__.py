@@ -22,6 +22,7 @@ from gpulab_pki.ca.issue import (
     DEFAULT_SERVER_LIFETIME,
     issue_client_cert,
     issue_server_cert,
+    issue_server_cert_for_key,
     renewal_window_open,
     serial_hex,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "fingerprint_sha256_colons",
     "issue_client_cert",
     "issue_server_cert",
+    "issue_server_cert_for_key",
     "load_authority",
     "load_certificate",
     "load_key",

@@ -54,6 +54,22 @@ def issue_server_cert(
     now: datetime | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """A new key and a serverAuth certificate for it, valid for exactly these names and addresses."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    return key, issue_server_cert_for_key(ca_key, ca_cert, key.public_key(), hostnames, ips, lifetime, now=now)
+
+
+def issue_server_cert_for_key(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    public_key: ec.EllipticCurvePublicKey,
+    hostnames: list[str],
+    ips: list[str],
+    lifetime: timedelta = DEFAULT_SERVER_LIFETIME,
+    *,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """A serverAuth certificate for a key someone else holds (a listener's CSR, checked by
+    `validate_node_csr`: the same rules, P-384 and nothing requested), for exactly these names."""
     names: list[x509.GeneralName] = [x509.DNSName(_hostname(h)) for h in hostnames]
     for ip in ips:
         try:
@@ -62,14 +78,13 @@ def issue_server_cert(
             raise ValueError(f"{ip!r} is not an IP address") from None
     if not names:
         raise ValueError("a server certificate needs at least one host name or IP address")
-    key = ec.generate_private_key(ec.SECP384R1())
     # The CN is for people reading logs; TLS clients match the SAN only (RFC 6125 6.4.4).
     first = hostnames[0] if hostnames else ips[0]
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first.strip().lower())])
-    builder = _base(ca_cert, subject, key.public_key(), lifetime, now)
+    builder = _base(ca_cert, subject, public_key, lifetime, now)
     builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return key, builder.sign(ca_key, SIGNATURE_HASH())
+    return builder.sign(ca_key, SIGNATURE_HASH())
 
 
 def renewal_window_open(cert: x509.Certificate, now: datetime) -> bool:
