@@ -17,14 +17,21 @@ out_root="${1:-$repo_root}"
 mkdir -p "$out_root"
 out_root="$(cd "$out_root" && pwd)"
 python="${PYTHON:-$repo_root/.venv/bin/python}"
+# The script changes directory below: a relative interpreter path must be made absolute first.
+case "$python" in
+  */*) python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")" ;;
+esac
 if ! "$python" -c 'import grpc_tools.protoc' 2>/dev/null; then
   echo "gen-proto: $python cannot import grpc_tools (grpcio-tools); create the workspace venv or set PYTHON" >&2
   exit 1
 fi
 
-py_out="$out_root/libs/gpulab-proto/src"
-go_out="$out_root/agent"
-go_pkg_dir="$go_out/gen"
+# Generated into a scratch folder first and moved into place only when every step succeeded, so a
+# failure leaves the committed code as it was.
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+py_out="$scratch/py"
+go_out="$scratch/go"
 
 cd "$repo_root/proto"
 
@@ -41,9 +48,6 @@ fi
 protoc_gen_go="$(cd "$repo_root/agent" && go tool -n protoc-gen-go)"
 protoc_gen_go_grpc="$(cd "$repo_root/agent" && go tool -n protoc-gen-go-grpc)"
 
-# Start from empty output directories so that code for a deleted .proto file
-# does not linger. Both directories hold generated code only.
-rm -rf "$py_out/gpulab" "$go_pkg_dir"
 mkdir -p "$py_out" "$go_out"
 
 # grpc_tools.protoc adds its bundled well-known types (google/protobuf/*.proto)
@@ -64,3 +68,10 @@ mkdir -p "$py_out" "$go_out"
   --go-grpc_out="$go_out" \
   --go-grpc_opt=module=github.com/gpulab/gpulab/agent \
   "${protos[@]}"
+
+# Replace whole folders, so that code for a deleted .proto file does not linger. Both hold
+# generated code only.
+mkdir -p "$out_root/libs/gpulab-proto/src" "$out_root/agent"
+rm -rf "$out_root/libs/gpulab-proto/src/gpulab" "$out_root/agent/gen"
+mv "$py_out/gpulab" "$out_root/libs/gpulab-proto/src/gpulab"
+mv "$go_out/gen" "$out_root/agent/gen"

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from gpulab_devstack.servers import free_port
-from gpulab_devstack.testing import Stack
+from gpulab_devstack.testing import TEST_CA_PASSPHRASE, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -168,7 +168,12 @@ def test_killed_runner_leaves_no_orphans(data_dir: Path, runners: list[Runner]) 
 def test_external_database_and_nats_are_used_instead_of_embedded_ones(
     migrated: Stack, data_dir: Path, runners: list[Runner]
 ) -> None:
-    run = Runner(data_dir, GPULAB_DATABASE_URL=migrated.database_url, GPULAB_NATS_URL=migrated.nats_url)
+    run = Runner(
+        data_dir,
+        GPULAB_DATABASE_URL=migrated.database_url,
+        GPULAB_NATS_URL=migrated.nats_url,
+        GPULAB_CA_PASSPHRASE=TEST_CA_PASSPHRASE,
+    )
     runners.append(run)
     run.wait_for("gpulab is up", 90)
     assert run.healthz()["status"] == "ok"

@@ -24,6 +24,7 @@ from nats.aio.client import Client as NATS
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port
 
 BACKEND = ("identity", "pki", "inventory", "scheduler", "notify")
+TEST_CA_PASSPHRASE = "test-session-ca-passphrase-0123456789"
 
 
 @dataclass
@@ -55,6 +56,9 @@ class Stack:
             GPULAB_NATS_URL=self.nats_url,
             GPULAB_DATA_DIR=str(self.root / "data"),
             GPULAB_METRICS_PORT="0",
+            GPULAB_ENROLL_PORT="0",
+            # One CA per session database: every pki started against it must open the same key.
+            GPULAB_CA_PASSPHRASE=TEST_CA_PASSPHRASE,
             GPULAB_LOG_FORMAT="json",
             PYTHONUNBUFFERED="1",
         )

@@ -162,8 +162,9 @@ func (x *EnrollResponse) GetHeartbeatEndpoint() string {
 // current client certificate.
 type RenewRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// PEM-encoded PKCS#10 certificate signing request. The agent may keep its
-	// key or send a new EC P-384 key; the subject is ignored.
+	// PEM-encoded PKCS#10 certificate signing request for a NEW EC P-384 key
+	// (a CSR for the key of the presented certificate is refused); the subject
+	// is ignored.
 	CsrPem        string `protobuf:"bytes,1,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
