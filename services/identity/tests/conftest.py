@@ -16,6 +16,8 @@ from gpulab_devstack.testing import Stack
 from gpulab_identity.config import Settings
 from gpulab_identity.main import spec
 
+from .ssh_key_support import Keys, make_keys
+
 ADMIN_PASSWORD = "correct horse battery staple"
 
 
@@ -59,3 +61,9 @@ async def identity(migrated: Stack) -> AsyncIterator[Identity]:
 @pytest.fixture
 async def rpc_nc(identity: Identity) -> NATS:
     return identity.runtime.nc
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """Real keys of every kind the SSH key tests need, made once per module by ssh-keygen."""
+    return make_keys(tmp_path_factory)
