@@ -1,93 +1,22 @@
-import { provideHttpClient } from '@angular/common/http';
-import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
-import { TestBed } from '@angular/core/testing';
-import { provideRouter } from '@angular/router';
-import { RouterTestingHarness } from '@angular/router/testing';
-
-import { User } from '../../api';
-import { AcceptInvite } from './accept-invite';
-
-// URL-safe base64 with padding: the router decodes %3D to "=", the API call encodes it again.
-const TOKEN = 'tok-en_123=';
-const LOOKUP = { method: 'GET', url: '/api/v1/auth/invites/tok-en_123%3D' };
-const ACCEPT = { method: 'POST', url: '/api/v1/auth/invites/tok-en_123%3D/accept' };
-const INVITE = { email: 'ada@example.org', expires_at: '2030-01-02T03:04:05Z' };
-const GOOD_PASSWORD = 'correct horse battery';
-
-const USER: User = {
-  id: '8d3c6a8e-0f0e-4a57-9d5e-3f1b9a1c2d4e',
-  email: 'ada@example.org',
-  name: 'Ada Lovelace',
-  role: 'user',
-  status: 'active',
-  has_ssh_key: false,
-  created_at: '2030-01-01T00:00:00Z',
-};
-
-function problem(status: number, code: string, detail = 'details') {
-  return { type: 'about:blank', title: 'Problem', status, detail, code };
-}
+// The accept-invite page: loading the invite, and the password rules.
+import {
+  ACCEPT,
+  GOOD_PASSWORD,
+  INVITE,
+  LOOKUP,
+  USER,
+  problem,
+  usePage,
+} from './accept-invite.testing';
 
 describe('AcceptInvite', () => {
-  let harness: RouterTestingHarness;
-  let httpTesting: HttpTestingController;
-  let el: HTMLElement;
-
-  const $ = <T extends Element = HTMLElement>(selector: string) => el.querySelector<T>(selector);
-  const input = (id: string) => $<HTMLInputElement>(`#invite-${id}`)!;
-  const submitButton = () => $<HTMLButtonElement>('button[type=submit]')!;
-  const state = () => $('section.invite')?.getAttribute('data-state');
-  const stable = () => harness.fixture.whenStable();
-
-  async function type(id: 'name' | 'password' | 'repeat', value: string): Promise<void> {
-    const field = input(id);
-    field.value = value;
-    field.dispatchEvent(new Event('input'));
-    await stable();
-  }
-
-  async function blur(id: 'name' | 'password' | 'repeat'): Promise<void> {
-    input(id).dispatchEvent(new Event('blur'));
-    await stable();
-  }
-
-  /** Opens the page and answers the lookup with a valid invite. */
-  async function openForm(): Promise<void> {
-    await open();
-    httpTesting.expectOne(LOOKUP).flush(INVITE);
-    await stable();
-  }
-
-  async function open(): Promise<void> {
-    await harness.navigateByUrl(`/invite/${encodeURIComponent(TOKEN)}`, AcceptInvite);
-    el = harness.routeNativeElement!;
-    await stable();
-  }
-
-  async function fillValid(name = 'Ada Lovelace', password = GOOD_PASSWORD): Promise<void> {
-    await type('name', name);
-    await type('password', password);
-    await type('repeat', password);
-  }
-
-  beforeEach(async () => {
-    TestBed.configureTestingModule({
-      providers: [
-        provideRouter([{ path: 'invite/:token', component: AcceptInvite }]),
-        provideHttpClient(),
-        provideHttpClientTesting(),
-      ],
-    });
-    httpTesting = TestBed.inject(HttpTestingController);
-    harness = await RouterTestingHarness.create();
-  });
-
-  afterEach(() => httpTesting.verify());
+  const page = usePage();
+  const { $, input, submitButton, state, stable, type, blur, openForm, open, fillValid } = page;
 
   describe('loading the invite', () => {
     it('shows progress until the gateway answers', async () => {
       await open();
-      httpTesting.expectOne(LOOKUP);
+      page.httpTesting.expectOne(LOOKUP);
 
       expect(state()).toBe('loading');
       expect($('section')?.getAttribute('aria-busy')).toBe('true');
@@ -118,7 +47,7 @@ describe('AcceptInvite', () => {
 
     it('says an expired or replaced invite cannot be used', async () => {
       await open();
-      httpTesting
+      page.httpTesting
         .expectOne(LOOKUP)
         .flush(problem(410, 'invite_expired'), { status: 410, statusText: 'Gone' });
       await stable();
@@ -132,7 +61,7 @@ describe('AcceptInvite', () => {
 
     it('says a used invite has been used, with a link to log in', async () => {
       await open();
-      httpTesting
+      page.httpTesting
         .expectOne(LOOKUP)
         .flush(problem(410, 'invite_used'), { status: 410, statusText: 'Gone' });
       await stable();
@@ -147,7 +76,7 @@ describe('AcceptInvite', () => {
 
     it('says an unknown token is not a valid link', async () => {
       await open();
-      httpTesting
+      page.httpTesting
         .expectOne(LOOKUP)
         .flush(problem(404, 'not_found'), { status: 404, statusText: 'Not Found' });
       await stable();
@@ -160,7 +89,7 @@ describe('AcceptInvite', () => {
 
     it('offers to try again after a server error, and recovers', async () => {
       await open();
-      httpTesting
+      page.httpTesting
         .expectOne(LOOKUP)
         .flush(problem(503, 'upstream_unavailable', 'identity is not answering'), {
           status: 503,
@@ -176,14 +105,14 @@ describe('AcceptInvite', () => {
       alert?.querySelector('button')?.click();
       await stable();
       expect(state()).toBe('loading');
-      httpTesting.expectOne(LOOKUP).flush(INVITE);
+      page.httpTesting.expectOne(LOOKUP).flush(INVITE);
       await stable();
       expect(input('email').value).toBe('ada@example.org');
     });
 
     it('says the gateway could not be reached on a network error', async () => {
       await open();
-      httpTesting.expectOne(LOOKUP).error(new ProgressEvent('error'));
+      page.httpTesting.expectOne(LOOKUP).error(new ProgressEvent('error'));
       await stable();
 
       expect($('[role=alert]')?.textContent).toContain('The gateway could not be reached.');
@@ -296,123 +225,6 @@ describe('AcceptInvite', () => {
       await blur('name');
       expect($('#invite-name-error')?.textContent).toContain('Enter your name');
       expect(input('name').getAttribute('aria-describedby')).toBe('invite-name-error');
-    });
-  });
-
-  describe('submitting', () => {
-    beforeEach(openForm);
-
-    it('sends exactly {name, password} once, even on a double click', async () => {
-      await fillValid('  Ada Lovelace ');
-
-      submitButton().click();
-      submitButton().click();
-      await stable();
-
-      const req = httpTesting.expectOne(ACCEPT);
-      expect(req.request.body).toEqual({ name: 'Ada Lovelace', password: GOOD_PASSWORD });
-      expect(Object.keys(req.request.body as object).sort()).toEqual(['name', 'password']);
-
-      // While the request runs the form is disabled and says it is working.
-      expect($<HTMLFieldSetElement>('fieldset')?.disabled).toBe(true);
-      expect(submitButton().disabled).toBe(true);
-      expect($('.progress[role=status]')?.textContent).toContain('Creating your account');
-      submitButton().click();
-      $('form')?.dispatchEvent(new Event('submit', { cancelable: true }));
-      await stable();
-      httpTesting.expectNone(ACCEPT);
-
-      req.flush(USER, { status: 201, statusText: 'Created' });
-      await stable();
-    });
-
-    it('shows the welcome once the account is ready', async () => {
-      await fillValid();
-      submitButton().click();
-      httpTesting.expectOne(ACCEPT).flush(USER, { status: 201, statusText: 'Created' });
-      await stable();
-
-      expect(state()).toBe('done');
-      const welcome = $('[data-testid=welcome]');
-      expect(welcome?.textContent).toContain('Welcome, Ada Lovelace. Your account is ready.');
-      expect(welcome?.textContent).toContain('there is no login page yet');
-      expect(welcome?.querySelector('a')?.getAttribute('href')).toBe('/');
-      expect($('form')).toBeNull();
-      expect(document.activeElement).toBe(welcome);
-    });
-
-    it('shows why the server refused the password under the field, and focuses it', async () => {
-      await fillValid();
-      submitButton().click();
-      httpTesting
-        .expectOne(ACCEPT)
-        .flush(
-          problem(422, 'invalid_password', 'the password must not contain control characters'),
-          { status: 422, statusText: 'Unprocessable Content' },
-        );
-      await stable();
-
-      expect(state()).toBe('form');
-      const error = $('#invite-password-error');
-      expect(error?.textContent).toContain('The password must not contain control characters.');
-      expect(input('password').getAttribute('aria-describedby')).toContain('invite-password-error');
-      expect(input('password').getAttribute('aria-invalid')).toBe('true');
-      expect(document.activeElement).toBe(input('password'));
-      // Same password again would be refused again; a changed one may be fine.
-      expect(submitButton().disabled).toBe(true);
-      await type('password', `${GOOD_PASSWORD}?`);
-      await type('repeat', `${GOOD_PASSWORD}?`);
-      expect($('#invite-password-error')).toBeNull();
-      expect(submitButton().disabled).toBe(false);
-    });
-
-    it('switches to the used message when the invite was used meanwhile', async () => {
-      await fillValid();
-      submitButton().click();
-      httpTesting
-        .expectOne(ACCEPT)
-        .flush(problem(410, 'invite_used'), { status: 410, statusText: 'Gone' });
-      await stable();
-
-      expect(state()).toBe('gone');
-      expect($('[role=alert]')?.textContent).toContain('This invite has already been used.');
-      expect($('form')).toBeNull();
-    });
-
-    it('switches to the expired message when the invite expired meanwhile', async () => {
-      await fillValid();
-      submitButton().click();
-      httpTesting
-        .expectOne(ACCEPT)
-        .flush(problem(410, 'invite_expired'), { status: 410, statusText: 'Gone' });
-      await stable();
-
-      expect($('[role=alert]')?.textContent).toContain('This invite has expired');
-    });
-
-    it('keeps the entries after a server error and lets the person retry', async () => {
-      await fillValid();
-      submitButton().click();
-      httpTesting
-        .expectOne(ACCEPT)
-        .flush('bad gateway', { status: 502, statusText: 'Bad Gateway' });
-      await stable();
-
-      const alert = $('[role=alert]');
-      expect(alert?.textContent).toContain('Your account could not be created.');
-      expect(alert?.textContent).toContain('The gateway answered 502 Bad Gateway.');
-      expect(document.activeElement).toBe(alert);
-      expect(input('name').value).toBe('Ada Lovelace');
-      expect(input('password').value).toBe(GOOD_PASSWORD);
-      expect($<HTMLFieldSetElement>('fieldset')?.disabled).toBe(false);
-
-      alert?.querySelector('button')?.click();
-      await stable();
-      const retry = httpTesting.expectOne(ACCEPT);
-      expect(retry.request.body).toEqual({ name: 'Ada Lovelace', password: GOOD_PASSWORD });
-      retry.flush(USER, { status: 201, statusText: 'Created' });
-      await stable();
-      expect(state()).toBe('done');
     });
   });
 });
