@@ -2,12 +2,13 @@
 
 Start: logs and tracing, NATS (retrying until it is reachable), the event stream, the DB engine,
 the service's own endpoints and consumers, the micro service, the health server, the outbox relay.
-Stop (SIGTERM/SIGINT): stop taking requests, let the ones in flight finish, drain NATS, close the DB.
+Stop (SIGTERM/SIGINT): stop taking requests, let the ones in flight finish, flush and close NATS, close the DB.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from gpulab_core.natsconn import connect_nats
 from gpulab_core.settings import CoreSettings
 
 log = logging.getLogger(__name__)
+FLUSH_ON_STOP_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,12 @@ class Runtime:
         if self.health_server is not None:
             await self.health_server.stop()
         if not self.nc.is_closed:
-            await self.nc.drain()
+            # Not drain(): requests and consumers are already stopped above, and a drain waits out its
+            # whole timeout (30 s) for messages a cancelled consumer will never take. Flush what was
+            # published, then close.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.flush(), FLUSH_ON_STOP_S)
+            await self.nc.close()
         if self.engine is not None:
             await self.engine.dispose()
         log.info("%s stopped", self.spec.name)
