@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
-from gpulab_devstack.testing import BACKEND, TEST_CA_PASSPHRASE, Stack
+from gpulab_devstack.testing import BACKEND, Stack
 from gpulab_gateway import middleware
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
