@@ -47,15 +47,8 @@ async def backend(migrated: Stack) -> AsyncIterator[dict[str, Runtime]]:
     runtimes: dict[str, Runtime] = {}
     for name in BACKEND:
         module = importlib.import_module(f"gpulab_{name}.main")
-        # As a deployment runs them: the services' own database role, no fixed ports; extra
-        # fields (pki's) are ignored by the other services' settings.
         settings = module.spec.settings_cls(
-            database_url=migrated.app_database_url,
-            nats_url=migrated.nats_url,
-            metrics_port=0,
-            data_dir=migrated.root / "data",
-            ca_passphrase=TEST_CA_PASSPHRASE,
-            enroll_port=0,
+            database_url=migrated.database_url, nats_url=migrated.nats_url, metrics_port=0
         )
         runtime = Runtime(module.spec, settings)
         await runtime.start()
