@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,7 +58,10 @@ async def backend(migrated: Stack) -> AsyncIterator[dict[str, Runtime]]:
     yield runtimes
     for runtime in runtimes.values():
         if runtime.health_server is not None:
-            await runtime.stop()
+            # Bounded: in fresh clones one of these in-process stops has hung (an open bug, see the
+            # session note); the test's assertions have run by now.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.stop(), 20)
 
 
 async def test_healthz_is_ok_when_every_service_answers_and_names_the_one_that_stops(
