@@ -12,6 +12,7 @@ replicas.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -119,10 +120,11 @@ class OutboxRelay:
                 except Exception as exc:  # NATS or DB away: the rows stay, the next pass retries
                     log.warning("outbox relay pass failed: %s", exc)
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for: on Python 3.11 a wait_for whose inner wait finishes as the
+                # task is cancelled returns normally and the cancellation is lost (CPython gh-86296).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
         finally:
             if listener is not None:
                 await listener.close()

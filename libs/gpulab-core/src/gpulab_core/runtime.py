@@ -29,6 +29,34 @@ from gpulab_core.settings import CoreSettings
 
 log = logging.getLogger(__name__)
 FLUSH_ON_STOP_S = 2.0
+RECANCEL_EVERY_S = 0.1
+STOP_TASKS_LIMIT_S = 15.0
+
+
+async def cancel_and_wait(
+    tasks: Sequence[asyncio.Task[Any]], *, every_s: float = RECANCEL_EVERY_S, limit_s: float = STOP_TASKS_LIMIT_S
+) -> None:
+    """Cancel the tasks and wait for them, cancelling again until each has ended.
+
+    One cancel() is not enough on Python 3.11: an `asyncio.wait_for` whose inner await completes in
+    the same loop iteration as the cancellation returns its result and drops the cancellation
+    (CPython gh-86296, fixed in 3.12), and libraries we call use it (nats.py's `next_msg`, under
+    every JetStream fetch). Cancelling again reaches the task at its next await. A task still running
+    after `limit_s` is logged by name and left behind, so that a stop always ends.
+    """
+    pending = {t for t in tasks if not t.done()}
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=every_s)
+        if pending and asyncio.get_running_loop().time() >= deadline:
+            for task in pending:
+                log.error("background task %s did not stop within %.0fs", task.get_name(), limit_s)
+            return
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task %s ended with %r", task.get_name(), task.exception())
 
 
 @dataclass(frozen=True)
@@ -143,7 +171,10 @@ class Runtime:
         await self.rpc_server.start()
         self.health_server = health.HealthServer(self.spec.name, self.checks, s.metrics_host, s.metrics_port)
         await self.health_server.start()
-        self._tasks = [asyncio.create_task(self._supervise(f)) for f in self._background]
+        self._tasks = [
+            asyncio.create_task(self._supervise(f), name=f"{self.spec.name}:{getattr(f, '__qualname__', repr(f))}")
+            for f in self._background
+        ]
         log.info("%s started", self.spec.name, extra={"instance": self.instance, "version": self.spec.version})
 
     async def stop(self) -> None:
@@ -153,9 +184,7 @@ class Runtime:
             except Exception:
                 log.exception("shutdown hook failed")
         await self.rpc_server.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         if self.health_server is not None:
             await self.health_server.stop()
         if not self.nc.is_closed:

@@ -77,7 +77,8 @@ class Sender:
             if self._stopping:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):  # not wait_for: see gpulab_core.outbox
+                    await self._wake.wait()
 
     async def stop(self) -> None:
         """Take no new delivery and let the ones in flight finish: cancelling a send whose mail the
