@@ -114,6 +114,8 @@ class Runtime:
     rpc_client: rpc.RpcClient = field(init=False)
     health_server: health.HealthServer | None = None
     checks: dict[str, health.ReadinessCheck] = field(default_factory=dict)
+    # What a service's setup made and others may need to reach, e.g. a gRPC server and its bound port.
+    parts: dict[str, Any] = field(default_factory=dict)
     _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -1,0 +1,160 @@
+"""The inventory service's RPC contract (subjects `gpulab.rpc.inventory.<operation>`) and its events."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from gpulab_core.contracts.common import Contract, Page
+from gpulab_core.contracts.events import EventPayload
+
+SERVICE = "inventory"
+
+NodeType = Literal["linux", "proxmox"]
+NodeStatus = Literal["pending", "online", "offline", "revoked"]
+
+# RFC 1123 host names: labels of letters, digits and inner hyphens, 253 characters in all.
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+class Gpu(Contract):
+    index: int = Field(ge=0, le=1023)
+    uuid: str = Field(max_length=128)
+    name: str = Field(max_length=256)
+    memory_mb: int = Field(ge=0)
+    mig_capable: bool
+    mig_enabled: bool
+
+
+class Hardware(Contract):
+    """As API.md's `Node.hardware`, field for field the agent's Hardware message."""
+
+    cpu_model: str = Field(max_length=256)
+    cpu_cores: int = Field(ge=0)
+    ram_mb: int = Field(ge=0)
+    gpus: list[Gpu] = Field(max_length=256)
+
+
+class Node(Contract):
+    id: uuid.UUID
+    hostname: str
+    type: NodeType
+    management_ip: str
+    status: NodeStatus
+    last_seen_at: datetime | None
+    agent_version: str | None
+    hardware: Hardware | None
+    created_at: datetime
+
+
+class NodePage(Contract):
+    items: list[Node]
+    next_cursor: str | None
+
+
+class Enrollment(Contract):
+    """A fresh one-time token and the command that uses it; the token is shown this once."""
+
+    token: str
+    expires_at: datetime
+    install_command: str
+    ca_fingerprint: str  # SHA-256 of the CA certificate (DER), 64 lowercase hex digits
+
+
+class NewNode(Contract):
+    hostname: str = Field(min_length=1, max_length=253)
+    type: NodeType
+    management_ip: str = Field(max_length=64)
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not _HOSTNAME.match(value):
+            raise ValueError("must be a host name: letters, digits, hyphens and dots (RFC 1123)")
+        return value.lower()
+
+    @field_validator("management_ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be an IPv4 or IPv6 address") from None
+
+
+class CreateNodeRequest(NewNode):
+    actor_id: uuid.UUID | None = None
+
+
+class NodeCreated(Contract):
+    node: Node
+    enrollment: Enrollment
+
+
+class NodeIdRequest(Contract):
+    id: uuid.UUID
+    actor_id: uuid.UUID | None = None
+
+
+class ListNodesRequest(Page):
+    status: NodeStatus | None = None
+
+
+# Events (type → payload), on GPULAB_EVENTS.
+NODE_CREATED = "inventory.node_created"
+NODE_DELETED = "inventory.node_deleted"
+NODE_ONLINE = "inventory.node_online"
+NODE_OFFLINE = "inventory.node_offline"
+NODE_HARDWARE_CHANGED = "inventory.node_hardware_changed"
+
+
+class NodeCreatedEvent(EventPayload):
+    node_id: uuid.UUID
+    hostname: str
+    type: str
+    management_ip: str
+    actor_id: uuid.UUID | None = None
+
+
+class NodeDeletedEvent(EventPayload):
+    """The node is revoked: its certificates and tokens no longer work; its assignments must end."""
+
+    node_id: uuid.UUID
+    hostname: str
+    actor_id: uuid.UUID | None = None
+
+
+class NodeOnlineEvent(EventPayload):
+    """A heartbeat arrived from a node that was `pending` (first contact) or `offline` (it came back)."""
+
+    node_id: uuid.UUID
+    hostname: str
+    previous_status: Literal["pending", "offline"]
+    at: datetime
+    offline_since: datetime | None = None  # when it had gone quiet, for a node that was offline
+
+
+class NodeOfflineEvent(EventPayload):
+    """No heartbeat for 3 intervals."""
+
+    node_id: uuid.UUID
+    hostname: str
+    last_seen_at: datetime | None
+    at: datetime
+
+
+class NodeHardwareChangedEvent(EventPayload):
+    node_id: uuid.UUID
+    hostname: str
+    hardware: dict[str, object]
+    previous: dict[str, object] | None = None
+
+
+# Error codes.
+NODE_EXISTS = "node_exists"  # another node that is not revoked has this host name
+NODE_REVOKED = "node_revoked"  # the node was deleted; it cannot get a new token
