@@ -6,9 +6,11 @@ A bad value must stop the process at start with one line that names the variable
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +46,36 @@ class CoreSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     # JetStream replicas of GPULAB_EVENTS: 1 on one host, 3 on a NATS cluster.
     events_replicas: int = Field(default=1, ge=1, le=5)
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    def listener_names(self, raw: str | None) -> tuple[list[str], list[str]]:
+        """(DNS names, IP addresses) for a gRPC listener's certificate, in order, without repeats:
+        `raw` comma-separated, or by default the public URL's host plus localhost and 127.0.0.1."""
+        names = [n.strip() for n in raw.split(",")] if raw else [self.public_host, "localhost", "127.0.0.1"]
+        dns: list[str] = []
+        ips: list[str] = []
+        for name in names:
+            if not name:
+                continue
+            try:
+                ip = str(ipaddress.ip_address(name.strip("[]")))
+            except ValueError:
+                if name.lower() not in dns:
+                    dns.append(name.lower())
+            else:
+                if ip not in ips:
+                    ips.append(ip)
+        return dns, ips
+
+    def public_target(self, port: int) -> str:
+        """ "host:port" on the public URL's host, for a gRPC client to dial."""
+        host = self.public_host
+        if ":" in host:  # an IPv6 literal needs brackets in host:port
+            host = f"[{host}]"
+        return f"{host}:{port}"
 
     @field_validator("database_url", "migration_database_url")
     @classmethod

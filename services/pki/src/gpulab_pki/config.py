@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
@@ -44,33 +42,9 @@ class Settings(CoreSettings):
             return check_passphrase(self.ca_passphrase.get_secret_value())
         return ensure_passphrase_file(Path(self.data_dir) / PASSPHRASE_FILE)
 
-    @property
-    def public_host(self) -> str:
-        return urlsplit(self.public_url).hostname or "localhost"
-
     def server_names(self) -> tuple[list[str], list[str]]:
-        """(DNS names, IP addresses) for the enrollment port's certificate, in order, without repeats."""
-        raw = self.enroll_server_names
-        names = [n.strip() for n in raw.split(",")] if raw else [self.public_host, "localhost", "127.0.0.1"]
-        dns: list[str] = []
-        ips: list[str] = []
-        for name in names:
-            if not name:
-                continue
-            try:
-                ip = str(ipaddress.ip_address(name.strip("[]")))
-            except ValueError:
-                if name.lower() not in dns:
-                    dns.append(name.lower())
-            else:
-                if ip not in ips:
-                    ips.append(ip)
-        return dns, ips
+        """(DNS names, IP addresses) for the enrollment port's certificate."""
+        return self.listener_names(self.enroll_server_names)
 
     def heartbeat_target(self) -> str:
-        if self.heartbeat_endpoint:
-            return self.heartbeat_endpoint
-        host = self.public_host
-        if ":" in host:  # an IPv6 literal needs brackets in host:port
-            host = f"[{host}]"
-        return f"{host}:{DEFAULT_HEARTBEAT_PORT}"
+        return self.heartbeat_endpoint or self.public_target(DEFAULT_HEARTBEAT_PORT)

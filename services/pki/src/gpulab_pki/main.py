@@ -25,10 +25,12 @@ async def setup(runtime: Runtime) -> None:
     assert runtime.sessions is not None
     ca = await authority.load_or_create(runtime.sessions, settings.passphrase())
     pki = Pki(runtime.sessions, settings, ca)
+    runtime.parts["pki"] = pki
     for endpoint in endpoints(pki):
         runtime.add_endpoint(endpoint)
     server = EnrollmentServer(pki)
     await server.start()
+    runtime.parts["enrollment"] = server
     runtime.add_task(server.run)
     runtime.on_stop(server.stop)
 

@@ -14,8 +14,8 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from gpulab_core import pagination
 from gpulab_core.contracts.identity import AuditEntry, ListAuditRequest
-from gpulab_identity import pagination
 from gpulab_identity.models import audit_log
 
 GENESIS = bytes(32)
@@ -60,12 +60,18 @@ async def append(
     target_type: str | None = None,
     target_id: str | None = None,
     details: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> uuid.UUID:
+    """Append one row; `at` is when it happened (an event's time), now when not given.
+
+    Rows chain in append order (seq), so an `at` earlier than the row before it is fine.
+    """
     await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
     prev = await session.scalar(select(audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1))
     entry_id = uuid.uuid4()
-    # Microseconds are what PostgreSQL keeps: hash exactly what will be read back.
-    at = datetime.now(UTC)
+    # Microseconds are what PostgreSQL keeps: hash exactly what will be read back. A naive time is
+    # taken as UTC (what every producer means), not as this host's local time as astimezone() would.
+    at = datetime.now(UTC) if at is None else at.replace(tzinfo=at.tzinfo or UTC).astimezone(UTC)
     fields: dict[str, Any] = {
         "id": entry_id,
         "at": at,

@@ -10,9 +10,9 @@ from sqlalchemy import and_, exists, func, literal, select, true, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core import pagination
 from gpulab_core.contracts.identity import InviteDelivery, ListUsersRequest, User
 from gpulab_core.errors import InvalidRequest
-from gpulab_identity import pagination
 from gpulab_identity.models import invites, ssh_keys, users
 
 _has_key = exists().where(ssh_keys.c.user_id == users.c.id).label("has_ssh_key")
