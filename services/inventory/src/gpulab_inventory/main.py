@@ -1,16 +1,93 @@
-"""Wiring only: the service spec and its command line."""
+"""Wiring only: the service spec, its setup and its command line."""
 
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
 from pathlib import Path
 
+from nats.aio.msg import Msg
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from gpulab_core import cli as core_cli
-from gpulab_core.runtime import ServiceSpec
+from gpulab_core.contracts import inventory as c
+from gpulab_core.contracts import pki as pki_c
+from gpulab_core.errors import GpulabError
+from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
+from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_inventory import __version__
 from gpulab_inventory.config import Settings
+from gpulab_inventory.handlers import endpoints
+from gpulab_inventory.heartbeat.directory import Directory, record_revoked
+from gpulab_inventory.heartbeat.server import HeartbeatServer
 from gpulab_inventory.models import tables
+from gpulab_inventory.pki_client import PkiClient
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
+BACKFILL_RETRY_S = 5.0
+# Events after which every replica drops its cached copy of the node at once (core NATS fan-out; the
+# cache's own expiry covers a notice that is missed).
+FORGET_ON = (c.NODE_OFFLINE, c.NODE_DELETED, c.NODE_ONLINE, pki_c.CERTIFICATES_REVOKED)
 
-spec = ServiceSpec(name="inventory", version=__version__, settings_cls=Settings, tables=tables)
+
+async def setup(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    sessions = runtime.sessions
+    assert sessions is not None
+    pki = PkiClient(runtime.rpc_client)
+    for endpoint in endpoints(sessions, pki, settings):
+        runtime.add_endpoint(endpoint)
+
+    directory = Directory(sessions, cache_s=settings.node_cache_s, offline_after_s=settings.offline_after_s)
+    server = HeartbeatServer(settings, directory, pki)
+    runtime.parts["directory"] = directory
+    runtime.parts["heartbeat"] = server
+    runtime.checks["heartbeat"] = server.ready
+    runtime.add_task(server.run)
+    runtime.on_stop(server.stop)
+    # Written often enough that a live node's last contact is never older than a quarter of the
+    # offline threshold, whatever the setting says.
+    runtime.add_task(lambda: directory.run_flusher(min(settings.last_seen_flush_s, settings.offline_after_s / 4)))
+    runtime.add_task(lambda: directory.run_sweeper(settings.sweep_interval_s))
+
+    async def on_revoked(session: AsyncSession, event: Event) -> None:
+        revoked = pki_c.CertificatesRevoked.model_validate(event.data)
+        await record_revoked(session, revoked.serials, revoked.node_id)
+        directory.revoke_serials(revoked.serials)
+
+    runtime.add_consumer("revoked-certificates", [pki_c.CERTIFICATES_REVOKED], on_revoked)
+
+    async def backfill() -> None:
+        """Serials revoked before this projection existed, or aged out of the stream: asked of pki once."""
+        while True:
+            try:
+                serials = await pki.revoked()
+                break
+            except GpulabError as exc:
+                log.info("revoked serials: pki not reachable yet (%s), asking again", exc.message)
+                await asyncio.sleep(BACKFILL_RETRY_S)
+        async with sessions() as session, session.begin():
+            await record_revoked(session, serials, None)
+        directory.revoke_serials(serials)
+
+    runtime.add_task(backfill)
+
+    async def forget(msg: Msg) -> None:
+        try:
+            node_id = uuid.UUID(str(json.loads(msg.data)["data"]["node_id"]))
+        except (ValueError, KeyError, TypeError):
+            return
+        directory.forget(node_id)
+
+    for event_type in FORGET_ON:
+        await runtime.nc.subscribe(f"{EVENT_SUBJECT_PREFIX}.{event_type}", cb=forget)
+
+
+spec = ServiceSpec(name="inventory", version=__version__, settings_cls=Settings, tables=tables, setup=setup)
 
 
 def cli() -> int:

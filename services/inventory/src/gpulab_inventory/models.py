@@ -1,7 +1,60 @@
 """The inventory schema: its tables are declared on this metadata (outbox and processed events included)."""
 
+from sqlalchemy import CheckConstraint, Column, DateTime, Index, Table, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
 from gpulab_core.runtime import ServiceTables
 
 SCHEMA = "inventory"
 tables = ServiceTables.for_schema(SCHEMA)
 metadata = tables.metadata
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("hostname", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("management_ip", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    # Written in batches (every few seconds), never per heartbeat.
+    Column("last_seen_at", DateTime(timezone=True)),
+    Column("agent_version", Text),
+    Column("hardware", JSONB),
+    Column("hardware_changed_at", DateTime(timezone=True)),
+    Column("status_changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", UUID(as_uuid=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    CheckConstraint("type IN ('linux', 'proxmox')", name="type"),
+    CheckConstraint("status IN ('pending', 'online', 'offline', 'revoked')", name="status"),
+    CheckConstraint("(status = 'revoked') = (revoked_at IS NOT NULL)", name="revoked_at"),
+)
+# One live node per host name; a revoked (deleted) node keeps its row and frees the name.
+Index("uq_nodes_hostname_live", nodes.c.hostname, unique=True, postgresql_where=text("status <> 'revoked'"))
+Index("ix_nodes_created", nodes.c.created_at, nodes.c.id)
+# The offline sweeper's scan: online nodes by last contact.
+Index("ix_nodes_online_last_seen", nodes.c.last_seen_at, postgresql_where=text("status = 'online'"))
+
+# Serials pki revoked (from pki.certificates_revoked, backfilled from pki at start): the heartbeat
+# port refuses them even before their node is marked revoked here.
+revoked_certificates = Table(
+    "revoked_certificates",
+    metadata,
+    Column("serial", Text, primary_key=True),
+    Column("node_id", UUID(as_uuid=True)),  # unknown for serials backfilled from pki
+    Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_revoked_certificates_node_id", revoked_certificates.c.node_id)
+
+# The desired state each node enforces: a projection of the scheduler's assignments (issue 5 fills
+# it from scheduler events). One row per active assignment; `spec` is the agent's Assignment as JSON.
+desired_assignments = Table(
+    "desired_assignments",
+    metadata,
+    Column("assignment_id", UUID(as_uuid=True), primary_key=True),
+    Column("node_id", UUID(as_uuid=True), nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_desired_assignments_node_id", desired_assignments.c.node_id)

@@ -19,7 +19,8 @@ NodeType = Literal["linux", "proxmox"]
 NodeStatus = Literal["pending", "online", "offline", "revoked"]
 
 # RFC 1123 host names: labels of letters, digits and inner hyphens, 253 characters in all.
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 
 
 class Gpu(Contract):

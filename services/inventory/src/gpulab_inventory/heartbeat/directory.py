@@ -1,0 +1,330 @@
+"""What the heartbeat path knows about nodes, and how little it writes.
+
+A heartbeat that changes nothing costs no database round trip: the node's status, hardware, agent
+version, revoked serials and desired state are cached per replica (for `node_cache_s`, and dropped at
+once when another replica's event says the node went offline or was deleted), and its `last_seen_at`
+is kept in memory and written for all nodes together every few seconds. A heartbeat that does change
+something (first contact, back from offline, new hardware, new agent version) takes the node's row
+lock, decides on the row as it is in the database, writes, and emits its events in that transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf import json_format
+from gpulab.agent.v1 import assignment_pb2
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gpulab_core import outbox
+from gpulab_core.contracts import inventory as c
+from gpulab_core.errors import InvalidRequest
+from gpulab_inventory.models import desired_assignments, nodes, revoked_certificates, tables
+
+log = logging.getLogger(__name__)
+SOURCE = "inventory"
+AGENT_VERSION_MAX = 64
+
+HEARTBEATS = Counter("gpulab_inventory_heartbeats_total", "Heartbeats answered", ["outcome"])
+NODE_WRITES = Counter("gpulab_inventory_node_writes_total", "Heartbeats that changed a node's record", ["change"])
+LAST_SEEN_FLUSHES = Counter("gpulab_inventory_last_seen_flushed_total", "last_seen_at values written in batches")
+PENDING_LAST_SEEN = Gauge("gpulab_inventory_last_seen_pending", "Nodes whose last_seen_at waits for the next batch")
+WENT_OFFLINE = Counter("gpulab_inventory_nodes_went_offline_total", "Nodes the sweeper marked offline")
+
+
+class NodeRefused(Exception):
+    """The certificate names no node we know, or a node that was deleted, or a revoked serial."""
+
+
+@dataclass
+class CachedNode:
+    id: uuid.UUID
+    hostname: str
+    status: str
+    agent_version: str | None
+    hardware: dict[str, Any] | None
+    hardware_wire: bytes | None  # the last Hardware message as received, to compare without parsing
+    assignments: list[assignment_pb2.Assignment]
+    loaded_at: float
+
+
+@dataclass
+class Directory:
+    sessions: async_sessionmaker[AsyncSession]
+    cache_s: float
+    offline_after_s: float
+    _nodes: dict[uuid.UUID, CachedNode] = field(default_factory=dict)
+    _seen: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    _revoked: frozenset[str] = frozenset()
+    _revoked_loaded_at: float = -1e9
+
+    # ---- the heartbeat ----
+    async def heartbeat(
+        self, node_id: uuid.UUID, serial: str, agent_version: str, hardware_wire: bytes, hardware: Any
+    ) -> list[assignment_pb2.Assignment]:
+        """Record one heartbeat; returns the node's desired state. `hardware` is the parsed message,
+        read only when `hardware_wire` differs from the last one."""
+        if len(agent_version) > AGENT_VERSION_MAX:
+            raise InvalidRequest(f"agent_version is longer than {AGENT_VERSION_MAX} characters")
+        now_mono = time.monotonic()
+        if now_mono - self._revoked_loaded_at > self.cache_s:
+            await self.reload_revoked()
+        if serial in self._revoked:
+            raise NodeRefused("the client certificate has been revoked")
+        node = self._nodes.get(node_id)
+        if node is None or now_mono - node.loaded_at > self.cache_s:
+            node = await self._load(node_id)
+        if node is None or node.status == "revoked":
+            raise NodeRefused("the client certificate names no node that may connect")
+        now = datetime.now(UTC)
+        parsed: dict[str, Any] | None
+        if node.status == "online" and node.agent_version == agent_version:
+            if node.hardware_wire == hardware_wire:  # the common case: nothing new
+                self._seen[node_id] = now
+                return node.assignments
+            parsed = _hardware_dict(hardware)
+            if parsed == node.hardware:  # the same hardware, first seen by this replica's cache
+                node.hardware_wire = hardware_wire
+                self._seen[node_id] = now
+                return node.assignments
+        else:
+            parsed = node.hardware if node.hardware_wire == hardware_wire else _hardware_dict(hardware)
+        node = await self._write(node, now, agent_version, hardware_wire, parsed)
+        if node.status == "revoked":
+            raise NodeRefused("the client certificate names no node that may connect")
+        return node.assignments
+
+    def forget(self, node_id: uuid.UUID) -> None:
+        """Drop a node's cached copy (another replica changed it); the next heartbeat reads it again."""
+        self._nodes.pop(node_id, None)
+
+    def revoke_serials(self, serials: Sequence[str]) -> None:
+        self._revoked = self._revoked | frozenset(serials)
+
+    async def reload_revoked(self) -> None:
+        async with self.sessions() as session:
+            serials = (await session.execute(select(revoked_certificates.c.serial))).scalars().all()
+        self._revoked = frozenset(serials)
+        self._revoked_loaded_at = time.monotonic()
+
+    async def _load(self, node_id: uuid.UUID) -> CachedNode | None:
+        async with self.sessions() as session:
+            row = (await session.execute(select(nodes).where(nodes.c.id == node_id))).first()
+            if row is None:
+                self._nodes.pop(node_id, None)
+                return None
+            specs = (
+                (
+                    await session.execute(
+                        select(desired_assignments.c.spec).where(desired_assignments.c.node_id == node_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        node = _cached(row, [_assignment(s) for s in specs])
+        self._nodes[node_id] = node
+        return node
+
+    async def _write(
+        self,
+        cached: CachedNode,
+        now: datetime,
+        agent_version: str,
+        hardware_wire: bytes,
+        hardware: dict[str, Any] | None,
+    ) -> CachedNode:
+        async with self.sessions() as session, session.begin():
+            # Decide on the row as it is now, under its lock: another replica may have moved it.
+            row = (await session.execute(select(nodes).where(nodes.c.id == cached.id).with_for_update())).one()
+            if row.status == "revoked":
+                node = _cached(row, cached.assignments)
+                self._nodes[cached.id] = node
+                return node
+            values: dict[str, Any] = {"last_seen_at": now}
+            if row.status != "online":
+                values |= {"status": "online", "status_changed_at": now}
+                previous = row.status
+                event_online = c.NodeOnlineEvent(
+                    node_id=row.id,
+                    hostname=row.hostname,
+                    previous_status=previous,
+                    at=now,
+                    offline_since=row.status_changed_at if previous == "offline" else None,
+                )
+                await outbox.emit(
+                    session, tables.outbox, c.NODE_ONLINE, event_online.model_dump(mode="json"), source=SOURCE
+                )
+                NODE_WRITES.labels("online").inc()
+            if row.agent_version != agent_version:
+                values["agent_version"] = agent_version
+                NODE_WRITES.labels("agent_version").inc()
+            if hardware is not None and row.hardware != hardware:
+                values |= {"hardware": hardware, "hardware_changed_at": now}
+                changed = c.NodeHardwareChangedEvent(
+                    node_id=row.id, hostname=row.hostname, hardware=hardware, previous=row.hardware
+                )
+                await outbox.emit(
+                    session, tables.outbox, c.NODE_HARDWARE_CHANGED, changed.model_dump(mode="json"), source=SOURCE
+                )
+                NODE_WRITES.labels("hardware").inc()
+            row = (
+                await session.execute(update(nodes).where(nodes.c.id == cached.id).values(**values).returning(*nodes.c))
+            ).one()
+        self._seen.pop(cached.id, None)
+        node = _cached(row, cached.assignments)
+        node.hardware_wire = hardware_wire
+        self._nodes[cached.id] = node
+        return node
+
+    # ---- batched liveness ----
+    async def flush_last_seen(self) -> int:
+        """Write every pending `last_seen_at` in one statement; returns how many were written."""
+        if not self._seen:
+            return 0
+        batch, self._seen = self._seen, {}
+        PENDING_LAST_SEEN.set(0)
+        ids = list(batch)
+        try:
+            async with self.sessions() as session, session.begin():
+                written = (
+                    await session.execute(
+                        text(
+                            "UPDATE inventory.nodes AS n SET last_seen_at = v.ts "
+                            "FROM unnest(CAST(:ids AS uuid[]), CAST(:ts AS timestamptz[])) AS v(id, ts) "
+                            "WHERE n.id = v.id AND n.status = 'online' "
+                            "AND (n.last_seen_at IS NULL OR n.last_seen_at < v.ts) RETURNING n.id"
+                        ).bindparams(bindparam("ids"), bindparam("ts")),
+                        {"ids": ids, "ts": [batch[i] for i in ids]},
+                    )
+                ).scalars()
+                done = set(written)
+        except Exception:
+            for node_id, at in batch.items():  # kept for the next try; a newer heartbeat wins
+                if node_id not in self._seen or self._seen[node_id] < at:
+                    self._seen[node_id] = at
+            raise
+        # Not written: the node is no longer online here (the sweeper or a delete got it) or another
+        # replica wrote a later time. Either way, read it again at its next heartbeat.
+        for node_id in ids:
+            if node_id not in done:
+                self.forget(node_id)
+        LAST_SEEN_FLUSHES.inc(len(done))
+        return len(done)
+
+    async def run_flusher(self, every_s: float) -> None:
+        try:
+            while True:
+                await asyncio.sleep(every_s)
+                PENDING_LAST_SEEN.set(len(self._seen))
+                try:
+                    await self.flush_last_seen()
+                except Exception as exc:
+                    log.warning("writing last_seen_at failed, retrying: %s", exc)
+        finally:
+            with contextlib.suppress(Exception):  # at shutdown: what this replica saw is not lost
+                await asyncio.shield(self.flush_last_seen())
+
+    # ---- the offline sweeper ----
+    async def sweep(self) -> list[uuid.UUID]:
+        """Mark offline every online node silent for `offline_after_s`, one event each.
+
+        Safe with several replicas at once: the UPDATE's WHERE is re-checked on each row under its lock,
+        so a node turns offline, and its event is emitted, exactly once. This replica's own pending
+        liveness is written first, so a node that talks to it is never judged on stale data.
+        """
+        with contextlib.suppress(Exception):
+            await self.flush_last_seen()
+        now = datetime.now(UTC)
+        cutoff = now - timedelta(seconds=self.offline_after_s)
+        async with self.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    update(nodes)
+                    .where(nodes.c.status == "online", nodes.c.last_seen_at < cutoff)
+                    .values(status="offline", status_changed_at=now)
+                    .returning(nodes.c.id, nodes.c.hostname, nodes.c.last_seen_at)
+                )
+            ).all()
+            for r in rows:
+                event = c.NodeOfflineEvent(node_id=r.id, hostname=r.hostname, last_seen_at=r.last_seen_at, at=now)
+                await outbox.emit(session, tables.outbox, c.NODE_OFFLINE, event.model_dump(mode="json"), source=SOURCE)
+        for r in rows:
+            self.forget(r.id)
+            log.info("node %s (%s) is offline, last seen %s", r.hostname, r.id, r.last_seen_at)
+        WENT_OFFLINE.inc(len(rows))
+        return [r.id for r in rows]
+
+    async def run_sweeper(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.sweep()
+            except Exception as exc:
+                log.warning("offline sweep failed, retrying: %s", exc)
+
+
+async def record_revoked(session: AsyncSession, serials: Sequence[str], node_id: uuid.UUID | None) -> None:
+    if serials:
+        await session.execute(
+            insert(revoked_certificates)
+            .values([{"serial": s, "node_id": node_id} for s in serials])
+            .on_conflict_do_nothing()
+        )
+
+
+def _cached(row: Any, assignments: list[assignment_pb2.Assignment]) -> CachedNode:
+    return CachedNode(
+        id=row.id,
+        hostname=row.hostname,
+        status=row.status,
+        agent_version=row.agent_version,
+        hardware=row.hardware,
+        hardware_wire=None,  # unknown until a heartbeat brings it: the first one is compared field by field
+        assignments=assignments,
+        loaded_at=time.monotonic(),
+    )
+
+
+def _assignment(spec: dict[str, Any]) -> assignment_pb2.Assignment:
+    message = assignment_pb2.Assignment()
+    json_format.ParseDict(spec, message, ignore_unknown_fields=True)
+    return message
+
+
+def _hardware_dict(hardware: Any) -> dict[str, Any]:
+    """The agent's Hardware message as the REST `Node.hardware` object, checked like any input."""
+    raw = {
+        "cpu_model": hardware.cpu_model,
+        "cpu_cores": hardware.cpu_cores,
+        "ram_mb": hardware.ram_mb,
+        "gpus": [
+            {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "memory_mb": g.memory_mb,
+                "mig_capable": g.mig_capable,
+                "mig_enabled": g.mig_enabled,
+            }
+            for g in hardware.gpus
+        ],
+    }
+    try:
+        return c.Hardware.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest(f"hardware.{where}: {first['msg']}") from None

@@ -1,0 +1,176 @@
+"""The heartbeat port (:50052): mutual TLS with the internal CA, and the servicer behind it.
+
+TLS refuses a client without a certificate, with one from another CA, or with an expired one, before
+any of our code runs. The servicer then takes the node from the certificate's CN (never from the
+request), and refuses a revoked serial or a node that is unknown or deleted with UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from gpulab.agent.v1 import heartbeat_pb2 as pb
+from gpulab.agent.v1 import heartbeat_pb2_grpc as pb_grpc
+
+from gpulab_core import telemetry
+from gpulab_core.errors import GpulabError
+from gpulab_inventory.config import Settings
+from gpulab_inventory.heartbeat.directory import HEARTBEATS, Directory, NodeRefused
+from gpulab_inventory.pki_client import PkiClient
+
+log = logging.getLogger(__name__)
+GRACE_S = 5.0  # calls in flight at shutdown get this long to finish
+RETRY_S = 2.0  # waiting for pki to sign the port's certificate
+PEER_CACHE_SIZE = 100_000  # parsed client certificates remembered (~200 bytes each)
+
+
+@dataclass(frozen=True)
+class Peer:
+    node_id: uuid.UUID
+    serial: str
+
+
+class Peers:
+    """Client certificate (PEM, as gRPC hands it over) → node id and serial, parsed once per certificate."""
+
+    def __init__(self, size: int = PEER_CACHE_SIZE) -> None:
+        self._size = size
+        self._known: OrderedDict[bytes, Peer | None] = OrderedDict()
+
+    def identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> Peer | None:
+        auth = context.auth_context()
+        pems = auth.get("x509_pem_cert")
+        if not pems:
+            return None
+        pem = next(iter(pems))
+        if pem in self._known:
+            self._known.move_to_end(pem)
+            return self._known[pem]
+        peer = _parse(pem)
+        self._known[pem] = peer
+        if len(self._known) > self._size:
+            self._known.popitem(last=False)
+        return peer
+
+
+def _parse(pem: bytes) -> Peer | None:
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return Peer(uuid.UUID(str(names[0].value)), format(cert.serial_number, "040x"))
+    except (ValueError, IndexError):
+        return None
+
+
+class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
+    def __init__(self, directory: Directory, interval_s: int, peers: Peers) -> None:
+        self._directory = directory
+        self._interval = interval_s
+        self._peers = peers
+
+    async def Heartbeat(  # noqa: N802 (the gRPC method name)
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.HeartbeatResponse:
+        peer = self._peers.identify(context)
+        if peer is None:
+            HEARTBEATS.labels("refused").inc()
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate does not name a node")
+        assert peer is not None
+        hardware = request.hardware
+        try:
+            assignments = await self._directory.heartbeat(
+                peer.node_id,
+                peer.serial,
+                request.agent_version,
+                hardware.SerializeToString(deterministic=True),
+                hardware,
+            )
+        except NodeRefused as exc:
+            HEARTBEATS.labels("refused").inc()
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except GpulabError as exc:  # a field out of bounds
+            HEARTBEATS.labels("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+        HEARTBEATS.labels("ok").inc()
+        return pb.HeartbeatResponse(assignments=assignments, heartbeat_interval_s=self._interval)
+
+
+def make_csr() -> tuple[bytes, str]:
+    """A fresh P-384 key for the port (it never leaves this process) and a CSR for pki to sign."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA384())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@dataclass
+class HeartbeatServer:
+    settings: Settings
+    directory: Directory
+    pki: PkiClient
+    port: int = 0  # the port actually bound, once started
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    _server: grpc.aio.Server | None = field(default=None, init=False)
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    async def run(self) -> None:
+        """The Runtime's background task: get a certificate from pki (waiting for it if need be),
+        listen, then wait for stop(). Inventory's NATS endpoints work meanwhile."""
+        while True:
+            try:
+                await self.start()
+                break
+            except GpulabError as exc:
+                log.warning("heartbeat port waits for pki to sign its certificate: %s", exc.message)
+                await asyncio.sleep(RETRY_S)
+        await self._stopped.wait()
+
+    async def start(self) -> None:
+        s = self.settings
+        dns, ips = s.server_names()
+        key_pem, csr_pem = make_csr()
+        signed = await self.pki.sign_server(csr_pem, dns, ips)
+        ca_pem = signed.ca_certificate_pem.encode()
+        credentials = grpc.ssl_server_credentials(
+            [(key_pem, signed.certificate_pem.encode())], root_certificates=ca_pem, require_client_auth=True
+        )
+        server = grpc.aio.server(
+            interceptors=[telemetry.server_interceptor()],
+            options=[
+                ("grpc.max_receive_message_length", s.heartbeat_max_message_bytes),
+                ("grpc.max_send_message_length", s.heartbeat_max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=s.heartbeat_max_concurrent_rpcs,
+        )
+        pb_grpc.add_HeartbeatServicer_to_server(
+            HeartbeatServicer(self.directory, s.heartbeat_interval_s, Peers()), server
+        )
+        self.port = server.add_secure_port(f"{s.heartbeat_host}:{s.heartbeat_port}", credentials)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {s.heartbeat_host}:{s.heartbeat_port}")
+        await server.start()
+        self._server = server
+        self.started.set()
+        log.info("heartbeat listening", extra={"host": s.heartbeat_host, "port": self.port, "dns_names": dns})
+
+    async def ready(self) -> None:
+        if not self.started.is_set():
+            raise ConnectionError("the heartbeat port is not listening yet")
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(GRACE_S)
+        self._stopped.set()

@@ -1,0 +1,153 @@
+"""Nodes as the admin sees them: create (with a first enrollment token), list, get, new token, delete.
+
+Never commits: the NATS edge (handlers.py) owns the transaction. A call to pki runs inside it, so a
+pki that does not answer rolls the whole change back and the admin sees 503 with nothing changed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpulab_core import outbox, pagination
+from gpulab_core.contracts import inventory as c
+from gpulab_core.errors import Conflict, InvalidRequest, NotFound
+from gpulab_inventory.config import Settings
+from gpulab_inventory.models import nodes, tables
+from gpulab_inventory.pki_client import PkiClient
+
+SOURCE = "inventory"
+
+
+def to_node(row: Any) -> c.Node:
+    return c.Node(
+        id=row.id,
+        hostname=row.hostname,
+        type=row.type,
+        management_ip=row.management_ip,
+        status=row.status,
+        last_seen_at=row.last_seen_at,
+        agent_version=row.agent_version,
+        hardware=c.Hardware.model_validate(row.hardware) if row.hardware is not None else None,
+        created_at=row.created_at,
+    )
+
+
+def install_command(settings: Settings, token: str, fingerprint: str) -> str:
+    """The one line the admin runs on the node (the contract of install-agent.sh's arguments)."""
+    url = settings.public_url.rstrip("/")
+    args = ["--url", url, "--token", token, "--ca-fingerprint", fingerprint]
+    if settings.enroll_endpoint:
+        args += ["--enroll-endpoint", settings.enroll_endpoint]
+    quoted = " ".join(shlex.quote(a) for a in args)
+    return f"curl -fsSL {shlex.quote(url + '/install-agent.sh')} | sudo bash -s -- {quoted}"
+
+
+async def _enrollment(pki: PkiClient, settings: Settings, node_id: uuid.UUID, actor: uuid.UUID | None) -> c.Enrollment:
+    ca = await pki.ca()
+    token = await pki.issue_token(node_id, actor)
+    return c.Enrollment(
+        token=token.token,
+        expires_at=token.expires_at,
+        install_command=install_command(settings, token.token, ca.sha256_fingerprint),
+        ca_fingerprint=ca.sha256_fingerprint,
+    )
+
+
+async def create(session: AsyncSession, req: c.CreateNodeRequest, pki: PkiClient, settings: Settings) -> c.NodeCreated:
+    node_id = uuid.uuid4()
+    row = (
+        await session.execute(
+            insert(nodes)
+            .values(
+                id=node_id,
+                hostname=req.hostname,
+                type=req.type,
+                management_ip=req.management_ip,
+                created_by=req.actor_id,
+            )
+            # Two admins adding the same host at once: one node, one 409.
+            .on_conflict_do_nothing(index_elements=[nodes.c.hostname], index_where=text("status <> 'revoked'"))
+            .returning(*nodes.c)
+        )
+    ).first()
+    if row is None:
+        raise Conflict(f"a node named {req.hostname} exists already", code=c.NODE_EXISTS)
+    event = c.NodeCreatedEvent(
+        node_id=node_id,
+        hostname=req.hostname,
+        type=req.type,
+        management_ip=req.management_ip,
+        actor_id=req.actor_id,
+    )
+    await outbox.emit(session, tables.outbox, c.NODE_CREATED, event.model_dump(mode="json"), source=SOURCE)
+    enrollment = await _enrollment(pki, settings, node_id, req.actor_id)
+    return c.NodeCreated(node=to_node(row), enrollment=enrollment)
+
+
+async def _get_row(session: AsyncSession, node_id: uuid.UUID, *, lock: bool = False) -> Any:
+    query = select(nodes).where(nodes.c.id == node_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise NotFound("no such node")
+    return row
+
+
+async def get(session: AsyncSession, req: c.NodeIdRequest) -> c.Node:
+    return to_node(await _get_row(session, req.id))
+
+
+async def new_token(session: AsyncSession, req: c.NodeIdRequest, pki: PkiClient, settings: Settings) -> c.Enrollment:
+    row = await _get_row(session, req.id, lock=True)  # a delete running now waits, or this sees it
+    if row.status == "revoked":
+        raise Conflict("the node was deleted; add it again to enroll it", code=c.NODE_REVOKED)
+    return await _enrollment(pki, settings, req.id, req.actor_id)
+
+
+async def delete(session: AsyncSession, req: c.NodeIdRequest, pki: PkiClient) -> c.Node:
+    """Revoke the node: its certificates and tokens stop working, its record stays (status `revoked`).
+    Deleting a deleted node changes nothing and answers the same."""
+    row = await _get_row(session, req.id, lock=True)
+    if row.status == "revoked":
+        return to_node(row)
+    await pki.revoke_node(req.id, req.actor_id)  # tokens too; before the commit, so a failure changes nothing
+    now = datetime.now(UTC)
+    row = (
+        await session.execute(
+            update(nodes)
+            .where(nodes.c.id == req.id)
+            .values(status="revoked", revoked_at=now, status_changed_at=now)
+            .returning(*nodes.c)
+        )
+    ).one()
+    event = c.NodeDeletedEvent(node_id=req.id, hostname=row.hostname, actor_id=req.actor_id)
+    await outbox.emit(session, tables.outbox, c.NODE_DELETED, event.model_dump(mode="json"), source=SOURCE)
+    return to_node(row)
+
+
+async def list_page(session: AsyncSession, req: c.ListNodesRequest) -> c.NodePage:
+    """Oldest first, by (created_at, id): stable while nodes are added."""
+    conds = []
+    if req.status is not None:
+        conds.append(nodes.c.status == req.status)
+    if req.cursor:
+        created, last_id = pagination.decode(req.cursor, 2)
+        try:
+            after = tuple_(literal(datetime.fromisoformat(created)), literal(uuid.UUID(last_id)))
+        except (TypeError, ValueError):
+            raise InvalidRequest("the cursor is not valid", details={"field": "cursor"}) from None
+        conds.append(tuple_(nodes.c.created_at, nodes.c.id) > after)
+    query = select(nodes).where(and_(True, *conds)).order_by(nodes.c.created_at, nodes.c.id).limit(req.limit + 1)
+    rows = (await session.execute(query)).all()
+    more = len(rows) > req.limit
+    rows = rows[: req.limit]
+    cursor = pagination.encode(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None
+    return c.NodePage(items=[to_node(r) for r in rows], next_cursor=cursor)
