@@ -13,6 +13,7 @@ from gpulab_core.contracts import events as ev
 from gpulab_core.events import Event
 from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_identity import __version__
+from gpulab_identity.audit import service as audit
 from gpulab_identity.auth import service as auth
 from gpulab_identity.bootstrap import ensure_admin
 from gpulab_identity.config import Settings
@@ -39,6 +40,8 @@ async def setup(runtime: Runtime) -> None:
         await invites.record_delivery(session, ev.InviteDelivery.model_validate(event.data))
 
     runtime.add_consumer("invite-delivery", [ev.INVITE_DELIVERY], on_delivery)
+    # inventory's and pki's node actions, recorded here because identity keeps the one audit log.
+    runtime.add_consumer("node-audit", audit.NODE_EVENTS, audit.record_node_event)
 
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
         if await ensure_admin(
