@@ -6,10 +6,12 @@ from urllib.parse import urlsplit
 
 from gpulab_core import cli as core_cli
 from gpulab_core.contracts.events import USER_INVITED
+from gpulab_core.contracts.inventory import NODE_OFFLINE, NODE_ONLINE
 from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_notify import __version__
+from gpulab_notify.admins import Admin, active_admins
 from gpulab_notify.config import Settings, is_loopback
-from gpulab_notify.deliveries.handlers import InviteHandler
+from gpulab_notify.deliveries.handlers import InviteHandler, NodeMailHandler
 from gpulab_notify.deliveries.sender import Sender
 from gpulab_notify.deliveries.service import DeliveryService, RetryPolicy
 from gpulab_notify.models import tables
@@ -54,6 +56,13 @@ async def setup(runtime: Runtime) -> None:
         stop_grace_s=s.smtp_timeout_s,
     )
     runtime.add_consumer("mail", [USER_INVITED], InviteHandler(service, sender.wake))
+
+    async def admins() -> list[Admin]:
+        return await active_admins(runtime.rpc_client)
+
+    # A consumer of its own: while identity is away these events wait and retry, and invites go on.
+    node_mail = NodeMailHandler(service, admins, sender.wake, max_age_s=s.mail_give_up_after_s)
+    runtime.add_consumer("node-mail", [NODE_OFFLINE, NODE_ONLINE], node_mail)
     for _ in range(s.mail_concurrency):
         runtime.add_task(sender.run)
     runtime.on_stop(sender.stop)

@@ -2,14 +2,15 @@
 
 Sending is left to the senders (deliveries/sender.py), so an SMTP server that is down for an hour
 holds up no event: each is recorded and acknowledged in milliseconds. The durable consumer runs
-this in one transaction with the event's `processed_events` row, and the delivery is unique by
-event id as well, so a redelivered event (notify died before its ack) records nothing new.
+this in one transaction with the event's `processed_events` row, and a delivery is unique by
+(event id, recipient) as well, so a redelivered event (notify died before its ack) records nothing new.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -17,7 +18,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core.contracts.events import UserInvited
+from gpulab_core.contracts.inventory import NODE_OFFLINE, NODE_ONLINE, NodeOfflineEvent, NodeOnlineEvent
 from gpulab_core.events import Event
+from gpulab_notify.admins import Admin
+from gpulab_notify.deliveries.models import KIND_NODE_OFFLINE, KIND_NODE_ONLINE
 from gpulab_notify.deliveries.service import DeliveryService
 
 log = logging.getLogger(__name__)
@@ -42,5 +46,78 @@ class InviteHandler:
             log.error("event %s (%s) skipped, its data is not a valid invite: %s", event.id, event.type, exc)
             return
         if await self._service.record_invite(session, event.id, invite):
-            # Before the commit a sender would not see the row; after it, it should not wait for its poll.
-            sa_event.listen(session.sync_session, "after_commit", lambda _s: self._on_recorded(), once=True)
+            wake_after_commit(session, self._on_recorded)
+
+
+def wake_after_commit(session: AsyncSession, wake: Callable[[], None]) -> None:
+    # Before the commit a sender would not see the rows; after it, it should not wait for its poll.
+    sa_event.listen(session.sync_session, "after_commit", lambda _s: wake(), once=True)
+
+
+def node_mail(event: Event) -> tuple[str, dict[str, Any]] | None:
+    """The kind of admin mail a node event asks for and the data it is rendered from; None for none.
+
+    Raises ValidationError for data that is not the event's payload."""
+    if event.type == NODE_OFFLINE:
+        offline = NodeOfflineEvent.model_validate(event.data)
+        return KIND_NODE_OFFLINE, offline.model_dump(mode="json")
+    if event.type == NODE_ONLINE:
+        online = NodeOnlineEvent.model_validate(event.data)
+        # First contact after enrollment is the expected end of adding a node, not news; only a
+        # node coming back from `offline` closes an alert the admins were sent.
+        if online.previous_status != "offline":
+            return None
+        return KIND_NODE_ONLINE, online.model_dump(mode="json")
+    return None
+
+
+class NodeMailHandler:
+    """`inventory.node_offline` / `node_online` (back from offline): one pending mail per active admin.
+
+    Runs once per event (the consumer's processed-events row, in this transaction), and the rows are
+    unique by (event, recipient): a redelivered event mails nobody twice. The admins are asked of
+    identity here; if it does not answer, the error rolls the transaction back and the event comes
+    again later (the consumer's backoff), rather than being recorded as mailed to no one.
+    """
+
+    def __init__(
+        self,
+        service: DeliveryService,
+        admins: Callable[[], Awaitable[list[Admin]]],
+        on_recorded: Callable[[], None],
+        *,
+        max_age_s: float,
+    ) -> None:
+        self._service = service
+        self._admins = admins
+        self._on_recorded = on_recorded
+        self._max_age = timedelta(seconds=max_age_s)
+
+    async def __call__(self, session: AsyncSession, event: Event) -> None:
+        try:
+            mail = node_mail(event)
+        except ValidationError as exc:
+            log.error("event %s (%s) skipped, its data is not valid: %s", event.id, event.type, exc)
+            return
+        if mail is None:
+            return
+        kind, payload = mail
+        occurred = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
+        if datetime.now(UTC) - occurred > self._max_age:
+            # A mail this late would be given up on anyway (GPULAB_MAIL_GIVE_UP_AFTER_S); and a
+            # consumer created on a stream with weeks of history must not mail all of it.
+            log.warning("event %s (%s) from %s is too old to mail about; skipped", event.id, event.type, occurred)
+            return
+        admins = await self._admins()
+        if not admins:
+            log.warning("event %s (%s): there is no active admin to mail", event.id, event.type)
+            return
+        recorded = 0
+        for admin in admins:
+            if await self._service.record_admin_mail(
+                session, event.id, kind=kind, admin_id=admin.id, email=admin.email, payload=payload
+            ):
+                recorded += 1
+        log.info("event %s (%s): %d admin mails queued", event.id, event.type, recorded)
+        if recorded:
+            wake_after_commit(session, self._on_recorded)

@@ -1,4 +1,5 @@
-"""The mails themselves: text and HTML alternatives, built only from a delivery's stored data.
+"""The mails themselves, built only from a delivery's stored data: the invite (text and HTML
+alternatives) and the admins' node alerts (plain text).
 
 A mail is rendered again for every attempt, from the same row, with the same Message-ID and Date,
 so that a copy sent again after a crash (see docs/adr/0008-mail-delivery.md) is the same mail and
@@ -15,9 +16,14 @@ from email.utils import format_datetime, parseaddr
 from urllib.parse import quote
 
 from gpulab_core.contracts.events import UserInvited
+from gpulab_core.contracts.inventory import NodeOfflineEvent, NodeOnlineEvent
 
 # The web app's accept page (frontend route `invite/:token`).
 INVITE_PATH = "/invite/"
+# The web app's node page (admin route `nodes/:id`).
+NODE_PATH = "/nodes/"
+# RFC 1123's longest host name; a subject line needs no more of whatever an event carries.
+MAX_HOSTNAME = 253
 
 
 def message_id(event_id: uuid.UUID) -> str:
@@ -29,6 +35,19 @@ def accept_link(public_url: str, token: str) -> str:
     return public_url.rstrip("/") + INVITE_PATH + quote(token, safe="")
 
 
+def node_link(public_url: str, node_id: uuid.UUID) -> str:
+    return public_url.rstrip("/") + NODE_PATH + str(node_id)
+
+
+def rfc3339(value: datetime | None, *, missing: str = "unknown") -> str:
+    """UTC, to the second, with `Z`: `2026-12-01T09:30:00Z`."""
+    if value is None:
+        return missing
+    if value.tzinfo is None:  # a naive time in an event is UTC by convention
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def check_recipient(address: str) -> str:
     """The address alone, or ValueError: a display name, a list or a line break would let the
     contents of an event choose extra recipients or headers."""
@@ -38,7 +57,7 @@ def check_recipient(address: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    """A name from the inviter's account, folded to one line: it goes into a header and a sentence."""
+    """A name from an event (the inviter's, a node's), folded to one line: it goes into a header and a sentence."""
     return " ".join(value.split())
 
 
@@ -51,16 +70,13 @@ def invite_message(
     as_role = " as an administrator" if invite.role == "admin" else ""
     expires = invite.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = check_recipient(invite.email)
-    msg["Subject"] = f"{inviter} invited you to gpulab"
-    msg["Date"] = format_datetime(created_at.astimezone(UTC))
-    msg["Message-ID"] = message_id(event_id)
-    # RFC 3834: machine-sent, so vacation responders and the like stay quiet.
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"  # the same for Exchange, which ignores RFC 3834
-
+    msg = _headers(
+        sender=sender,
+        recipient=invite.email,
+        subject=f"{inviter} invited you to gpulab",
+        created_at=created_at,
+        mail_id=event_id,
+    )
     msg.set_content(
         f"Hello,\n\n"
         f"{inviter} invited you to gpulab{as_role}, the lab's GPU sharing portal.\n\n"
@@ -81,5 +97,88 @@ def invite_message(
         "<p>If you did not expect this invitation, you can ignore this mail.</p>\n"
         "</body></html>\n",
         subtype="html",
+    )
+    return msg
+
+
+def _headers(*, sender: str, recipient: str, subject: str, created_at: datetime, mail_id: uuid.UUID) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = check_recipient(recipient)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(created_at.astimezone(UTC))
+    msg["Message-ID"] = message_id(mail_id)
+    # RFC 3834: machine-sent, so vacation responders and the like stay quiet.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"  # the same for Exchange, which ignores RFC 3834
+    return msg
+
+
+def _hostname(value: str) -> str:
+    # Validated by inventory when the node was created, but an event is data: one line, bounded.
+    return _one_line(value)[:MAX_HOSTNAME] or "(unnamed)"
+
+
+_FOOTER = "You receive this mail because you are an administrator of gpulab.\n"
+
+
+def node_offline_message(
+    node: NodeOfflineEvent,
+    *,
+    recipient: str,
+    mail_id: uuid.UUID,
+    created_at: datetime,
+    public_url: str,
+    sender: str,
+) -> EmailMessage:
+    """Plain text: an alert for admins, read as often in a terminal or a pager as in a browser.
+    Raises ValueError for a recipient that cannot be a header value."""
+    host = _hostname(node.hostname)
+    msg = _headers(
+        sender=sender,
+        recipient=recipient,
+        subject=f"[gpulab] node {host} is offline",
+        created_at=created_at,
+        mail_id=mail_id,
+    )
+    msg.set_content(
+        f"The node {host} stopped sending heartbeats and is now offline.\n\n"
+        f"Host name:      {host}\n"
+        f"Node id:        {node.node_id}\n"
+        f"Last seen:      {rfc3339(node.last_seen_at, missing='never')}\n"
+        f"Offline since:  {rfc3339(node.at)}\n\n"
+        f"You will get another mail when it is back online.\n\n"
+        f"{node_link(public_url, node.node_id)}\n\n"
+        f"{_FOOTER}"
+    )
+    return msg
+
+
+def node_online_message(
+    node: NodeOnlineEvent,
+    *,
+    recipient: str,
+    mail_id: uuid.UUID,
+    created_at: datetime,
+    public_url: str,
+    sender: str,
+) -> EmailMessage:
+    """Raises ValueError for a recipient that cannot be a header value."""
+    host = _hostname(node.hostname)
+    msg = _headers(
+        sender=sender,
+        recipient=recipient,
+        subject=f"[gpulab] node {host} is back online",
+        created_at=created_at,
+        mail_id=mail_id,
+    )
+    msg.set_content(
+        f"The node {host} is sending heartbeats again and is back online.\n\n"
+        f"Host name:      {host}\n"
+        f"Node id:        {node.node_id}\n"
+        f"Offline since:  {rfc3339(node.offline_since)}\n"
+        f"Back online:    {rfc3339(node.at)}\n\n"
+        f"{node_link(public_url, node.node_id)}\n\n"
+        f"{_FOOTER}"
     )
     return msg

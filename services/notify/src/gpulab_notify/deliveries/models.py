@@ -1,4 +1,4 @@
-"""The `deliveries` table: one mail per event, its state and its retry schedule."""
+"""The `deliveries` table: one mail per event and recipient, its state and its retry schedule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, Text, func, text
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +18,9 @@ STATES: tuple[State, ...] = ("pending", "retrying", "sent", "failed")
 OPEN_STATES: tuple[State, ...] = ("pending", "retrying")
 
 KIND_INVITE = "invite"
+# Admin notifications: one event, one mail to each active admin.
+KIND_NODE_OFFLINE = "node_offline"
+KIND_NODE_ONLINE = "node_online"
 
 
 class Delivery(Base):
@@ -25,16 +28,20 @@ class Delivery(Base):
     __table_args__ = (
         CheckConstraint("state IN ('pending', 'retrying', 'sent', 'failed')", name="state"),
         CheckConstraint("attempts >= 0", name="attempts"),
+        # A redelivered event cannot make a second mail to anyone.
+        UniqueConstraint("event_id", "recipient"),
         # The senders' "what is due" scan reads only open rows, in due order.
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("state IN ('pending', 'retrying')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    # The event that asked for this mail; unique, so a redelivered event cannot make a second mail.
-    # It is also the mail's Message-ID, so a copy sent again after a crash is recognisably the same mail.
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    # The event that asked for this mail. For an invite (one recipient) it is also the mail's
+    # Message-ID; a mail to several recipients takes this row's id instead. Either way a copy sent
+    # again after a crash is recognisably the same mail.
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     kind: Mapped[str] = mapped_column(Text)
     invite_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
+    # The user the mail is for: the invited user, or the admin told about a node.
     user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     recipient: Mapped[str] = mapped_column(Text)
     # What the mail is rendered from (for an invite: its token). Cleared once the delivery is final,

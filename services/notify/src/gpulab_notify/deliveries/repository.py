@@ -23,7 +23,7 @@ async def insert_new(
     invite_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
 ) -> Delivery | None:
-    """The new pending delivery, or None when this event already has one (a redelivered event)."""
+    """The new pending delivery, or None when this event already has one to this recipient (a redelivered event)."""
     row = await session.execute(
         insert(Delivery)
         .values(
@@ -35,7 +35,7 @@ async def insert_new(
             invite_id=invite_id,
             user_id=user_id,
         )
-        .on_conflict_do_nothing(index_elements=[Delivery.event_id])
+        .on_conflict_do_nothing(index_elements=[Delivery.event_id, Delivery.recipient])
         .returning(Delivery)
     )
     return row.scalar_one_or_none()
@@ -93,5 +93,7 @@ async def _update(session: AsyncSession, delivery: Delivery, **values: Any) -> N
     )
 
 
-async def by_event(session: AsyncSession, event_id: uuid.UUID) -> Delivery | None:
-    return (await session.execute(select(Delivery).where(Delivery.event_id == event_id))).scalar_one_or_none()
+async def by_event(session: AsyncSession, event_id: uuid.UUID) -> list[Delivery]:
+    """The mails one event asked for (one for an invite, one per admin for a notification)."""
+    rows = await session.execute(select(Delivery).where(Delivery.event_id == event_id).order_by(Delivery.recipient))
+    return list(rows.scalars())

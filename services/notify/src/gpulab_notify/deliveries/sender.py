@@ -14,13 +14,15 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gpulab_core.contracts.events import UserInvited
+from gpulab_core.contracts.inventory import NodeOfflineEvent, NodeOnlineEvent
 from gpulab_notify.deliveries import messages, repository
-from gpulab_notify.deliveries.models import KIND_INVITE, Delivery
+from gpulab_notify.deliveries.models import KIND_INVITE, KIND_NODE_OFFLINE, KIND_NODE_ONLINE, Delivery
 from gpulab_notify.deliveries.service import DeliveryService
 from gpulab_notify.smtp import DeliveryError, SmtpTransport
 
@@ -55,8 +57,9 @@ class Sender:
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        # Mails the server accepted whose `sent` this process could not commit yet. In memory only:
-        # it closes the gap for a database blip, not for a dead process (see the ADR).
+        # Deliveries (by row id: one event may have several) the server accepted whose `sent` this
+        # process could not commit yet. In memory only: it closes the gap for a database blip, not
+        # for a dead process (see the ADR).
         self._unrecorded: set[uuid.UUID] = set()
 
     def wake(self) -> None:
@@ -101,9 +104,9 @@ class Sender:
                 delivery = await repository.claim_due(session)
                 if delivery is None:
                     return False
-                event_id = delivery.event_id
+                delivery_id = delivery.id
                 await self._attempt(session, delivery)
-            self._unrecorded.discard(event_id)
+            self._unrecorded.discard(delivery_id)
             return True
         finally:
             self._busy -= 1
@@ -111,7 +114,7 @@ class Sender:
                 self._idle.set()
 
     async def _attempt(self, session: AsyncSession, delivery: Delivery) -> None:
-        if delivery.event_id in self._unrecorded:
+        if delivery.id in self._unrecorded:
             # This process had the server accept it, then failed to record that (the database went
             # away, or a bug): record it now instead of sending it again on every pass.
             await self._service.sent(session, delivery)
@@ -137,14 +140,37 @@ class Sender:
             log.exception("mail %s: unexpected error while sending", delivery.event_id)
             await self._service.retry_later(session, delivery, f"internal error: {type(exc).__name__}")
             return
-        self._unrecorded.add(delivery.event_id)
+        self._unrecorded.add(delivery.id)
         await self._service.sent(session, delivery)
 
     def _render(self, delivery: Delivery) -> EmailMessage:
-        if delivery.kind != KIND_INVITE or delivery.payload is None:
-            raise Undeliverable(f"nothing to render for a {delivery.kind!r} delivery")
+        if delivery.kind == KIND_INVITE and delivery.payload is not None:
+            return self._render_invite(delivery, delivery.payload)
+        if delivery.kind in (KIND_NODE_OFFLINE, KIND_NODE_ONLINE) and delivery.payload is not None:
+            return self._render_node(delivery, delivery.payload)
+        raise Undeliverable(f"nothing to render for a {delivery.kind!r} delivery")
+
+    def _render_node(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
+        # The row's id, not the event's: the event is mailed to every admin, and each mail is its own.
+        common: dict[str, Any] = {
+            "recipient": delivery.recipient,
+            "mail_id": delivery.id,
+            "created_at": delivery.created_at,
+            "public_url": self._public_url,
+            "sender": self._from,
+        }
         try:
-            invite = UserInvited.model_validate(delivery.payload)
+            if delivery.kind == KIND_NODE_OFFLINE:
+                return messages.node_offline_message(NodeOfflineEvent.model_validate(payload), **common)
+            return messages.node_online_message(NodeOnlineEvent.model_validate(payload), **common)
+        except ValidationError as exc:
+            raise Undeliverable(f"stored node event is not valid: {exc.error_count()} errors") from exc
+        except ValueError as exc:
+            raise Undeliverable(str(exc)) from exc
+
+    def _render_invite(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
+        try:
+            invite = UserInvited.model_validate(payload)
         except ValidationError as exc:
             raise Undeliverable(f"stored invite is not valid: {exc.error_count()} errors") from exc
         if invite.expires_at <= datetime.now(UTC):

@@ -12,6 +12,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import Table
@@ -66,6 +67,23 @@ class DeliveryService:
             return False
         await self._tell(session, delivery, "pending", None)
         return True
+
+    async def record_admin_mail(
+        self,
+        session: AsyncSession,
+        event_id: uuid.UUID,
+        *,
+        kind: str,
+        admin_id: uuid.UUID,
+        email: str,
+        payload: dict[str, Any],
+    ) -> bool:
+        """A pending delivery of this event to this admin; False if the event had one for them already.
+        Emits nothing: `notify.invite_delivery` is about invites, and no one tracks these mails' state."""
+        delivery = await repository.insert_new(
+            session, event_id=event_id, kind=kind, recipient=email, payload=payload, user_id=admin_id
+        )
+        return delivery is not None
 
     async def sent(self, session: AsyncSession, delivery: Delivery) -> None:
         await repository.finish(session, delivery, state="sent", error=None)
