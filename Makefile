@@ -34,6 +34,7 @@ install: .venv/.installed ## install the Python workspace (uv), the web app's an
 	cd agent && go mod download
 
 dev: install ## run all of gpulab locally: embedded PostgreSQL + NATS, six services, the web app
+	$(MAKE) --no-print-directory -C agent build  # served at /downloads/ for install-agent.sh
 	$(PY) -m gpulab_devstack
 
 test: install lint typecheck agent-test frontend-test deploy-check pytest ## every test of every language

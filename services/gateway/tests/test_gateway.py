@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
-from gpulab_devstack.testing import BACKEND, Stack
+from gpulab_devstack.testing import BACKEND, TEST_CA_PASSPHRASE, Stack
 from gpulab_gateway import middleware
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
@@ -39,6 +39,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+# Ports picked free, and the session's one CA passphrase (every pki on this database opens the same key).
+OWN_SETTINGS: dict[str, dict[str, object]] = {
+    "pki": {"enroll_port": 0, "ca_passphrase": TEST_CA_PASSPHRASE},
+    "inventory": {"heartbeat_port": 0},
+}
+
+
 @pytest.fixture
 async def backend(migrated: Stack) -> AsyncIterator[dict[str, Runtime]]:
     """The five back-end services, each a real runtime in this process."""
@@ -48,11 +55,13 @@ async def backend(migrated: Stack) -> AsyncIterator[dict[str, Runtime]]:
     for name in BACKEND:
         module = importlib.import_module(f"gpulab_{name}.main")
         settings = module.spec.settings_cls(
-            database_url=migrated.database_url, nats_url=migrated.nats_url, metrics_port=0
+            database_url=migrated.database_url, nats_url=migrated.nats_url, metrics_port=0, **OWN_SETTINGS.get(name, {})
         )
         runtime = Runtime(module.spec, settings)
         await runtime.start()
         runtimes[name] = runtime
+    # inventory's heartbeat port listens once pki has signed its certificate; until then it is not ready.
+    await runtimes["inventory"].parts["heartbeat"].started.wait()
     yield runtimes
     for runtime in runtimes.values():
         await runtime.stop()

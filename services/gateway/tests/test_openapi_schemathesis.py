@@ -1,6 +1,6 @@
-"""Property-based run of the account routes against their own OpenAPI document (schemathesis).
+"""Property-based run of the account and node routes against their own OpenAPI document (schemathesis).
 
-The gateway is served by uvicorn on a loopback port, wired to the real identity service, both on an
+The gateway is served by uvicorn on a loopback port, wired to the real identity, pki and inventory services, all on an
 event loop of their own in a background thread: schemathesis drives requests synchronously, and a
 NATS connection belongs to the loop that opened it. Every case is sent as a logged-in admin (the
 session cookie and the CSRF header), so the generated data reaches identity instead of stopping at 401.
@@ -32,10 +32,14 @@ from schemathesis.specs.openapi.checks import (
 
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
-from gpulab_devstack.testing import Stack
+from gpulab_devstack.testing import TEST_CA_PASSPHRASE, Stack
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
 from gpulab_identity import main as identity_main
+from gpulab_inventory import main as inventory_main
+from gpulab_inventory.config import Settings as InventorySettings
+from gpulab_pki import main as pki_main
+from gpulab_pki.config import Settings as PkiSettings
 
 from .conftest import API, PASSWORD, gateway_settings, identity_settings, make_admin, unique_email
 
@@ -103,10 +107,17 @@ def live(migrated: Stack) -> Iterator[Live]:
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     admin_email = unique_email("fuzz-admin")
 
-    async def start() -> tuple[Runtime, NATS, uvicorn.Server, asyncio.Task[None]]:
+    async def start() -> tuple[list[Runtime], NATS, uvicorn.Server, asyncio.Task[None]]:
         identity = Runtime(identity_main.spec, identity_settings(migrated))
         await identity.start()
         await make_admin(identity, admin_email)
+        common: dict[str, Any] = {"database_url": migrated.app_database_url, "nats_url": migrated.nats_url}
+        pki = Runtime(
+            pki_main.spec, PkiSettings(**common, metrics_port=0, enroll_port=0, ca_passphrase=TEST_CA_PASSPHRASE)
+        )
+        await pki.start()
+        inventory = Runtime(inventory_main.spec, InventorySettings(**common, metrics_port=0, heartbeat_port=0))
+        await inventory.start()
         nc = await nats.connect(migrated.nats_url)
         app = create_app(gateway_settings(migrated), RpcClient(nc))
         server = uvicorn.Server(
@@ -115,15 +126,16 @@ def live(migrated: Stack) -> Iterator[Live]:
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             await asyncio.sleep(0.01)
-        return identity, nc, server, task
+        return [inventory, pki, identity], nc, server, task
 
     async def stop() -> None:
         server.should_exit = True
         await task
         await nc.drain()
-        await identity.stop()
+        for runtime in runtimes:
+            await runtime.stop()
 
-    identity, nc, server, task = background.run(start())
+    runtimes, nc, server, task = background.run(start())
     try:
         with requests.Session() as session:
             login = session.post(f"{base_url}{API}/auth/login", json={"email": admin_email, "password": PASSWORD})

@@ -11,7 +11,9 @@ from gpulab_gateway import __version__, frontend, health, openapi, problems
 from gpulab_gateway.audit import api as audit_api
 from gpulab_gateway.auth import api as auth_api
 from gpulab_gateway.config import Settings
+from gpulab_gateway.install import api as install_api
 from gpulab_gateway.middleware import BodySizeLimit, TraceContext
+from gpulab_gateway.nodes import api as nodes_api
 from gpulab_gateway.sessions import SessionCache
 from gpulab_gateway.ssh_keys import api as ssh_keys_api
 from gpulab_gateway.users import api as users_api
@@ -37,7 +39,7 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.include_router(health.router, prefix=API_PREFIX)
-    for router in (auth_api.router, users_api.router, ssh_keys_api.router, audit_api.router):
+    for router in (auth_api.router, users_api.router, ssh_keys_api.router, nodes_api.router, audit_api.router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
@@ -55,6 +57,7 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(install_api.router)
     # Last: everything not matched above is the web app.
     app.include_router(frontend.router)
     # Outermost first: the trace wraps everything, the size limit runs before any body is read.

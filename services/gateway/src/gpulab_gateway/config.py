@@ -15,6 +15,8 @@ class Settings(CoreSettings):
     # How long /api/v1/healthz waits for each service before calling it `down`.
     health_timeout_s: float = Field(default=1.5, gt=0, le=30)
     frontend_dir: Path = Path("frontend/dist/gpulab/browser")
+    # Where the built agent lies (gpulab-agent-linux-amd64), served at /downloads/ for install-agent.sh.
+    downloads_dir: Path = Path("agent/dist")
     # How long a session that identity confirmed is trusted without asking again. It bounds how long
     # a user disabled (or a session ended) through another gateway replica keeps working here;
     # 0 asks identity on every request. Capped at 10 s so that bound stays short.

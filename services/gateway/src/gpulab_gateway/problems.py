@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from gpulab_core import errors
-from gpulab_core.contracts import identity
+from gpulab_core.contracts import identity, inventory
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ STATUS_BY_CODE: dict[str, int] = {
     identity.DUPLICATE_SSH_KEY: 409,
     identity.ALREADY_ACTIVE: 409,
     identity.LAST_ADMIN: 409,
+    # inventory
+    inventory.NODE_EXISTS: 409,
+    inventory.NODE_REVOKED: 409,
     # the gateway's own
     CSRF_FAILED: 403,
     FORBIDDEN: 403,

@@ -19,12 +19,18 @@ M = TypeVar("M", bound=BaseModel)
 
 async def identity(request: Request, operation: str, payload: BaseModel, reply: type[M]) -> M:
     """Ask identity and return its reply as `reply`; its error replies raise `RemoteError`."""
-    data = await _call(request, operation, payload)
+    return await ask(request, contract.SERVICE, operation, payload, reply)
+
+
+async def ask(request: Request, service: str, operation: str, payload: BaseModel, reply: type[M]) -> M:
+    """Ask a service and return its reply as `reply`; its error replies raise `RemoteError`."""
+    rpc: RpcClient = request.app.state.rpc
+    data = await rpc.call(service, operation, payload)
     try:
         return reply.model_validate(data)
     except ValidationError as exc:
         # A reply that breaks the contract is our bug (versions out of step), never the caller's.
-        log.error("identity %s replied outside its contract: %s", operation, exc.errors(include_input=False))
+        log.error("%s %s replied outside its contract: %s", service, operation, exc.errors(include_input=False))
         raise errors.GpulabError("internal error") from None
 
 

@@ -57,6 +57,7 @@ class Stack:
             GPULAB_DATA_DIR=str(self.root / "data"),
             GPULAB_METRICS_PORT="0",
             GPULAB_ENROLL_PORT="0",
+            GPULAB_HEARTBEAT_PORT="0",
             # One CA per session database: every pki started against it must open the same key.
             GPULAB_CA_PASSPHRASE=TEST_CA_PASSPHRASE,
             GPULAB_LOG_FORMAT="json",

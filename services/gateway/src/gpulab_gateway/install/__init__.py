@@ -1,0 +1,1 @@
+"""The agent's install script and binary downloads, served outside /api/v1 (API.md)."""
