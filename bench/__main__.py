@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import lists, rpc
+from bench import heartbeat, lists, rpc
 
-BENCHMARKS = {"rpc": rpc.main, "lists": lists.main}
+BENCHMARKS = {"rpc": rpc.main, "lists": lists.main, "heartbeat": heartbeat.main}
 
 
 def main() -> int:

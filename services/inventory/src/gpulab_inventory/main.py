@@ -49,6 +49,7 @@ async def setup(runtime: Runtime) -> None:
     runtime.checks["heartbeat"] = server.ready
     runtime.add_task(server.run)
     runtime.on_stop(server.stop)
+    runtime.on_stop(directory.final_flush)  # after the port stopped taking heartbeats
     # Written often enough that a live node's last contact is never older than a quarter of the
     # offline threshold, whatever the setting says.
     runtime.add_task(lambda: directory.run_flusher(min(settings.last_seen_flush_s, settings.offline_after_s / 4)))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, select, true, tuple_, update
+from sqlalchemy import and_, exists, func, select, true, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import pagination
 from gpulab_core.contracts.identity import InviteDelivery, ListUsersRequest, User
-from gpulab_core.errors import InvalidRequest
 from gpulab_identity.models import invites, ssh_keys, users
 
 _has_key = exists().where(ssh_keys.c.user_id == users.c.id).label("has_ssh_key")
@@ -111,22 +109,10 @@ async def lock_active_admins(session: AsyncSession) -> int:
 
 
 async def list_page(session: AsyncSession, req: ListUsersRequest) -> tuple[list[User], str | None]:
-    """Oldest first, by (created_at, id): stable while users are added."""
-    conds = []
+    query = _select()
     if req.status is not None:
-        conds.append(users.c.status == req.status)
+        query = query.where(users.c.status == req.status)
     if req.role is not None:
-        conds.append(users.c.role == req.role)
-    if req.cursor:
-        created, last_id = pagination.decode(req.cursor, 2)
-        try:
-            after = tuple_(literal(datetime.fromisoformat(created)), literal(uuid.UUID(last_id)))
-        except (TypeError, ValueError):
-            raise InvalidRequest("the cursor is not valid", details={"field": "cursor"}) from None
-        conds.append(tuple_(users.c.created_at, users.c.id) > after)
-    query = _select().where(and_(True, *conds)).order_by(users.c.created_at, users.c.id).limit(req.limit + 1)
-    rows = (await session.execute(query)).all()
-    more = len(rows) > req.limit
-    rows = rows[: req.limit]
-    cursor = pagination.encode(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None
+        query = query.where(users.c.role == req.role)
+    rows, cursor = await pagination.oldest_first(session, query, users, req.cursor, req.limit)
     return [to_user(r) for r in rows], cursor

@@ -225,17 +225,21 @@ class Directory:
         return len(done)
 
     async def run_flusher(self, every_s: float) -> None:
+        """Write liveness every `every_s`; the last batch is written by `final_flush` at shutdown."""
+        while True:
+            await asyncio.sleep(every_s)
+            PENDING_LAST_SEEN.set(len(self._seen))
+            try:
+                await self.flush_last_seen()
+            except Exception as exc:
+                log.warning("writing last_seen_at failed, retrying: %s", exc)
+
+    async def final_flush(self) -> None:
+        """At shutdown, once the heartbeat port has stopped: what this replica saw is not lost."""
         try:
-            while True:
-                await asyncio.sleep(every_s)
-                PENDING_LAST_SEEN.set(len(self._seen))
-                try:
-                    await self.flush_last_seen()
-                except Exception as exc:
-                    log.warning("writing last_seen_at failed, retrying: %s", exc)
-        finally:
-            with contextlib.suppress(Exception):  # at shutdown: what this replica saw is not lost
-                await asyncio.shield(self.flush_last_seen())
+            await self.flush_last_seen()
+        except Exception as exc:
+            log.warning("the last last_seen_at batch was not written: %s", exc)
 
     # ---- the offline sweeper ----
     async def sweep(self) -> list[uuid.UUID]:
@@ -268,6 +272,10 @@ class Directory:
         return [r.id for r in rows]
 
     async def run_sweeper(self, every_s: float) -> None:
+        # First a whole offline threshold of listening: after a restart of every replica, the last
+        # contacts in the database are as old as the outage, and a live node is only judged once it
+        # has had the time to heartbeat again (agents retry), never for the control plane's absence.
+        await asyncio.sleep(self.offline_after_s)
         while True:
             await asyncio.sleep(every_s)
             try:

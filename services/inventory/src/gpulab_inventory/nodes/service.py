@@ -11,13 +11,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, literal, select, text, tuple_, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox, pagination
 from gpulab_core.contracts import inventory as c
-from gpulab_core.errors import Conflict, InvalidRequest, NotFound
+from gpulab_core.errors import Conflict, NotFound
 from gpulab_inventory.config import Settings
 from gpulab_inventory.models import nodes, tables
 from gpulab_inventory.pki_client import PkiClient
@@ -134,20 +134,8 @@ async def delete(session: AsyncSession, req: c.NodeIdRequest, pki: PkiClient) ->
 
 
 async def list_page(session: AsyncSession, req: c.ListNodesRequest) -> c.NodePage:
-    """Oldest first, by (created_at, id): stable while nodes are added."""
-    conds = []
+    query = select(nodes)
     if req.status is not None:
-        conds.append(nodes.c.status == req.status)
-    if req.cursor:
-        created, last_id = pagination.decode(req.cursor, 2)
-        try:
-            after = tuple_(literal(datetime.fromisoformat(created)), literal(uuid.UUID(last_id)))
-        except (TypeError, ValueError):
-            raise InvalidRequest("the cursor is not valid", details={"field": "cursor"}) from None
-        conds.append(tuple_(nodes.c.created_at, nodes.c.id) > after)
-    query = select(nodes).where(and_(True, *conds)).order_by(nodes.c.created_at, nodes.c.id).limit(req.limit + 1)
-    rows = (await session.execute(query)).all()
-    more = len(rows) > req.limit
-    rows = rows[: req.limit]
-    cursor = pagination.encode(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None
+        query = query.where(nodes.c.status == req.status)
+    rows, cursor = await pagination.oldest_first(session, query, nodes, req.cursor, req.limit)
     return c.NodePage(items=[to_node(r) for r in rows], next_cursor=cursor)
