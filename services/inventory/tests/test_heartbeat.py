@@ -170,6 +170,31 @@ async def test_new_hardware_is_recorded_once_with_an_event(plane: ControlPlane, 
     assert changes[1]["hardware"]["cpu_cores"] == 128
 
 
+async def test_a_heartbeat_without_a_hardware_report_keeps_the_recorded_hardware(
+    plane: ControlPlane, agents: list[Agent]
+) -> None:
+    agent = await enrolled(plane, agents)
+    await agent.heartbeat(hardware(gpus=2))
+    recorded = (await node(plane, agent.node_id))["hardware"]
+    stub = heartbeat_pb2_grpc.HeartbeatStub(agent.heartbeat_channel())
+    reply = await stub.Heartbeat(heartbeat_pb2.HeartbeatRequest(agent_version="1.0.0"), timeout=20)
+    assert reply.heartbeat_interval_s == INTERVAL_S
+    assert (await node(plane, agent.node_id))["hardware"] == recorded
+    # Also on a node the cache has just (re)loaded, and one that reports for the first time.
+    plane.directory.forget(uuid.UUID(agent.node_id or ""))
+    await stub.Heartbeat(heartbeat_pb2.HeartbeatRequest(agent_version="1.0.1"), timeout=20)
+    seen = await node(plane, agent.node_id)
+    assert seen["hardware"] == recorded
+    assert seen["agent_version"] == "1.0.1"
+    quiet = await enrolled(plane, agents)
+    await heartbeat_pb2_grpc.HeartbeatStub(quiet.heartbeat_channel()).Heartbeat(
+        heartbeat_pb2.HeartbeatRequest(agent_version="1.0.0"), timeout=20
+    )
+    first = await node(plane, quiet.node_id)
+    assert first["status"] == "online"
+    assert first["hardware"] is None
+
+
 async def test_node_a_can_never_change_node_b(plane: ControlPlane, agents: list[Agent]) -> None:
     a, b = await enrolled(plane, agents), await enrolled(plane, agents)
     await b.heartbeat(hardware(gpus=1), version="2.0.0")

@@ -72,10 +72,11 @@ class Directory:
 
     # ---- the heartbeat ----
     async def heartbeat(
-        self, node_id: uuid.UUID, serial: str, agent_version: str, hardware_wire: bytes, hardware: Any
+        self, node_id: uuid.UUID, serial: str, agent_version: str, hardware_wire: bytes | None, hardware: Any
     ) -> list[assignment_pb2.Assignment]:
         """Record one heartbeat; returns the node's desired state. `hardware` is the parsed message,
-        read only when `hardware_wire` differs from the last one."""
+        read only when `hardware_wire` differs from the last one; None for both: no report this time
+        (the recorded hardware stays)."""
         if len(agent_version) > AGENT_VERSION_MAX:
             raise InvalidRequest(f"agent_version is longer than {AGENT_VERSION_MAX} characters")
         now_mono = time.monotonic()
@@ -89,9 +90,10 @@ class Directory:
         if node is None or node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
         now = datetime.now(UTC)
+        unchanged = hardware_wire is None or node.hardware_wire == hardware_wire
         parsed: dict[str, Any] | None
         if node.status == "online" and node.agent_version == agent_version:
-            if node.hardware_wire == hardware_wire:  # the common case: nothing new
+            if unchanged:  # the common case: nothing new
                 self._seen[node_id] = now
                 return node.assignments
             parsed = _hardware_dict(hardware)
@@ -100,8 +102,9 @@ class Directory:
                 self._seen[node_id] = now
                 return node.assignments
         else:
-            parsed = node.hardware if node.hardware_wire == hardware_wire else _hardware_dict(hardware)
-        node = await self._write(node, now, agent_version, hardware_wire, parsed)
+            parsed = node.hardware if unchanged else _hardware_dict(hardware)
+        wire = node.hardware_wire if hardware_wire is None else hardware_wire
+        node = await self._write(node, now, agent_version, wire, parsed)
         if node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
         return node.assignments
@@ -143,7 +146,7 @@ class Directory:
         cached: CachedNode,
         now: datetime,
         agent_version: str,
-        hardware_wire: bytes,
+        hardware_wire: bytes | None,
         hardware: dict[str, Any] | None,
     ) -> CachedNode:
         async with self.sessions() as session, session.begin():

@@ -86,14 +86,12 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
             HEARTBEATS.labels("refused").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate does not name a node")
         assert peer is not None
-        hardware = request.hardware
+        # No Hardware message at all: nothing to report this time (what was recorded stays).
+        hardware = request.hardware if request.HasField("hardware") else None
+        wire = hardware.SerializeToString(deterministic=True) if hardware is not None else None
         try:
             assignments = await self._directory.heartbeat(
-                peer.node_id,
-                peer.serial,
-                request.agent_version,
-                hardware.SerializeToString(deterministic=True),
-                hardware,
+                peer.node_id, peer.serial, request.agent_version, wire, hardware
             )
         except NodeRefused as exc:
             HEARTBEATS.labels("refused").inc()
