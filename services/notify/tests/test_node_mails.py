@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
-from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts import identity as identity_contract
 from gpulab_core.contracts.inventory import NODE_OFFLINE, NODE_ONLINE, NodeOfflineEvent, NodeOnlineEvent
-from gpulab_core.events import EVENT_SUBJECT_PREFIX, STREAM, Event
+from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
 from gpulab_core.runtime import Runtime
 from gpulab_devstack.testing import Stack, wait_until
 from gpulab_identity import main as identity_main
@@ -124,19 +123,20 @@ async def publish(
     return event
 
 
-async def consumed_all(nc: NATS) -> None:
-    """Until notify's node consumer has acked every node event published so far (a published
-    message counts as pending at once; one waiting for a retry counts as ack pending)."""
-    js = nc.jetstream()
-
-    async def caught_up() -> bool:
-        try:
-            info = await js.consumer_info(STREAM, CONSUMER)
-        except NotFoundError:  # notify has not created it yet
-            return False
-        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
-
-    await wait_until(caught_up, timeout_s=10)
+async def consumed_all(nc: NATS, engine: AsyncEngine) -> None:
+    """Until notify's node consumer has handled every node event published so far: a marker event
+    (first contact, which mails nobody) goes in last, and the consumer takes events in order, so once
+    the marker is recorded as processed everything before it has been handled (or sent for a retry).
+    The consumer's own counters are not enough: JetStream updates a filtered consumer's pending count
+    a moment after the publish."""
+    marker = await publish(
+        nc,
+        NODE_ONLINE,
+        NodeOnlineEvent(
+            node_id=uuid.uuid4(), hostname=unique("marker"), previous_status="pending", at=datetime.now(UTC)
+        ),
+    )
+    await wait_until(lambda: processed(engine, marker), timeout_s=15)
 
 
 def mails_about(server: SmtpServer, hostname: str) -> list[Received]:
@@ -184,7 +184,7 @@ async def test_a_node_going_offline_mails_each_active_admin_once_and_a_redeliver
     # Nats-Msg-Id), once without the header (past the dedup window): notify itself must drop it.
     await publish(nc, NODE_OFFLINE, offline, event_id=event.id)
     await nc.jetstream().publish(f"{EVENT_SUBJECT_PREFIX}.{NODE_OFFLINE}", event.model_dump_json().encode())
-    await consumed_all(nc)
+    await consumed_all(nc, engine)
 
     rows = await rows_of(engine, event)
     assert sorted(r["recipient"] for r in rows) == sorted(people.admins)
@@ -222,7 +222,7 @@ async def test_first_contact_mails_nobody_and_coming_back_from_offline_mails_eac
     first = await publish(
         nc, NODE_ONLINE, NodeOnlineEvent(node_id=node_id, hostname=host, previous_status="pending", at=now)
     )
-    await consumed_all(nc)
+    await consumed_all(nc, engine)
     assert await processed(engine, first), "handled, not missed"
     assert await rows_of(engine, first) == []
 
@@ -230,7 +230,7 @@ async def test_first_contact_mails_nobody_and_coming_back_from_offline_mails_eac
     back = NodeOnlineEvent(node_id=node_id, hostname=host, previous_status="offline", at=now, offline_since=since)
     came_back = await publish(nc, NODE_ONLINE, back)
     await wait_until(lambda: len(mails_about(server, host)) >= 2, timeout_s=10)
-    await consumed_all(nc)
+    await consumed_all(nc, engine)
 
     mails = mails_about(server, host)
     assert sorted(m.rcpt_tos[0] for m in mails) == sorted(people.admins)
@@ -264,7 +264,7 @@ async def test_while_identity_is_unreachable_the_event_waits_and_is_mailed_once_
     await identity()
     # The consumer's first retry comes 2 s after the failure.
     await wait_until(lambda: len(mails_about(server, host)) >= 2, timeout_s=15)
-    await consumed_all(nc)
+    await consumed_all(nc, engine)
     assert sorted(m.rcpt_tos[0] for m in mails_about(server, host)) == sorted(people.admins)
     assert "Last seen:      never" in body(mails_about(server, host)[0].message)
 
@@ -279,7 +279,7 @@ async def test_an_event_older_than_the_give_up_age_is_handled_without_mailing_an
     old = datetime.now(UTC) - timedelta(hours=2)
     offline = NodeOfflineEvent(node_id=uuid.uuid4(), hostname=unique("gpu"), last_seen_at=old, at=old)
     event = await publish(nc, NODE_OFFLINE, offline, occurred_at=old)
-    await consumed_all(nc)
+    await consumed_all(nc, engine)
     assert await processed(engine, event)
     assert await rows_of(engine, event) == []
 
