@@ -1,5 +1,23 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
 from gpulab_core.settings import CoreSettings
 
 
 class Settings(CoreSettings):
     metrics_port: int = 9104
+    # Expiry: how often the sweeper looks, and how long before the end the user is warned.
+    expiry_sweep_s: float = Field(default=15.0, gt=0, le=3600)
+    expiry_warning_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+    # Access: `ssh_proxy_jump` (API.md: GPULAB_SSH_JUMP_HOST, "[user@]host[:port]").
+    ssh_jump_host: str | None = Field(default=None, max_length=255)
+    # Access: `netbird` (API.md: GPULAB_NETBIRD_API_URL, GPULAB_NETBIRD_API_TOKEN).
+    netbird_api_url: str | None = None
+    netbird_api_token: SecretStr | None = None
+    # The NetBird groups a setup key puts the user's peer in (comma-separated group ids), so that the
+    # lab's NetBird policies let it reach the nodes.
+    netbird_auto_groups: str = ""
+    # How long a one-off setup key stays usable (NetBird's `expires_in`, seconds).
+    netbird_setup_key_ttl_s: int = Field(default=24 * 3600, ge=60, le=365 * 24 * 3600)
+    netbird_timeout_s: float = Field(default=10.0, gt=0, le=120)

@@ -41,3 +41,25 @@ class InviteDelivery(EventPayload):
     state: Literal["pending", "sent", "retrying", "failed"]
     detail: str | None
     at: datetime
+
+
+USER_STATUS_CHANGED = "identity.user_status_changed"
+SSH_KEYS_CHANGED = "identity.ssh_keys_changed"
+
+
+class UserStatusChanged(EventPayload):
+    """A user was enabled or disabled (the scheduler ends a disabled user's assignments)."""
+
+    user_id: uuid.UUID
+    email: str
+    status: Literal["invited", "active", "disabled"]
+    actor_id: uuid.UUID | None = None
+
+
+class SshKeysChanged(EventPayload):
+    """A user's full set of SSH public keys after a key was added or removed: consumers replace what
+    they hold, so events applied twice or out of order (by `version`) converge."""
+
+    user_id: uuid.UUID
+    public_keys: list[str]  # authorized_keys lines, "type base64 [comment]"
+    version: int  # grows with every change of this user's keys

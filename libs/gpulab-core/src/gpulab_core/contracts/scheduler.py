@@ -1,0 +1,227 @@
+"""The scheduler's RPC contract (subjects `gpulab.rpc.scheduler.<operation>`) and its events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from gpulab_core.contracts.common import Contract, Page
+from gpulab_core.contracts.events import EventPayload
+
+SERVICE = "scheduler"
+
+EnforcementMode = Literal["soft", "cgroup", "mig", "container"]
+TunnelProvider = Literal["ssh_proxy_jump", "netbird"]
+Placement = Literal["dynamic", "fixed"]
+AssignmentStatus = Literal["active", "revoked", "expired"]
+EndReason = Literal["revoked", "expired", "node_deleted", "user_disabled"]
+
+MAX_CPUS = 4096
+MAX_RAM_MB = 64 * 1024 * 1024  # 64 TiB
+MAX_EXPIRY_HOURS = 24 * 366
+
+
+# ---- environments ----
+class EnvironmentFields(Contract):
+    name: str = Field(min_length=1, max_length=100)
+    enforcement_mode: EnforcementMode
+    tunnel_provider: TunnelProvider
+    default_cpus: int = Field(default=0, ge=0, le=MAX_CPUS)  # 0: no CPU limit
+    default_ram_mb: int = Field(default=0, ge=0, le=MAX_RAM_MB)  # 0: no memory limit
+    default_expiry_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)  # None: no expiry
+
+
+class Environment(EnvironmentFields):
+    id: uuid.UUID
+    node_ids: list[uuid.UUID]
+    created_at: datetime
+
+
+class EnvironmentPage(Contract):
+    items: list[Environment]
+    next_cursor: str | None
+
+
+class CreateEnvironmentRequest(EnvironmentFields):
+    actor_id: uuid.UUID | None = None
+
+
+class EnvironmentChange(Contract):
+    """PATCH: only the fields given change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    enforcement_mode: EnforcementMode | None = None
+    tunnel_provider: TunnelProvider | None = None
+    default_cpus: int | None = Field(default=None, ge=0, le=MAX_CPUS)
+    default_ram_mb: int | None = Field(default=None, ge=0, le=MAX_RAM_MB)
+    default_expiry_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)
+
+
+class UpdateEnvironmentRequest(EnvironmentChange):
+    id: uuid.UUID
+    actor_id: uuid.UUID | None = None
+
+
+class EnvironmentIdRequest(Contract):
+    id: uuid.UUID
+    actor_id: uuid.UUID | None = None
+
+
+class EnvironmentNodeRequest(Contract):
+    id: uuid.UUID  # the environment
+    node_id: uuid.UUID
+    actor_id: uuid.UUID | None = None
+
+
+# ---- assignments ----
+class AssignedGpu(Contract):
+    index: int
+    uuid: str
+
+
+class Assignment(Contract):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    environment_id: uuid.UUID
+    node_id: uuid.UUID
+    placement: Placement
+    gpus: list[AssignedGpu]
+    cpus: int
+    ram_mb: int
+    linux_username: str
+    status: AssignmentStatus
+    created_at: datetime
+    expires_at: datetime | None
+    ended_at: datetime | None
+
+
+class AssignmentPage(Contract):
+    items: list[Assignment]
+    next_cursor: str | None
+
+
+class NewAssignment(Contract):
+    user_id: uuid.UUID
+    environment_id: uuid.UUID
+    gpus: int = Field(ge=1, le=256)
+    cpus: int | None = Field(default=None, ge=0, le=MAX_CPUS)  # None: the environment's default
+    ram_mb: int | None = Field(default=None, ge=0, le=MAX_RAM_MB)
+    placement: Placement
+    node_id: uuid.UUID | None = None  # required for `fixed`, refused for `dynamic`
+    expires_at: AwareDatetime | None = None  # None: the environment's default expiry (if any)
+
+
+class CreateAssignmentRequest(NewAssignment):
+    actor_id: uuid.UUID | None = None
+
+
+class ListAssignmentsRequest(Page):
+    user_id: uuid.UUID | None = None
+    environment_id: uuid.UUID | None = None
+    node_id: uuid.UUID | None = None
+    status: AssignmentStatus | None = None
+
+
+class AssignmentIdRequest(Contract):
+    id: uuid.UUID
+    actor_id: uuid.UUID | None = None
+
+
+class MyAssignmentRequest(Contract):
+    """A user asking about one of their own assignments: another user's is `not_found`."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class Access(Contract):
+    """How the user reaches the node: an SSH config (`ssh_proxy_jump`) or a NetBird setup key."""
+
+    provider: TunnelProvider
+    ssh_config: str | None = None
+    ssh_command: str | None = None
+    setup_key: str | None = None
+    management_url: str | None = None
+    expires_at: datetime | None = None
+
+
+# ---- events (type → payload), on GPULAB_EVENTS ----
+ENVIRONMENT_CREATED = "scheduler.environment_created"
+ENVIRONMENT_UPDATED = "scheduler.environment_updated"
+ENVIRONMENT_DELETED = "scheduler.environment_deleted"
+NODE_ATTACHED = "scheduler.node_attached"
+NODE_DETACHED = "scheduler.node_detached"
+ASSIGNMENT_CREATED = "scheduler.assignment_created"
+ASSIGNMENT_ENDED = "scheduler.assignment_ended"
+ASSIGNMENT_EXPIRING = "scheduler.assignment_expiring"
+
+
+class EnvironmentEvent(EventPayload):
+    """created / updated (`changes`: field → new value) / deleted."""
+
+    environment_id: uuid.UUID
+    name: str
+    actor_id: uuid.UUID | None = None
+    changes: dict[str, object] = Field(default_factory=dict)
+
+
+class EnvironmentNodeEvent(EventPayload):
+    environment_id: uuid.UUID
+    environment_name: str
+    node_id: uuid.UUID
+    actor_id: uuid.UUID | None = None
+
+
+class AssignmentCreated(EventPayload):
+    """Everything a node needs to enforce it (inventory's desired state) and the user needs to know."""
+
+    assignment_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    environment_id: uuid.UUID
+    environment_name: str
+    node_id: uuid.UUID
+    node_hostname: str
+    placement: Placement
+    linux_username: str
+    ssh_public_keys: list[str]  # the user's keys when it was made; later changes come from identity
+    enforcement_mode: EnforcementMode
+    gpus: list[AssignedGpu]
+    cpus: int
+    ram_mb: int
+    expires_at: datetime | None
+    actor_id: uuid.UUID | None = None
+
+
+class AssignmentEnded(EventPayload):
+    assignment_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    node_id: uuid.UUID
+    node_hostname: str
+    reason: EndReason
+    ended_at: datetime
+    actor_id: uuid.UUID | None = None
+
+
+class AssignmentExpiring(EventPayload):
+    """24 h before an assignment's expiry (once)."""
+
+    assignment_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    node_hostname: str
+    expires_at: datetime
+
+
+# ---- error codes ----
+NO_CAPACITY = "no_capacity"  # 409; the detail says what was short
+USER_HAS_NO_SSH_KEY = "user_has_no_ssh_key"  # 422
+NODE_NOT_MIG_CAPABLE = "node_not_mig_capable"  # 409
+ENVIRONMENT_EXISTS = "environment_exists"  # 409: the name is taken
+ENVIRONMENT_IN_USE = "environment_in_use"  # 409: it has active assignments
+ASSIGNMENT_ENDED_ALREADY = "assignment_not_active"  # 409
+ACCESS_PROVIDER_FAILED = "access_provider_unavailable"  # 502: NetBird did not answer, or refused
