@@ -80,5 +80,6 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         Endpoint("ssh_keys.list", c.ListSshKeysRequest, tx(list_keys)),
         Endpoint("ssh_keys.add", c.AddSshKeyRequest, tx(lambda s, r: keys.add(s, r.user_id, r.public_key))),
         Endpoint("ssh_keys.delete", c.DeleteSshKeyRequest, tx(delete_key)),
+        Endpoint("ssh_keys.authorized", c.ListSshKeysRequest, tx(lambda s, r: keys.authorized(s, r.user_id))),
         Endpoint("audit.list", c.ListAuditRequest, tx(list_audit)),
     ]

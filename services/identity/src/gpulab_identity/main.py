@@ -42,6 +42,9 @@ async def setup(runtime: Runtime) -> None:
     runtime.add_consumer("invite-delivery", [ev.INVITE_DELIVERY], on_delivery)
     # inventory's and pki's node actions, recorded here because identity keeps the one audit log.
     runtime.add_consumer("node-audit", audit.NODE_EVENTS, audit.record_node_event)
+    # The scheduler's environment and assignment actions, by a consumer of their own: a new durable
+    # starts at the stream's beginning, where widening node-audit's filter would skip the past.
+    runtime.add_consumer("scheduler-audit", audit.SCHEDULER_EVENTS, audit.record_scheduler_event)
 
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
         if await ensure_admin(

@@ -37,6 +37,8 @@ users = Table(
     Column("role", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("password_hash", Text),
+    # Grows with every change of the user's SSH keys: the `version` of identity.ssh_keys_changed.
+    Column("ssh_keys_version", BigInteger, nullable=False, server_default=text("0")),
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("role IN ('admin', 'user')", name="role"),

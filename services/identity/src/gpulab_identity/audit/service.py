@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import pki
-from gpulab_core.events import Event
+from gpulab_core.contracts import scheduler as sch
+from gpulab_core.events import Event, EventHandler
 from gpulab_identity.audit import repository as audit
 from gpulab_identity.users import service as users
 
@@ -27,32 +28,39 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _NodeEntry:
+class _Entry:
     action: str
-    node_id: uuid.UUID
+    target_type: str
+    target_id: uuid.UUID
     actor_id: uuid.UUID | None  # None: the system acted, as in the rows identity writes itself
     details: dict[str, Any]
 
 
+_Build = Callable[[dict[str, Any]], _Entry]
+
+
 # Details name each field they keep: whatever else a payload carries (an enrollment token, should a
-# producer ever add one) never reaches the log, which nobody can edit afterwards.
-def _node_created(data: dict[str, Any]) -> _NodeEntry:
+# producer ever add one; the SSH keys an assignment carries) never reaches the log, which nobody can
+# edit afterwards.
+# ---- inventory's and pki's node actions ----
+def _node_created(data: dict[str, Any]) -> _Entry:
     p = inv.NodeCreatedEvent.model_validate(data)
     details = {"hostname": p.hostname, "type": p.type, "management_ip": p.management_ip}
-    return _NodeEntry("node.created", p.node_id, p.actor_id, details)
+    return _Entry("node.created", "node", p.node_id, p.actor_id, details)
 
 
-def _node_deleted(data: dict[str, Any]) -> _NodeEntry:
+def _node_deleted(data: dict[str, Any]) -> _Entry:
     p = inv.NodeDeletedEvent.model_validate(data)
-    return _NodeEntry("node.deleted", p.node_id, p.actor_id, {"hostname": p.hostname})
+    return _Entry("node.deleted", "node", p.node_id, p.actor_id, {"hostname": p.hostname})
 
 
-def _token_issued(data: dict[str, Any]) -> _NodeEntry:
+def _token_issued(data: dict[str, Any]) -> _Entry:
     p = pki.EnrollmentTokenIssued.model_validate(data)
-    return _NodeEntry("node.enrollment_token_issued", p.node_id, p.actor_id, {"expires_at": p.expires_at.isoformat()})
+    details = {"expires_at": p.expires_at.isoformat()}
+    return _Entry("node.enrollment_token_issued", "node", p.node_id, p.actor_id, details)
 
 
-_NODE_ENTRIES: dict[str, Callable[[dict[str, Any]], _NodeEntry]] = {
+_NODE_ENTRIES: dict[str, _Build] = {
     inv.NODE_CREATED: _node_created,
     inv.NODE_DELETED: _node_deleted,
     pki.ENROLLMENT_TOKEN_ISSUED: _token_issued,
@@ -60,28 +68,101 @@ _NODE_ENTRIES: dict[str, Callable[[dict[str, Any]], _NodeEntry]] = {
 NODE_EVENTS = tuple(_NODE_ENTRIES)
 
 
-async def record_node_event(session: AsyncSession, event: Event) -> None:
-    """One audit row per node event; an event that cannot be read is logged and dropped."""
-    build = _NODE_ENTRIES.get(event.type)
-    if build is None:
-        log.error("audit: event %s has type %r, not a node event; nothing recorded", event.id, event.type)
-        return
-    try:
-        entry = build(event.data)
-    except ValidationError as exc:
-        # Dropped, not raised: a retry cannot repair a payload, and raising would have the consumer
-        # redeliver it for its whole back-off (about 25 min) before terminating it. Only where and why
-        # it failed is logged, never the values, which may hold what must not be written down.
-        problems = [(".".join(map(str, e["loc"])), e["type"]) for e in exc.errors()]
-        log.error("audit: %s event %s has a malformed payload, nothing recorded: %s", event.type, event.id, problems)
-        return
-    await audit.append(
-        session,
-        action=entry.action,
-        actor_id=entry.actor_id,
-        actor_email=await users.actor_email(session, entry.actor_id),
-        target_type="node",
-        target_id=str(entry.node_id),
-        details=entry.details,
-        at=event.occurred_at,
-    )
+# ---- the scheduler's environments and assignments ----
+_ENVIRONMENT_FIELDS = frozenset(sch.EnvironmentFields.model_fields)
+
+
+def _environment(action: str) -> _Build:
+    def build(data: dict[str, Any]) -> _Entry:
+        p = sch.EnvironmentEvent.model_validate(data)
+        # Only the environment's own settings: `changes` is free-form in the contract.
+        changes = {k: v for k, v in p.changes.items() if k in _ENVIRONMENT_FIELDS}
+        return _Entry(action, "environment", p.environment_id, p.actor_id, {"name": p.name, "changes": changes})
+
+    return build
+
+
+def _environment_node(action: str) -> _Build:
+    def build(data: dict[str, Any]) -> _Entry:
+        p = sch.EnvironmentNodeEvent.model_validate(data)
+        details = {"node_id": str(p.node_id), "environment_name": p.environment_name}
+        return _Entry(action, "environment", p.environment_id, p.actor_id, details)
+
+    return build
+
+
+def _assignment_created(data: dict[str, Any]) -> _Entry:
+    p = sch.AssignmentCreated.model_validate(data)
+    details = {
+        "user_id": str(p.user_id),
+        "user_email": p.user_email,
+        "node_id": str(p.node_id),
+        "node_hostname": p.node_hostname,
+        "gpus": [g.model_dump(mode="json") for g in p.gpus],
+        "cpus": p.cpus,
+        "ram_mb": p.ram_mb,
+        "expires_at": p.expires_at.isoformat() if p.expires_at else None,
+        "placement": p.placement,
+    }
+    return _Entry("assignment.created", "assignment", p.assignment_id, p.actor_id, details)
+
+
+# An admin's revoke and the expiry each have their own action; the other reasons (node deleted,
+# user disabled) are consequences of an action audited where it happened.
+_ENDED_ACTIONS = {"revoked": "assignment.revoked", "expired": "assignment.expired"}
+
+
+def _assignment_ended(data: dict[str, Any]) -> _Entry:
+    p = sch.AssignmentEnded.model_validate(data)
+    action = _ENDED_ACTIONS.get(p.reason, "assignment.ended")
+    details = {"reason": p.reason, "node_hostname": p.node_hostname}
+    return _Entry(action, "assignment", p.assignment_id, p.actor_id, details)
+
+
+# `scheduler.assignment_expiring` is a reminder, not a change: not audited.
+_SCHEDULER_ENTRIES: dict[str, _Build] = {
+    sch.ENVIRONMENT_CREATED: _environment("environment.created"),
+    sch.ENVIRONMENT_UPDATED: _environment("environment.updated"),
+    sch.ENVIRONMENT_DELETED: _environment("environment.deleted"),
+    sch.NODE_ATTACHED: _environment_node("environment.node_attached"),
+    sch.NODE_DETACHED: _environment_node("environment.node_detached"),
+    sch.ASSIGNMENT_CREATED: _assignment_created,
+    sch.ASSIGNMENT_ENDED: _assignment_ended,
+}
+SCHEDULER_EVENTS = tuple(_SCHEDULER_ENTRIES)
+
+
+def _recorder(entries: Mapping[str, _Build], kind: str) -> EventHandler:
+    async def record(session: AsyncSession, event: Event) -> None:
+        """One audit row per event; an event that cannot be read is logged and dropped."""
+        build = entries.get(event.type)
+        if build is None:
+            log.error("audit: event %s has type %r, not a %s event; nothing recorded", event.id, event.type, kind)
+            return
+        try:
+            entry = build(event.data)
+        except ValidationError as exc:
+            # Dropped, not raised: a retry cannot repair a payload, and raising would have the consumer
+            # redeliver it for its whole back-off (about 25 min) before terminating it. Only where and why
+            # it failed is logged, never the values, which may hold what must not be written down.
+            problems = [(".".join(map(str, e["loc"])), e["type"]) for e in exc.errors()]
+            log.error(
+                "audit: %s event %s has a malformed payload, nothing recorded: %s", event.type, event.id, problems
+            )
+            return
+        await audit.append(
+            session,
+            action=entry.action,
+            actor_id=entry.actor_id,
+            actor_email=await users.actor_email(session, entry.actor_id),
+            target_type=entry.target_type,
+            target_id=str(entry.target_id),
+            details=entry.details,
+            at=event.occurred_at,
+        )
+
+    return record
+
+
+record_node_event = _recorder(_NODE_ENTRIES, "node")
+record_scheduler_event = _recorder(_SCHEDULER_ENTRIES, "scheduler")

@@ -18,6 +18,7 @@ from gpulab_identity.errors import AlreadyActive, InviteExpired, InviteUsed
 from gpulab_identity.models import invites, tables
 from gpulab_identity.passwords import Passwords, check_rules
 from gpulab_identity.users import repository as users_repo
+from gpulab_identity.users import service as users
 
 
 async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta) -> User:
@@ -136,6 +137,7 @@ async def accept(session: AsyncSession, req: AcceptInviteRequest, passwords: Pas
     if claimed is None:
         raise await _classify_unusable(session, token_hash)
     password_hash = await passwords.hash(password)
+    before = await users_repo.get_row_for_update(session, claimed.user_id)
     await users_repo.set_fields(
         session, claimed.user_id, name=req.name.strip(), password_hash=password_hash, status="active"
     )
@@ -150,6 +152,8 @@ async def accept(session: AsyncSession, req: AcceptInviteRequest, passwords: Pas
         target_id=str(user.id),
         details={"invite_id": str(claimed.id)},
     )
+    if before.status != user.status:  # invited -> active; the user acted, by accepting
+        await users.emit_status_changed(session, user.id, user.email, user.status, user.id)
     return user
 
 

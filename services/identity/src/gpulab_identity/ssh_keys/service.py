@@ -1,4 +1,9 @@
-"""SSH keys: add (validated by parse.py), list, delete. Never commits; the handler owns the transaction."""
+"""SSH keys: add (validated by parse.py), list, delete. Never commits; the handler owns the transaction.
+
+Every change emits `identity.ssh_keys_changed` with the user's full list of keys and a version
+taken under the user's row lock before the change: of two changes of one user's keys, the later
+waits for the earlier's commit, so its list holds both and its version is higher.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,15 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core import outbox
+from gpulab_core.contracts import events
 from gpulab_core.contracts.identity import SSH_KEY_MAX_BYTES, SshKey
 from gpulab_core.errors import NotFound
 from gpulab_identity.audit import repository as audit
 from gpulab_identity.errors import DuplicateSshKey, InvalidSshKeyError
-from gpulab_identity.models import ssh_keys, users
+from gpulab_identity.models import ssh_keys, tables, users
 from gpulab_identity.ssh_keys.parse import InvalidSshKey, parse_public_key
+from gpulab_identity.users import repository as users_repo
 
 
 def _key(row: Row[Any]) -> SshKey:
@@ -24,7 +32,9 @@ def _key(row: Row[Any]) -> SshKey:
 
 async def list_keys(session: AsyncSession, user_id: uuid.UUID) -> list[SshKey]:
     rows = (
-        await session.execute(select(ssh_keys).where(ssh_keys.c.user_id == user_id).order_by(ssh_keys.c.created_at))
+        await session.execute(
+            select(ssh_keys).where(ssh_keys.c.user_id == user_id).order_by(ssh_keys.c.created_at, ssh_keys.c.id)
+        )
     ).all()
     return [_key(r) for r in rows]
 
@@ -36,7 +46,7 @@ async def add(session: AsyncSession, user_id: uuid.UUID, text: str) -> SshKey:
         parsed = parse_public_key(text)
     except InvalidSshKey as exc:
         raise InvalidSshKeyError(exc.message, details={"reason": exc.reason}) from None
-    owner = (await session.execute(select(users.c.email).where(users.c.id == user_id))).first()
+    owner = await users_repo.next_ssh_keys_version(session, user_id)
     if owner is None:
         raise NotFound("no such user")
     key_id = uuid.uuid4()
@@ -53,6 +63,7 @@ async def add(session: AsyncSession, user_id: uuid.UUID, text: str) -> SshKey:
                 )
             )
     except IntegrityError:
+        # Nothing is emitted for a refused key (the edge rolls the version back with the rest).
         raise DuplicateSshKey(f"this key ({parsed.fingerprint}) is already registered") from None
     await audit.append(
         session,
@@ -63,11 +74,14 @@ async def add(session: AsyncSession, user_id: uuid.UUID, text: str) -> SshKey:
         target_id=str(key_id),
         details={"type": parsed.type, "fingerprint": parsed.fingerprint},
     )
+    await _emit_keys_changed(session, user_id, owner.ssh_keys_version)
     row = (await session.execute(select(ssh_keys).where(ssh_keys.c.id == key_id))).one()
     return _key(row)
 
 
 async def remove(session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    # Locked and numbered before the delete, as in add(); a key not found rolls the number back.
+    owner = await users_repo.next_ssh_keys_version(session, user_id)
     gone = (
         await session.execute(
             delete(ssh_keys)
@@ -75,15 +89,40 @@ async def remove(session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID) -
             .returning(ssh_keys.c.fingerprint)
         )
     ).first()
-    if gone is None:
+    if owner is None or gone is None:
         raise NotFound("no such key")  # also when it is someone else's: 404 = not found or not yours
-    owner = (await session.execute(select(users.c.email).where(users.c.id == user_id))).first()
     await audit.append(
         session,
         action="ssh_key.removed",
         actor_id=user_id,
-        actor_email=owner.email if owner else None,
+        actor_email=owner.email,
         target_type="ssh_key",
         target_id=str(key_id),
         details={"fingerprint": gone.fingerprint},
+    )
+    await _emit_keys_changed(session, user_id, owner.ssh_keys_version)
+
+
+async def _lines(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    query = select(ssh_keys.c.public_key).where(ssh_keys.c.user_id == user_id)
+    return list((await session.execute(query.order_by(ssh_keys.c.created_at, ssh_keys.c.id))).scalars())
+
+
+async def authorized(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    """The user's authorized_keys lines and their version, as identity.ssh_keys_changed carries them
+    (what the scheduler puts in a new assignment; later changes reach the nodes by the event)."""
+    # FOR SHARE waits for a key change in flight, so the lines read next are those of this version.
+    version = await session.scalar(
+        select(users.c.ssh_keys_version).where(users.c.id == user_id).with_for_update(read=True)
+    )
+    if version is None:
+        raise NotFound("no such user")
+    return {"public_keys": await _lines(session, user_id), "version": version}
+
+
+async def _emit_keys_changed(session: AsyncSession, user_id: uuid.UUID, version: int) -> None:
+    """The user's whole list as it stands in this transaction: consumers replace, never patch."""
+    payload = events.SshKeysChanged(user_id=user_id, public_keys=await _lines(session, user_id), version=version)
+    await outbox.emit(
+        session, tables.outbox, events.SSH_KEYS_CHANGED, payload.model_dump(mode="json"), source="identity"
     )

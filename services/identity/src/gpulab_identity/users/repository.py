@@ -101,6 +101,18 @@ async def set_fields(session: AsyncSession, user_id: uuid.UUID, **values: Any) -
     await session.execute(update(users).where(users.c.id == user_id).values(**values, updated_at=func.now()))
 
 
+async def next_ssh_keys_version(session: AsyncSession, user_id: uuid.UUID) -> Any:
+    """(email, ssh_keys_version) after adding one, or None for no such user. The UPDATE holds the
+    user's row lock until commit, so one user's key changes are serialised and numbered in order."""
+    query = (
+        update(users)
+        .where(users.c.id == user_id)
+        .values(ssh_keys_version=users.c.ssh_keys_version + 1)
+        .returning(users.c.email, users.c.ssh_keys_version)
+    )
+    return (await session.execute(query)).first()
+
+
 async def lock_active_admins(session: AsyncSession) -> int:
     """How many active admins there are, with their rows locked: two admins demoting each other at
     the same moment must not both succeed."""

@@ -7,11 +7,13 @@ import uuid
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpulab_core.contracts.identity import UpdateUserRequest, User
+from gpulab_core import outbox
+from gpulab_core.contracts import events
+from gpulab_core.contracts.identity import UpdateUserRequest, User, UserStatus
 from gpulab_core.errors import InvalidRequest, NotFound
 from gpulab_identity.audit import repository as audit
 from gpulab_identity.errors import LastAdmin
-from gpulab_identity.models import sessions
+from gpulab_identity.models import sessions, tables
 from gpulab_identity.users import repository as repo
 
 
@@ -25,6 +27,16 @@ async def actor_email(session: AsyncSession, actor_id: uuid.UUID | None) -> str 
 async def end_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.execute(
         update(sessions).where(sessions.c.user_id == user_id, sessions.c.ended_at.is_(None)).values(ended_at=func.now())
+    )
+
+
+async def emit_status_changed(
+    session: AsyncSession, user_id: uuid.UUID, email: str, status: UserStatus, actor_id: uuid.UUID | None
+) -> None:
+    """In the transaction of the change: the scheduler ends a disabled user's assignments from it."""
+    payload = events.UserStatusChanged(user_id=user_id, email=email, status=status, actor_id=actor_id)
+    await outbox.emit(
+        session, tables.outbox, events.USER_STATUS_CHANGED, payload.model_dump(mode="json"), source="identity"
     )
 
 
@@ -53,6 +65,8 @@ async def update_user(session: AsyncSession, req: UpdateUserRequest) -> User:
         await repo.set_fields(session, req.id, **changes)
         if changes.get("status") == "disabled":
             await end_sessions(session, req.id)
+        if req.status is not None and "status" in changes:
+            await emit_status_changed(session, req.id, row.email, req.status, req.actor_id)
         email = await actor_email(session, req.actor_id)
         for field, value in changes.items():
             await audit.append(
