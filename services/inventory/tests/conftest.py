@@ -3,6 +3,7 @@ speak to them the way an agent does: gRPC over real TLS (Enroll) and mutual TLS 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -143,11 +144,14 @@ class Agent:
         self.node_id = reply.node_id
         return reply
 
-    def heartbeat_channel(self, key: bytes | None = None, cert: bytes | None = None) -> grpc.aio.Channel:
+    def heartbeat_channel(
+        self, key: bytes | None = None, cert: bytes | None = None, port: int | None = None
+    ) -> grpc.aio.Channel:
+        """To the plane's heartbeat port, or to `port` (another inventory replica's)."""
         if key is None and cert is None and self.cert_pem is not None:
             key, cert = key_pem(self.key), self.cert_pem
         creds = grpc.ssl_channel_credentials(self.plane.authority.cert_pem, key, cert)
-        channel = grpc.aio.secure_channel(f"127.0.0.1:{self.plane.heartbeat_port}", creds)
+        channel = grpc.aio.secure_channel(f"127.0.0.1:{port or self.plane.heartbeat_port}", creds)
         self._channels.append(channel)
         return channel
 
@@ -168,30 +172,38 @@ class Agent:
         self._channels.clear()
 
 
-async def _start(stack: Stack, data: Path) -> ControlPlane:
-    common: dict[str, Any] = {
+def _common(stack: Stack, data: Path) -> dict[str, Any]:
+    return {
         "database_url": stack.app_database_url,
         "nats_url": stack.nats_url,
         "metrics_port": 0,
         "public_url": PUBLIC_URL,
         "data_dir": data,
     }
-    enroll_port = free_port()
-    pki = Runtime(pki_spec, PkiSettings(**common, ca_passphrase=TEST_CA_PASSPHRASE, enroll_port=enroll_port))
-    await pki.start()
-    inventory = Runtime(
-        inventory_spec,
-        InventorySettings(
-            **common,
-            heartbeat_port=0,
-            heartbeat_interval_s=INTERVAL_S,
-            node_cache_s=0.5,
-        ),
-    )
+
+
+async def start_inventory(stack: Stack, data: Path, **settings: Any) -> Runtime:
+    """An inventory replica, listening for heartbeats once this returns; the caller stops it."""
+    values: dict[str, Any] = {"heartbeat_port": 0, "heartbeat_interval_s": INTERVAL_S, "node_cache_s": 0.5}
+    inventory = Runtime(inventory_spec, InventorySettings(**_common(stack, data), **(values | settings)))
     await inventory.start()
-    server = inventory.parts["heartbeat"]
-    assert isinstance(server, HeartbeatServer)
-    await server.started.wait()
+    try:
+        server = inventory.parts["heartbeat"]
+        assert isinstance(server, HeartbeatServer)
+        await asyncio.wait_for(server.started.wait(), 30)
+    except BaseException:
+        await inventory.stop()
+        raise
+    return inventory
+
+
+async def _start(stack: Stack, data: Path) -> ControlPlane:
+    enroll_port = free_port()
+    pki = Runtime(
+        pki_spec, PkiSettings(**_common(stack, data), ca_passphrase=TEST_CA_PASSPHRASE, enroll_port=enroll_port)
+    )
+    await pki.start()
+    inventory = await start_inventory(stack, data)
     return ControlPlane(pki, inventory, RpcClient(inventory.nc, timeout_s=20), enroll_port)
 
 
@@ -220,6 +232,15 @@ async def db(migrated: Stack) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(migrated.database_url, schema=None, app_name="inventory-tests")
     yield engine
     await engine.dispose()
+
+
+async def enrolled(plane: ControlPlane, agents: list[Agent]) -> Agent:
+    """A new node with an agent that has enrolled (it has not heartbeat yet)."""
+    created = await plane.add_node()
+    agent = plane.agent()
+    agents.append(agent)
+    await agent.enroll(created["enrollment"]["token"])
+    return agent
 
 
 async def events_of(plane: ControlPlane, node_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -23,17 +23,9 @@ from gpulab_devstack.testing import wait_until
 from gpulab_inventory.heartbeat.directory import Directory
 from gpulab_pki.ca import certificate_pem, create_root, issue_client_cert, validate_node_csr
 
-from .conftest import INTERVAL_S, Agent, ControlPlane, csr_pem, events_of, hardware, key_pem
+from .conftest import INTERVAL_S, Agent, ControlPlane, csr_pem, enrolled, events_of, hardware, key_pem
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
-
-
-async def enrolled(plane: ControlPlane, agents: list[Agent]) -> Agent:
-    created = await plane.add_node()
-    agent = plane.agent()
-    agents.append(agent)
-    await agent.enroll(created["enrollment"]["token"])
-    return agent
 
 
 async def node(plane: ControlPlane, node_id: str | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
 from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_inventory import __version__
 from gpulab_inventory.config import Settings
+from gpulab_inventory.desired.service import CONSUMES, DESIRED_STATE_CHANGED, Projection, nodes_in_notice
 from gpulab_inventory.handlers import endpoints
 from gpulab_inventory.heartbeat.directory import Directory, record_revoked
 from gpulab_inventory.heartbeat.server import HeartbeatServer
@@ -86,6 +87,22 @@ async def setup(runtime: Runtime) -> None:
 
     for event_type in FORGET_ON:
         await runtime.nc.subscribe(f"{EVENT_SUBJECT_PREFIX}.{event_type}", cb=forget)
+
+    # The desired state: a projection of the scheduler's assignments and identity's SSH keys. Each
+    # change, once committed, is announced to every replica, which drops those nodes' cached copies.
+    projection = Projection()
+    runtime.add_consumer("desired-state", CONSUMES, projection.apply)
+
+    async def publish(notice: bytes) -> None:
+        await runtime.nc.publish(DESIRED_STATE_CHANGED, notice)
+
+    runtime.add_task(lambda: projection.run_announcer(directory.forget, publish))
+
+    async def forget_changed(msg: Msg) -> None:
+        for node_id in nodes_in_notice(msg.data):
+            directory.forget(node_id)
+
+    await runtime.nc.subscribe(DESIRED_STATE_CHANGED, cb=forget_changed)
 
 
 spec = ServiceSpec(name="inventory", version=__version__, settings_cls=Settings, tables=tables, setup=setup)

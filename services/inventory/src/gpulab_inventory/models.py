@@ -1,7 +1,7 @@
 """The inventory schema: its tables are declared on this metadata (outbox and processed events included)."""
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Index, Table, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Index, Table, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from gpulab_core.runtime import ServiceTables
 
@@ -47,14 +47,39 @@ revoked_certificates = Table(
 )
 Index("ix_revoked_certificates_node_id", revoked_certificates.c.node_id)
 
-# The desired state each node enforces: a projection of the scheduler's assignments (issue 5 fills
-# it from scheduler events). One row per active assignment; `spec` is the agent's Assignment as JSON.
+# The desired state each node enforces: a projection of the scheduler's assignments, kept by the
+# `desired-state` consumer (desired/service.py). One row per active assignment; `spec` is the agent's
+# gpulab.agent.v1.Assignment as JSON (proto field names), what the heartbeat reply carries.
 desired_assignments = Table(
     "desired_assignments",
     metadata,
     Column("assignment_id", UUID(as_uuid=True), primary_key=True),
     Column("node_id", UUID(as_uuid=True), nullable=False),
+    Column("user_id", UUID(as_uuid=True), nullable=False),  # whose keys `spec.ssh_public_keys` holds
     Column("spec", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("ix_desired_assignments_node_id", desired_assignments.c.node_id)
+Index("ix_desired_assignments_user_id", desired_assignments.c.user_id)
+
+# Each user's SSH keys as identity last said (identity.ssh_keys_changed): the full list and its
+# version. Only a higher version replaces it, so events applied twice or out of order converge.
+user_ssh_keys = Table(
+    "user_ssh_keys",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("public_keys", ARRAY(Text), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Assignments that ended: with several consumer replicas an `assignment_ended` may be applied before
+# its `assignment_created`, which must then not bring the assignment back.
+ended_assignments = Table(
+    "ended_assignments",
+    metadata,
+    Column("assignment_id", UUID(as_uuid=True), primary_key=True),
+    Column("node_id", UUID(as_uuid=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

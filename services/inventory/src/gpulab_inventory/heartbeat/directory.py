@@ -2,7 +2,8 @@
 
 A heartbeat that changes nothing costs no database round trip: the node's status, hardware, agent
 version, revoked serials and desired state are cached per replica (for `node_cache_s`, and dropped at
-once when another replica's event says the node went offline or was deleted), and its `last_seen_at`
+once when another replica's event says the node went offline or was deleted, or that its desired
+state changed: desired/service.py), and its `last_seen_at`
 is kept in memory and written for all nodes together every few seconds. A heartbeat that does change
 something (first contact, back from offline, new hardware, new agent version) takes the node's row
 lock, decides on the row as it is in the database, writes, and emits its events in that transaction.
@@ -69,6 +70,9 @@ class Directory:
     _seen: dict[uuid.UUID, datetime] = field(default_factory=dict)
     _revoked: frozenset[str] = frozenset()
     _revoked_loaded_at: float = -1e9
+    # Counts forget() calls: a copy read from the database while a forget() came in may predate the
+    # change that forget() announced, so it serves the heartbeat that read it but is not kept.
+    _forgets: int = 0
 
     # ---- the heartbeat ----
     async def heartbeat(
@@ -80,13 +84,14 @@ class Directory:
         if len(agent_version) > AGENT_VERSION_MAX:
             raise InvalidRequest(f"agent_version is longer than {AGENT_VERSION_MAX} characters")
         now_mono = time.monotonic()
+        forgets = self._forgets
         if now_mono - self._revoked_loaded_at > self.cache_s:
             await self.reload_revoked()
         if serial in self._revoked:
             raise NodeRefused("the client certificate has been revoked")
         node = self._nodes.get(node_id)
         if node is None or now_mono - node.loaded_at > self.cache_s:
-            node = await self._load(node_id)
+            node = await self._load(node_id, forgets)
         if node is None or node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
         now = datetime.now(UTC)
@@ -104,13 +109,14 @@ class Directory:
         else:
             parsed = node.hardware if unchanged else _hardware_dict(hardware)
         wire = node.hardware_wire if hardware_wire is None else hardware_wire
-        node = await self._write(node, now, agent_version, wire, parsed)
+        node = await self._write(node, now, agent_version, wire, parsed, forgets)
         if node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
         return node.assignments
 
     def forget(self, node_id: uuid.UUID) -> None:
         """Drop a node's cached copy (another replica changed it); the next heartbeat reads it again."""
+        self._forgets += 1
         self._nodes.pop(node_id, None)
 
     def revoke_serials(self, serials: Sequence[str]) -> None:
@@ -122,7 +128,13 @@ class Directory:
         self._revoked = frozenset(serials)
         self._revoked_loaded_at = time.monotonic()
 
-    async def _load(self, node_id: uuid.UUID) -> CachedNode | None:
+    def _keep(self, node: CachedNode, forgets: int) -> None:
+        if self._forgets == forgets:
+            self._nodes[node.id] = node
+        else:
+            self._nodes.pop(node.id, None)
+
+    async def _load(self, node_id: uuid.UUID, forgets: int) -> CachedNode | None:
         async with self.sessions() as session:
             row = (await session.execute(select(nodes).where(nodes.c.id == node_id))).first()
             if row is None:
@@ -131,14 +143,16 @@ class Directory:
             specs = (
                 (
                     await session.execute(
-                        select(desired_assignments.c.spec).where(desired_assignments.c.node_id == node_id)
+                        select(desired_assignments.c.spec)
+                        .where(desired_assignments.c.node_id == node_id)
+                        .order_by(desired_assignments.c.assignment_id)
                     )
                 )
                 .scalars()
                 .all()
             )
         node = _cached(row, [_assignment(s) for s in specs])
-        self._nodes[node_id] = node
+        self._keep(node, forgets)
         return node
 
     async def _write(
@@ -148,13 +162,14 @@ class Directory:
         agent_version: str,
         hardware_wire: bytes | None,
         hardware: dict[str, Any] | None,
+        forgets: int,
     ) -> CachedNode:
         async with self.sessions() as session, session.begin():
             # Decide on the row as it is now, under its lock: another replica may have moved it.
             row = (await session.execute(select(nodes).where(nodes.c.id == cached.id).with_for_update())).one()
             if row.status == "revoked":
                 node = _cached(row, cached.assignments)
-                self._nodes[cached.id] = node
+                self._keep(node, forgets)
                 return node
             values: dict[str, Any] = {"last_seen_at": now}
             if row.status != "online":
@@ -189,7 +204,7 @@ class Directory:
         self._seen.pop(cached.id, None)
         node = _cached(row, cached.assignments)
         node.hardware_wire = hardware_wire
-        self._nodes[cached.id] = node
+        self._keep(node, forgets)
         return node
 
     # ---- batched liveness ----

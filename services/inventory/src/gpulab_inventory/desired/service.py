@@ -1,0 +1,153 @@
+"""The desired state each node enforces: a projection of the scheduler's assignments and identity's
+SSH keys, kept by one durable consumer and read by the heartbeat path (heartbeat/directory.py).
+
+- `scheduler.assignment_created` puts the assignment's row: `spec` is the agent's
+  `gpulab.agent.v1.Assignment` as JSON, with the user's keys as identity last said when a change of
+  them has been seen (they are newer than, or the same as, the snapshot in the event), else the event's.
+- `scheduler.assignment_ended` drops the row and keeps a tombstone: with several replicas an ended
+  event can be applied before its created event, which must then not bring the assignment back.
+- `identity.ssh_keys_changed` keeps the user's full key list if its version is higher than the one
+  kept, and rewrites the keys of every assignment of that user.
+
+The consumer records processed event ids (gpulab_core.events), so a redelivery changes nothing; what
+races between replicas is serialised by transaction-scoped advisory locks (repository.py).
+
+Every replica caches each node's desired state (Directory, for `node_cache_s`). A change is announced
+only once it is committed, on the core NATS subject `DESIRED_STATE_CHANGED` naming the nodes; every
+replica then drops those nodes' cached copies. Dropping them on the scheduler's or identity's event
+itself would be too early: that event is published before any consumer has applied it, and a
+heartbeat in between would cache the old state again for `node_cache_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from google.protobuf import json_format
+from gpulab.agent.v1 import assignment_pb2
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from gpulab_core.contracts import events as identity_events
+from gpulab_core.contracts import scheduler as s
+from gpulab_core.events import Event
+from gpulab_inventory.desired import repository as repo
+
+log = logging.getLogger(__name__)
+
+CONSUMES = (s.ASSIGNMENT_CREATED, s.ASSIGNMENT_ENDED, identity_events.SSH_KEYS_CHANGED)
+# Core NATS (not the event stream): a hint to every inventory replica, lost harmlessly when nobody
+# listens, since each cached copy expires after `node_cache_s` anyway. Body: {"node_ids": [...]}.
+DESIRED_STATE_CHANGED = "gpulab.inventory.desired_state_changed"
+
+_MODES = {
+    "soft": assignment_pb2.ENFORCEMENT_MODE_SOFT,
+    "cgroup": assignment_pb2.ENFORCEMENT_MODE_CGROUP,
+    "mig": assignment_pb2.ENFORCEMENT_MODE_MIG,
+    "container": assignment_pb2.ENFORCEMENT_MODE_CONTAINER,
+}
+
+
+def assignment_spec(created: s.AssignmentCreated, ssh_public_keys: list[str]) -> dict[str, Any]:
+    """The agent's Assignment as JSON with proto field names: what `Directory` parses back."""
+    message = assignment_pb2.Assignment(
+        assignment_id=str(created.assignment_id),
+        linux_username=created.linux_username,
+        ssh_public_keys=ssh_public_keys,
+        enforcement_mode=_MODES[created.enforcement_mode],
+        gpus=[assignment_pb2.AssignedGpu(index=g.index, uuid=g.uuid) for g in created.gpus],
+        cpus=created.cpus,
+        ram_mb=created.ram_mb,
+    )
+    if created.expires_at is not None:
+        expires = created.expires_at
+        message.expires_at.FromDatetime(expires if expires.tzinfo else expires.replace(tzinfo=UTC))
+    spec: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return spec
+
+
+async def assignment_created(session: AsyncSession, created: s.AssignmentCreated) -> set[uuid.UUID]:
+    """Returns the nodes whose desired state changed."""
+    await repo.lock_assignment(session, created.assignment_id)
+    if await repo.has_ended(session, created.assignment_id):
+        return set()
+    await repo.lock_user(session, created.user_id)  # always after the assignment's lock: no cycle
+    kept = await repo.user_keys(session, created.user_id)
+    spec = assignment_spec(created, created.ssh_public_keys if kept is None else kept)
+    previous = await repo.node_of(session, created.assignment_id)
+    await repo.put_assignment(session, created.assignment_id, created.node_id, created.user_id, spec)
+    return {created.node_id} | ({previous} if previous is not None else set())
+
+
+async def assignment_ended(session: AsyncSession, ended: s.AssignmentEnded) -> set[uuid.UUID]:
+    await repo.lock_assignment(session, ended.assignment_id)
+    dropped = await repo.end_assignment(session, ended.assignment_id, ended.node_id, ended.ended_at)
+    return set(dropped)
+
+
+async def ssh_keys_changed(session: AsyncSession, changed: identity_events.SshKeysChanged) -> set[uuid.UUID]:
+    await repo.lock_user(session, changed.user_id)
+    if not await repo.store_keys(session, changed.user_id, changed.public_keys, changed.version):
+        return set()  # an older (or the same) version than the one kept
+    return set(await repo.rewrite_keys(session, changed.user_id, changed.public_keys))
+
+
+@dataclass
+class Projection:
+    """The consumer's handler, and the announcements of what it committed."""
+
+    _changed: asyncio.Queue[set[uuid.UUID]] = field(default_factory=asyncio.Queue)
+
+    async def apply(self, session: AsyncSession, event: Event) -> None:
+        if event.type == s.ASSIGNMENT_CREATED:
+            nodes = await assignment_created(session, s.AssignmentCreated.model_validate(event.data))
+        elif event.type == s.ASSIGNMENT_ENDED:
+            nodes = await assignment_ended(session, s.AssignmentEnded.model_validate(event.data))
+        elif event.type == identity_events.SSH_KEYS_CHANGED:
+            nodes = await ssh_keys_changed(session, identity_events.SshKeysChanged.model_validate(event.data))
+        else:
+            return
+        if nodes:
+            self._announce_after_commit(session, nodes)
+
+    def _announce_after_commit(self, session: AsyncSession, nodes: set[uuid.UUID]) -> None:
+        # The consumer commits after this handler returns; a rollback announces nothing.
+        def committed(_session: Session) -> None:
+            self._changed.put_nowait(nodes)
+
+        sa_event.listen(session.sync_session, "after_commit", committed, once=True)
+
+    async def run_announcer(
+        self, forget: Callable[[uuid.UUID], None], publish: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        """Drops the changed nodes' cached copies here at once, then tells the other replicas."""
+        while True:
+            nodes = await self._changed.get()
+            while not self._changed.empty():
+                nodes |= self._changed.get_nowait()
+            for node_id in nodes:
+                forget(node_id)
+            try:
+                await publish(changed_notice(nodes))
+            except Exception as exc:  # NATS away: the other replicas' copies expire on their own
+                log.warning("announcing a desired-state change failed: %r", exc)
+
+
+def changed_notice(nodes: Iterable[uuid.UUID]) -> bytes:
+    return json.dumps({"node_ids": sorted(str(n) for n in nodes)}).encode()
+
+
+def nodes_in_notice(data: bytes) -> list[uuid.UUID]:
+    """The node ids of a DESIRED_STATE_CHANGED notice; nothing for a malformed one."""
+    try:
+        return [uuid.UUID(str(n)) for n in json.loads(data)["node_ids"]]
+    except (ValueError, KeyError, TypeError):
+        return []
