@@ -1,7 +1,112 @@
 """The scheduler schema: its tables are declared on this metadata (outbox and processed events included)."""
 
+from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Index, Integer, SmallInteger, Table, Text, func, text
+from sqlalchemy.dialects.postgresql import BIGINT, JSONB, UUID
+
 from gpulab_core.runtime import ServiceTables
 
 SCHEMA = "scheduler"
 tables = ServiceTables.for_schema(SCHEMA)
 metadata = tables.metadata
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("enforcement_mode", Text, nullable=False),
+    Column("tunnel_provider", Text, nullable=False),
+    Column("default_cpus", Integer, nullable=False),
+    Column("default_ram_mb", BIGINT, nullable=False),
+    Column("default_expiry_hours", Integer),
+    Column("created_by", UUID(as_uuid=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Deleted environments keep their row: past assignments still name them.
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("enforcement_mode IN ('soft', 'cgroup', 'mig', 'container')", name="enforcement_mode"),
+    CheckConstraint("tunnel_provider IN ('ssh_proxy_jump', 'netbird')", name="tunnel_provider"),
+)
+Index("uq_environments_name_live", environments.c.name, unique=True, postgresql_where=text("deleted_at IS NULL"))
+Index("ix_environments_created", environments.c.created_at, environments.c.id)
+
+environment_nodes = Table(
+    "environment_nodes",
+    metadata,
+    Column("environment_id", UUID(as_uuid=True), primary_key=True),
+    Column("node_id", UUID(as_uuid=True), primary_key=True),
+    Column("attached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_environment_nodes_node", environment_nodes.c.node_id)
+
+# inventory's nodes as the scheduler needs them, kept from inventory's events (never asked per
+# request). Each fact carries the time of the event that set it: events of one node handled out of
+# order by two replicas converge to the newest.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("hostname", Text, nullable=False),
+    Column("management_ip", Text),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("hardware", JSONB),
+    Column("hardware_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('pending', 'online', 'offline', 'revoked')", name="status"),
+)
+
+# One Linux account name per user, for every node and every assignment: stable and unique.
+linux_users = Table(
+    "linux_users",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("username", Text, nullable=False, unique=True),
+    CheckConstraint("username ~ '^[a-z_][a-z0-9_-]{0,31}$'", name="username"),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("user_email", Text, nullable=False),
+    Column("environment_id", UUID(as_uuid=True), nullable=False),
+    Column("node_id", UUID(as_uuid=True), nullable=False),
+    Column("placement", Text, nullable=False),
+    Column("cpus", Integer, nullable=False),
+    Column("ram_mb", BIGINT, nullable=False),
+    Column("linux_username", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    Column("created_by", UUID(as_uuid=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("end_reason", Text),
+    Column("expiry_warned_at", DateTime(timezone=True)),
+    CheckConstraint("placement IN ('dynamic', 'fixed')", name="placement"),
+    CheckConstraint("status IN ('active', 'revoked', 'expired')", name="status"),
+    CheckConstraint("(status = 'active') = (ended_at IS NULL)", name="ended_at"),
+)
+Index("ix_assignments_created", assignments.c.created_at, assignments.c.id)
+Index("ix_assignments_node_active", assignments.c.node_id, postgresql_where=text("status = 'active'"))
+Index("ix_assignments_user", assignments.c.user_id)
+Index("ix_assignments_expiry", assignments.c.expires_at, postgresql_where=text("status = 'active'"))
+
+# The exact GPUs of every assignment. The partial unique index is what makes it impossible for two
+# active assignments to hold one GPU, whatever the concurrency and the number of replicas.
+assignment_gpus = Table(
+    "assignment_gpus",
+    metadata,
+    Column("assignment_id", UUID(as_uuid=True), primary_key=True),
+    Column("gpu_uuid", Text, primary_key=True),
+    Column("gpu_index", SmallInteger, nullable=False),
+    Column("node_id", UUID(as_uuid=True), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+)
+Index(
+    "uq_assignment_gpus_held",
+    assignment_gpus.c.node_id,
+    assignment_gpus.c.gpu_uuid,
+    unique=True,
+    postgresql_where=text("active"),
+)

@@ -75,7 +75,7 @@ class NewNode(Contract):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:
-        if not _HOSTNAME.match(value):
+        if not _HOSTNAME.fullmatch(value):
             raise ValueError("must be a host name: letters, digits, hyphens and dots (RFC 1123)")
         return value.lower()
 
@@ -83,9 +83,12 @@ class NewNode(Contract):
     @classmethod
     def _ip(cls, value: str) -> str:
         try:
-            return str(ipaddress.ip_address(value))
+            address = ipaddress.ip_address(value)
         except ValueError:
             raise ValueError("must be an IPv4 or IPv6 address") from None
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+            raise ValueError("must be an address without a zone (%...)")
+        return str(address)
 
 
 class CreateNodeRequest(NewNode):

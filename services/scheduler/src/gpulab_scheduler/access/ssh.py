@@ -1,0 +1,151 @@
+"""`ssh_proxy_jump`: an OpenSSH client config block and the equivalent one-line command.
+
+Every value that goes into the config is checked against a strict pattern (or parsed as an IP address)
+before it is written, and refused otherwise: ssh_config separates arguments with whitespace, treats a
+newline as the start of a new directive, expands `%` tokens in several keywords and reads `*`, `?`, `!`
+and `,` as patterns in `Host`. Quoting could not make a newline safe, so nothing is quoted: a value that
+would need quoting never gets there. The one-line command is additionally shell-quoted, which changes
+nothing for these values except bracketed IPv6 jump hosts (`[` is a shell glob character).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import uuid
+
+from gpulab_core.contracts.scheduler import Access
+from gpulab_scheduler.access.base import AccessTarget, AccessUnavailable
+
+JUMP_HOST_ENV = "GPULAB_SSH_JUMP_HOST"
+
+# RFC 1123 host names (as inventory accepts them), checked with fullmatch: `$` would accept a trailing newline.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_MAX_DNS_NAME = 253
+# The portable subset of what useradd accepts (POSIX portable file name characters, not starting with
+# `-` or `.`), at most 32 characters (the traditional utmp limit).
+_LINUX_USERNAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+# The jump host's account is the admin's choice, not ours: allow upper case, still nothing ssh interprets.
+_JUMP_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_BRACKETED_V6 = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,5}))?")
+ALIAS_PREFIX = "gpulab-"
+
+
+def _shown(value: str) -> str:
+    """A refused value, for a message: repr escapes newlines and quotes; the length is bounded."""
+    return repr(value if len(value) <= 80 else value[:80] + "…")
+
+
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    # A zone (`fe80::1%eth0`) means nothing on the user's machine, and `%` starts an ssh token.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        return None
+    return ip
+
+
+def _dns_name(value: str) -> str | None:
+    name = value.lower()
+    return name if len(name) <= _MAX_DNS_NAME and _DNS_NAME.fullmatch(name) else None
+
+
+def _port(value: str) -> str | None:
+    return value if value.isascii() and value.isdigit() and 1 <= int(value) <= 65535 else None
+
+
+def parse_jump_host(raw: str) -> str:
+    """`[user@]host[:port]` (host: a DNS name, an IPv4 address or an IPv6 address, bracketed when a port
+    follows), normalized: lower-case host, IPv6 always bracketed. Raises `AccessUnavailable` otherwise."""
+    value = raw.strip()
+    refused = AccessUnavailable(
+        f"{JUMP_HOST_ENV}={_shown(raw)} is not a valid jump host: expected [user@]host[:port], e.g. "
+        "gpulab@bastion.example.org:2222 (letters, digits, '.', '-', '_'; IPv6 in brackets)"
+    )
+    user, at, rest = value.rpartition("@")
+    if at and not _JUMP_USER.fullmatch(user):
+        raise refused
+    host: str | None
+    port: str | None = None
+    if rest.startswith("["):
+        bracketed = _BRACKETED_V6.fullmatch(rest)
+        ip = _ip(bracketed.group(1)) if bracketed else None
+        if bracketed is None or not isinstance(ip, ipaddress.IPv6Address):
+            raise refused
+        host = f"[{ip}]"
+        if bracketed.group(2) is not None:
+            port = _port(bracketed.group(2))
+            if port is None:
+                raise refused
+    elif isinstance(ip := _ip(rest), ipaddress.IPv6Address):
+        host = f"[{ip}]"  # a bare IPv6 address: ssh would read its last group as a port
+    else:
+        name, colon, port_text = rest.partition(":")
+        host = str(ip) if (ip := _ip(name)) is not None else _dns_name(name)
+        if colon:
+            port = _port(port_text)
+            if port is None:
+                raise refused
+        # `ProxyJump none` would mean "no jump host": the user would try to reach the node directly.
+        if host is None or host == "none":
+            raise refused
+    return (f"{user}@" if at else "") + host + (f":{port}" if port else "")
+
+
+class SshProxyJump:
+    """Reach the node's management address through one SSH jump host (`GPULAB_SSH_JUMP_HOST`)."""
+
+    def __init__(self, jump_host: str | None) -> None:
+        self._jump_host = jump_host
+
+    async def access(self, target: AccessTarget) -> Access:
+        if not self._jump_host or not self._jump_host.strip():
+            raise AccessUnavailable(
+                f"SSH access is not configured: {JUMP_HOST_ENV} is not set. An admin sets it to the jump "
+                "host users connect through ([user@]host[:port]), or picks another tunnel provider."
+            )
+        jump = parse_jump_host(self._jump_host)
+        alias = self.alias(target.node_hostname)
+        user = target.linux_username
+        if not _LINUX_USERNAME.fullmatch(user):
+            raise AccessUnavailable(f"the Linux user name {_shown(user)} cannot be written into an SSH config")
+        ip = _ip(target.management_ip)
+        if ip is None:
+            raise AccessUnavailable(
+                f"the node's management address {_shown(target.management_ip)} is not a plain IP address"
+            )
+        until = f", until {target.expires_at.isoformat()}" if target.expires_at else ""
+        try:  # even the comment line must stay one line
+            assignment = uuid.UUID(str(target.assignment_id))
+        except ValueError:
+            raise AccessUnavailable(f"the assignment id {_shown(str(target.assignment_id))} is not a UUID") from None
+        config = "\n".join(
+            [
+                f"# gpulab: assignment {assignment} on {alias.removeprefix(ALIAS_PREFIX)}{until}",
+                "# ssh offers your default keys (~/.ssh/id_ed25519, ...). If the private key of the public key",
+                "# you uploaded is elsewhere, add to this block:  IdentityFile ~/.ssh/<that key>",
+                f"Host {alias}",
+                f"    HostName {ip}",
+                f"    User {user}",
+                f"    ProxyJump {jump}",
+                "",
+            ]
+        )
+        command = shlex.join(["ssh", "-J", jump, f"{user}@{ip}"])
+        return Access(provider="ssh_proxy_jump", ssh_config=config, ssh_command=command, expires_at=target.expires_at)
+
+    @staticmethod
+    def alias(node_hostname: str) -> str:
+        """`gpulab-<host name>`, lower case: ssh matches `Host` patterns case-sensitively against what the
+        user types, and host names are case-insensitive."""
+        name = _dns_name(node_hostname)
+        if name is None:
+            raise AccessUnavailable(
+                f"the node's host name {_shown(node_hostname)} cannot be written into an SSH config "
+                "(RFC 1123 names only: letters, digits, '-' and '.')"
+            )
+        return ALIAS_PREFIX + name

@@ -1,0 +1,92 @@
+"""The scheduler's NATS endpoints: parse (the contract models), call the rules, one transaction each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gpulab_core.contracts import scheduler as c
+from gpulab_core.contracts.common import Page
+from gpulab_core.errors import Conflict, NotFound
+from gpulab_core.rpc import Endpoint
+from gpulab_scheduler.access import AccessTarget, provider_for
+from gpulab_scheduler.assignments import service as assignments
+from gpulab_scheduler.config import Settings
+from gpulab_scheduler.environments import service as environments
+from gpulab_scheduler.identity_client import IdentityClient
+from gpulab_scheduler.models import nodes
+
+log = logging.getLogger(__name__)
+Req = TypeVar("Req", bound=BaseModel)
+# A placement that found every fitting node locked by others (or lost a race on a GPU) tries again.
+PLACEMENT_ATTEMPTS = 50
+
+
+def endpoints(
+    sessions: async_sessionmaker[AsyncSession], identity: IdentityClient, settings: Settings, http: Any
+) -> list[Endpoint[Any]]:
+    def tx(fn: Callable[[AsyncSession, Req], Awaitable[Any]]) -> Callable[[Req], Awaitable[Any]]:
+        """The edge owns the transaction: commit when the rule returns, roll back when it raises."""
+
+        async def run(req: Req) -> Any:
+            async with sessions() as session, session.begin():
+                return await fn(session, req)
+
+        return run
+
+    async def create_assignment(req: c.CreateAssignmentRequest) -> c.Assignment:
+        for attempt in range(PLACEMENT_ATTEMPTS):
+            try:
+                async with sessions() as session, session.begin():
+                    made, _event = await assignments.create(session, req, identity)
+                return made
+            except (assignments.Busy, IntegrityError) as exc:
+                if isinstance(exc, IntegrityError) and "uq_assignment_gpus_held" not in str(exc.orig):
+                    raise
+                # Rolled back, locks released: wait a little (growing, jittered) and place again.
+                await asyncio.sleep(min(0.002 * (attempt + 1), 0.05) * (0.5 + random.random()))  # noqa: S311
+        raise Conflict("the nodes of this environment are too busy right now; try again", code=c.NO_CAPACITY)
+
+    async def access(req: c.MyAssignmentRequest) -> c.Access:
+        async with sessions() as session:
+            row = await assignments.row_of(session, req.id, req.user_id)  # another user's: not found
+            if row.status != "active":
+                raise Conflict(
+                    f"the assignment has {row.status}; there is nothing to reach", code=c.ASSIGNMENT_ENDED_ALREADY
+                )
+            env = await assignments.environment_of(session, row.environment_id)
+            node = (await session.execute(nodes.select().where(nodes.c.id == row.node_id))).one()
+        if node.management_ip is None:
+            raise NotFound("the node's management address is not known yet")
+        target = AccessTarget(
+            assignment_id=row.id,
+            user_email=row.user_email,
+            linux_username=row.linux_username,
+            node_hostname=node.hostname,
+            management_ip=node.management_ip,
+            expires_at=row.expires_at,
+        )
+        return await provider_for(env.tunnel_provider, settings, http).access(target)
+
+    return [
+        Endpoint("environments.create", c.CreateEnvironmentRequest, tx(environments.create)),
+        Endpoint("environments.list", Page, tx(environments.list_page)),
+        Endpoint("environments.get", c.EnvironmentIdRequest, tx(environments.get)),
+        Endpoint("environments.update", c.UpdateEnvironmentRequest, tx(environments.update_environment)),
+        Endpoint("environments.delete", c.EnvironmentIdRequest, tx(environments.delete_environment)),
+        Endpoint("environments.attach_node", c.EnvironmentNodeRequest, tx(environments.attach)),
+        Endpoint("environments.detach_node", c.EnvironmentNodeRequest, tx(environments.detach)),
+        Endpoint("assignments.create", c.CreateAssignmentRequest, create_assignment),
+        Endpoint("assignments.list", c.ListAssignmentsRequest, tx(assignments.list_page)),
+        Endpoint("assignments.get", c.AssignmentIdRequest, tx(assignments.get)),
+        Endpoint("assignments.revoke", c.AssignmentIdRequest, tx(assignments.revoke)),
+        Endpoint("assignments.get_mine", c.MyAssignmentRequest, tx(assignments.get_mine)),
+        Endpoint("assignments.access", c.MyAssignmentRequest, access),
+    ]

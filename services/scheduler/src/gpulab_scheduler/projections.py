@@ -1,0 +1,80 @@
+"""The scheduler's own copy of what it needs from other services, kept from their events.
+
+Nodes (inventory): host name, management IP, status and hardware; each fact keeps the time of the
+event that set it and only a newer event replaces it, so events of one node handled out of order by
+two replicas converge. A deleted node ends its assignments and leaves its environments. A disabled
+user (identity) ends theirs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpulab_core.contracts import events as identity_events
+from gpulab_core.contracts import inventory as inv
+from gpulab_core.events import Event
+from gpulab_scheduler.assignments.service import end_where
+from gpulab_scheduler.models import assignments, environment_nodes, nodes
+
+NODE_EVENTS = (inv.NODE_CREATED, inv.NODE_ONLINE, inv.NODE_OFFLINE, inv.NODE_HARDWARE_CHANGED, inv.NODE_DELETED)
+USER_EVENTS = (identity_events.USER_STATUS_CHANGED,)
+
+
+async def _upsert(session: AsyncSession, node_id: Any, hostname: str, at: datetime, **facts: Any) -> None:
+    """Create the node's row if this is the first event seen of it, then apply `facts` where newer."""
+    await session.execute(
+        insert(nodes)
+        .values(id=node_id, hostname=hostname, status="pending", status_at=datetime.min.replace(tzinfo=at.tzinfo))
+        .on_conflict_do_nothing()
+    )
+    if "status" in facts:
+        await session.execute(
+            update(nodes)
+            .where(nodes.c.id == node_id, nodes.c.status_at < at, nodes.c.status != "revoked")
+            .values(status=facts["status"], status_at=at, hostname=hostname)
+        )
+    if "hardware" in facts:
+        await session.execute(
+            update(nodes)
+            .where(
+                nodes.c.id == node_id, func.coalesce(nodes.c.hardware_at, datetime.min.replace(tzinfo=at.tzinfo)) < at
+            )
+            .values(hardware=facts["hardware"], hardware_at=at)
+        )
+    if "management_ip" in facts:
+        await session.execute(update(nodes).where(nodes.c.id == node_id).values(management_ip=facts["management_ip"]))
+
+
+async def on_node_event(session: AsyncSession, event: Event) -> None:
+    at = event.occurred_at
+    if event.type == inv.NODE_CREATED:
+        created = inv.NodeCreatedEvent.model_validate(event.data)
+        await _upsert(session, created.node_id, created.hostname, at, management_ip=created.management_ip)
+    elif event.type == inv.NODE_ONLINE:
+        online = inv.NodeOnlineEvent.model_validate(event.data)
+        await _upsert(session, online.node_id, online.hostname, at, status="online")
+    elif event.type == inv.NODE_OFFLINE:
+        offline = inv.NodeOfflineEvent.model_validate(event.data)
+        await _upsert(session, offline.node_id, offline.hostname, at, status="offline")
+    elif event.type == inv.NODE_HARDWARE_CHANGED:
+        changed = inv.NodeHardwareChangedEvent.model_validate(event.data)
+        await _upsert(session, changed.node_id, changed.hostname, at, hardware=changed.hardware)
+    elif event.type == inv.NODE_DELETED:
+        deleted = inv.NodeDeletedEvent.model_validate(event.data)
+        await _upsert(session, deleted.node_id, deleted.hostname, at)
+        await session.execute(
+            update(nodes).where(nodes.c.id == deleted.node_id).values(status="revoked", status_at=at, deleted_at=at)
+        )
+        await session.execute(delete(environment_nodes).where(environment_nodes.c.node_id == deleted.node_id))
+        await end_where(session, assignments.c.node_id == deleted.node_id, "node_deleted", deleted.actor_id)
+
+
+async def on_user_event(session: AsyncSession, event: Event) -> None:
+    changed = identity_events.UserStatusChanged.model_validate(event.data)
+    if changed.status == "disabled":
+        await end_where(session, assignments.c.user_id == changed.user_id, "user_disabled", changed.actor_id)
