@@ -14,6 +14,7 @@ from gpulab_gateway.config import Settings
 from gpulab_gateway.install import api as install_api
 from gpulab_gateway.middleware import BodySizeLimit, TraceContext
 from gpulab_gateway.nodes import api as nodes_api
+from gpulab_gateway.scheduling import api as scheduling_api
 from gpulab_gateway.sessions import SessionCache
 from gpulab_gateway.ssh_keys import api as ssh_keys_api
 from gpulab_gateway.users import api as users_api
@@ -39,7 +40,14 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.include_router(health.router, prefix=API_PREFIX)
-    for router in (auth_api.router, users_api.router, ssh_keys_api.router, nodes_api.router, audit_api.router):
+    for router in (
+        auth_api.router,
+        users_api.router,
+        ssh_keys_api.router,
+        nodes_api.router,
+        scheduling_api.router,
+        audit_api.router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)

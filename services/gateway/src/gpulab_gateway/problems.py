@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from gpulab_core import errors
-from gpulab_core.contracts import identity, inventory
+from gpulab_core.contracts import identity, inventory, scheduler
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,14 @@ STATUS_BY_CODE: dict[str, int] = {
     # inventory
     inventory.NODE_EXISTS: 409,
     inventory.NODE_REVOKED: 409,
+    # scheduler
+    scheduler.NO_CAPACITY: 409,
+    scheduler.USER_HAS_NO_SSH_KEY: 422,
+    scheduler.NODE_NOT_MIG_CAPABLE: 409,
+    scheduler.ENVIRONMENT_EXISTS: 409,
+    scheduler.ENVIRONMENT_IN_USE: 409,
+    scheduler.ASSIGNMENT_ENDED_ALREADY: 409,
+    scheduler.ACCESS_PROVIDER_FAILED: 502,
     # the gateway's own
     CSRF_FAILED: 403,
     FORBIDDEN: 403,
@@ -123,7 +131,10 @@ def from_error(exc: errors.GpulabError) -> JSONResponse:
     if status >= 500:
         log.warning("upstream error %s: %s", exc.code, exc.message)
     # A service's own 5xx message may describe its internals; `service_unavailable` names only who.
-    detail = exc.message if status < 500 or exc.code == errors.UNAVAILABLE else "internal error"
+    # `service_unavailable` names only who; an access provider's message says what the outside
+    # service (NetBird) answered, with its token scrubbed: both are meant for the caller.
+    told = exc.code in (errors.UNAVAILABLE, scheduler.ACCESS_PROVIDER_FAILED)
+    detail = exc.message if status < 500 or told else "internal error"
     extra = safe_details(exc.details)
     response = problem(status, exc.code, detail, **extra)
     if "retry_after_s" in extra:
