@@ -1,6 +1,7 @@
-"""Property-based run of the account and node routes against their own OpenAPI document (schemathesis).
+"""Property-based run of every API route against their own OpenAPI document (schemathesis).
 
-The gateway is served by uvicorn on a loopback port, wired to the real identity, pki and inventory services, all on an
+The gateway is served by uvicorn on a loopback port, wired to the real identity, pki, inventory and
+scheduler services, all on an
 event loop of their own in a background thread: schemathesis drives requests synchronously, and a
 NATS connection belongs to the loop that opened it. Every case is sent as a logged-in admin (the
 session cookie and the CSRF header), so the generated data reaches identity instead of stopping at 401.
@@ -40,6 +41,8 @@ from gpulab_inventory import main as inventory_main
 from gpulab_inventory.config import Settings as InventorySettings
 from gpulab_pki import main as pki_main
 from gpulab_pki.config import Settings as PkiSettings
+from gpulab_scheduler import main as scheduler_main
+from gpulab_scheduler.config import Settings as SchedulerSettings
 
 from .conftest import API, PASSWORD, gateway_settings, identity_settings, make_admin, unique_email
 
@@ -118,6 +121,8 @@ def live(migrated: Stack) -> Iterator[Live]:
         await pki.start()
         inventory = Runtime(inventory_main.spec, InventorySettings(**common, metrics_port=0, heartbeat_port=0))
         await inventory.start()
+        scheduler = Runtime(scheduler_main.spec, SchedulerSettings(**common, metrics_port=0))
+        await scheduler.start()
         nc = await nats.connect(migrated.nats_url)
         app = create_app(gateway_settings(migrated), RpcClient(nc))
         server = uvicorn.Server(
@@ -126,7 +131,7 @@ def live(migrated: Stack) -> Iterator[Live]:
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             await asyncio.sleep(0.01)
-        return [inventory, pki, identity], nc, server, task
+        return [scheduler, inventory, pki, identity], nc, server, task
 
     async def stop() -> None:
         server.should_exit = True
