@@ -80,13 +80,19 @@ async def test_two_replicas_run_side_by_side_and_answer_ping(services: Launcher,
     assert {p["name"] for p in pings} == {service}
     assert len({p["id"] for p in pings}) == 2
 
-    async def healthy() -> bool:
+    ready: set[str] = set()
+
+    async def both_healthy() -> bool:
+        # Requests go to either replica (a queue group): wait until each has answered `ok` once.
         try:
-            return bool((await RpcClient(nc).call(service, "health"))["status"] == "ok")
+            reply = await RpcClient(nc).call(service, "health")
         except RemoteError:
             return False
+        if reply["status"] == "ok":
+            ready.add(reply["instance"])
+        return len(ready) == 2
 
-    await wait_until(healthy, timeout_s=30, interval_s=0.3)
+    await wait_until(both_healthy, timeout_s=30, interval_s=0.1)
     health = await RpcClient(nc).call(service, "health")
     assert health["service"] == service
 

@@ -57,7 +57,7 @@ def created(assignment_id: uuid.UUID, actor_id: uuid.UUID | None, ssh_key: str =
         linux_username="gl_ada",
         ssh_public_keys=[ssh_key],
         enforcement_mode="cgroup",
-        gpus=[sch.AssignedGpu(index=0, uuid="GPU-aaaa"), sch.AssignedGpu(index=3, uuid="GPU-dddd")],
+        gpus=[sch.EventGpu(index=0, uuid="GPU-aaaa"), sch.EventGpu(index=3, uuid="GPU-dddd")],
         cpus=16,
         ram_mb=65536,
         expires_at=OCCURRED + timedelta(days=7),

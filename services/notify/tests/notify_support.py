@@ -1,4 +1,5 @@
-"""Shared pieces of the notify tests: publishing an invite event, watching delivery events, reading rows."""
+"""Shared pieces of the notify tests: publishing events, waiting until a consumer has handled them,
+watching delivery events, reading rows."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts.events import INVITE_DELIVERY, USER_INVITED, UserInvited
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
+from gpulab_devstack.testing import wait_until
 
 PUBLIC_URL = "https://gpulab.example.org/"  # with the trailing slash an admin may well type
 # Characters that must be escaped in a URL path, to prove the link survives any token.
@@ -53,6 +56,60 @@ async def publish_invite(
         headers={"Nats-Msg-Id": str(event.id)},
     )
     return event
+
+
+async def publish_event(
+    nc: NATS,
+    event_type: str,
+    data: BaseModel,
+    *,
+    source: str,
+    event_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """What a service's outbox relay does: the envelope on the stream, deduplicated by its id."""
+    event = Event(
+        id=event_id or uuid.uuid4(),
+        type=event_type,
+        source=source,
+        occurred_at=occurred_at or datetime.now(UTC),
+        data=data.model_dump(mode="json"),
+    )
+    await nc.jetstream().publish(
+        f"{EVENT_SUBJECT_PREFIX}.{event_type}", event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)}
+    )
+    return event
+
+
+async def processed(engine: AsyncEngine, consumer: str, event: Event) -> bool:
+    """Whether the durable consumer `consumer` has recorded the event as handled."""
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT count(*) FROM notify.processed_events WHERE consumer = :c AND event_id = :id"),
+            {"c": consumer, "id": event.id},
+        )
+    return bool(found)
+
+
+async def handled_through(
+    nc: NATS, engine: AsyncEngine, consumer: str, event_type: str, marker: BaseModel, *, source: str
+) -> None:
+    """Until `consumer` has handled every event of its subjects published so far: `marker` (an event
+    that mails nobody) goes in last, and the consumer takes events in order, so once the marker is
+    recorded as processed everything before it has been handled (or sent for a retry). The
+    consumer's own counters are not enough: JetStream updates a filtered consumer's pending count a
+    moment after the publish."""
+    event = await publish_event(nc, event_type, marker, source=source)
+    await wait_until(lambda: processed(engine, consumer, event), timeout_s=15)
+
+
+async def rows_of(engine: AsyncEngine, event: Event) -> list[dict[str, Any]]:
+    """The deliveries one event asked for, by recipient."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT * FROM notify.deliveries WHERE event_id = :id ORDER BY recipient"), {"id": event.id}
+        )
+        return [dict(r._mapping) for r in rows]
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Admin mails about nodes, end to end: real `inventory.node_offline` / `node_online` events on
 JetStream, notify, the real identity service (asked for the admins over NATS) and a real SMTP server.
 
-Whether an event was handled is read from the durable consumer's ack floor (the deliveries are
-committed before the ack), never guessed with a sleep.
+Whether an event was handled is read from notify's processed-events rows, after a marker event
+(notify_support.handled_through), never guessed with a sleep.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts import identity as identity_contract
@@ -33,6 +31,8 @@ from gpulab_identity.passwords import Passwords
 from gpulab_notify.deliveries.messages import node_offline_message
 
 from .conftest import MakeSmtp, StartNotify
+from .notify_support import handled_through, publish_event, rows_of
+from .notify_support import processed as processed_by
 from .smtp_support import Received, SmtpServer
 
 CONSUMER = "notify-node-mail"
@@ -109,34 +109,16 @@ async def publish(
     event_id: uuid.UUID | None = None,
     occurred_at: datetime | None = None,
 ) -> Event:
-    """What inventory's outbox relay does: the envelope on the stream, deduplicated by its id."""
-    event = Event(
-        id=event_id or uuid.uuid4(),
-        type=event_type,
-        source="inventory",
-        occurred_at=occurred_at or datetime.now(UTC),
-        data=data.model_dump(mode="json"),
-    )
-    await nc.jetstream().publish(
-        f"{EVENT_SUBJECT_PREFIX}.{event_type}", event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)}
-    )
-    return event
+    return await publish_event(nc, event_type, data, source="inventory", event_id=event_id, occurred_at=occurred_at)
 
 
 async def consumed_all(nc: NATS, engine: AsyncEngine) -> None:
-    """Until notify's node consumer has handled every node event published so far: a marker event
-    (first contact, which mails nobody) goes in last, and the consumer takes events in order, so once
-    the marker is recorded as processed everything before it has been handled (or sent for a retry).
-    The consumer's own counters are not enough: JetStream updates a filtered consumer's pending count
-    a moment after the publish."""
-    marker = await publish(
-        nc,
-        NODE_ONLINE,
-        NodeOnlineEvent(
-            node_id=uuid.uuid4(), hostname=unique("marker"), previous_status="pending", at=datetime.now(UTC)
-        ),
+    """Until notify's node consumer has handled every node event published so far (see
+    `handled_through`); the marker is a first contact, which mails nobody."""
+    marker = NodeOnlineEvent(
+        node_id=uuid.uuid4(), hostname=unique("marker"), previous_status="pending", at=datetime.now(UTC)
     )
-    await wait_until(lambda: processed(engine, marker), timeout_s=15)
+    await handled_through(nc, engine, CONSUMER, NODE_ONLINE, marker, source="inventory")
 
 
 def mails_about(server: SmtpServer, hostname: str) -> list[Received]:
@@ -148,21 +130,8 @@ def body(message: EmailMessage) -> str:
     return str(message.get_content())
 
 
-async def rows_of(engine: AsyncEngine, event: Event) -> list[dict[str, Any]]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT * FROM notify.deliveries WHERE event_id = :id ORDER BY recipient"), {"id": event.id}
-        )
-        return [dict(r._mapping) for r in rows]
-
-
 async def processed(engine: AsyncEngine, event: Event) -> bool:
-    async with engine.connect() as conn:
-        found = await conn.scalar(
-            text("SELECT count(*) FROM notify.processed_events WHERE consumer = :c AND event_id = :id"),
-            {"c": CONSUMER, "id": event.id},
-        )
-    return bool(found)
+    return await processed_by(engine, CONSUMER, event)
 
 
 async def test_a_node_going_offline_mails_each_active_admin_once_and_a_redelivery_mails_nobody_again(

@@ -175,6 +175,13 @@ class EnvironmentNodeEvent(EventPayload):
     actor_id: uuid.UUID | None = None
 
 
+class EventGpu(EventPayload):
+    """A GPU as events carry it: lenient about fields added later, like every event payload."""
+
+    index: int
+    uuid: str
+
+
 class AssignmentCreated(EventPayload):
     """Everything a node needs to enforce it (inventory's desired state) and the user needs to know."""
 
@@ -189,7 +196,7 @@ class AssignmentCreated(EventPayload):
     linux_username: str
     ssh_public_keys: list[str]  # the user's keys when it was made; later changes come from identity
     enforcement_mode: EnforcementMode
-    gpus: list[AssignedGpu]
+    gpus: list[EventGpu]
     cpus: int
     ram_mb: int
     expires_at: datetime | None

@@ -9,7 +9,9 @@ this in one transaction with the event's `processed_events` row, and a delivery 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +21,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core.contracts.events import UserInvited
 from gpulab_core.contracts.inventory import NODE_OFFLINE, NODE_ONLINE, NodeOfflineEvent, NodeOnlineEvent
+from gpulab_core.contracts.scheduler import (
+    ASSIGNMENT_CREATED,
+    ASSIGNMENT_ENDED,
+    ASSIGNMENT_EXPIRING,
+    AssignmentCreated,
+    AssignmentEnded,
+    AssignmentExpiring,
+)
 from gpulab_core.events import Event
 from gpulab_notify.admins import Admin
-from gpulab_notify.deliveries.models import KIND_NODE_OFFLINE, KIND_NODE_ONLINE
+from gpulab_notify.deliveries.assignment_messages import mails_about_ending
+from gpulab_notify.deliveries.models import (
+    KIND_ASSIGNMENT_CREATED,
+    KIND_ASSIGNMENT_ENDED,
+    KIND_ASSIGNMENT_EXPIRING,
+    KIND_NODE_OFFLINE,
+    KIND_NODE_ONLINE,
+)
 from gpulab_notify.deliveries.service import DeliveryService
 
 log = logging.getLogger(__name__)
@@ -52,6 +69,21 @@ class InviteHandler:
 def wake_after_commit(session: AsyncSession, wake: Callable[[], None]) -> None:
     # Before the commit a sender would not see the rows; after it, it should not wait for its poll.
     sa_event.listen(session.sync_session, "after_commit", lambda _s: wake(), once=True)
+
+
+def aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # a naive time in an event is UTC
+
+
+def too_old(event: Event, max_age: timedelta) -> bool:
+    """An event older than a mail's give-up age mails nobody (logged): a mail this late would be
+    given up on anyway (GPULAB_MAIL_GIVE_UP_AFTER_S), and a consumer created on a stream with weeks
+    of history must not mail all of it."""
+    occurred = aware(event.occurred_at)
+    if datetime.now(UTC) - occurred <= max_age:
+        return False
+    log.warning("event %s (%s) from %s is too old to mail about; skipped", event.id, event.type, occurred)
+    return True
 
 
 def node_mail(event: Event) -> tuple[str, dict[str, Any]] | None:
@@ -102,11 +134,7 @@ class NodeMailHandler:
         if mail is None:
             return
         kind, payload = mail
-        occurred = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
-        if datetime.now(UTC) - occurred > self._max_age:
-            # A mail this late would be given up on anyway (GPULAB_MAIL_GIVE_UP_AFTER_S); and a
-            # consumer created on a stream with weeks of history must not mail all of it.
-            log.warning("event %s (%s) from %s is too old to mail about; skipped", event.id, event.type, occurred)
+        if too_old(event, self._max_age):
             return
         admins = await self._admins()
         if not admins:
@@ -114,10 +142,70 @@ class NodeMailHandler:
             return
         recorded = 0
         for admin in admins:
-            if await self._service.record_admin_mail(
-                session, event.id, kind=kind, admin_id=admin.id, email=admin.email, payload=payload
+            if await self._service.record_mail(
+                session, event.id, kind=kind, user_id=admin.id, email=admin.email, payload=payload
             ):
                 recorded += 1
         log.info("event %s (%s): %d admin mails queued", event.id, event.type, recorded)
         if recorded:
+            wake_after_commit(session, self._on_recorded)
+
+
+@dataclass(frozen=True)
+class UserMail:
+    kind: str
+    user_id: uuid.UUID
+    email: str
+    payload: dict[str, Any]
+
+
+def assignment_mail(event: Event) -> UserMail | None:
+    """The mail an assignment event asks for, to the assignment's user; None for none.
+
+    Raises ValidationError for data that is not the event's payload."""
+    if event.type == ASSIGNMENT_CREATED:
+        created = AssignmentCreated.model_validate(event.data)
+        return UserMail(KIND_ASSIGNMENT_CREATED, created.user_id, created.user_email, created.model_dump(mode="json"))
+    if event.type == ASSIGNMENT_EXPIRING:
+        expiring = AssignmentExpiring.model_validate(event.data)
+        if aware(expiring.expires_at) <= datetime.now(UTC):
+            # Handled after the end (notify was down for a day): the `ended` mail tells it instead.
+            return None
+        return UserMail(
+            KIND_ASSIGNMENT_EXPIRING, expiring.user_id, expiring.user_email, expiring.model_dump(mode="json")
+        )
+    if event.type == ASSIGNMENT_ENDED:
+        ended = AssignmentEnded.model_validate(event.data)
+        # `user_disabled`: the account is disabled; its owner is not to be mailed about it.
+        if not mails_about_ending(ended.reason):
+            return None
+        return UserMail(KIND_ASSIGNMENT_ENDED, ended.user_id, ended.user_email, ended.model_dump(mode="json"))
+    return None
+
+
+class AssignmentMailHandler:
+    """`scheduler.assignment_created` / `assignment_expiring` / `assignment_ended`: one pending mail
+    to the assignment's user, whose address the event carries (no call to identity).
+
+    Runs once per event (the consumer's processed-events row, in this transaction), and the row is
+    unique by (event, recipient): a redelivered event mails nobody twice.
+    """
+
+    def __init__(self, service: DeliveryService, on_recorded: Callable[[], None], *, max_age_s: float) -> None:
+        self._service = service
+        self._on_recorded = on_recorded
+        self._max_age = timedelta(seconds=max_age_s)
+
+    async def __call__(self, session: AsyncSession, event: Event) -> None:
+        try:
+            mail = assignment_mail(event)
+        except ValidationError as exc:
+            log.error("event %s (%s) skipped, its data is not valid: %s", event.id, event.type, exc)
+            return
+        if mail is None or too_old(event, self._max_age):
+            return
+        if await self._service.record_mail(
+            session, event.id, kind=mail.kind, user_id=mail.user_id, email=mail.email, payload=mail.payload
+        ):
+            log.info("event %s (%s): mail to user %s queued", event.id, event.type, mail.user_id)
             wake_after_commit(session, self._on_recorded)

@@ -1,5 +1,6 @@
 """The mails themselves, built only from a delivery's stored data: the invite (text and HTML
-alternatives) and the admins' node alerts (plain text).
+alternatives), the admins' node alerts (plain text), and the parts every mail shares (headers,
+safe one-line values). The users' assignment mails are in assignment_messages.py.
 
 A mail is rendered again for every attempt, from the same row, with the same Message-ID and Date,
 so that a copy sent again after a crash (see docs/adr/0008-mail-delivery.md) is the same mail and
@@ -56,8 +57,9 @@ def check_recipient(address: str) -> str:
     return address
 
 
-def _one_line(value: str) -> str:
-    """A name from an event (the inviter's, a node's), folded to one line: it goes into a header and a sentence."""
+def one_line(value: str) -> str:
+    """A name from an event (the inviter's, a node's, a Linux user's), folded to one line: it goes into a
+    header and a sentence."""
     return " ".join(value.split())
 
 
@@ -66,11 +68,11 @@ def invite_message(
 ) -> EmailMessage:
     """Raises ValueError for a recipient that cannot be a header value (a permanent failure)."""
     link = accept_link(public_url, invite.token)
-    inviter = _one_line(invite.invited_by_name or "") or "An administrator"
+    inviter = one_line(invite.invited_by_name or "") or "An administrator"
     as_role = " as an administrator" if invite.role == "admin" else ""
     expires = invite.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-    msg = _headers(
+    msg = headers(
         sender=sender,
         recipient=invite.email,
         subject=f"{inviter} invited you to gpulab",
@@ -101,7 +103,7 @@ def invite_message(
     return msg
 
 
-def _headers(*, sender: str, recipient: str, subject: str, created_at: datetime, mail_id: uuid.UUID) -> EmailMessage:
+def headers(*, sender: str, recipient: str, subject: str, created_at: datetime, mail_id: uuid.UUID) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = check_recipient(recipient)
@@ -114,9 +116,9 @@ def _headers(*, sender: str, recipient: str, subject: str, created_at: datetime,
     return msg
 
 
-def _hostname(value: str) -> str:
+def display_hostname(value: str) -> str:
     # Validated by inventory when the node was created, but an event is data: one line, bounded.
-    return _one_line(value)[:MAX_HOSTNAME] or "(unnamed)"
+    return one_line(value)[:MAX_HOSTNAME] or "(unnamed)"
 
 
 _FOOTER = "You receive this mail because you are an administrator of gpulab.\n"
@@ -133,8 +135,8 @@ def node_offline_message(
 ) -> EmailMessage:
     """Plain text: an alert for admins, read as often in a terminal or a pager as in a browser.
     Raises ValueError for a recipient that cannot be a header value."""
-    host = _hostname(node.hostname)
-    msg = _headers(
+    host = display_hostname(node.hostname)
+    msg = headers(
         sender=sender,
         recipient=recipient,
         subject=f"[gpulab] node {host} is offline",
@@ -164,8 +166,8 @@ def node_online_message(
     sender: str,
 ) -> EmailMessage:
     """Raises ValueError for a recipient that cannot be a header value."""
-    host = _hostname(node.hostname)
-    msg = _headers(
+    host = display_hostname(node.hostname)
+    msg = headers(
         sender=sender,
         recipient=recipient,
         subject=f"[gpulab] node {host} is back online",

@@ -21,6 +21,10 @@ KIND_INVITE = "invite"
 # Admin notifications: one event, one mail to each active admin.
 KIND_NODE_OFFLINE = "node_offline"
 KIND_NODE_ONLINE = "node_online"
+# A user's own assignment: one event, one mail to the user it belongs to.
+KIND_ASSIGNMENT_CREATED = "assignment_created"
+KIND_ASSIGNMENT_EXPIRING = "assignment_expiring"
+KIND_ASSIGNMENT_ENDED = "assignment_ended"
 
 
 class Delivery(Base):
@@ -41,7 +45,7 @@ class Delivery(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     kind: Mapped[str] = mapped_column(Text)
     invite_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
-    # The user the mail is for: the invited user, or the admin told about a node.
+    # The user the mail is for: the invited user, the admin told about a node, the assignment's user.
     user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     recipient: Mapped[str] = mapped_column(Text)
     # What the mail is rendered from (for an invite: its token). Cleared once the delivery is final,

@@ -21,12 +21,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gpulab_core.contracts.events import UserInvited
 from gpulab_core.contracts.inventory import NodeOfflineEvent, NodeOnlineEvent
-from gpulab_notify.deliveries import messages, repository
-from gpulab_notify.deliveries.models import KIND_INVITE, KIND_NODE_OFFLINE, KIND_NODE_ONLINE, Delivery
+from gpulab_core.contracts.scheduler import AssignmentCreated, AssignmentEnded, AssignmentExpiring
+from gpulab_notify.deliveries import assignment_messages, messages, repository
+from gpulab_notify.deliveries.models import (
+    KIND_ASSIGNMENT_CREATED,
+    KIND_ASSIGNMENT_ENDED,
+    KIND_ASSIGNMENT_EXPIRING,
+    KIND_INVITE,
+    KIND_NODE_OFFLINE,
+    KIND_NODE_ONLINE,
+    Delivery,
+)
 from gpulab_notify.deliveries.service import DeliveryService
 from gpulab_notify.smtp import DeliveryError, SmtpTransport
 
 log = logging.getLogger(__name__)
+
+_ASSIGNMENT_KINDS = (KIND_ASSIGNMENT_CREATED, KIND_ASSIGNMENT_EXPIRING, KIND_ASSIGNMENT_ENDED)
 
 
 class Undeliverable(Exception):
@@ -148,17 +159,41 @@ class Sender:
             return self._render_invite(delivery, delivery.payload)
         if delivery.kind in (KIND_NODE_OFFLINE, KIND_NODE_ONLINE) and delivery.payload is not None:
             return self._render_node(delivery, delivery.payload)
+        if delivery.kind in _ASSIGNMENT_KINDS and delivery.payload is not None:
+            return self._render_assignment(delivery, delivery.payload)
         raise Undeliverable(f"nothing to render for a {delivery.kind!r} delivery")
 
-    def _render_node(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
-        # The row's id, not the event's: the event is mailed to every admin, and each mail is its own.
-        common: dict[str, Any] = {
+    def _common(self, delivery: Delivery) -> dict[str, Any]:
+        # The row's id, not the event's: an admin event is mailed to every admin, and each mail is its own.
+        return {
             "recipient": delivery.recipient,
             "mail_id": delivery.id,
             "created_at": delivery.created_at,
             "public_url": self._public_url,
             "sender": self._from,
         }
+
+    def _render_assignment(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
+        common = self._common(delivery)
+        try:
+            if delivery.kind == KIND_ASSIGNMENT_CREATED:
+                return assignment_messages.assignment_created_message(
+                    AssignmentCreated.model_validate(payload), **common
+                )
+            if delivery.kind == KIND_ASSIGNMENT_EXPIRING:
+                expiring = AssignmentExpiring.model_validate(payload)
+                if expiring.expires_at.replace(tzinfo=expiring.expires_at.tzinfo or UTC) <= datetime.now(UTC):
+                    # A reminder after the fact tells nothing the `ended` mail does not.
+                    raise Undeliverable("the assignment ended before its reminder could be sent")
+                return assignment_messages.assignment_expiring_message(expiring, **common)
+            return assignment_messages.assignment_ended_message(AssignmentEnded.model_validate(payload), **common)
+        except ValidationError as exc:
+            raise Undeliverable(f"stored assignment event is not valid: {exc.error_count()} errors") from exc
+        except ValueError as exc:
+            raise Undeliverable(str(exc)) from exc
+
+    def _render_node(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
+        common = self._common(delivery)
         try:
             if delivery.kind == KIND_NODE_OFFLINE:
                 return messages.node_offline_message(NodeOfflineEvent.model_validate(payload), **common)

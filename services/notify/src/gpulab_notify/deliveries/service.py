@@ -68,20 +68,21 @@ class DeliveryService:
         await self._tell(session, delivery, "pending", None)
         return True
 
-    async def record_admin_mail(
+    async def record_mail(
         self,
         session: AsyncSession,
         event_id: uuid.UUID,
         *,
         kind: str,
-        admin_id: uuid.UUID,
+        user_id: uuid.UUID,
         email: str,
         payload: dict[str, Any],
     ) -> bool:
-        """A pending delivery of this event to this admin; False if the event had one for them already.
-        Emits nothing: `notify.invite_delivery` is about invites, and no one tracks these mails' state."""
+        """A pending delivery of this event to this user (an admin told about a node, a user about an
+        assignment); False if the event had one for them already. Emits nothing:
+        `notify.invite_delivery` is about invites, and no one tracks these mails' state."""
         delivery = await repository.insert_new(
-            session, event_id=event_id, kind=kind, recipient=email, payload=payload, user_id=admin_id
+            session, event_id=event_id, kind=kind, recipient=email, payload=payload, user_id=user_id
         )
         return delivery is not None
 

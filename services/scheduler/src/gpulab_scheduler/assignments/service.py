@@ -246,7 +246,7 @@ async def create(
         linux_username=username,
         ssh_public_keys=keys.public_keys,
         enforcement_mode=env.enforcement_mode,
-        gpus=assignment.gpus,
+        gpus=[c.EventGpu(index=g.index, uuid=g.uuid) for g in assignment.gpus],
         cpus=cpus,
         ram_mb=ram_mb,
         expires_at=expires_at,
