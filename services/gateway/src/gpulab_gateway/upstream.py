@@ -36,9 +36,10 @@ async def ask(request: Request, service: str, operation: str, payload: BaseModel
 
 async def identity_command(request: Request, operation: str, payload: BaseModel) -> None:
     """Ask identity to do something that replies with nothing but success or an error."""
-    await _call(request, operation, payload)
+    await command(request, contract.SERVICE, operation, payload)
 
 
-async def _call(request: Request, operation: str, payload: BaseModel) -> object:
+async def command(request: Request, service: str, operation: str, payload: BaseModel) -> None:
+    """Ask a service to do something that replies with nothing but success or an error."""
     rpc: RpcClient = request.app.state.rpc
-    return await rpc.call(contract.SERVICE, operation, payload)
+    await rpc.call(service, operation, payload)

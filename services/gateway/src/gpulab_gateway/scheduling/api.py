@@ -101,7 +101,7 @@ async def update_environment(
 )
 async def delete_environment(id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> Response:
     payload = contract.EnvironmentIdRequest(id=id, actor_id=session.user.id)
-    await upstream.ask(request, S, "environments.delete", payload, BaseModel)
+    await upstream.command(request, S, "environments.delete", payload)
     return Response(status_code=204)
 
 
