@@ -3,150 +3,164 @@ package gpu
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gpulab/gpulab/agent/internal/gpu/gputest"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
 	"github.com/gpulab/gpulab/agent/internal/hostexec/hostexectest"
 )
 
-func TestParseQueryGPURecordedOutputs(t *testing.T) {
-	tests := []struct {
-		file string
-		want []GPU
-	}{
-		{
-			file: "a100-sxm4-40gb-mig-enabled-and-disabled.csv",
-			want: []GPU{
-				{0, "GPU-ee71c7e5-5947-4a1f-a220-6a316a1c0f02", "NVIDIA A100-SXM4-40GB", 40960, true, true},
-				{1, "GPU-cbed321d-8053-4ea9-900d-454ccfcb1d4d", "NVIDIA A100-SXM4-40GB", 40960, true, false},
-			},
-		},
-		{
-			file: "a100-80gb-pcie-mig-disabled.csv",
-			want: []GPU{
-				{0, "GPU-e330e7bd-cb0f-475d-a76b-a8dd6ddf8c24", "NVIDIA A100 80GB PCIe", 81920, true, false},
-			},
-		},
-		{
-			file: "h100-80gb-hbm3-x4.csv",
-			want: []GPU{
-				{0, "GPU-a7614313-de47-47d2-ae1c-ede46ea5c861", "NVIDIA H100 80GB HBM3", 81559, true, false},
-				{1, "GPU-38cb7dd0-3e30-4847-8d83-ff6672e69464", "NVIDIA H100 80GB HBM3", 81559, true, false},
-				{2, "GPU-e7b847a7-c706-4672-b649-dd8657f5a97e", "NVIDIA H100 80GB HBM3", 81559, true, false},
-				{3, "GPU-a012f0c0-5cd3-4605-8d36-bbaf1360a65b", "NVIDIA H100 80GB HBM3", 81559, true, false},
-			},
-		},
-		{
-			file: "rtx-4090.csv",
-			want: []GPU{
-				{0, "GPU-cecb4b41-f08c-4ffc-bf3e-db9c1d2602fb", "NVIDIA GeForce RTX 4090", 24564, false, false},
-			},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			got, err := ParseQueryGPU(readTestdata(t, tt.file))
+// The tests through hostexec.Exec run a real process: testdata/fake-nvidia-smi,
+// installed first on PATH as nvidia-smi, replays a recording.
+
+func TestDiscoverRecordedHostsThroughNvidiaSMI(t *testing.T) {
+	for _, tt := range recorded {
+		t.Run(tt.dir, func(t *testing.T) {
+			gputest.UseFakeNvidiaSMI(t, tt.dir)
+			got, err := (&NvidiaSMI{Runner: hostexec.Exec{}}).Discover(context.Background())
 			if err != nil {
-				t.Fatalf("ParseQueryGPU: %v", err)
+				t.Fatalf("Discover: %v", err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("ParseQueryGPU =\n%+v\nwant\n%+v", got, tt.want)
+				t.Errorf("Discover =\n%+v\nwant\n%+v", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestParseQueryGPUAcceptsWhatNvidiaSMIWritesForMissingValues(t *testing.T) {
-	out := "1, GPU-b, NVIDIA GB10, [N/A], [Not Supported]\r\n0, GPU-a, Tesla T4, 15360, [N/A]\r\n"
-	want := []GPU{
-		{Index: 0, UUID: "GPU-a", Name: "Tesla T4", MemoryMB: 15360},
-		{Index: 1, UUID: "GPU-b", Name: "NVIDIA GB10"},
-	}
-	got, err := ParseQueryGPU([]byte(out))
-	if err != nil {
-		t.Fatalf("ParseQueryGPU: %v", err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ParseQueryGPU = %+v, want %+v (sorted by index)", got, want)
-	}
-}
-
-func TestParseQueryGPURejectsMalformedLines(t *testing.T) {
-	tests := map[string]string{
-		"too few columns":    "0, GPU-a, NVIDIA H100 80GB HBM3, 81559\n",
-		"index not a number": "x, GPU-a, NVIDIA H100 80GB HBM3, 81559, Disabled\n",
-		"negative index":     "-1, GPU-a, NVIDIA H100 80GB HBM3, 81559, Disabled\n",
-		"no uuid":            "0, [N/A], NVIDIA H100 80GB HBM3, 81559, Disabled\n",
-		"memory with units":  "0, GPU-a, NVIDIA H100 80GB HBM3, 81559 MiB, Disabled\n",
-		"unknown mig mode":   "0, GPU-a, NVIDIA H100 80GB HBM3, 81559, Pending\n",
-	}
-	for name, out := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got, err := ParseQueryGPU([]byte(out)); err == nil {
-				t.Errorf("ParseQueryGPU(%q) = %+v, want an error", out, got)
-			}
-		})
-	}
-}
-
-func TestDiscoverRunsTheQueryAndParsesIt(t *testing.T) {
-	var fake hostexectest.Fake
-	fake.Set(hostexectest.Result{Stdout: readTestdata(t, "rtx-4090.csv")}, "nvidia-smi", QueryArgs...)
-
-	got, err := NvidiaSMI{Runner: &fake}.Discover(context.Background())
-	if err != nil {
-		t.Fatalf("Discover: %v", err)
-	}
-	if len(got) != 1 || got[0].Name != "NVIDIA GeForce RTX 4090" {
-		t.Errorf("Discover = %+v, want the one RTX 4090", got)
 	}
 }
 
 func TestDiscoverOnANodeWithoutNvidiaSMIFindsNoGPUsAndNoError(t *testing.T) {
-	var fake hostexectest.Fake
-	fake.Set(hostexectest.Result{Err: hostexec.ErrNotFound}, "nvidia-smi", QueryArgs...)
-
-	got, err := NvidiaSMI{Runner: &fake}.Discover(context.Background())
+	gputest.UseNoNvidiaSMI(t)
+	got, err := (&NvidiaSMI{Runner: hostexec.Exec{}}).Discover(context.Background())
 	if err != nil || len(got) != 0 {
 		t.Errorf("Discover = %+v, %v; want no GPUs and no error", got, err)
 	}
 }
 
-func TestDiscoverWithTheDriverButNoGPUFindsNoGPUsAndNoError(t *testing.T) {
-	var fake hostexectest.Fake
-	fake.Set(hostexectest.Result{Stdout: readTestdata(t, "no-devices.txt"), Err: errors.New("exit status 6")},
-		"nvidia-smi", QueryArgs...)
-
-	got, err := NvidiaSMI{Runner: &fake}.Discover(context.Background())
-	if err != nil || len(got) != 0 {
-		t.Errorf("Discover = %+v, %v; want no GPUs and no error", got, err)
+func TestDiscoverWhenNvidiaSMIFails(t *testing.T) {
+	tests := []struct {
+		recording string
+		wantErr   []string // in the message; none: no error
+	}{
+		// The driver is there but no GPU: not an error, a CPU node.
+		{recording: "no-devices"},
+		{recording: "driver-not-loaded", wantErr: []string{
+			"exit status 9", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver",
+		}},
+		{recording: "driver-library-mismatch", wantErr: []string{
+			"exit status 18", "Failed to initialize NVML: Driver/library version mismatch",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.recording, func(t *testing.T) {
+			gputest.UseFakeNvidiaSMI(t, tt.recording)
+			got, err := (&NvidiaSMI{Runner: hostexec.Exec{}}).Discover(context.Background())
+			if len(got) != 0 {
+				t.Errorf("Discover found %+v, want no GPUs", got)
+			}
+			if len(tt.wantErr) == 0 && err != nil {
+				t.Errorf("Discover error = %v, want none", err)
+			}
+			for _, want := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("Discover error = %v, want %q in it", err, want)
+				}
+			}
+		})
 	}
 }
 
-func TestDiscoverReportsAFailingNvidiaSMIWithItsMessage(t *testing.T) {
-	var fake hostexectest.Fake
-	exit9 := errors.New("exit status 9")
-	fake.Set(hostexectest.Result{Stdout: readTestdata(t, "driver-not-loaded.txt"), Err: exit9},
-		"nvidia-smi", QueryArgs...)
+func TestDiscoverGivesUpOnAHungNvidiaSMI(t *testing.T) {
+	gputest.UseFakeNvidiaSMI(t, "hung-driver")
+	d := &NvidiaSMI{Runner: hostexec.Exec{}, Timeout: 100 * time.Millisecond}
 
-	_, err := NvidiaSMI{Runner: &fake}.Discover(context.Background())
-	if !errors.Is(err, exit9) {
-		t.Fatalf("Discover error = %v, want it to wrap the exit status", err)
+	start := time.Now()
+	got, err := d.Discover(context.Background())
+	if !errors.Is(err, ErrTimeout) || len(got) != 0 {
+		t.Errorf("Discover = %+v, %v; want no GPUs and ErrTimeout", got, err)
 	}
-	if !strings.Contains(err.Error(), "couldn't communicate with the NVIDIA driver") {
-		t.Errorf("Discover error = %q, want nvidia-smi's message in it", err)
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("Discover returned after %v, want it to stop at its 100ms timeout", elapsed)
 	}
 }
 
-func readTestdata(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatalf("read testdata: %v", err)
+func TestDiscoverStartsNoNvidiaSMIWhileAHungOneHasNotExited(t *testing.T) {
+	// A process blocked in the driver outlives SIGKILL, so the runner does
+	// not return even after its context ends.
+	r := &unkillableRunner{release: make(chan struct{}), calls: make(chan struct{}, 10)}
+	d := &NvidiaSMI{Runner: r, Timeout: 50 * time.Millisecond}
+
+	if _, err := d.Discover(context.Background()); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("first Discover error = %v, want ErrTimeout", err)
 	}
-	return b
+	if _, err := d.Discover(context.Background()); !errors.Is(err, ErrStuck) {
+		t.Errorf("second Discover error = %v, want ErrStuck", err)
+	}
+	if n := len(r.calls); n != 1 {
+		t.Errorf("nvidia-smi started %d times, want once while the first is stuck", n)
+	}
+
+	// Once the stuck process exits, discovery runs nvidia-smi again.
+	close(r.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for d.stuck.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := d.Discover(context.Background()); err != nil {
+		t.Errorf("Discover after the stuck run exited: %v", err)
+	}
+}
+
+func TestDiscoverStopsWhenTheCallerCancels(t *testing.T) {
+	gputest.UseFakeNvidiaSMI(t, "hung-driver")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := (&NvidiaSMI{Runner: hostexec.Exec{}}).Discover(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
+		t.Errorf("Discover error = %v, want the caller's context.DeadlineExceeded", err)
+	}
+}
+
+func TestDiscoverListsMIGDevicesOnlyWhenAGPUIsInMIGMode(t *testing.T) {
+	var fake hostexectest.Fake // fails nvidia-smi -L: it is not scripted
+	fake.Set(hostexectest.Result{Stdout: readTestdata(t, "h100-80gb-hbm3-x4", "query-gpu.csv")}, "nvidia-smi", QueryArgs...)
+
+	got, err := (&NvidiaSMI{Runner: &fake}).Discover(context.Background())
+	if err != nil || len(got) != 4 {
+		t.Fatalf("Discover = %+v, %v; want the four H100s", got, err)
+	}
+	if calls := fake.Calls(); len(calls) != 1 || !slices.Equal(calls[0], append([]string{"nvidia-smi"}, QueryArgs...)) {
+		t.Errorf("ran %q, want only the query", calls)
+	}
+}
+
+func TestDiscoverKeepsTheGPUsWhenListingMIGDevicesFails(t *testing.T) {
+	var fake hostexectest.Fake
+	fake.Set(hostexectest.Result{Stdout: readTestdata(t, "a100-sxm4-80gb-x4-mig", "query-gpu.csv")}, "nvidia-smi", QueryArgs...)
+	fake.Set(hostexectest.Result{Err: errors.New("exit status 15")}, "nvidia-smi", ListArgs...)
+
+	got, err := (&NvidiaSMI{Runner: &fake}).Discover(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "exit status 15") {
+		t.Errorf("Discover error = %v, want the failure of nvidia-smi -L", err)
+	}
+	if want := withoutMIGDevices(recorded[0].want); !reflect.DeepEqual(got, want) {
+		t.Errorf("Discover =\n%+v\nwant the GPUs without MIG devices\n%+v", got, want)
+	}
+}
+
+// unkillableRunner is a hostexec.Runner whose commands ignore their context
+// and return (with no output) only once release is closed, like nvidia-smi
+// blocked in a wedged driver.
+type unkillableRunner struct {
+	release chan struct{}
+	calls   chan struct{}
+}
+
+func (r *unkillableRunner) Run(_ context.Context, _ string, _ ...string) ([]byte, []byte, error) {
+	r.calls <- struct{}{}
+	<-r.release
+	return nil, nil, nil
 }

@@ -56,9 +56,9 @@ enroll)
 	fi
 	state=""
 	while [ "$#" -gt 0 ]; do
-		case "$1" in --state-dir) state="$2"; shift 2 ;; *) shift ;; esac
+		case "$1" in --dir) state="$2"; shift 2 ;; *) shift ;; esac
 	done
-	for name in node.key node.pem ca.pem; do
+	for name in node.key node.pem ca.pem agent.json; do
 		echo "$name of $FAKE_IDENTITY" >"$state/$name"
 	done
 	;;
@@ -357,7 +357,7 @@ def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, n
         f"GPULAB_CA_FINGERPRINT={FINGERPRINT}",
     ]
     assert TOKEN.encode() not in env_file
-    for name in ("node.key", "node.pem", "ca.pem"):
+    for name in ("node.key", "node.pem", "ca.pem", "agent.json"):
         assert files.pop(f"var/lib/gpulab-agent/{name}") == (0o600, f"{name} of first\n".encode())
     mode, unit = files.pop("etc/systemd/system/gpulab-agent.service")
     assert mode == 0o644
@@ -375,8 +375,9 @@ def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, n
 
     assert node.systemctl_calls() == ["daemon-reload", "enable --now gpulab-agent"]
     args = (node.log / "enroll-args").read_text().splitlines()
-    assert args[:6] == ["--url", served.url, "--enroll-endpoint", "127.0.0.1:50051", "--ca-fingerprint", FINGERPRINT]
-    assert args[6] == "--state-dir"
+    assert args[:4] == ["--server", "127.0.0.1:50051", "--ca-sha256", FINGERPRINT]
+    assert args[4] == "--dir"
+    assert len(args) == 6
     assert TOKEN not in args
     assert (node.log / "enroll-token").read_text() == TOKEN
     assert list(node.tmp.iterdir()) == [], "the temporary folder was not removed"

@@ -11,11 +11,12 @@
 # (Enrollment uses up the one-time token: after a failure the admin issues a new one.)
 #
 # The agent's `enroll` contract, as this script calls it:
-#   GPULAB_ENROLL_TOKEN=<token> gpulab-agent enroll --url <url> --enroll-endpoint <host:port> \
-#     --ca-fingerprint <64 lowercase hex> --state-dir <dir>
+#   GPULAB_ENROLL_TOKEN=<token> gpulab-agent enroll --server <enroll host:port> \
+#     --ca-sha256 <64 lowercase hex> --dir <dir>
 # The token travels in the environment, not in argv, so that other users cannot read it in `ps`.
-# It writes node.key, node.pem and ca.pem into --state-dir; exit 0 on success, otherwise non-zero
-# with a message on stderr.
+# The agent pins the CA by --ca-sha256 in the TLS handshake before it sends the token. It writes
+# node.key, node.pem, ca.pem and agent.json (0600) into --dir; exit 0 on success, 1 on a failure,
+# 2 on a bad command line, with a message on stderr.
 #
 # Exit status: 0 done, 2 a bad command line (nothing was done), 1 any other failure.
 #
@@ -241,11 +242,10 @@ enroll() {
 	local staging="${WORK_DIR}/state"
 	mkdir -m 0700 "${staging}"
 	GPULAB_ENROLL_TOKEN="${TOKEN}" "${WORK_DIR}/gpulab-agent" enroll \
-		--url "${URL}" --enroll-endpoint "${ENROLL_ENDPOINT}" \
-		--ca-fingerprint "${FINGERPRINT}" --state-dir "${staging}" </dev/null ||
+		--server "${ENROLL_ENDPOINT}" --ca-sha256 "${FINGERPRINT}" --dir "${staging}" </dev/null ||
 		die "enrollment failed (see the agent's message above); nothing was installed"
 	local name
-	for name in node.key node.pem ca.pem; do
+	for name in node.key node.pem ca.pem agent.json; do
 		[ -s "${staging}/${name}" ] || die "enrollment did not write ${name}; nothing was installed"
 	done
 }
