@@ -40,7 +40,9 @@ def server_context(ca_pem: bytes, key: ec.EllipticCurvePrivateKey, cert_pem: byt
     # ssl loads a key only from a file: a private temporary one, removed at once (0600 by mkstemp).
     fd, path = tempfile.mkstemp(prefix="gpulab-enroll-", suffix=".pem")
     try:
-        os.write(fd, cert_pem + key_pem)
+        # The CA follows the leaf in the chain: an agent pins the CA by its fingerprint from what this
+        # handshake presents, before it sends its token (issue 6).
+        os.write(fd, cert_pem + ca_pem + key_pem)
         os.close(fd)
         ctx.load_cert_chain(path)
     finally:
@@ -117,16 +119,18 @@ class TlsFront:
         local_port = int(b_writer.get_extra_info("sockname")[1])
         # Registered before any byte reaches gRPC, so no call can look before it is there.
         self._peers[local_port] = der
+        up = asyncio.create_task(_copy(reader, b_writer))
+        down = asyncio.create_task(_copy(b_reader, writer))
         try:
-            up = asyncio.create_task(_copy(reader, b_writer))
-            down = asyncio.create_task(_copy(b_reader, writer))
             _done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             if pending:  # one side finished: let the other deliver what is in flight, briefly
-                _done, pending = await asyncio.wait(pending, timeout=DRAIN_S)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.wait(pending, timeout=DRAIN_S)
         finally:
+            for task in (up, down):
+                task.cancel()
+            # Both collected, finished ones too: a peer's reset is an outcome here, not an error to
+            # be reported by asyncio as "Task exception was never retrieved".
+            await asyncio.gather(up, down, return_exceptions=True)
             self._peers.pop(local_port, None)
             b_writer.close()
             with contextlib.suppress(Exception):
