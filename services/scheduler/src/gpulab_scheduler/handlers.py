@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.contracts.common import Page
-from gpulab_core.errors import Conflict, NotFound
+from gpulab_core.errors import Conflict, NotFound, Unavailable
 from gpulab_core.rpc import Endpoint
 from gpulab_scheduler.access import AccessTarget, provider_for
 from gpulab_scheduler.assignments import service as assignments
@@ -42,10 +43,16 @@ def endpoints(
         return run
 
     async def create_assignment(req: c.CreateAssignmentRequest) -> c.Assignment:
+        started = time.monotonic()
+        assignee = await assignments.check_request(req, identity)
         for attempt in range(PLACEMENT_ATTEMPTS):
             try:
                 async with sessions() as session, session.begin():
-                    made, _event = await assignments.create(session, req, identity)
+                    made, _event = await assignments.create(session, req, assignee)
+                    # The caller stops waiting after its RPC timeout (the same setting on every
+                    # service): past it, roll back rather than make an assignment it reports failed.
+                    if time.monotonic() - started > settings.rpc_timeout_s * 0.8:
+                        raise Unavailable("the placement took too long; nothing was assigned, try again")
                 return made
             except (assignments.Busy, IntegrityError) as exc:
                 if isinstance(exc, IntegrityError) and "uq_assignment_gpus_held" not in str(exc.orig):

@@ -29,7 +29,7 @@ from gpulab_core.contracts import scheduler as c
 from gpulab_core.errors import Conflict, InvalidRequest, NotFound
 from gpulab_scheduler.assignments.usernames import username_for
 from gpulab_scheduler.environments.service import live_row
-from gpulab_scheduler.identity_client import IdentityClient
+from gpulab_scheduler.identity_client import AuthorizedKeys, IdentityClient, UserFacts
 from gpulab_scheduler.models import assignment_gpus, assignments, environment_nodes, environments, nodes, tables
 
 SOURCE = "scheduler"
@@ -113,14 +113,38 @@ def _shortfall(room: Room, gpus: int, cpus: int, ram_mb: int) -> str | None:
 
 
 async def _candidates(session: AsyncSession, environment_id: uuid.UUID, node_id: uuid.UUID | None) -> list[Any]:
+    """The environment's nodes with what their active assignments hold, in one query."""
+    held = (
+        select(func.count())
+        .select_from(assignment_gpus)
+        .where(assignment_gpus.c.node_id == nodes.c.id, assignment_gpus.c.active.is_(True))
+        .scalar_subquery()
+    )
+    active = and_(assignments.c.node_id == nodes.c.id, assignments.c.status == "active")
+    used_cpus = select(func.coalesce(func.sum(assignments.c.cpus), 0)).where(active).scalar_subquery()
+    used_ram = select(func.coalesce(func.sum(assignments.c.ram_mb), 0)).where(active).scalar_subquery()
     query = (
-        select(nodes)
+        select(nodes, held.label("held_gpus"), used_cpus.label("used_cpus"), used_ram.label("used_ram"))
         .join(environment_nodes, environment_nodes.c.node_id == nodes.c.id)
         .where(environment_nodes.c.environment_id == environment_id, nodes.c.deleted_at.is_(None))
     )
     if node_id is not None:
         query = query.where(nodes.c.id == node_id)
     return list((await session.execute(query)).all())
+
+
+def _estimate(node: Any, mig_only: bool) -> Room:
+    """A node's room from the candidates query (how many GPUs are free, not which), for ordering."""
+    hardware = node.hardware or {}
+    eligible = [g for g in hardware.get("gpus", []) if g.get("mig_capable") or not mig_only]
+    free = max(0, len(eligible) - int(node.held_gpus))
+    cores, ram = hardware.get("cpu_cores"), hardware.get("ram_mb")
+    return Room(
+        node=node,
+        free_gpus=[{}] * free,
+        free_cpus=cores - int(node.used_cpus) if cores else None,
+        free_ram_mb=ram - int(node.used_ram) if ram else None,
+    )
 
 
 async def place(
@@ -143,8 +167,8 @@ async def place(
                 f"node {online[0].hostname} has {gpu_count} GPU(s); {req.gpus} were asked for",
                 details={"field": "gpus"},
             )
-    # Best fit: fewest free GPUs first (counted without locks, re-counted under the lock).
-    rooms = [await _room(session, n, mig_only) for n in online]
+    # Best fit: fewest free GPUs first (estimated in one query, counted exactly under the lock).
+    rooms = [_estimate(n, mig_only) for n in online]
     rooms.sort(key=lambda r: (len(r.free_gpus), r.node.hostname, str(r.node.id)))
     short: dict[str, int] = {}
     busy = False
@@ -175,16 +199,21 @@ async def place(
     raise Conflict(detail, code=c.NO_CAPACITY, details={"reason": next(iter(short), "gpus")})
 
 
-async def create(
-    session: AsyncSession, req: c.CreateAssignmentRequest, identity: IdentityClient
-) -> tuple[c.Assignment, c.AssignmentCreated]:
+@dataclass(frozen=True)
+class Assignee:
+    user: UserFacts
+    keys: AuthorizedKeys
+
+
+async def check_request(req: c.CreateAssignmentRequest, identity: IdentityClient) -> Assignee:
+    """What can be refused before any transaction: the request's shape and the user (asked of identity
+    once, outside the placement's transaction and its retries)."""
     if req.placement == "fixed" and req.node_id is None:
         raise InvalidRequest("a fixed assignment names its node_id", details={"field": "node_id"})
     if req.placement == "dynamic" and req.node_id is not None:
         raise InvalidRequest(
             "a dynamic assignment does not name a node; use placement fixed", details={"field": "node_id"}
         )
-    env = await live_row(session, req.environment_id)
     user = await identity.user(req.user_id)
     if user is None:
         raise InvalidRequest("no such user", details={"field": "user_id"})
@@ -193,6 +222,14 @@ async def create(
     keys = await identity.authorized_keys(req.user_id)
     if not keys.public_keys:
         raise InvalidRequest("the user has no SSH key: they add one first", code=c.USER_HAS_NO_SSH_KEY)
+    return Assignee(user, keys)
+
+
+async def create(
+    session: AsyncSession, req: c.CreateAssignmentRequest, assignee: Assignee
+) -> tuple[c.Assignment, c.AssignmentCreated]:
+    env = await live_row(session, req.environment_id)
+    user, keys = assignee.user, assignee.keys
     now = datetime.now(UTC)
     if req.expires_at is not None:
         expires_at: datetime | None = req.expires_at
