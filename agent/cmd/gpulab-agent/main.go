@@ -15,6 +15,7 @@ import (
 	"github.com/gpulab/gpulab/agent/internal/discover"
 	"github.com/gpulab/gpulab/agent/internal/enroll"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/runloop"
 	"github.com/gpulab/gpulab/agent/internal/version"
 )
 
@@ -32,6 +33,7 @@ commands:
   version    print the agent's version, commit and Go version
   enroll     enroll this node with the control plane (gpulab-agent enroll --help)
   discover   print this node's hardware as the heartbeat reports it (JSON)
+  run        run the agent as a service: heartbeats and assignments (gpulab-agent run --help)
   help       print this help
 `
 
@@ -47,6 +49,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	if cmd == "enroll" {
 		return enroll.Command(context.Background(), rest, os.LookupEnv, stdout, stderr)
+	}
+	if cmd == "run" {
+		return runloop.Command(context.Background(), rest, runloop.Deps{
+			Version:  version.Version,
+			Hardware: discover.New(hostexec.Exec{}),
+			// PLACEHOLDER until package reconcile is wired in: enforces
+			// nothing and reports every assignment as not applied.
+			Reconciler: runloop.Unenforced{},
+			LookupEnv:  os.LookupEnv,
+		}, stdout, stderr)
 	}
 	if len(rest) > 0 {
 		fmt.Fprintf(stderr, "gpulab-agent: %s takes no arguments, got %q\n\n%s", cmd, rest, usage)

@@ -11,6 +11,7 @@ import (
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/enroll"
 	"github.com/gpulab/gpulab/agent/internal/gpu/gputest"
+	"github.com/gpulab/gpulab/agent/internal/runloop"
 	"github.com/gpulab/gpulab/agent/internal/version"
 )
 
@@ -29,6 +30,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"frobnicate"}, 2, "", "gpulab-agent: unknown command \"frobnicate\"\n\n" + usage},
 		{[]string{"enroll"}, 2, "", "gpulab-agent enroll: --server is required\n\n" + enroll.Usage},
 		{[]string{"enroll", "--help"}, 0, enroll.Usage, ""},
+		{[]string{"run", "--help"}, 0, runloop.Usage, ""},
+		{[]string{"run", "--bogus"}, 2, "", "gpulab-agent run: flag provided but not defined: -bogus\n\n" + runloop.Usage},
 		{[]string{"version", "extra"}, 2, "", "gpulab-agent: version takes no arguments, got [\"extra\"]\n\n" + usage},
 	}
 	for _, tt := range tests {

@@ -81,12 +81,9 @@ EXPECTED_DIRS = {
     "usr/local": 0o755,
     "usr/local/bin": 0o755,
     "etc": 0o755,
-    "etc/gpulab": 0o755,
+    "etc/gpulab": 0o700,
     "etc/systemd": 0o755,
     "etc/systemd/system": 0o755,
-    "var": 0o755,
-    "var/lib": 0o755,
-    "var/lib/gpulab-agent": 0o700,
 }
 
 
@@ -358,15 +355,18 @@ def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, n
     ]
     assert TOKEN.encode() not in env_file
     for name in ("node.key", "node.pem", "ca.pem", "agent.json"):
-        assert files.pop(f"var/lib/gpulab-agent/{name}") == (0o600, f"{name} of first\n".encode())
+        assert files.pop(f"etc/gpulab/{name}") == (0o600, f"{name} of first\n".encode())
     mode, unit = files.pop("etc/systemd/system/gpulab-agent.service")
     assert mode == 0o644
     assert unit is not None
     unit_lines = unit.decode().splitlines()
     for line in (
         "EnvironmentFile=/etc/gpulab/agent.env",
-        "ExecStart=/usr/local/bin/gpulab-agent run --state-dir /var/lib/gpulab-agent",
+        # The folder enroll wrote the identity into, where it was installed (asserted above).
+        "ExecStart=/usr/local/bin/gpulab-agent run --dir /etc/gpulab",
         "Restart=always",
+        # `run` exits 78 (runloop.ExitReenroll) when only a new enrollment helps.
+        "RestartPreventExitStatus=78",
         "WantedBy=multi-user.target",
     ):
         assert line in unit_lines
@@ -459,12 +459,12 @@ def test_force_enrolls_again_and_a_failed_restart_restores_the_previous_install(
 
     result = node.install(served, "--force", FAKE_IDENTITY="second")
     assert result.returncode == 0, result.stderr
-    assert (node.root / "var/lib/gpulab-agent/node.pem").read_text() == "node.pem of second\n"
+    assert (node.root / "etc/gpulab/node.pem").read_text() == "node.pem of second\n"
     assert set(node.snapshot()) == set(first), "a backup or a half-written file was left behind"
 
 
 def test_an_enrolled_node_is_refused_without_force(served: Served, node: Node) -> None:
-    state = node.root / "var/lib/gpulab-agent"
+    state = node.root / "etc/gpulab"
     state.mkdir(parents=True)
     (state / "node.pem").write_text("an identity")
     before = node.snapshot()

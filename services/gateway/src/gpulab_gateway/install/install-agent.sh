@@ -18,6 +18,11 @@
 # node.key, node.pem, ca.pem and agent.json (0600) into --dir; exit 0 on success, 1 on a failure,
 # 2 on a bad command line, with a message on stderr.
 #
+# The service runs `gpulab-agent run --dir /etc/gpulab`: the same folder as enroll's --dir, which
+# also holds agent.env and the agent's last desired state. `run` exits 78 (EX_CONFIG) when the node
+# must enroll again (certificate revoked, expired or unknown); the unit lists that status in
+# RestartPreventExitStatus= so that systemd does not restart a revoked node over and over.
+#
 # Exit status: 0 done, 2 a bad command line (nothing was done), 1 any other failure.
 #
 # Test hooks (never set them on a real node):
@@ -39,8 +44,10 @@ ROOT="${ROOT%/}"
 SYSTEMCTL="${GPULAB_SYSTEMCTL:-systemctl}"
 
 BIN_PATH="${ROOT}/usr/local/bin/gpulab-agent"
-ENV_PATH="${ROOT}/etc/gpulab/agent.env"
-STATE_DIR="${ROOT}/var/lib/gpulab-agent"
+# The agent's folder: its identity (enroll --dir), agent.env, and what `run` keeps there. It is
+# installed, and replaced by --force, as a whole.
+CONFIG_DIR="${ROOT}/etc/gpulab"
+ENV_PATH="${CONFIG_DIR}/agent.env"
 UNIT_PATH="${ROOT}/etc/systemd/system/${SERVICE}.service"
 
 URL=""
@@ -198,8 +205,8 @@ check_host() {
 	if [ -z "${ROOT}" ] && [ ! -d /run/systemd/system ]; then
 		die "systemd is not running on this host; the agent runs as a systemd service"
 	fi
-	if [ -e "${STATE_DIR}/node.pem" ] && [ "${FORCE}" -ne 1 ]; then
-		die "this node is already enrolled (${STATE_DIR}/node.pem exists); to enroll it again, which replaces its identity, add --force"
+	if [ -e "${CONFIG_DIR}/node.pem" ] && [ "${FORCE}" -ne 1 ]; then
+		die "this node is already enrolled (${CONFIG_DIR}/node.pem exists); to enroll it again, which replaces its identity, add --force"
 	fi
 }
 
@@ -239,7 +246,7 @@ fetch_and_verify() {
 
 enroll() {
 	say "enrolling this node at ${ENROLL_ENDPOINT}"
-	local staging="${WORK_DIR}/state"
+	local staging="${WORK_DIR}/gpulab"
 	mkdir -m 0700 "${staging}"
 	GPULAB_ENROLL_TOKEN="${TOKEN}" "${WORK_DIR}/gpulab-agent" enroll \
 		--server "${ENROLL_ENDPOINT}" --ca-sha256 "${FINGERPRINT}" --dir "${staging}" </dev/null ||
@@ -251,7 +258,7 @@ enroll() {
 }
 
 write_config() {
-	cat >"${WORK_DIR}/agent.env" <<ENV
+	cat >"${WORK_DIR}/gpulab/agent.env" <<ENV
 # Written by install-agent.sh; read by ${SERVICE}.service (EnvironmentFile).
 GPULAB_URL=${URL}
 GPULAB_ENROLL_ENDPOINT=${ENROLL_ENDPOINT}
@@ -262,6 +269,7 @@ ENV
 	# ProtectHome, ProtectControlGroups, PrivateDevices and capability limits would break it.
 	# NoNewPrivileges is left out too: on SELinux hosts it blocks the domain transitions of the
 	# tools the agent runs (useradd, ...). What is left takes nothing away from the agent's work.
+	# RestartPreventExitStatus=78: `run` exits 78 when only a new enrollment can help.
 	cat >"${WORK_DIR}/${SERVICE}.service" <<UNIT
 [Unit]
 Description=gpulab agent (node enrollment, heartbeats, GPU assignments)
@@ -272,11 +280,10 @@ After=network-online.target
 [Service]
 Type=simple
 EnvironmentFile=/etc/gpulab/agent.env
-ExecStart=/usr/local/bin/gpulab-agent run --state-dir /var/lib/gpulab-agent
+ExecStart=/usr/local/bin/gpulab-agent run --dir /etc/gpulab
 Restart=always
 RestartSec=5
-StateDirectory=gpulab-agent
-StateDirectoryMode=0700
+RestartPreventExitStatus=78
 PrivateTmp=yes
 LockPersonality=yes
 RestrictRealtime=yes
@@ -347,10 +354,8 @@ install_all() {
 	fi
 	say "installing ${BIN_PATH#"${ROOT}"}"
 	put "${WORK_DIR}/gpulab-agent" "${BIN_PATH}" 0755
-	say "writing ${ENV_PATH#"${ROOT}"}"
-	put "${WORK_DIR}/agent.env" "${ENV_PATH}" 0600
-	say "installing the node's identity in ${STATE_DIR#"${ROOT}"}"
-	put "${WORK_DIR}/state" "${STATE_DIR}" 0700
+	say "installing the node's identity and ${ENV_PATH#"${ROOT}"} in ${CONFIG_DIR#"${ROOT}"}"
+	put "${WORK_DIR}/gpulab" "${CONFIG_DIR}" 0700
 	say "installing ${UNIT_PATH#"${ROOT}"}"
 	put "${WORK_DIR}/${SERVICE}.service" "${UNIT_PATH}" 0644
 

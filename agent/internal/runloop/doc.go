@@ -1,0 +1,29 @@
+// Package runloop is `gpulab-agent run`, the agent as a systemd service: it
+// loads the node's identity, heartbeats to the control plane over mutual TLS,
+// hands each reply's assignments to a Reconciler and reports what it did in
+// the next heartbeat.
+//
+// Contract:
+//   - Every cycle: renew the certificate if it is in its renewal window (2/3
+//     of its lifetime), collect the hardware, send Heartbeat(agent_version,
+//     hardware, applied_state), apply the reply, wait. The wait is the
+//     server's heartbeat_interval_s (DefaultInterval until a reply names one)
+//     with ±10 % jitter, never past the next expires_at of an assignment in
+//     force, so that access ends on time.
+//   - The last desired state is kept in StateFile in the identity directory,
+//     written atomically. When the control plane cannot be reached (also at
+//     start) the loop backs off exponentially with jitter (BackoffBase up to
+//     BackoffMax) and keeps applying that state, less the assignments whose
+//     expires_at has passed by the node's clock. With no state at all it
+//     applies nothing: an empty desired state would remove every user.
+//   - The state of the connection (reachable, unreachable), of renewal and of
+//     the reconciler's errors is logged when it changes, not per attempt.
+//   - When the control plane no longer accepts the node (a heartbeat answered
+//     UNAUTHENTICATED, or identity.ErrReenrollNeeded from renewal) Run
+//     applies the saved state one last time (dropping expired assignments)
+//     and returns an error matching identity.ErrReenrollNeeded; Command then
+//     logs what to do and exits with ExitReenroll, which the systemd unit
+//     lists in RestartPreventExitStatus=.
+//   - When ctx is cancelled (SIGTERM, SIGINT) the cycle in progress is
+//     finished, not cut short, and Run returns nil.
+package runloop
