@@ -1,0 +1,346 @@
+//go:build privileged
+
+package reconcile
+
+// These tests run the real useradd, usermod, pkill and userdel as root.
+// They change /etc and /home, so they refuse to run unless they are in a
+// mount namespace of their own (`make test-privileged` runs them under
+// `unshare --mount --propagation private`), where TestMain bind-mounts
+// private copies over /etc, /home, /var/log and /var/mail that vanish with
+// the namespace.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+)
+
+// privUIDMin moves the namespace's new accounts far above any uid the host
+// uses, because /proc is shared with the host: pkill -u must never match a
+// real user's processes.
+const privUIDMin = 200000
+
+func TestMain(m *testing.M) {
+	tmp, err := enterThrowawayHost()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "privileged tests:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	// The mounts end with the namespace, but the copies live in the host's
+	// /tmp: unmount them and remove the copy of /etc (it holds shadow).
+	for _, target := range throwawayTargets {
+		_ = syscall.Unmount(target, syscall.MNT_DETACH)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "privileged tests: remove", tmp, err)
+	}
+	os.Exit(code)
+}
+
+// throwawayTargets are the host directories the tests may change.
+var throwawayTargets = []string{"/etc", "/home", "/var/log", "/var/mail"}
+
+// enterThrowawayHost bind-mounts private copies over throwawayTargets and
+// returns the directory holding them.
+func enterThrowawayHost() (string, error) {
+	if os.Geteuid() != 0 {
+		return "", errors.New("must run as root (make test-privileged)")
+	}
+	// unshare execs this binary in the new namespace, so its parent (make's
+	// shell) is still in the old one. Comparing with PID 1 would not do: in a
+	// container or sandbox PID 1 may itself live in another namespace.
+	self, err1 := os.Readlink("/proc/self/ns/mnt")
+	parent, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+	if err1 != nil || err2 != nil || self == parent {
+		return "", errors.New("must run in a mount namespace of its own: unshare --mount --propagation private (make test-privileged)")
+	}
+	// Belt and braces: nothing mounted from here may propagate to the host.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return "", fmt.Errorf("make / private: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "gpulab-privileged-")
+	if err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("cp", "-a", "/etc", filepath.Join(tmp, "etc")).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("copy /etc: %v: %s", err, out)
+	}
+	defs := filepath.Join(tmp, "etc/login.defs")
+	data, err := os.ReadFile(defs)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) > 0 && slices.Contains([]string{"UID_MIN", "UID_MAX", "GID_MIN", "GID_MAX"}, f[0]) {
+			continue
+		}
+		b.WriteString(line)
+	}
+	fmt.Fprintf(&b, "\nUID_MIN %d\nUID_MAX %d\nGID_MIN %d\nGID_MAX %d\n", privUIDMin, privUIDMin+99999, privUIDMin, privUIDMin+99999)
+	if err := os.WriteFile(defs, []byte(b.String()), 0o644); err != nil {
+		return "", err
+	}
+	for _, target := range throwawayTargets {
+		src := filepath.Join(tmp, strings.ReplaceAll(target[1:], "/", "-"))
+		if target == "/etc" {
+			src = filepath.Join(tmp, "etc")
+		} else if err := os.Mkdir(src, 0o755); err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(target); os.IsNotExist(err) {
+			continue
+		}
+		if err := syscall.Mount(src, target, "", syscall.MS_BIND, ""); err != nil {
+			return "", fmt.Errorf("bind %s over %s: %w", src, target, err)
+		}
+	}
+	return tmp, nil
+}
+
+// recorder runs commands for real and remembers them.
+type recorder struct {
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (r *recorder) Run(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
+	r.mu.Lock()
+	r.calls = append(r.calls, append([]string{name}, args...))
+	r.mu.Unlock()
+	return hostexec.Exec{}.Run(ctx, name, args...)
+}
+
+func (r *recorder) take() [][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
+
+func realHost(t *testing.T) (*Reconciler, *recorder) {
+	rec := &recorder{}
+	return New(Config{Runner: rec, Now: func() time.Time { return testNow }}), rec
+}
+
+func realAccount(t *testing.T, name string) *account {
+	t.Helper()
+	accts, err := readAccounts("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return accts[name]
+}
+
+func realHostKeys(t *testing.T, a *account, want string) {
+	t.Helper()
+	checkKeys(t, &fakeHost{t: t, root: "/"}, a, want)
+}
+
+func TestPrivilegedLifecycleOnRealAccounts(t *testing.T) {
+	r, rec := realHost(t)
+	ctx := context.Background()
+	desired := []*agentv1.Assignment{
+		assign("p-1", "palice", keyA1),
+		assign("p-2", "palice", keyA2),
+		assign("p-3", "pcarol", keyC1),
+	}
+
+	st := r.Apply(ctx, desired)
+	if got, want := outcome(st), []string{"p-1=APPLIED", "p-2=APPLIED", "p-3=APPLIED"}; !slices.Equal(got, want) {
+		t.Fatalf("outcome = %q, want %q (errors %q)", got, want, st.GetErrors())
+	}
+	alice, carol := realAccount(t, "palice"), realAccount(t, "pcarol")
+	for _, a := range []*account{alice, carol} {
+		if a == nil || !a.managed() || a.uid < privUIDMin || a.password != "!" || a.expire != "" {
+			t.Fatalf("account = %+v, want marked, uid >= %d, password locked (\"!\"), no expiry", a, privUIDMin)
+		}
+		if a.home != "/home/"+a.name {
+			t.Errorf("%s home = %q", a.name, a.home)
+		}
+	}
+	if !strings.HasPrefix(alice.gecos, "gpulab-managed ") {
+		t.Errorf("palice GECOS = %q", alice.gecos)
+	}
+	realHostKeys(t, alice, keysContent(keyA1, keyA2))
+	realHostKeys(t, carol, keysContent(keyC1))
+	rec.take()
+
+	// A second Apply is a no-op: no command, no file rewritten.
+	keysPath := "/home/palice/.ssh/authorized_keys"
+	before := stat(t, keysPath)
+	passwd, _ := os.ReadFile("/etc/passwd")
+	shadow, _ := os.ReadFile("/etc/shadow")
+	st = r.Apply(ctx, desired)
+	if got, want := outcome(st), []string{"p-1=APPLIED", "p-2=APPLIED", "p-3=APPLIED"}; !slices.Equal(got, want) {
+		t.Errorf("second outcome = %q, want %q", got, want)
+	}
+	if c := rec.take(); len(c) != 0 {
+		t.Errorf("second Apply ran %q", c)
+	}
+	if after := stat(t, keysPath); after.Ino != before.Ino || after.Mtim != before.Mtim {
+		t.Error("second Apply rewrote authorized_keys")
+	}
+	passwd2, _ := os.ReadFile("/etc/passwd")
+	shadow2, _ := os.ReadFile("/etc/shadow")
+	if string(passwd) != string(passwd2) || string(shadow) != string(shadow2) {
+		t.Error("second Apply changed /etc/passwd or /etc/shadow")
+	}
+
+	// Revoking carol's assignment locks her, kills her processes, empties
+	// her keys and keeps her home.
+	sleeper := exec.Command("sleep", "300")
+	sleeper.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(carol.uid), Gid: uint32(carol.gid)}}
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sleeper.Wait() }()
+
+	st = r.Apply(ctx, desired[:2])
+	if got, want := outcome(st), []string{"p-1=APPLIED", "p-2=APPLIED", "p-3=REMOVED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome after revoking = %q, want %q", got, want)
+	}
+	carol = realAccount(t, "pcarol")
+	if !carol.locked() {
+		t.Errorf("pcarol = %+v, want locked and expired", carol)
+	}
+	realHostKeys(t, carol, "")
+	select {
+	case err := <-waited:
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("pcarol's process ended with %v, want SIGKILL", err)
+		}
+	case <-time.After(10 * time.Second):
+		_ = sleeper.Process.Kill()
+		t.Error("pcarol's process survived the revocation")
+	}
+	if _, err := os.Stat("/home/pcarol"); err != nil {
+		t.Errorf("pcarol's home: %v, want it kept", err)
+	}
+	rec.take()
+	r.Apply(ctx, desired[:2])
+	if c := rec.take(); len(c) != 0 {
+		t.Errorf("Apply after the removal ran %q", c)
+	}
+
+	// Assigning her again unlocks her.
+	st = r.Apply(ctx, desired)
+	if got, want := outcome(st), []string{"p-1=APPLIED", "p-2=APPLIED", "p-3=APPLIED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome after re-assigning = %q, want %q", got, want)
+	}
+	if carol = realAccount(t, "pcarol"); carol.expire != "" || carol.password != "!" {
+		t.Errorf("pcarol = %+v, want no expiry and the password-less \"!\"", carol)
+	}
+	realHostKeys(t, carol, keysContent(keyC1))
+}
+
+func TestPrivilegedAnAccountGpulabDidNotCreateIsNeverTouched(t *testing.T) {
+	if out, err := exec.Command("useradd", "--create-home", "--comment", "Dave Local", "pdave").CombinedOutput(); err != nil {
+		t.Fatalf("useradd pdave: %v: %s", err, out)
+	}
+	dave := realAccount(t, "pdave")
+	if err := os.MkdirAll("/home/pdave/.ssh", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const own = "ssh-ed25519 AAAA-dave's-own dave@desk\n"
+	if err := os.WriteFile("/home/pdave/.ssh/authorized_keys", []byte(own), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown("/home/pdave/.ssh/authorized_keys", dave.uid, dave.gid); err != nil {
+		t.Fatal(err)
+	}
+	before := stat(t, "/home/pdave/.ssh/authorized_keys")
+	entry := func(s string) string {
+		for l := range strings.Lines(s) {
+			if strings.HasPrefix(l, "pdave:") {
+				return l
+			}
+		}
+		return ""
+	}
+	passwd, _ := os.ReadFile("/etc/passwd")
+	shadow, _ := os.ReadFile("/etc/shadow")
+
+	r, rec := realHost(t)
+	st := r.Apply(context.Background(), []*agentv1.Assignment{assign("d-1", "pdave", keyA1)})
+	if got := st.GetAssignments(); len(got) != 1 || got[0].GetState() != agentv1.ApplyState_APPLY_STATE_FAILED {
+		t.Errorf("report = %v, want FAILED", got)
+	}
+	r.Apply(context.Background(), nil) // not desired: still not ours to lock
+	for _, c := range rec.take() {
+		if slices.Contains(c, "pdave") {
+			t.Errorf("ran %q on pdave", c)
+		}
+	}
+	passwd2, _ := os.ReadFile("/etc/passwd")
+	shadow2, _ := os.ReadFile("/etc/shadow")
+	if entry(string(passwd)) != entry(string(passwd2)) || entry(string(shadow)) != entry(string(shadow2)) {
+		t.Error("pdave's passwd or shadow entry changed")
+	}
+	if data, _ := os.ReadFile("/home/pdave/.ssh/authorized_keys"); string(data) != own {
+		t.Errorf("pdave's authorized_keys = %q", data)
+	}
+	if after := stat(t, "/home/pdave/.ssh/authorized_keys"); after.Ino != before.Ino || after.Mtim != before.Mtim || after.Mode != before.Mode {
+		t.Error("pdave's authorized_keys was rewritten or chmodded")
+	}
+}
+
+func TestPrivilegedASymlinkPlantedInTheHomeIsNotFollowed(t *testing.T) {
+	r, _ := realHost(t)
+	ctx := context.Background()
+	r.Apply(ctx, []*agentv1.Assignment{assign("e-1", "perin", keyA1)})
+	target := filepath.Join(t.TempDir(), "root-owned")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := "/home/perin/.ssh/authorized_keys"
+	mustRemove(t, keys)
+	mustSymlink(t, target, keys)
+
+	st := r.Apply(ctx, []*agentv1.Assignment{assign("e-1", "perin", keyA2)})
+	if got, want := outcome(st), []string{"e-1=APPLIED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome = %q, want %q", got, want)
+	}
+	if data, _ := os.ReadFile(target); string(data) != "precious\n" {
+		t.Errorf("the symlink's target now holds %q", data)
+	}
+	if st := lstat(t, target); st.Uid != 0 || st.Mode&0o7777 != 0o600 {
+		t.Errorf("the symlink's target was chowned or chmodded: %d %o", st.Uid, st.Mode&0o7777)
+	}
+	realHostKeys(t, realAccount(t, "perin"), keysContent(keyA2))
+}
+
+func TestPrivilegedRemoveHomesDeletesTheAccount(t *testing.T) {
+	rec := &recorder{}
+	r := New(Config{Runner: rec, RemoveHomes: true, Now: func() time.Time { return testNow }})
+	ctx := context.Background()
+	r.Apply(ctx, []*agentv1.Assignment{assign("f-1", "pfrank", keyA1)})
+
+	st := r.Apply(ctx, nil)
+	if got, want := outcome(st), []string{"f-1=REMOVED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome = %q, want %q (errors %q)", got, want, st.GetErrors())
+	}
+	if realAccount(t, "pfrank") != nil {
+		t.Error("pfrank still exists")
+	}
+	if _, err := os.Stat("/home/pfrank"); !os.IsNotExist(err) {
+		t.Errorf("/home/pfrank: %v, want it gone", err)
+	}
+}
