@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import heartbeat, lists, rpc
+from bench import assign, heartbeat, lists, rpc
 
-BENCHMARKS = {"rpc": rpc.main, "lists": lists.main, "heartbeat": heartbeat.main}
+BENCHMARKS = {"rpc": rpc.main, "lists": lists.main, "heartbeat": heartbeat.main, "assign": assign.main}
 
 
 def main() -> int:
