@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gpulab/gpulab/agent/internal/atomicfile"
 )
 
 // The files of an identity directory. KeyFile comes first: staging it first
@@ -178,48 +180,12 @@ func isTempName(name string) bool {
 	return false
 }
 
-// writeFileAtomic gives dir/name the content data (mode 0600) in one rename:
-// a reader sees the old file or the whole new one, and after a crash the new
-// one is on disk once this has returned (file and directory are synced).
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	path := filepath.Join(dir, name)
-	tmp, err := os.CreateTemp(dir, "."+name+tmpInfix+"*") // created 0600
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(fileMode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
+// writeFileAtomic gives dir/name the content data (mode 0600) in one rename.
+func writeFileAtomic(dir, name string, data []byte) error {
+	return atomicfile.Write(dir, name, "."+name+tmpInfix+"*", data, fileMode)
 }
 
 // syncDir makes the renames in dir durable (fsync(2) on the directory).
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(dir)
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
+	"github.com/gpulab/gpulab/agent/internal/atomicfile"
 )
 
 // StateFile is the last desired state, in the identity directory. It holds
@@ -72,39 +73,8 @@ func loadState(dir, nodeID string) (*agentv1.HeartbeatResponse, time.Time, error
 // writeState gives dir/StateFile the content data in one rename (mode
 // 0600): a reader, or the agent after a crash, sees the old state or the
 // whole new one.
-func writeState(dir string, data []byte) (err error) {
-	path := filepath.Join(dir, StateFile)
-	tmp, err := os.CreateTemp(dir, stateTmpPrefix+"*") // created 0600
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+func writeState(dir string, data []byte) error {
+	return atomicfile.Write(dir, StateFile, stateTmpPrefix+"*", data, 0o600)
 }
 
 // removeStateTemps removes what a write cut short by a crash left behind.
