@@ -15,6 +15,7 @@ import (
 	"github.com/gpulab/gpulab/agent/internal/discover"
 	"github.com/gpulab/gpulab/agent/internal/enroll"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/reconcile"
 	"github.com/gpulab/gpulab/agent/internal/runloop"
 	"github.com/gpulab/gpulab/agent/internal/version"
 )
@@ -52,11 +53,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "run" {
 		return runloop.Command(context.Background(), rest, runloop.Deps{
-			Version:  version.Version,
-			Hardware: discover.New(hostexec.Exec{}),
-			// PLACEHOLDER until package reconcile is wired in: enforces
-			// nothing and reports every assignment as not applied.
-			Reconciler: runloop.Unenforced{},
+			Version:    version.Version,
+			Hardware:   discover.New(hostexec.Exec{}),
+			Reconciler: reconcile.New(reconcile.Config{}),
 			LookupEnv:  os.LookupEnv,
 		}, stdout, stderr)
 	}

@@ -11,9 +11,13 @@ import (
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/enroll"
 	"github.com/gpulab/gpulab/agent/internal/gpu/gputest"
+	"github.com/gpulab/gpulab/agent/internal/reconcile"
 	"github.com/gpulab/gpulab/agent/internal/runloop"
 	"github.com/gpulab/gpulab/agent/internal/version"
 )
+
+// run wires the real reconciler into `gpulab-agent run`.
+var _ runloop.Reconciler = (*reconcile.Reconciler)(nil)
 
 func TestCommandLine(t *testing.T) {
 	tests := []struct {

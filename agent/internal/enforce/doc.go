@@ -16,5 +16,12 @@
 //     an Enforcer never trusts a name from the control plane unvalidated.
 //
 // The reconciler, not the Enforcer, decides what to apply and remove: it
-// compares the heartbeat's desired assignments with Applied.
+// compares the heartbeat's desired assignments with Applied. It calls Apply
+// once the assignment's account exists and before the account's SSH keys are
+// written, so that an assignment whose enforcement fails grants no access.
+//
+// Implementations: soft/ (CUDA_VISIBLE_DEVICES for every SSH session of the
+// user, by sshd drop-in). "cgroup", "mig" and "container" are Unimplemented:
+// they refuse every assignment with "enforcement mode X is not implemented on
+// this agent yet".
 package enforce

@@ -20,8 +20,19 @@
 //     account if it is missing (useradd --create-home --shell /bin/bash
 //     --comment "gpulab-managed ..." --user-group; no password is set, so the
 //     password is locked ("!") and only key login works), undo an earlier
-//     lock, and write ~/.ssh/authorized_keys with the union of the keys of
-//     every assignment for that username.
+//     lock, apply each assignment's enforcement (package enforce, chosen by
+//     the assignment's mode), and only then write ~/.ssh/authorized_keys with
+//     the union of the keys of the assignments whose enforcement was applied.
+//     Keys are the grant of access, so they come last: an assignment whose
+//     enforcement fails is FAILED and gives no access.
+//   - A mode this agent cannot enforce ("cgroup", "mig" and "container" for
+//     now) fails validation with "Enforcement mode X is not implemented on
+//     this agent yet.", before the host is touched: no account is created
+//     for it, and an assignment switched to such a mode loses its access.
+//   - Enforcement no assignment wants any more (revoked, expired, failed,
+//     moved to another mode) is removed after the access is gone. Each
+//     enforcer reports what the host holds, so a restarted agent removes
+//     what an earlier run applied.
 //   - For each managed account no valid assignment names: lock it (usermod
 //     --lock --expiredate 1), kill its processes (pkill -KILL -u, run only
 //     when /proc shows one), and empty its authorized_keys.
@@ -44,8 +55,9 @@
 // change on their own account; at worst such a user hands their own account
 // to gpulab. Which assignments were applied before is kept in memory, so an
 // agent restarted after a revocation still locks the account (it reads the
-// host) but cannot report that assignment as REMOVED. Enforcement modes (GPU,
-// CPU and RAM limits) are not applied here. The "!" password useradd sets
+// host) but cannot report that assignment as REMOVED. Only "soft"
+// enforcement exists (CUDA_VISIBLE_DEVICES in every SSH session, which the
+// user can override; no CPU or RAM limit): see package soft. The "!" password useradd sets
 // blocks key login when sshd runs with UsePAM no (Debian and RHEL default to
 // yes, where it does not).
 package reconcile

@@ -41,7 +41,7 @@ const (
 func newFakeHost(t *testing.T) *fakeHost {
 	t.Helper()
 	root := t.TempDir()
-	for _, d := range []string{"etc", "home", "bin", "home/bob/.ssh"} {
+	for _, d := range []string{"etc", "etc/ssh/sshd_config.d", "home", "bin", "home/bob/.ssh"} {
 		mustMkdir(t, filepath.Join(root, d))
 	}
 	mustWrite(t, filepath.Join(root, "etc/passwd"), basePasswd, 0o644)
@@ -62,12 +62,14 @@ func newFakeHost(t *testing.T) *fakeHost {
 	}
 
 	cfg := Config{
-		Root:    root,
-		Useradd: filepath.Join(root, "bin/useradd"),
-		Usermod: filepath.Join(root, "bin/usermod"),
-		Userdel: filepath.Join(root, "bin/userdel"),
-		Pkill:   filepath.Join(root, "bin/pkill"),
-		Now:     func() time.Time { return testNow },
+		Root:      root,
+		Useradd:   filepath.Join(root, "bin/useradd"),
+		Usermod:   filepath.Join(root, "bin/usermod"),
+		Userdel:   filepath.Join(root, "bin/userdel"),
+		Pkill:     filepath.Join(root, "bin/pkill"),
+		Sshd:      filepath.Join(root, "bin/sshd"),
+		Systemctl: filepath.Join(root, "bin/systemctl"),
+		Now:       func() time.Time { return testNow },
 	}
 	if euid := os.Geteuid(); euid == 0 {
 		// Root can chown, so fake users get distinct uids as useradd gives.
@@ -115,6 +117,25 @@ func (h *fakeHost) calls() [][]string {
 		out = append(out, strings.Split(strings.TrimSuffix(line, "\n"), "\t"))
 	}
 	return out
+}
+
+// accountCalls keeps the account commands of calls, leaving out the soft
+// enforcer's sshd and systemctl.
+func accountCalls(calls [][]string) [][]string {
+	return slices.DeleteFunc(calls, func(c []string) bool { return c[0] == "sshd" || c[0] == "systemctl" })
+}
+
+// dropIn returns user's soft-enforcement sshd drop-in, "" when there is none.
+func (h *fakeHost) dropIn(user string) string {
+	h.t.Helper()
+	data, err := os.ReadFile(h.path("etc/ssh/sshd_config.d/10-gpulab-soft-" + user + ".conf"))
+	if os.IsNotExist(err) {
+		return ""
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(data)
 }
 
 // account reads name back from the fake root's passwd and shadow.

@@ -135,7 +135,45 @@ func (r *recorder) take() [][]string {
 
 func realHost(t *testing.T) (*Reconciler, *recorder) {
 	rec := &recorder{}
-	return New(Config{Runner: rec, Now: func() time.Time { return testNow }}), rec
+	sshd, systemctl := softCommands(t)
+	return New(Config{Runner: rec, Sshd: sshd, Systemctl: systemctl, Now: func() time.Time { return testNow }}), rec
+}
+
+// softCommands readies the soft enforcer's commands in the namespace and
+// returns them: the real sshd when openssh-server is installed (the tests do
+// not install it), else the stand-in of testdata/fakebin reading the
+// namespace's /etc/ssh/sshd_config.d; systemctl is always the stand-in, so
+// that no test reloads the host's sshd.
+func softCommands(t *testing.T) (sshd, systemctl string) {
+	t.Helper()
+	if err := os.MkdirAll("/etc/ssh/sshd_config.d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	for _, name := range []string{"_common.sh", "sshd", "systemctl"} {
+		data, err := os.ReadFile(filepath.Join("testdata/fakebin", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(bin, name), string(data), 0o755)
+	}
+	real, err := exec.LookPath("sshd")
+	if err != nil {
+		t.Setenv("FAKE_SSHD_CONFIG_DIR", "/etc/ssh/sshd_config.d")
+		return filepath.Join(bin, "sshd"), filepath.Join(bin, "systemctl")
+	}
+	// sshd -T needs host keys (generated into the namespace's copy of /etc)
+	// and its privilege separation directory.
+	if out, err := exec.Command("ssh-keygen", "-A").CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -A: %v: %s", err, out)
+	}
+	if _, err := os.Stat("/run/sshd"); os.IsNotExist(err) {
+		if err := os.Mkdir("/run/sshd", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Remove("/run/sshd") })
+	}
+	return real, filepath.Join(bin, "systemctl")
 }
 
 func realAccount(t *testing.T, name string) *account {
@@ -329,7 +367,8 @@ func TestPrivilegedASymlinkPlantedInTheHomeIsNotFollowed(t *testing.T) {
 
 func TestPrivilegedRemoveHomesDeletesTheAccount(t *testing.T) {
 	rec := &recorder{}
-	r := New(Config{Runner: rec, RemoveHomes: true, Now: func() time.Time { return testNow }})
+	sshd, systemctl := softCommands(t)
+	r := New(Config{Runner: rec, Sshd: sshd, Systemctl: systemctl, RemoveHomes: true, Now: func() time.Time { return testNow }})
 	ctx := context.Background()
 	r.Apply(ctx, []*agentv1.Assignment{assign("f-1", "pfrank", keyA1)})
 
@@ -342,5 +381,64 @@ func TestPrivilegedRemoveHomesDeletesTheAccount(t *testing.T) {
 	}
 	if _, err := os.Stat("/home/pfrank"); !os.IsNotExist(err) {
 		t.Errorf("/home/pfrank: %v, want it gone", err)
+	}
+}
+
+// TestPrivilegedSoftEnforcementWritesTheSshdDropIn runs soft enforcement with
+// the real useradd into the namespace's /etc/ssh/sshd_config.d. With
+// openssh-server installed, the real `sshd -T -C user=...` must print the
+// SetEnv for the user; without it (the test does not install it) a stand-in
+// sshd reads the drop-in back and the test checks the file itself. systemctl
+// is always a stand-in: the host's sshd must not be reloaded by a test.
+func TestPrivilegedSoftEnforcementWritesTheSshdDropIn(t *testing.T) {
+	const dir = "/etc/ssh/sshd_config.d"
+	sshd, systemctl := softCommands(t)
+	if real, err := exec.LookPath("sshd"); err == nil && real == sshd {
+		t.Logf("checking with the real %s", sshd)
+	} else {
+		t.Logf("openssh-server is not installed: sshd -T is a stand-in, the drop-in's content is checked")
+	}
+	rec := &recorder{}
+	r := New(Config{Runner: rec, Sshd: sshd, Systemctl: systemctl, Now: func() time.Time { return testNow }})
+	ctx := context.Background()
+	const gpuA, gpuB = "GPU-ee71c7e5-5947-4a1f-a220-6a316a1c0f02", "GPU-11111111-2222-3333-4444-555555555555"
+	a := assign("s-1", "psoft", keyA1)
+	a.Gpus = []*agentv1.AssignedGpu{{Index: 2, Uuid: gpuB}, {Index: 0, Uuid: gpuA}}
+
+	st := r.Apply(ctx, []*agentv1.Assignment{a})
+	if got, want := outcome(st), []string{"s-1=APPLIED"}; !slices.Equal(got, want) {
+		t.Fatalf("outcome = %q, want %q (errors %q)", got, want, st.GetErrors())
+	}
+	path := filepath.Join(dir, "10-gpulab-soft-psoft.conf")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Match User psoft\n\tSetEnv CUDA_VISIBLE_DEVICES=" + gpuA + "," + gpuB + "\nMatch all\n"; !strings.HasSuffix(string(data), want) {
+		t.Errorf("%s =\n%s\nwant it to end with\n%s", path, data, want)
+	}
+	if st := stat(t, path); st.Uid != 0 || st.Mode&0o7777 != 0o644 {
+		t.Errorf("%s owner %d mode %o, want root and 0644", path, st.Uid, st.Mode&0o7777)
+	}
+	out, err := exec.Command(sshd, "-T", "-C", "user=psoft,host=localhost,addr=127.0.0.1,laddr=127.0.0.1,lport=22").Output()
+	if err != nil || !strings.Contains(string(out), "setenv CUDA_VISIBLE_DEVICES="+gpuA+","+gpuB+"\n") {
+		t.Errorf("sshd -T for psoft: %v, want the SetEnv in:\n%s", err, out)
+	}
+	realHostKeys(t, realAccount(t, "psoft"), keysContent(keyA1))
+	rec.take()
+	r.Apply(ctx, []*agentv1.Assignment{a})
+	if c := rec.take(); len(c) != 0 {
+		t.Errorf("second Apply ran %q", c)
+	}
+
+	st = r.Apply(ctx, nil)
+	if got, want := outcome(st), []string{"s-1=REMOVED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome after revoking = %q, want %q (errors %q)", got, want, st.GetErrors())
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("%s: %v, want it removed", path, err)
+	}
+	if !realAccount(t, "psoft").locked() {
+		t.Error("psoft is not locked")
 	}
 }

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
+	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
 
@@ -35,6 +36,12 @@ type Config struct {
 	RemoveHomes bool
 	// Now is the clock for assignment expiry; time.Now when nil.
 	Now func() time.Time
+	// Enforcers picks the Enforcer of each assignment by mode name; nil is
+	// DefaultEnforcers over Root and Runner with Sshd and Systemctl.
+	Enforcers *enforce.Registry
+	// Sshd and Systemctl are the soft enforcer's commands (see package
+	// soft); the bare names when empty.
+	Sshd, Systemctl string
 }
 
 // defaultMinUID is UID_MIN of login.defs on Debian, Ubuntu and RHEL.
@@ -70,6 +77,9 @@ func New(cfg Config) *Reconciler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Enforcers == nil {
+		cfg.Enforcers = DefaultEnforcers(soft.Config{Root: cfg.Root, Runner: cfg.Runner, Sshd: cfg.Sshd, Systemctl: cfg.Systemctl})
+	}
 	return &Reconciler{cfg: cfg, known: make(map[string]string)}
 }
 
@@ -85,8 +95,12 @@ type entry struct {
 	id      string
 	user    string
 	keys    []string
-	err     error // validation failure: the assignment is FAILED, nothing done for it
+	mode    string // enforcement mode name, as the registry knows it
+	enf     enforce.Enforcer
+	target  enforce.Assignment // what enf applies
+	err     error              // validation failure: the assignment is FAILED, nothing done for it
 	expired bool
+	enfErr  error // enforcement failed: FAILED, and its keys are not written
 }
 
 // Apply makes the node's managed accounts match desired, the complete list
@@ -119,11 +133,35 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 			byUser[e.user] = append(byUser[e.user], e)
 		}
 	}
+	// Per user: the account, then each assignment's enforcement, then the
+	// keys of the assignments whose enforcement holds. Keys are the grant of
+	// access, so they come last: an assignment that cannot be enforced gives
+	// no access.
 	userErr := make(map[string]error, len(byUser))
+	enforced := make(map[string]map[string]bool) // mode -> ids that keep their enforcement
 	for _, name := range slices.Sorted(maps.Keys(byUser)) {
 		es := byUser[name]
 		slices.SortFunc(es, func(a, b *entry) int { return strings.Compare(a.id, b.id) })
-		userErr[name] = r.ensureUser(ctx, accts, name, es[0].id, keysFile(es))
+		a, err := r.ensureAccount(ctx, accts, name, es[0].id)
+		if err != nil {
+			userErr[name] = err
+			continue
+		}
+		var granted []*entry
+		for _, e := range es {
+			if enforced[e.mode] == nil {
+				enforced[e.mode] = make(map[string]bool)
+			}
+			enforced[e.mode][e.id] = true
+			if err := e.enf.Apply(ctx, e.target); err != nil {
+				e.enfErr = fmt.Errorf("%s enforcement was not applied, so this assignment grants no access: %w", e.mode, err)
+				continue
+			}
+			granted = append(granted, e)
+		}
+		if _, err := syncAuthorizedKeys(r.homePath(a), a.uid, a.gid, keysFile(granted), true); err != nil {
+			userErr[name] = fmt.Errorf("authorized_keys of %s: %w", name, err)
+		}
 	}
 
 	removeErr := make(map[string]error)
@@ -140,22 +178,28 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 		removeErr[name] = r.removeUser(ctx, a)
 	}
 
+	// Enforcement of what is no longer desired goes last, once the access is
+	// gone. Each enforcer lists what the host holds, so this also finds what
+	// an earlier run of the agent applied.
+	enfRemoveErr := r.removeEnforcement(ctx, enforced, state)
+
 	// removal is the outcome for an assignment whose access must be gone:
 	// its keys left the union of a still-wanted user, or its user was removed.
-	removal := func(user string) error {
+	removal := func(id, user string) error {
 		if _, wanted := byUser[user]; wanted {
-			return userErr[user]
+			return joinSentence(nonNil(userErr[user], enfRemoveErr[id]))
 		}
-		return removeErr[user] // nil when the account is absent or was never ours
+		// removeErr is nil when the account is absent or was never ours.
+		return joinSentence(nonNil(removeErr[user], enfRemoveErr[id]))
 	}
 	inList := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		inList[e.id] = true
 		switch {
 		case e.err != nil:
-			state.Assignments = append(state.Assignments, failed(e.id, e.err))
+			state.Assignments = append(state.Assignments, failed(e.id, cmpErr(e.err, enfRemoveErr[e.id])))
 		case e.expired:
-			if err := removal(e.user); err != nil {
+			if err := removal(e.id, e.user); err != nil {
 				state.Assignments = append(state.Assignments, failed(e.id, err))
 				r.known[e.id] = e.user
 				continue
@@ -164,6 +208,9 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 			delete(r.known, e.id)
 		case userErr[e.user] != nil:
 			state.Assignments = append(state.Assignments, failed(e.id, userErr[e.user]))
+			r.known[e.id] = e.user
+		case e.enfErr != nil:
+			state.Assignments = append(state.Assignments, failed(e.id, e.enfErr))
 			r.known[e.id] = e.user
 		default:
 			state.Assignments = append(state.Assignments, result(e.id, agentv1.ApplyState_APPLY_STATE_APPLIED))
@@ -174,7 +221,7 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 		if inList[id] {
 			continue
 		}
-		if err := removal(r.known[id]); err != nil {
+		if err := removal(id, r.known[id]); err != nil {
 			state.Assignments = append(state.Assignments, failed(id, err))
 			continue
 		}
@@ -213,9 +260,12 @@ func (r *Reconciler) validate(desired []*agentv1.Assignment, state *agentv1.Appl
 		if e.keys, e.err = validateKeys(a.GetSshPublicKeys()); e.err != nil {
 			continue
 		}
-		if a.GetEnforcementMode() == agentv1.EnforcementMode_ENFORCEMENT_MODE_UNSPECIFIED {
-			e.err = errors.New("enforcement mode is unspecified; the agent does not guess one")
+		if e.mode, e.enf, e.err = r.enforcerFor(a.GetEnforcementMode()); e.err != nil {
 			continue
+		}
+		e.target = enforce.Assignment{ID: id, LinuxUsername: e.user, CPUs: int(a.GetCpus()), RAMMB: a.GetRamMb()}
+		for _, g := range a.GetGpus() {
+			e.target.GPUs = append(e.target.GPUs, enforce.GPU{Index: int(g.GetIndex()), UUID: g.GetUuid()})
 		}
 		if exp := a.GetExpiresAt(); exp != nil && !exp.AsTime().After(now) {
 			e.expired = true

@@ -38,7 +38,7 @@ func TestApplyCreatesMarkedUsersAndWritesTheirKeys(t *testing.T) {
 		{"useradd", "--create-home", "--shell", "/bin/bash", "--comment", "gpulab-managed (created for assignment a-1)", "--user-group", "alice"},
 		{"useradd", "--create-home", "--shell", "/bin/bash", "--comment", "gpulab-managed (created for assignment c-1)", "--user-group", "carol"},
 	}
-	if got := h.calls(); !slices.EqualFunc(got, wantCalls, slices.Equal) {
+	if got := accountCalls(h.calls()); !slices.EqualFunc(got, wantCalls, slices.Equal) {
 		t.Errorf("commands = %q, want %q", got, wantCalls)
 	}
 	alice := h.account("alice")
@@ -87,7 +87,7 @@ func TestAssignmentsSharingAUserGetTheUnionOfTheirKeys(t *testing.T) {
 	if got, want := outcome(st), []string{"a-1=APPLIED", "a-2=APPLIED"}; !slices.Equal(got, want) {
 		t.Fatalf("outcome = %q, want %q", got, want)
 	}
-	if got := h.calls(); len(got) != 1 || got[0][0] != "useradd" {
+	if got := accountCalls(h.calls()); len(got) != 1 || got[0][0] != "useradd" {
 		t.Errorf("commands = %q, want one useradd", got)
 	}
 	checkKeys(t, h, h.account("alice"), keysContent(keyA1, keyA2, keyA3))
@@ -97,7 +97,7 @@ func TestAssignmentsSharingAUserGetTheUnionOfTheirKeys(t *testing.T) {
 	if got, want := outcome(st), []string{"a-1=REMOVED", "a-2=APPLIED"}; !slices.Equal(got, want) {
 		t.Errorf("outcome = %q, want %q", got, want)
 	}
-	if got := h.calls(); len(got) != 0 {
+	if got := accountCalls(h.calls()); len(got) != 0 {
 		t.Errorf("commands = %q, want none", got)
 	}
 	checkKeys(t, h, h.account("alice"), keysContent(keyA2, keyA3))
@@ -120,7 +120,7 @@ func TestRevokedAssignmentEmptiesKeysLocksTheAccountAndKillsItsProcesses(t *test
 		{"usermod", "--lock", "--expiredate", "1", "alice"},
 		{"pkill", "-KILL", "-u", "alice"},
 	}
-	if got := h.calls(); !slices.EqualFunc(got, wantCalls, slices.Equal) {
+	if got := accountCalls(h.calls()); !slices.EqualFunc(got, wantCalls, slices.Equal) {
 		t.Errorf("commands = %q, want %q", got, wantCalls)
 	}
 	alice = h.account("alice")
@@ -174,7 +174,7 @@ func TestReassigningALockedUserUnlocksIt(t *testing.T) {
 	}
 	// The password stays useradd's "!": --unlock would only warn.
 	wantCalls := [][]string{{"usermod", "--expiredate", "", "alice"}}
-	if got := h.calls(); !slices.EqualFunc(got, wantCalls, slices.Equal) {
+	if got := accountCalls(h.calls()); !slices.EqualFunc(got, wantCalls, slices.Equal) {
 		t.Errorf("commands = %q, want %q", got, wantCalls)
 	}
 	alice := h.account("alice")
@@ -313,7 +313,7 @@ func TestRemoveHomesPolicyDeletesTheAccountAndItsHome(t *testing.T) {
 		{"usermod", "--lock", "--expiredate", "1", "alice"},
 		{"userdel", "--remove", "alice"},
 	}
-	if got := h.calls(); !slices.EqualFunc(got, wantCalls, slices.Equal) {
+	if got := accountCalls(h.calls()); !slices.EqualFunc(got, wantCalls, slices.Equal) {
 		t.Errorf("commands = %q, want %q", got, wantCalls)
 	}
 	if h.account("alice") != nil {

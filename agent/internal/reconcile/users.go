@@ -14,30 +14,31 @@ import (
 // login ("0" is avoided: some tools read it as "no expiry").
 const lockExpireDay = "1"
 
-// ensureUser makes account name exist, unlocked, with exactly keys in its
-// authorized_keys. firstID names the assignment in a new account's comment.
-func (r *Reconciler) ensureUser(ctx context.Context, accts map[string]*account, name, firstID string, keys []byte) error {
+// ensureAccount makes account name exist and unlocked, and returns it. Its
+// keys are the caller's to write. firstID names the assignment in a new
+// account's comment.
+func (r *Reconciler) ensureAccount(ctx context.Context, accts map[string]*account, name, firstID string) (*account, error) {
 	a, ok := accts[name]
 	if ok && !a.managed() {
-		return fmt.Errorf("linux user %s already exists and was not created by gpulab, so it is left untouched", name)
+		return nil, fmt.Errorf("linux user %s already exists and was not created by gpulab, so it is left untouched", name)
 	}
 	if !ok {
 		comment := markerPrefix + " (created for assignment " + firstID + ")"
 		if err := r.run(ctx, r.cfg.Useradd, "--create-home", "--shell", "/bin/bash",
 			"--comment", comment, "--user-group", name); err != nil {
-			return fmt.Errorf("create linux user %s: %w", name, err)
+			return nil, fmt.Errorf("create linux user %s: %w", name, err)
 		}
 		fresh, err := readAccounts(r.cfg.Root)
 		if err != nil {
-			return fmt.Errorf("read linux user %s after creating it: %w", name, err)
+			return nil, fmt.Errorf("read linux user %s after creating it: %w", name, err)
 		}
 		if a, ok = fresh[name]; !ok || !a.managed() {
-			return fmt.Errorf("linux user %s is not in the account list with the gpulab marker after useradd succeeded", name)
+			return nil, fmt.Errorf("linux user %s is not in the account list with the gpulab marker after useradd succeeded", name)
 		}
 		accts[name] = a
 	}
 	if err := r.checkManageable(a); err != nil {
-		return err
+		return nil, err
 	}
 	if a.expire != "" {
 		// Undo lockArgs. --unlock only when it would leave a password
@@ -48,13 +49,10 @@ func (r *Reconciler) ensureUser(ctx context.Context, accts map[string]*account, 
 			args = append([]string{"--unlock"}, args...)
 		}
 		if err := r.run(ctx, r.cfg.Usermod, append(args, name)...); err != nil {
-			return fmt.Errorf("unlock linux user %s: %w", name, err)
+			return nil, fmt.Errorf("unlock linux user %s: %w", name, err)
 		}
 	}
-	if _, err := syncAuthorizedKeys(r.homePath(a), a.uid, a.gid, keys, true); err != nil {
-		return fmt.Errorf("authorized_keys of %s: %w", name, err)
-	}
-	return nil
+	return a, nil
 }
 
 // removeUser takes away a managed account's access: lock, kill its

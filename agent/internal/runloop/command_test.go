@@ -114,14 +114,3 @@ func TestCommandStopsWithStatusZeroWhenCancelled(t *testing.T) {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
 }
-
-func TestUnenforcedReportsEveryAssignmentAsNotApplied(t *testing.T) {
-	if got := (Unenforced{}).Apply(t.Context(), nil); got != nil {
-		t.Errorf("Apply(nil) = %v, want nil", got)
-	}
-	got := (Unenforced{}).Apply(t.Context(), []*agentv1.Assignment{assignment("a1", time.Time{})})
-	if len(got.GetAssignments()) != 1 || got.GetAssignments()[0].GetState() != agentv1.ApplyState_APPLY_STATE_FAILED ||
-		len(got.GetErrors()) != 1 {
-		t.Errorf("Apply = %v", got)
-	}
-}

@@ -2,7 +2,6 @@ package runloop
 
 import (
 	"context"
-	"fmt"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 )
@@ -24,29 +23,4 @@ import (
 //     reconcile in progress is finished.
 type Reconciler interface {
 	Apply(ctx context.Context, desired []*agentv1.Assignment) *agentv1.AppliedState
-}
-
-// Unenforced is a PLACEHOLDER Reconciler for as long as the real one
-// (package reconcile) is not wired in: it changes nothing on the node and
-// says so in the applied state, so that neither the control plane nor the
-// admin takes an assignment for enforced.
-type Unenforced struct{}
-
-// Apply reports every desired assignment as failed, not applied.
-func (Unenforced) Apply(_ context.Context, desired []*agentv1.Assignment) *agentv1.AppliedState {
-	if len(desired) == 0 {
-		return nil
-	}
-	const why = "this agent build does not enforce assignments yet (no reconciler)"
-	state := &agentv1.AppliedState{
-		Errors: []string{fmt.Sprintf("%d assignment(s) not applied: %s", len(desired), why)},
-	}
-	for _, a := range desired {
-		state.Assignments = append(state.Assignments, &agentv1.AppliedAssignment{
-			AssignmentId: a.GetAssignmentId(),
-			State:        agentv1.ApplyState_APPLY_STATE_FAILED,
-			Error:        why,
-		})
-	}
-	return state
 }

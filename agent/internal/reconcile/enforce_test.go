@@ -1,0 +1,162 @@
+package reconcile
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
+)
+
+const (
+	gpu0 = "GPU-ee71c7e5-5947-4a1f-a220-6a316a1c0f02"
+	gpu1 = "GPU-11111111-2222-3333-4444-555555555555"
+)
+
+func withGPUs(a *agentv1.Assignment, uuids ...string) *agentv1.Assignment {
+	for i, u := range uuids {
+		a.Gpus = append(a.Gpus, &agentv1.AssignedGpu{Index: int32(i), Uuid: u})
+	}
+	return a
+}
+
+func withMode(a *agentv1.Assignment, m agentv1.EnforcementMode) *agentv1.Assignment {
+	a.EnforcementMode = m
+	return a
+}
+
+func TestASoftAssignmentShowsItsUserOnlyItsGPUsAndLeavesWithIt(t *testing.T) {
+	h := newFakeHost(t)
+	r := h.reconciler()
+	desired := []*agentv1.Assignment{withGPUs(assign("a-1", "alice", keyA1), gpu0, gpu1), assign("c-1", "carol", keyC1)}
+
+	st := r.Apply(context.Background(), desired)
+
+	if got, want := outcome(st), []string{"a-1=APPLIED", "c-1=APPLIED"}; !slices.Equal(got, want) {
+		t.Fatalf("outcome = %q, want %q", got, want)
+	}
+	if got := h.dropIn("alice"); !strings.Contains(got, "Match User alice\n\tSetEnv CUDA_VISIBLE_DEVICES="+gpu0+","+gpu1+"\nMatch all\n") {
+		t.Errorf("alice's drop-in:\n%s", got)
+	}
+	if got := h.dropIn("carol"); !strings.Contains(got, "\tSetEnv CUDA_VISIBLE_DEVICES=\n") {
+		t.Errorf("carol holds no GPU but her drop-in does not hide them:\n%s", got)
+	}
+	calls := h.calls()
+	if i, j := slices.IndexFunc(calls, func(c []string) bool { return c[0] == "useradd" && slices.Contains(c, "alice") }),
+		slices.IndexFunc(calls, func(c []string) bool { return c[0] == "sshd" }); i < 0 || j < i {
+		t.Errorf("commands = %q, want alice's account before the sshd check", calls)
+	}
+	r.Apply(context.Background(), desired)
+	if got := h.calls(); len(got) != 0 {
+		t.Errorf("second Apply ran %q, want nothing", got)
+	}
+
+	st = r.Apply(context.Background(), desired[1:])
+	if got, want := outcome(st), []string{"a-1=REMOVED", "c-1=APPLIED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome after revoking = %q, want %q", got, want)
+	}
+	if got := h.dropIn("alice"); got != "" {
+		t.Errorf("alice's drop-in is still there:\n%s", got)
+	}
+	calls = h.calls()
+	if i, j := slices.IndexFunc(calls, func(c []string) bool { return c[0] == "usermod" }),
+		slices.IndexFunc(calls, func(c []string) bool { return c[0] == "sshd" }); i < 0 || j < i {
+		t.Errorf("commands = %q, want the lock before the drop-in's removal", calls)
+	}
+}
+
+func TestAModeThisAgentCannotEnforceIsRefusedBeforeTouchingTheHost(t *testing.T) {
+	for mode, name := range map[agentv1.EnforcementMode]string{
+		agentv1.EnforcementMode_ENFORCEMENT_MODE_CGROUP:    "cgroup",
+		agentv1.EnforcementMode_ENFORCEMENT_MODE_MIG:       "mig",
+		agentv1.EnforcementMode_ENFORCEMENT_MODE_CONTAINER: "container",
+		agentv1.EnforcementMode(99):                        "99",
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newFakeHost(t)
+			st := h.reconciler().Apply(context.Background(), []*agentv1.Assignment{withMode(withGPUs(assign("a-1", "alice", keyA1), gpu0), mode)})
+
+			want := "a-1=FAILED: Enforcement mode " + name + " is not implemented on this agent yet."
+			if mode == 99 {
+				want = "a-1=FAILED: Enforcement mode 99 is unknown to this agent."
+			}
+			if got := outcome(st); !slices.Equal(got, []string{want}) {
+				t.Errorf("outcome = %q, want %q", got, want)
+			}
+			if c := h.calls(); len(c) != 0 {
+				t.Errorf("ran %q, want nothing", c)
+			}
+			if h.account("alice") != nil {
+				t.Error("an account was created for a mode that cannot be enforced")
+			}
+		})
+	}
+}
+
+func TestAnAssignmentWhoseEnforcementFailsGrantsNoAccess(t *testing.T) {
+	h := newFakeHost(t)
+	r := h.reconciler()
+	mustWrite(t, h.path("sshd-status"), "255\n", 0o644)
+
+	st := r.Apply(context.Background(), []*agentv1.Assignment{withGPUs(assign("a-1", "alice", keyA1), gpu0)})
+
+	got := st.GetAssignments()
+	if len(got) != 1 || got[0].GetState() != agentv1.ApplyState_APPLY_STATE_FAILED ||
+		!strings.HasPrefix(got[0].GetError(), "Soft enforcement was not applied, so this assignment grants no access: ") ||
+		!strings.Contains(got[0].GetError(), "Bad configuration option") {
+		t.Fatalf("report = %v, want FAILED with sshd's reason", got)
+	}
+	checkKeys(t, h, h.account("alice"), keysHeader)
+	if d := h.dropIn("alice"); d != "" {
+		t.Errorf("a drop-in sshd refused was left:\n%s", d)
+	}
+
+	// Once sshd accepts it, the next heartbeat grants the access.
+	if err := os.Remove(h.path("sshd-status")); err != nil {
+		t.Fatal(err)
+	}
+	st = r.Apply(context.Background(), []*agentv1.Assignment{withGPUs(assign("a-1", "alice", keyA1), gpu0)})
+	if got, want := outcome(st), []string{"a-1=APPLIED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome = %q, want %q", got, want)
+	}
+	checkKeys(t, h, h.account("alice"), keysContent(keyA1))
+}
+
+func TestAnAssignmentSwitchedToAnUnenforceableModeLosesItsAccessAndItsDropIn(t *testing.T) {
+	h := newFakeHost(t)
+	r := h.reconciler()
+	a := withGPUs(assign("a-1", "alice", keyA1), gpu0)
+	r.Apply(context.Background(), []*agentv1.Assignment{a})
+
+	st := r.Apply(context.Background(), []*agentv1.Assignment{withMode(a, agentv1.EnforcementMode_ENFORCEMENT_MODE_CGROUP)})
+
+	if got, want := outcome(st), []string{"a-1=FAILED: Enforcement mode cgroup is not implemented on this agent yet."}; !slices.Equal(got, want) {
+		t.Errorf("outcome = %q, want %q", got, want)
+	}
+	if !h.account("alice").locked() {
+		t.Error("alice keeps access under a mode that cannot be enforced")
+	}
+	if d := h.dropIn("alice"); d != "" {
+		t.Errorf("alice's soft drop-in was left:\n%s", d)
+	}
+}
+
+func TestARestartedAgentRemovesTheDropInOfAnAssignmentNoLongerDesired(t *testing.T) {
+	h := newFakeHost(t)
+	h.reconciler().Apply(context.Background(), []*agentv1.Assignment{
+		withGPUs(assign("a-1", "alice", keyA1), gpu0), withGPUs(assign("a-2", "alice", keyA2), gpu1),
+	})
+
+	// A new process knows nothing of a-1; the drop-in on the host does.
+	st := h.reconciler().Apply(context.Background(), []*agentv1.Assignment{withGPUs(assign("a-2", "alice", keyA2), gpu1)})
+
+	if got, want := outcome(st), []string{"a-2=APPLIED"}; !slices.Equal(got, want) {
+		t.Errorf("outcome = %q, want %q", got, want)
+	}
+	d := h.dropIn("alice")
+	if strings.Contains(d, "a-1") || !strings.Contains(d, "CUDA_VISIBLE_DEVICES="+gpu1+"\n") {
+		t.Errorf("alice's drop-in still shows a-1's GPU:\n%s", d)
+	}
+}
