@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import assign, heartbeat, lists, rpc
+from bench import agent_footprint, assign, heartbeat, lists, rpc
 
-BENCHMARKS = {"rpc": rpc.main, "lists": lists.main, "heartbeat": heartbeat.main, "assign": assign.main}
+BENCHMARKS = {
+    "rpc": rpc.main,
+    "lists": lists.main,
+    "heartbeat": heartbeat.main,
+    "assign": assign.main,
+    "agent": agent_footprint.main,
+}
 
 
 def main() -> int:
