@@ -19,6 +19,7 @@ from gpulab_core.errors import Conflict, NotFound, Unavailable
 from gpulab_core.rpc import Endpoint
 from gpulab_scheduler.access import AccessTarget, provider_for
 from gpulab_scheduler.assignments import service as assignments
+from gpulab_scheduler.assignments.placement import Busy
 from gpulab_scheduler.config import Settings
 from gpulab_scheduler.environments import service as environments
 from gpulab_scheduler.identity_client import IdentityClient
@@ -54,7 +55,7 @@ def endpoints(
                     if time.monotonic() - started > settings.rpc_timeout_s * 0.8:
                         raise Unavailable("the placement took too long; nothing was assigned, try again")
                 return made
-            except (assignments.Busy, IntegrityError) as exc:
+            except (Busy, IntegrityError) as exc:
                 if isinstance(exc, IntegrityError) and "uq_assignment_gpus_held" not in str(exc.orig):
                     raise
                 # Rolled back, locks released: wait a little (growing, jittered) and place again.

@@ -12,7 +12,7 @@ import httpx
 from gpulab_core import cli as core_cli
 from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_scheduler import __version__
-from gpulab_scheduler.assignments import service as assignments
+from gpulab_scheduler.assignments import ends
 from gpulab_scheduler.config import Settings
 from gpulab_scheduler.handlers import endpoints
 from gpulab_scheduler.identity_client import IdentityClient
@@ -41,8 +41,8 @@ async def setup(runtime: Runtime) -> None:
         while True:
             try:
                 async with sessions() as session, session.begin():
-                    await assignments.warn_expiring(session, warning)
-                    ended = await assignments.expire_due(session)
+                    await ends.warn_expiring(session, warning)
+                    ended = await ends.expire_due(session)
                 if ended:
                     log.info("%d assignment(s) expired", ended)
             except Exception as exc:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.events import Event
-from gpulab_scheduler.assignments.service import end_where
+from gpulab_scheduler.assignments.ends import end_where
 from gpulab_scheduler.models import assignments, environment_nodes, nodes
 
 NODE_EVENTS = (inv.NODE_CREATED, inv.NODE_ONLINE, inv.NODE_OFFLINE, inv.NODE_HARDWARE_CHANGED, inv.NODE_DELETED)
