@@ -55,6 +55,7 @@ async def setup(runtime: Runtime) -> None:
     # offline threshold, whatever the setting says.
     runtime.add_task(lambda: directory.run_flusher(min(settings.last_seen_flush_s, settings.offline_after_s / 4)))
     runtime.add_task(lambda: directory.run_sweeper(settings.sweep_interval_s))
+    runtime.add_task(lambda: directory.run_revoked_refresh(max(settings.node_cache_s, 1.0)))
 
     async def on_revoked(session: AsyncSession, event: Event) -> None:
         revoked = pki_c.CertificatesRevoked.model_validate(event.data)

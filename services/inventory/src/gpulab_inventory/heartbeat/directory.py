@@ -69,7 +69,6 @@ class Directory:
     _nodes: dict[uuid.UUID, CachedNode] = field(default_factory=dict)
     _seen: dict[uuid.UUID, datetime] = field(default_factory=dict)
     _revoked: frozenset[str] = frozenset()
-    _revoked_loaded_at: float = -1e9
     # Counts forget() calls: a copy read from the database while a forget() came in may predate the
     # change that forget() announced, so it serves the heartbeat that read it but is not kept.
     _forgets: int = 0
@@ -85,8 +84,6 @@ class Directory:
             raise InvalidRequest(f"agent_version is longer than {AGENT_VERSION_MAX} characters")
         now_mono = time.monotonic()
         forgets = self._forgets
-        if now_mono - self._revoked_loaded_at > self.cache_s:
-            await self.reload_revoked()
         if serial in self._revoked:
             raise NodeRefused("the client certificate has been revoked")
         node = self._nodes.get(node_id)
@@ -126,7 +123,16 @@ class Directory:
         async with self.sessions() as session:
             serials = (await session.execute(select(revoked_certificates.c.serial))).scalars().all()
         self._revoked = frozenset(serials)
-        self._revoked_loaded_at = time.monotonic()
+
+    async def run_revoked_refresh(self, every_s: float) -> None:
+        """The revoked serials, read again every `every_s` off the heartbeat path (pki's events add
+        to them at once; this catches what another replica's consumer recorded)."""
+        while True:
+            try:
+                await self.reload_revoked()
+            except Exception as exc:
+                log.warning("reading the revoked serials failed, retrying: %s", exc)
+            await asyncio.sleep(every_s)
 
     def _keep(self, node: CachedNode, forgets: int) -> None:
         if self._forgets == forgets:
