@@ -332,3 +332,11 @@ func assignment(id string, expires time.Time) *agentv1.Assignment {
 	}
 	return a
 }
+
+// within fails unless d is in [lo, hi].
+func within(t *testing.T, what string, d, lo, hi time.Duration) {
+	t.Helper()
+	if d < lo || d > hi {
+		t.Errorf("%s = %v, want between %v and %v", what, d, lo, hi)
+	}
+}

@@ -2,7 +2,6 @@ package runloop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,22 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/identity"
 	"github.com/gpulab/gpulab/agent/internal/identity/identitytest"
 )
-
-// within fails unless d is in [lo, hi].
-func within(t *testing.T, what string, d, lo, hi time.Duration) {
-	t.Helper()
-	if d < lo || d > hi {
-		t.Errorf("%s = %v, want between %v and %v", what, d, lo, hi)
-	}
-}
 
 func TestHeartbeatReportsHardwareAndAppliedStateAndFollowsTheInterval(t *testing.T) {
 	ca := identitytest.NewCA(t, "gpulab test CA")
@@ -245,172 +234,6 @@ func TestKeepsTheLastDesiredStateAcrossARestartWhileUnreachableAndDropsExpired(t
 	}
 	if log.lines("loaded the last desired state") != 1 || log.lines("control plane unreachable") != 1 {
 		t.Errorf("log:\n%s", log.String())
-	}
-}
-
-func TestRenewsFromTwoThirdsOfTheLifetimeAndHeartbeatsWithTheNewCertificate(t *testing.T) {
-	ca := identitytest.NewCA(t, "gpulab test CA")
-	srv := newHBServer(t, ca)
-	srv.setReply(func(int, *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
-		return &agentv1.HeartbeatResponse{HeartbeatIntervalS: 3600}, nil
-	})
-	pki := identitytest.NewServer(t, ca, identitytest.Config{Lifetime: 30 * 24 * time.Hour})
-	// A 30-day certificate, 21 days old: pki (real time) is past 2/3, 20 days.
-	notBefore := time.Now().Truncate(time.Second).Add(-21 * 24 * time.Hour)
-	id := newIdentity(t, ca, srv.Addr, pki.Addr, notBefore, notBefore.Add(30*24*time.Hour))
-	first := id.Certificate().SerialNumber.String()
-	// The loop's clock starts 2.5 h before 2/3; heartbeats come every hour.
-	clock := newFakeClock(id.RenewAt().Add(-150 * time.Minute))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	clock.onSleep = func(n int, _ time.Duration) {
-		if n == 5 {
-			cancel()
-		}
-	}
-	var log logBuffer
-	wait := startLoop(t, ctx, Config{Identity: id, Hardware: fakeHardware{}, Reconciler: &recReconciler{}, Clock: clock, Log: log.logger()})
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	if got := pki.RenewCalls(); got != 1 {
-		t.Fatalf("Renew called %d times, want once", got)
-	}
-	renewed := pki.LastRenewed().SerialNumber.String()
-	_, serials := srv.requests()
-	want := []string{first, first, first, renewed, renewed}
-	if !slices.Equal(serials, want) {
-		t.Errorf("client certificates per heartbeat = %v, want %v", serials, want)
-	}
-	if id.Certificate().SerialNumber.String() != renewed {
-		t.Errorf("the identity does not hold the renewed certificate")
-	}
-	if log.lines("renewed the node certificate") != 1 {
-		t.Errorf("log:\n%s", log.String())
-	}
-}
-
-func TestAFailedRenewalIsRetriedWhileHeartbeatsGoOn(t *testing.T) {
-	ca := identitytest.NewCA(t, "gpulab test CA")
-	srv := newHBServer(t, ca)
-	notBefore := time.Now().Truncate(time.Second).Add(-6 * 24 * time.Hour)
-	id := newIdentity(t, ca, srv.Addr, closedAddr(t), notBefore, notBefore.Add(7*24*time.Hour))
-	clock := newFakeClock(time.Now())
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	clock.onSleep = func(n int, _ time.Duration) {
-		if n == 3 {
-			cancel()
-		}
-	}
-	var log logBuffer
-	wait := startLoop(t, ctx, Config{Identity: id, Hardware: fakeHardware{}, Reconciler: &recReconciler{}, Clock: clock, Log: log.logger()})
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	if n := srv.count(); n != 3 {
-		t.Errorf("got %d heartbeats, want 3", n)
-	}
-	if n := log.lines("could not renew the node certificate"); n != 1 {
-		t.Errorf("renewal failure logged %d times, want once:\n%s", n, log.String())
-	}
-}
-
-func TestARevokedCertificateEndsTheLoopWithReenrollNeeded(t *testing.T) {
-	t.Run("heartbeat UNAUTHENTICATED", func(t *testing.T) {
-		ca := identitytest.NewCA(t, "gpulab test CA")
-		srv := newHBServer(t, ca)
-		srv.setReply(func(n int, _ *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
-			if n == 1 {
-				return &agentv1.HeartbeatResponse{Assignments: []*agentv1.Assignment{assignment("a1", time.Time{})}}, nil
-			}
-			return nil, status.Error(codes.Unauthenticated, "the node has been removed")
-		})
-		nb, na := freshValidity()
-		id := newIdentity(t, ca, srv.Addr, closedAddr(t), nb, na)
-		rec := &recReconciler{}
-		err := startLoop(t, t.Context(), Config{Identity: id, Hardware: fakeHardware{}, Reconciler: rec, Clock: newFakeClock(time.Now())})()
-		if !errors.Is(err, identity.ErrReenrollNeeded) {
-			t.Fatalf("Run = %v, want ErrReenrollNeeded", err)
-		}
-		if srv.count() != 2 {
-			t.Errorf("got %d heartbeats, want 2", srv.count())
-		}
-		if calls, _ := rec.applied(); len(calls) != 2 {
-			t.Errorf("reconciler calls = %v, want one per heartbeat (the last before exiting)", calls)
-		}
-	})
-	t.Run("renewal refused", func(t *testing.T) {
-		ca := identitytest.NewCA(t, "gpulab test CA")
-		srv := newHBServer(t, ca)
-		pki := identitytest.NewServer(t, ca, identitytest.Config{})
-		notBefore := time.Now().Truncate(time.Second).Add(-6 * 24 * time.Hour)
-		id := newIdentity(t, ca, srv.Addr, pki.Addr, notBefore, notBefore.Add(7*24*time.Hour))
-		pki.Revoke(id.Certificate())
-		err := startLoop(t, t.Context(), Config{Identity: id, Hardware: fakeHardware{}, Reconciler: &recReconciler{}, Clock: newFakeClock(time.Now())})()
-		if !errors.Is(err, identity.ErrReenrollNeeded) {
-			t.Fatalf("Run = %v, want ErrReenrollNeeded", err)
-		}
-		if srv.count() != 0 {
-			t.Errorf("a heartbeat was sent with a revoked certificate")
-		}
-	})
-}
-
-func TestStopsWhileWaitingWithTheRealClock(t *testing.T) {
-	ca := identitytest.NewCA(t, "gpulab test CA")
-	srv := newHBServer(t, ca)
-	srv.setReply(func(int, *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
-		return &agentv1.HeartbeatResponse{HeartbeatIntervalS: 3600}, nil
-	})
-	nb, na := freshValidity()
-	id := newIdentity(t, ca, srv.Addr, closedAddr(t), nb, na)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	wait := startLoop(t, ctx, Config{Identity: id, Hardware: fakeHardware{}, Reconciler: &recReconciler{}})
-	for deadline := time.Now().Add(10 * time.Second); srv.count() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no heartbeat within 10 s")
-		}
-	}
-	start := time.Now()
-	cancel()
-	if err := wait(); err != nil {
-		t.Fatalf("Run = %v, want nil", err)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("stopping took %v", took)
-	}
-}
-
-func TestACancelDuringAHeartbeatFinishesTheCycle(t *testing.T) {
-	ca := identitytest.NewCA(t, "gpulab test CA")
-	srv := newHBServer(t, ca)
-	srv.entered, srv.release = make(chan struct{}), make(chan struct{})
-	srv.setReply(func(int, *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
-		return &agentv1.HeartbeatResponse{Assignments: []*agentv1.Assignment{assignment("a1", time.Time{})}}, nil
-	})
-	nb, na := freshValidity()
-	id := newIdentity(t, ca, srv.Addr, closedAddr(t), nb, na)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	rec := &recReconciler{}
-	wait := startLoop(t, ctx, Config{Identity: id, Hardware: fakeHardware{}, Reconciler: rec, Clock: newFakeClock(time.Now())})
-	select {
-	case <-srv.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no heartbeat within 10 s")
-	}
-	cancel() // SIGTERM in the middle of the heartbeat
-	close(srv.release)
-	if err := wait(); err != nil {
-		t.Fatalf("Run = %v, want nil", err)
-	}
-	if calls, _ := rec.applied(); len(calls) != 1 || !slices.Equal(calls[0], []string{"a1"}) {
-		t.Errorf("reconciler calls = %v, want the reply applied before stopping", calls)
-	}
-	if _, err := os.Stat(filepath.Join(id.Dir(), StateFile)); err != nil {
-		t.Errorf("the reply was not saved: %v", err)
 	}
 }
 
