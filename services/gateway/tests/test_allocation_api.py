@@ -16,9 +16,8 @@ from nats.aio.client import Client as NATS
 from pydantic import BaseModel
 
 from gpulab_core.contracts import inventory as inv
-from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
 from gpulab_core.runtime import Runtime
-from gpulab_devstack.testing import Stack, wait_until
+from gpulab_devstack.testing import Stack, new_event, relay_publish, wait_until
 from gpulab_scheduler import main as scheduler_main
 from gpulab_scheduler.config import Settings as SchedulerSettings
 
@@ -53,16 +52,7 @@ async def scheduler(migrated: Stack, identity: Runtime) -> AsyncIterator[Runtime
 
 
 async def publish(nc: NATS, event_type: str, data: BaseModel) -> None:
-    event = Event(
-        id=uuid.uuid4(),
-        type=event_type,
-        source="inventory",
-        occurred_at=datetime.now(UTC),
-        data=data.model_dump(mode="json"),
-    )
-    await nc.jetstream().publish(
-        f"{EVENT_SUBJECT_PREFIX}.{event_type}", event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)}
-    )
+    await relay_publish(nc, new_event(event_type, data))
 
 
 async def online_node(nc: NATS, gpus: int = 2) -> str:

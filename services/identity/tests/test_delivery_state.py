@@ -6,8 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from gpulab_core.contracts import events as ev
-from gpulab_core.events import Event
-from gpulab_devstack.testing import wait_until
+from gpulab_devstack.testing import new_event, relay_publish, wait_until
 
 from .conftest import Identity, unique_email
 from .test_invites import invite
@@ -23,12 +22,7 @@ async def publish_delivery(
         detail=detail,
         at=at,
     )
-    event = Event(
-        id=uuid.uuid4(), type=ev.INVITE_DELIVERY, source="notify", occurred_at=at, data=data.model_dump(mode="json")
-    )
-    await identity.runtime.js.publish(
-        f"gpulab.events.{ev.INVITE_DELIVERY}", event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)}
-    )
+    await relay_publish(identity.runtime.js, new_event(ev.INVITE_DELIVERY, data, occurred_at=at))
 
 
 async def test_failed_delivery_shows_in_the_user_listing_and_older_reports_do_not_win(identity: Identity) -> None:

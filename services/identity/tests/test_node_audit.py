@@ -13,7 +13,7 @@ import pytest
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import pki
 from gpulab_core.events import STREAM, Event
-from gpulab_devstack.testing import wait_until
+from gpulab_devstack.testing import relay_publish, wait_until
 from gpulab_identity.audit import repository as audit
 
 from .conftest import Identity
@@ -30,10 +30,7 @@ def event(event_type: str, data: dict[str, Any], *, occurred_at: datetime = OCCU
 
 async def publish(identity: Identity, ev: Event, *, msg_id: str | None = None) -> None:
     """As the outbox relay does: the envelope as compact JSON, `Nats-Msg-Id` = the event id."""
-    body = json.dumps(ev.model_dump(mode="json"), separators=(",", ":")).encode()
-    await identity.runtime.js.publish(
-        f"gpulab.events.{ev.type}", body, headers={"Nats-Msg-Id": msg_id or str(ev.id)}, timeout=5
-    )
+    await relay_publish(identity.runtime.js, ev, msg_id=msg_id)
 
 
 def created(node_id: uuid.UUID, actor_id: uuid.UUID | None) -> dict[str, Any]:

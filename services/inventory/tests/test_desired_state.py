@@ -4,7 +4,6 @@ published here the way the outbox relay does, read back by a real agent over mut
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import scheduler as s
-from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
-from gpulab_devstack.testing import Stack, wait_until
+from gpulab_core.events import Event
+from gpulab_devstack.testing import Stack, new_event, relay_publish, wait_until
 from gpulab_inventory.desired import repository, service
 from gpulab_inventory.desired.service import assignment_spec
 from gpulab_inventory.heartbeat.server import HeartbeatServer
@@ -37,23 +36,11 @@ WAIT_S = 15  # the consumer fetches at once; generous for a loaded test machine
 
 async def publish(plane: ControlPlane, event_type: str, data: dict[str, Any]) -> Event:
     """As the outbox relay does: the Event envelope on `gpulab.events.<type>`, Nats-Msg-Id = event id."""
-    event = Event(
-        id=uuid.uuid4(),
-        type=event_type,
-        source=event_type.split(".")[0],
-        occurred_at=datetime.now(UTC),
-        data=data,
-    )
-    await republish(plane, event)
-    return event
+    return await relay_publish(plane.inventory.js, new_event(event_type, data))
 
 
 async def republish(plane: ControlPlane, event: Event, msg_id: str | None = None) -> None:
-    await plane.inventory.js.publish(
-        f"{EVENT_SUBJECT_PREFIX}.{event.type}",
-        json.dumps(event.model_dump(mode="json"), separators=(",", ":")).encode(),
-        headers={"Nats-Msg-Id": msg_id or str(event.id)},
-    )
+    await relay_publish(plane.inventory.js, event, msg_id=msg_id)
 
 
 def created(node_id: str | None, user_id: uuid.UUID, **fields: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts.events import INVITE_DELIVERY, USER_INVITED, UserInvited
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
-from gpulab_devstack.testing import wait_until
+from gpulab_devstack.testing import new_event, relay_publish, wait_until
 
 PUBLIC_URL = "https://gpulab.example.org/"  # with the trailing slash an admin may well type
 # Characters that must be escaped in a URL path, to prove the link survives any token.
@@ -43,19 +43,8 @@ async def publish_invite(
 ) -> Event:
     """What identity's outbox relay does: the envelope on the stream, deduplicated by its id.
     `extra`: fields a newer identity might add to the payload."""
-    event = Event(
-        id=event_id or uuid.uuid4(),
-        type=USER_INVITED,
-        source="identity",
-        occurred_at=datetime.now(UTC),
-        data={**invite.model_dump(mode="json"), **(extra or {})},
-    )
-    await nc.jetstream().publish(
-        f"{EVENT_SUBJECT_PREFIX}.{USER_INVITED}",
-        event.model_dump_json().encode(),
-        headers={"Nats-Msg-Id": str(event.id)},
-    )
-    return event
+    data = {**invite.model_dump(mode="json"), **(extra or {})}
+    return await relay_publish(nc, new_event(USER_INVITED, data, event_id=event_id))
 
 
 async def publish_event(
@@ -68,17 +57,8 @@ async def publish_event(
     occurred_at: datetime | None = None,
 ) -> Event:
     """What a service's outbox relay does: the envelope on the stream, deduplicated by its id."""
-    event = Event(
-        id=event_id or uuid.uuid4(),
-        type=event_type,
-        source=source,
-        occurred_at=occurred_at or datetime.now(UTC),
-        data=data.model_dump(mode="json"),
-    )
-    await nc.jetstream().publish(
-        f"{EVENT_SUBJECT_PREFIX}.{event_type}", event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)}
-    )
-    return event
+    event = new_event(event_type, data, event_id=event_id, occurred_at=occurred_at, source=source)
+    return await relay_publish(nc, event)
 
 
 async def processed(engine: AsyncEngine, consumer: str, event: Event) -> bool:

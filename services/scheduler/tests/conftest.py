@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.db import create_engine
 from gpulab_core.errors import RemoteError
-from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
+from gpulab_core.events import Event
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
-from gpulab_devstack.testing import Stack, wait_until
+from gpulab_devstack.testing import Stack, new_event, relay_publish, wait_until
 from gpulab_identity import main as identity_main
 from gpulab_identity.bootstrap import ensure_admin
 from gpulab_identity.config import Settings as IdentitySettings
@@ -53,16 +53,7 @@ def gpus(n: int, *, mig: bool = False, prefix: str | None = None) -> list[dict[s
 
 async def publish(nc: NATS, event_type: str, data: BaseModel, occurred_at: datetime | None = None) -> Event:
     """What a service's outbox relay does: the envelope on the stream, deduplicated by its id."""
-    event = Event(
-        id=uuid.uuid4(),
-        type=event_type,
-        source=event_type.split(".", 1)[0],
-        occurred_at=occurred_at or datetime.now(UTC),
-        data=data.model_dump(mode="json"),
-    )
-    subject = f"{EVENT_SUBJECT_PREFIX}.{event_type}"
-    await nc.jetstream().publish(subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)})
-    return event
+    return await relay_publish(nc, new_event(event_type, data, occurred_at=occurred_at))
 
 
 @dataclass

@@ -7,20 +7,26 @@ the local run starts, on free loopback ports, in a temporary folder removed at t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from pydantic import BaseModel
 
+from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port
 
 BACKEND = ("identity", "pki", "inventory", "scheduler", "notify")
@@ -187,3 +193,31 @@ async def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, inte
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(interval_s)
+
+
+def new_event(
+    event_type: str,
+    data: BaseModel | dict[str, Any],
+    *,
+    event_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+    source: str | None = None,
+) -> Event:
+    """An event as a service's outbox would record it (source: the type's context by default)."""
+    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data)
+    return Event(
+        id=event_id or uuid.uuid4(),
+        type=event_type,
+        source=source or event_type.split(".", 1)[0],
+        occurred_at=occurred_at or datetime.now(UTC),
+        data=payload,
+    )
+
+
+async def relay_publish(target: NATS | JetStreamContext, event: Event, *, msg_id: str | None = None) -> Event:
+    """What the outbox relay does (gpulab_core.outbox): the envelope as compact JSON on
+    `gpulab.events.<type>`, deduplicated by `Nats-Msg-Id` (the event id unless `msg_id` is given)."""
+    js = target.jetstream() if isinstance(target, NATS) else target
+    body = json.dumps(event.model_dump(mode="json"), separators=(",", ":")).encode()
+    await js.publish(f"{EVENT_SUBJECT_PREFIX}.{event.type}", body, headers={"Nats-Msg-Id": msg_id or str(event.id)})
+    return event
