@@ -44,7 +44,8 @@ from bench.assign_stack import (
     check_held,
     wait_for_rpc,
 )
-from bench.heartbeat import Processes, machine, percentile
+from bench.heartbeat import Processes, machine
+from bench.heartbeat_load import percentile
 from gpulab_core.errors import RemoteError
 from gpulab_core.rpc import RpcClient
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port, wait_for_port

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel
 
-from bench.heartbeat import cpu_s
+from bench.heartbeat_load import cpu_s
 from gpulab_core import db
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event

@@ -31,8 +31,6 @@ from gpulab.agent.v1 import enrollment_pb2, enrollment_pb2_grpc
 
 from bench.bare_heartbeat import bare_pki, csr_pem, key_pem, new_key, serve_bare
 from bench.heartbeat_load import CALL_TIMEOUT_S, Steady, Storm, Target, request, steady, storm
-from bench.heartbeat_load import cpu_s as cpu_s  # re-exported: bench/assign_stack.py imports it from here
-from bench.heartbeat_load import percentile as percentile  # re-exported: bench/assign.py imports it from here
 from gpulab_core.rpc import RpcClient
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port, wait_for_port
 
