@@ -23,6 +23,13 @@ type Assignment struct {
 	CPUs int
 	// RAMMB is the memory granted in MiB; 0 means no limit.
 	RAMMB int64
+	// SSHKeys are the user's public keys, one authorized_keys line each,
+	// already validated by the reconciler. The modes that give the user a
+	// login of their own (container, Proxmox) install them there.
+	SSHKeys []string
+	// MIGProfile is the GPU-instance profile the mig mode creates on each
+	// assigned GPU ("1g.10gb"); empty means the largest one, the whole GPU.
+	MIGProfile string
 }
 
 // GPU names one GPU held by an assignment. UUID is authoritative; Index is

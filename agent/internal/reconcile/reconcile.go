@@ -263,7 +263,10 @@ func (r *Reconciler) validate(desired []*agentv1.Assignment, state *agentv1.Appl
 		if e.mode, e.enf, e.err = r.enforcerFor(a.GetEnforcementMode()); e.err != nil {
 			continue
 		}
-		e.target = enforce.Assignment{ID: id, LinuxUsername: e.user, CPUs: int(a.GetCpus()), RAMMB: a.GetRamMb()}
+		e.target = enforce.Assignment{
+			ID: id, LinuxUsername: e.user, CPUs: int(a.GetCpus()), RAMMB: a.GetRamMb(),
+			SSHKeys: e.keys, MIGProfile: a.GetMigProfile(),
+		}
 		for _, g := range a.GetGpus() {
 			e.target.GPUs = append(e.target.GPUs, enforce.GPU{Index: int(g.GetIndex()), UUID: g.GetUuid()})
 		}

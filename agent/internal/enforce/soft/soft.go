@@ -23,20 +23,32 @@ import (
 const DropInDir = "etc/ssh/sshd_config.d"
 
 const (
-	// filePrefix sorts before the drop-ins distributions and cloud images
-	// ship (50-cloud-init.conf, 60-cloudimg-settings.conf), so that this
-	// SetEnv is the first one sshd finds for the user.
-	filePrefix = "10-gpulab-soft-"
 	fileSuffix = ".conf"
-	// tmpPattern must not end in .conf: sshd's Include glob would read a
-	// half-written file.
-	tmpPattern = ".gpulab-soft-*.tmp"
 	// idLine starts the comment line recording one assignment in a drop-in,
 	// so that Applied reads the host, not memory.
 	idLine  = "# gpulab-assignment "
-	header  = "# Managed by gpulab-agent (soft enforcement): edits are overwritten.\n# Soft: the user can change or unset this variable; it is not a limit.\n"
 	envName = "CUDA_VISIBLE_DEVICES"
 )
+
+// The drop-in's file names, by mode. The prefix sorts before the drop-ins
+// distributions and cloud images ship (50-cloud-init.conf,
+// 60-cloudimg-settings.conf), so that this SetEnv is the first one sshd finds
+// for the user. The temporary name must not end in .conf: sshd's Include
+// glob would read a half-written file.
+func (e *Enforcer) filePrefix() string { return "10-gpulab-" + e.cfg.Mode + "-" }
+func (e *Enforcer) tmpPattern() string { return ".gpulab-" + e.cfg.Mode + "-*.tmp" }
+func (e *Enforcer) header() string {
+	h := "# Managed by gpulab-agent (" + e.cfg.Mode + " enforcement): edits are overwritten.\n"
+	if e.cfg.Mode == ModeSoft {
+		h += "# Soft: the user can change or unset this variable; it is not a limit.\n"
+	}
+	return h
+}
+
+// ModeSoft is the mode name of the soft enforcer proper. The modes built on
+// it (cgroup, mig, container) use their own names, so that each finds only
+// its own drop-ins on the host.
+const ModeSoft = "soft"
 
 // Config says where the host's files are and which commands to run. The zero
 // value, filled in by New, is the real host.
@@ -48,6 +60,18 @@ type Config struct {
 	// Sshd and Systemctl are command names or paths; the bare names when
 	// empty.
 	Sshd, Systemctl string
+	// Mode names the drop-ins (10-gpulab-<Mode>-<user>.conf): ModeSoft when
+	// empty. Another mode that builds on this one (mig, cgroup, container)
+	// passes its own name, so that its drop-ins and Applied stay apart.
+	Mode string
+	// Session, when set, returns more sshd lines for the user's Match block
+	// (ForceCommand, say), given the ids of the user's assignments in this
+	// mode. Each line must be a complete sshd_config keyword line.
+	Session func(user string, ids []string) ([]string, error)
+	// MIGDevices admits MIG device UUIDs ("MIG-…") as well as boards'. Only
+	// the mig mode sets it: a MIG UUID in an assignment of another mode
+	// means the control plane and the node disagree about the GPU.
+	MIGDevices bool
 }
 
 // Enforcer is the soft mode's enforce.Enforcer. It is safe for concurrent
@@ -80,6 +104,9 @@ func New(cfg Config) *Enforcer {
 	if cfg.Systemctl == "" {
 		cfg.Systemctl = "systemctl"
 	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeSoft
+	}
 	// Pending from the start: an earlier run may have written a drop-in
 	// and died before its reload. One reload per agent start is harmless.
 	return &Enforcer{cfg: cfg, reloadPending: true}
@@ -88,11 +115,12 @@ func New(cfg Config) *Enforcer {
 // The names that reach the drop-in are validated here, not only by the
 // caller: they end up in sshd's configuration. usernameRE is useradd's
 // portable NAME_REGEX (also free of sshd's pattern characters * ? ! ,);
-// gpuUUIDRE is nvidia-smi's "GPU-" followed by a hex UUID.
+// gpuUUIDRE is nvidia-smi's "GPU-" (a board) or "MIG-" (a MIG device)
+// followed by a hex UUID.
 var (
 	usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	idRE       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	gpuUUIDRE  = regexp.MustCompile(`^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
+	gpuUUIDRE  = regexp.MustCompile(`^(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
 )
 
 // dropIn is one user's drop-in: the GPUs of each of their soft assignments.
@@ -105,7 +133,7 @@ type dropIn struct {
 // those of the user's other soft assignments). Idempotent: when the drop-in
 // already says so it runs nothing.
 func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
-	if err := validate(a); err != nil {
+	if err := e.validate(a); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -151,16 +179,16 @@ func (e *Enforcer) Applied(context.Context) ([]string, error) {
 	return ids, nil
 }
 
-func validate(a enforce.Assignment) error {
+func (e *Enforcer) validate(a enforce.Assignment) error {
 	if !idRE.MatchString(a.ID) {
-		return fmt.Errorf("soft enforcement: assignment id %.70q is not valid", a.ID)
+		return fmt.Errorf("%s enforcement: assignment id %.70q is not valid", e.cfg.Mode, a.ID)
 	}
 	if !usernameRE.MatchString(a.LinuxUsername) {
-		return fmt.Errorf("soft enforcement: linux username %.40q is not valid", a.LinuxUsername)
+		return fmt.Errorf("%s enforcement: linux username %.40q is not valid", e.cfg.Mode, a.LinuxUsername)
 	}
 	for _, g := range a.GPUs {
-		if !gpuUUIDRE.MatchString(g.UUID) {
-			return fmt.Errorf("soft enforcement: GPU %d has UUID %.60q, not GPU-<uuid> as nvidia-smi reports it", g.Index, g.UUID)
+		if !gpuUUIDRE.MatchString(g.UUID) || (!e.cfg.MIGDevices && !strings.HasPrefix(g.UUID, "GPU-")) {
+			return fmt.Errorf("%s enforcement: GPU %d has UUID %.60q, not GPU-<uuid> or MIG-<uuid> as nvidia-smi reports it", e.cfg.Mode, g.Index, g.UUID)
 		}
 	}
 	return nil
@@ -186,12 +214,12 @@ func (e *Enforcer) removeID(ctx context.Context, id, keepUser string) error {
 
 func (e *Enforcer) dir() string { return filepath.Join(e.cfg.Root, DropInDir) }
 
-func fileName(user string) string { return filePrefix + user + fileSuffix }
+func (e *Enforcer) fileName(user string) string { return e.filePrefix() + user + fileSuffix }
 
 // read returns user's drop-in; an empty one when there is none.
 func (e *Enforcer) read(user string) (*dropIn, error) {
 	d := &dropIn{user: user, gpus: make(map[string][]enforce.GPU)}
-	path := filepath.Join(e.dir(), fileName(user))
+	path := filepath.Join(e.dir(), e.fileName(user))
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return d, nil
@@ -229,7 +257,7 @@ func (e *Enforcer) readAll() ([]*dropIn, error) {
 	}
 	var out []*dropIn
 	for _, ent := range entries {
-		user, ok := strings.CutPrefix(ent.Name(), filePrefix)
+		user, ok := strings.CutPrefix(ent.Name(), e.filePrefix())
 		if !ok || !strings.HasSuffix(user, fileSuffix) || !ent.Type().IsRegular() {
 			continue
 		}
@@ -273,9 +301,16 @@ func byIndex(a, b enforce.GPU) int {
 
 // render is d's drop-in file. The id lines keep each assignment's GPUs with
 // their indexes, so that a file read back renders the same.
-func (d *dropIn) render() []byte {
+func (e *Enforcer) render(d *dropIn) ([]byte, error) {
+	var session []string
+	if e.cfg.Session != nil {
+		var err error
+		if session, err = e.cfg.Session(d.user, slices.Sorted(maps.Keys(d.gpus))); err != nil {
+			return nil, fmt.Errorf("%s enforcement: sshd settings for %s: %w", e.cfg.Mode, d.user, err)
+		}
+	}
 	var b strings.Builder
-	b.WriteString(header)
+	b.WriteString(e.header())
 	for _, id := range slices.Sorted(maps.Keys(d.gpus)) {
 		list := "-"
 		if len(d.gpus[id]) > 0 {
@@ -288,17 +323,23 @@ func (d *dropIn) render() []byte {
 		fmt.Fprintf(&b, "%s%s %s\n", idLine, id, list)
 	}
 	fmt.Fprintf(&b, "Match User %s\n\tSetEnv %s=%s\n", d.user, envName, d.visible())
+	for _, line := range session {
+		if line == "" || strings.ContainsAny(line, "\n\r") {
+			return nil, fmt.Errorf("%s enforcement: sshd setting %.80q is not one line", e.cfg.Mode, line)
+		}
+		fmt.Fprintf(&b, "\t%s\n", line)
+	}
 	// Ends the Match block inside this file, whatever the sshd version does
 	// with a Match left open at the end of an included file.
 	b.WriteString("Match all\n")
-	return []byte(b.String())
+	return []byte(b.String()), nil
 }
 
 // write makes d's drop-in the host's (deleting it when d holds no
 // assignment), checks it with sshd and reloads sshd. Unchanged content runs
 // nothing unless a reload is pending.
 func (e *Enforcer) write(ctx context.Context, d *dropIn) error {
-	dir, name := e.dir(), fileName(d.user)
+	dir, name := e.dir(), e.fileName(d.user)
 	path := filepath.Join(dir, name)
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -307,7 +348,9 @@ func (e *Enforcer) write(ctx context.Context, d *dropIn) error {
 	existed := err == nil
 	var want []byte
 	if len(d.gpus) > 0 {
-		want = d.render()
+		if want, err = e.render(d); err != nil {
+			return err
+		}
 	}
 	if (want == nil && !existed) || (want != nil && existed && bytes.Equal(old, want)) {
 		if want != nil && e.reloadPending {
@@ -316,7 +359,7 @@ func (e *Enforcer) write(ctx context.Context, d *dropIn) error {
 		return nil
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("sshd drop-in directory %s: %w (soft enforcement needs an sshd that includes %s/*.conf)", dir, err, "/"+DropInDir)
+		return fmt.Errorf("sshd drop-in directory %s: %w (%s enforcement needs an sshd that includes %s/*.conf)", dir, err, e.cfg.Mode, "/"+DropInDir)
 	}
 	if want == nil {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -325,7 +368,7 @@ func (e *Enforcer) write(ctx context.Context, d *dropIn) error {
 		if err := atomicfile.SyncDir(dir); err != nil {
 			return err
 		}
-	} else if err := atomicfile.Write(dir, name, tmpPattern, want, 0o644); err != nil {
+	} else if err := atomicfile.Write(dir, name, e.tmpPattern(), want, 0o644); err != nil {
 		return fmt.Errorf("sshd drop-in for %s: %w", d.user, err)
 	}
 	e.reloadPending = true
@@ -336,7 +379,7 @@ func (e *Enforcer) write(ctx context.Context, d *dropIn) error {
 	if err := e.checkAndReload(ctx, d.user, wantEnv); err != nil {
 		// Put the old file back so that the next reload, by anyone, does
 		// not read a configuration sshd refused or ignores.
-		if rerr := restore(dir, name, old, existed); rerr != nil {
+		if rerr := restore(dir, name, e.tmpPattern(), old, existed); rerr != nil {
 			return fmt.Errorf("%w; restoring the previous drop-in also failed: %w", err, rerr)
 		}
 		return err
@@ -344,7 +387,7 @@ func (e *Enforcer) write(ctx context.Context, d *dropIn) error {
 	return nil
 }
 
-func restore(dir, name string, old []byte, existed bool) error {
+func restore(dir, name, tmpPattern string, old []byte, existed bool) error {
 	if existed {
 		return atomicfile.Write(dir, name, tmpPattern, old, 0o644)
 	}

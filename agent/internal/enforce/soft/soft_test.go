@@ -119,7 +119,7 @@ func TestApplyWritesAnSshdDropInWithTheGPUsByUUID(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 	got, _ := h.dropIn("alice")
-	want := header +
+	want := header() +
 		"# gpulab-assignment a-1 0=" + uuid0 + ",3=" + uuid3 + "\n" +
 		"Match User alice\n\tSetEnv CUDA_VISIBLE_DEVICES=" + uuid0 + "," + uuid3 + "\nMatch all\n"
 	if got != want {
@@ -333,3 +333,7 @@ func TestAHostWithoutTheDropInDirectoryFailsWithoutCreatingIt(t *testing.T) {
 		t.Errorf("the directory was created (%v)", err)
 	}
 }
+
+// fileName and header are the default (soft) mode's drop-in name and header.
+func fileName(user string) string { return New(Config{}).fileName(user) }
+func header() string              { return New(Config{}).header() }

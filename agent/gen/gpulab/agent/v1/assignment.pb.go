@@ -112,7 +112,12 @@ type Assignment struct {
 	RamMb int64 `protobuf:"varint,7,opt,name=ram_mb,json=ramMb,proto3" json:"ram_mb,omitempty"`
 	// When access ends. The agent removes access at this time even if it
 	// cannot reach the control plane. Unset means no expiry.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// For enforcement_mode MIG: the GPU-instance profile to create on each
+	// assigned GPU ("1g.10gb", "3g.40gb", as `nvidia-smi mig -lgip` names
+	// them). Empty: the largest profile the GPU offers, one instance taking
+	// the whole GPU. Ignored by the other modes.
+	MigProfile    string `protobuf:"bytes,9,opt,name=mig_profile,json=migProfile,proto3" json:"mig_profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +208,13 @@ func (x *Assignment) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Assignment) GetMigProfile() string {
+	if x != nil {
+		return x.MigProfile
+	}
+	return ""
+}
+
 // AssignedGpu names one GPU held by an assignment.
 type AssignedGpu struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -262,7 +274,7 @@ var File_gpulab_agent_v1_assignment_proto protoreflect.FileDescriptor
 
 const file_gpulab_agent_v1_assignment_proto_rawDesc = "" +
 	"\n" +
-	" gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x02\n" +
+	" gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x03\n" +
 	"\n" +
 	"Assignment\x12#\n" +
 	"\rassignment_id\x18\x01 \x01(\tR\fassignmentId\x12%\n" +
@@ -273,7 +285,9 @@ const file_gpulab_agent_v1_assignment_proto_rawDesc = "" +
 	"\x04cpus\x18\x06 \x01(\x05R\x04cpus\x12\x15\n" +
 	"\x06ram_mb\x18\a \x01(\x03R\x05ramMb\x129\n" +
 	"\n" +
-	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"7\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1f\n" +
+	"\vmig_profile\x18\t \x01(\tR\n" +
+	"migProfile\"7\n" +
 	"\vAssignedGpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid*\xa5\x01\n" +

@@ -24,7 +24,7 @@ ENFORCEMENT_MODE_MIG: EnforcementMode
 ENFORCEMENT_MODE_CONTAINER: EnforcementMode
 
 class Assignment(_message.Message):
-    __slots__ = ("assignment_id", "linux_username", "ssh_public_keys", "enforcement_mode", "gpus", "cpus", "ram_mb", "expires_at")
+    __slots__ = ("assignment_id", "linux_username", "ssh_public_keys", "enforcement_mode", "gpus", "cpus", "ram_mb", "expires_at", "mig_profile")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     LINUX_USERNAME_FIELD_NUMBER: _ClassVar[int]
     SSH_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class Assignment(_message.Message):
     CPUS_FIELD_NUMBER: _ClassVar[int]
     RAM_MB_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    MIG_PROFILE_FIELD_NUMBER: _ClassVar[int]
     assignment_id: str
     linux_username: str
     ssh_public_keys: _containers.RepeatedScalarFieldContainer[str]
@@ -41,7 +42,8 @@ class Assignment(_message.Message):
     cpus: int
     ram_mb: int
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, assignment_id: _Optional[str] = ..., linux_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[str]] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ..., gpus: _Optional[_Iterable[_Union[AssignedGpu, _Mapping]]] = ..., cpus: _Optional[int] = ..., ram_mb: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    mig_profile: str
+    def __init__(self, assignment_id: _Optional[str] = ..., linux_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[str]] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ..., gpus: _Optional[_Iterable[_Union[AssignedGpu, _Mapping]]] = ..., cpus: _Optional[int] = ..., ram_mb: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mig_profile: _Optional[str] = ...) -> None: ...
 
 class AssignedGpu(_message.Message):
     __slots__ = ("index", "uuid")
