@@ -1,0 +1,232 @@
+package cgroup
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+)
+
+// Mode is this enforcer's mode name; its sshd drop-ins are soft's with it.
+const Mode = "cgroup"
+
+// Config says where the host's files are and which commands to run. The zero
+// value, filled in by New, is the real host.
+type Config struct {
+	// Root prefixes every host path (/etc, /run, /sys, /dev); "" is "/".
+	Root string
+	// Runner runs systemctl (and, through soft, sshd); hostexec.Exec{} when
+	// nil.
+	Runner hostexec.Runner
+	// Sshd and Systemctl are command names or paths; the bare names when
+	// empty.
+	Sshd, Systemctl string
+}
+
+// Enforcer is the cgroup mode's enforce.Enforcer. It is safe for concurrent
+// use.
+type Enforcer struct {
+	cfg  Config
+	soft *soft.Enforcer
+
+	mu sync.Mutex
+}
+
+var _ enforce.Enforcer = (*Enforcer)(nil)
+
+// New returns an Enforcer for cfg, with the defaults filled in.
+func New(cfg Config) *Enforcer {
+	if cfg.Root == "" {
+		cfg.Root = "/"
+	}
+	if cfg.Runner == nil {
+		cfg.Runner = hostexec.Exec{}
+	}
+	if cfg.Systemctl == "" {
+		cfg.Systemctl = "systemctl"
+	}
+	return &Enforcer{cfg: cfg, soft: soft.New(soft.Config{
+		Root: cfg.Root, Runner: cfg.Runner, Sshd: cfg.Sshd, Systemctl: cfg.Systemctl, Mode: Mode,
+	})}
+}
+
+// Apply limits a.LinuxUsername's slice to a (summed with the user's other
+// cgroup assignments), then sets their sessions' CUDA_VISIBLE_DEVICES. The
+// limits come first: a failure between the two leaves the user limited, never
+// unlimited with access. Idempotent: when the drop-in already says so it
+// neither rewrites it nor reloads systemd.
+func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
+	if err := validate(a); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.preflight(a); err != nil {
+		return err
+	}
+	uid, err := e.uid(a.LinuxUsername)
+	if err != nil {
+		return err
+	}
+	all, err := e.readAll()
+	if err != nil {
+		return err
+	}
+	changed := false
+	// An id moved to another user (or uid) leaves its old slice first.
+	for _, d := range all {
+		if d.uid != uid && d.drop(a.ID) {
+			if err := e.write(d); err != nil {
+				return err
+			}
+			changed = true
+		}
+	}
+	d := findUID(all, uid)
+	if d == nil {
+		d = &sliceDropIn{uid: uid}
+	}
+	want := entry{id: a.ID, user: a.LinuxUsername, cpus: a.CPUs, ramMB: a.RAMMB, gpus: slices.Clone(a.GPUs)}
+	if d.set(want) {
+		if err := e.write(d); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if changed {
+		if err := e.reload(ctx); err != nil {
+			return err
+		}
+	}
+	return e.soft.Apply(ctx, a)
+}
+
+// Remove takes id out of its slice drop-in (deleting the drop-in with its
+// last assignment) and out of the user's sshd drop-in. Removing an id no
+// drop-in holds succeeds without running anything.
+func (e *Enforcer) Remove(ctx context.Context, id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	all, err := e.readAll()
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, d := range all {
+		if d.drop(id) {
+			if err := e.write(d); err != nil {
+				return err
+			}
+			changed = true
+		}
+	}
+	if changed {
+		if err := e.reload(ctx); err != nil {
+			return err
+		}
+	}
+	return e.soft.Remove(ctx, id)
+}
+
+// Applied lists the assignment ids that a slice drop-in or a cgroup sshd
+// drop-in on the host records: either half left over needs a Remove.
+func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
+	e.mu.Lock()
+	all, err := e.readAll()
+	e.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := e.soft.Applied(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range all {
+		for _, en := range d.entries {
+			ids = append(ids, en.id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// preflight refuses, before anything is written, a host that cannot enforce
+// a: the admin reads this sentence in the dashboard, so it names what is
+// missing and what to do.
+func (e *Enforcer) preflight(a enforce.Assignment) error {
+	if fi, err := os.Stat(e.path("run/systemd/system")); err != nil || !fi.IsDir() {
+		return errors.New("cgroup enforcement needs systemd as the init system, and this node does not run it (no /run/systemd/system); use the soft or container mode here")
+	}
+	data, err := os.ReadFile(e.path("sys/fs/cgroup/cgroup.controllers"))
+	if err != nil {
+		return errors.New("cgroup enforcement needs the unified cgroup v2 hierarchy, and /sys/fs/cgroup is not one (cgroup v1 or hybrid); boot with systemd.unified_cgroup_hierarchy=1")
+	}
+	have := strings.Fields(string(data))
+	for _, c := range []string{"cpu", "memory"} {
+		if !slices.Contains(have, c) {
+			return fmt.Errorf("cgroup enforcement needs the %s controller of cgroup v2, and this kernel does not offer it (cgroup.controllers: %q)", c, strings.TrimSpace(string(data)))
+		}
+	}
+	for _, g := range a.GPUs {
+		dev := "/dev/nvidia" + strconv.Itoa(g.Index)
+		if _, err := os.Stat(e.path(dev)); err != nil {
+			return fmt.Errorf("cgroup enforcement cannot allow GPU %d: %s does not exist on this node (is the NVIDIA driver loaded?)", g.Index, dev)
+		}
+	}
+	return nil
+}
+
+// uid reads user's uid from the host's passwd: the reconciler created the
+// account before the enforcer runs.
+func (e *Enforcer) uid(user string) (int, error) {
+	f, err := os.Open(e.path("etc/passwd"))
+	if err != nil {
+		return 0, fmt.Errorf("cgroup enforcement: read /etc/passwd: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 3 && fields[0] == user {
+			uid, err := strconv.Atoi(fields[2])
+			if err != nil || uid < 0 {
+				return 0, fmt.Errorf("cgroup enforcement: /etc/passwd gives user %s the uid %q", user, fields[2])
+			}
+			return uid, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("cgroup enforcement: read /etc/passwd: %w", err)
+	}
+	return 0, fmt.Errorf("cgroup enforcement: user %s does not exist on this node", user)
+}
+
+// reload makes systemd read the changed drop-ins and apply them to the
+// slices that are running.
+func (e *Enforcer) reload(ctx context.Context) error {
+	if _, stderr, err := e.cfg.Runner.Run(ctx, e.cfg.Systemctl, "daemon-reload"); err != nil {
+		return fmt.Errorf("cgroup enforcement: systemctl daemon-reload: %w: %s", err, strings.TrimSpace(string(stderr)))
+	}
+	return nil
+}
+
+func (e *Enforcer) path(p string) string { return filepath.Join(e.cfg.Root, p) }
+
+func findUID(all []*sliceDropIn, uid int) *sliceDropIn {
+	for _, d := range all {
+		if d.uid == uid {
+			return d
+		}
+	}
+	return nil
+}

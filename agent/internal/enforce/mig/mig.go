@@ -1,0 +1,312 @@
+package mig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+)
+
+// Mode is this enforcement mode's name, also the drop-ins' (10-gpulab-mig-
+// <user>.conf).
+const Mode = "mig"
+
+// DefaultTimeout bounds each nvidia-smi run when Config.Timeout is zero.
+// Creating a GPU instance takes a few seconds on a busy 8-GPU node; a hung
+// driver makes nvidia-smi wait for minutes, and the heartbeat must go on.
+const DefaultTimeout = 30 * time.Second
+
+// Config says which commands to run and where the state lives. The zero
+// value, filled in by New, is the real host.
+type Config struct {
+	// Runner runs nvidia-smi (and, unless Soft.Runner is set, sshd and
+	// systemctl); hostexec.Exec{} when nil.
+	Runner hostexec.Runner
+	// NvidiaSMI is nvidia-smi's name or path; "nvidia-smi" when empty.
+	NvidiaSMI string
+	// StateDir holds StateFile; "/var/lib/gpulab" when empty. Created 0700
+	// on first write.
+	StateDir string
+	// Timeout bounds each nvidia-smi run; DefaultTimeout when zero.
+	Timeout time.Duration
+	// Soft configures the sshd drop-ins that expose the MIG devices. Its
+	// Mode and MIGDevices are set here ("mig", true); the rest (Root, Sshd,
+	// Systemctl, Session) is passed on as given.
+	Soft soft.Config
+}
+
+// Enforcer is the mig mode's enforce.Enforcer. It is safe for concurrent
+// use: one mutex serialises Apply and Remove, which is what makes the
+// before/after diff of nvidia-smi -L name the device an Apply created.
+type Enforcer struct {
+	cfg  Config
+	soft *soft.Enforcer
+	root string // the soft drop-ins' root
+
+	mu sync.Mutex
+}
+
+var _ enforce.Enforcer = (*Enforcer)(nil)
+
+// New returns an Enforcer for cfg with the defaults filled in.
+func New(cfg Config) *Enforcer {
+	if cfg.Runner == nil {
+		cfg.Runner = hostexec.Exec{}
+	}
+	if cfg.NvidiaSMI == "" {
+		cfg.NvidiaSMI = "nvidia-smi"
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = "/var/lib/gpulab"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	sc := cfg.Soft
+	sc.Mode, sc.MIGDevices = Mode, true
+	if sc.Runner == nil {
+		sc.Runner = cfg.Runner
+	}
+	root := sc.Root
+	if root == "" {
+		root = "/"
+	}
+	return &Enforcer{cfg: cfg, soft: soft.New(sc), root: root}
+}
+
+// The names from the control plane are checked here before any command
+// runs, with soft's rules for id and user (soft checks them again). A
+// profile is nvidia-smi's GPU-instance profile name: <slices>g.<size>gb,
+// then options such as "+me", "-me", "+gfx" or "+me.all" (Blackwell).
+var (
+	idRE       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	gpuUUIDRE  = regexp.MustCompile(`^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
+	migUUIDRE  = regexp.MustCompile(`^MIG-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
+	profileRE  = regexp.MustCompile(`^[1-8]g\.[0-9]{1,4}gb([+-][a-z]{1,8}(\.[a-z]{1,8})?)*$`)
+)
+
+func validate(a enforce.Assignment) error {
+	switch {
+	case !idRE.MatchString(a.ID):
+		return fmt.Errorf("mig enforcement: assignment id %.70q is not valid", a.ID)
+	case !usernameRE.MatchString(a.LinuxUsername):
+		return fmt.Errorf("mig enforcement: linux username %.40q is not valid", a.LinuxUsername)
+	case a.MIGProfile != "" && !profileRE.MatchString(a.MIGProfile):
+		return fmt.Errorf("mig enforcement: MIG profile %.40q is not a GPU-instance profile name such as 1g.10gb or 3g.40gb", a.MIGProfile)
+	}
+	for _, g := range a.GPUs {
+		if !gpuUUIDRE.MatchString(g.UUID) {
+			return fmt.Errorf("mig enforcement: GPU %d has UUID %.60q, not GPU-<uuid> as nvidia-smi reports a board", g.Index, g.UUID)
+		}
+	}
+	return nil
+}
+
+// ready refuses a GPU that cannot hold MIG instances now, saying what the
+// admin can do about it.
+func ready(b *board) error {
+	switch {
+	case b.MIGEnabled:
+		return nil
+	case !b.MIGCapable:
+		return fmt.Errorf("mig enforcement: %s does not support MIG (A100, A30, H100, H200 and later do); choose another enforcement mode for this environment", b)
+	case b.MIGEnabledAfterReset:
+		return fmt.Errorf("mig enforcement: %s has MIG mode enabled but pending a GPU reset; reset it with `nvidia-smi -i %d -r` while no process uses it, or reboot", b, b.Index)
+	}
+	return fmt.Errorf("mig enforcement: %s is not in MIG mode; an admin must enable it with `nvidia-smi -i %d -mig 1` and reset the GPU (or reboot), or choose another enforcement mode for this environment", b, b.Index)
+}
+
+// Apply creates one MIG instance of a's profile on each of a's GPUs and
+// makes them, and only them, the CUDA devices of a's user's SSH sessions.
+// Idempotent: when the instances it recorded still exist and match, it runs
+// no command that changes the host.
+func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
+	if err := validate(a); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// soft needs the drop-in directory; a host without it is refused
+	// before any instance is created for nothing.
+	if dir := filepath.Join(e.root, soft.DropInDir); !isDir(dir) {
+		return fmt.Errorf("mig enforcement needs an sshd that includes /%s/*.conf; %s is not a directory", soft.DropInDir, dir)
+	}
+	st, err := e.load()
+	if err != nil {
+		return err
+	}
+	rec, existed := st.Assignments[a.ID]
+	if !existed {
+		rec = &record{}
+	}
+	var gpus []string // a's GPU UUIDs, once each
+	for _, g := range a.GPUs {
+		if !slices.Contains(gpus, g.UUID) {
+			gpus = append(gpus, g.UUID)
+		}
+	}
+	var h *host
+	if len(gpus) > 0 || len(rec.Instances) > 0 {
+		if h, err = e.readHost(ctx); err != nil {
+			return hostErr(err)
+		}
+	}
+	p, err := e.plan(ctx, h, rec, gpus, a.MIGProfile)
+	if err != nil {
+		return err
+	}
+
+	// Refusals are over: from here on the host changes.
+	rec.Profile = a.MIGProfile
+	st.Assignments[a.ID] = rec
+	rec.Instances = slices.Concat(p.keep, p.stale)
+	fail := func(err error) error {
+		// A first Apply that failed leaves no record to list in Applied.
+		if !existed && len(rec.Instances) == 0 {
+			delete(st.Assignments, a.ID)
+		}
+		return errors.Join(err, e.save(st))
+	}
+	for _, in := range p.stale {
+		if err := e.destroyRecorded(ctx, st, rec, h, in); err != nil {
+			return fail(err)
+		}
+	}
+	var created []instance
+	for _, c := range p.create {
+		in, err := e.createRecorded(ctx, st, rec, h, c)
+		if err != nil {
+			// Undo this Apply's creations: an assignment half on MIG
+			// instances is neither the old one nor the new.
+			for _, done := range slices.Backward(created) {
+				err = errors.Join(err, e.destroyRecorded(ctx, st, rec, h, done))
+			}
+			return fail(err)
+		}
+		created = append(created, in)
+	}
+	if err := e.save(st); err != nil {
+		return err
+	}
+	return e.expose(ctx, a, rec)
+}
+
+// expose makes rec's MIG devices the user's CUDA devices through a soft
+// drop-in of mode "mig", ordered by their GPU's index.
+func (e *Enforcer) expose(ctx context.Context, a enforce.Assignment, rec *record) error {
+	devs := make([]enforce.GPU, 0, len(rec.Instances))
+	for _, in := range rec.Instances {
+		devs = append(devs, enforce.GPU{Index: in.GPUIndex, UUID: in.MIGUUID})
+	}
+	a.GPUs = devs
+	if err := e.soft.Apply(ctx, a); err != nil {
+		return fmt.Errorf("expose the MIG devices to %s's sessions: %w", a.LinuxUsername, err)
+	}
+	return nil
+}
+
+// Remove takes the user's sessions off the assignment's MIG devices, then
+// destroys them. An instance already gone is success; one a process still
+// uses stays recorded, and the next Remove retries it.
+func (e *Enforcer) Remove(ctx context.Context, id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// First, so that no new session gets the devices about to go; its
+	// failure must not keep the GPU slices held, so the destroy goes on.
+	var errs []error
+	if err := e.soft.Remove(ctx, id); err != nil {
+		errs = append(errs, fmt.Errorf("take the MIG devices away from the user's sessions: %w", err))
+	}
+	st, err := e.load()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	rec := st.Assignments[id]
+	if rec == nil {
+		return errors.Join(errs...)
+	}
+	if len(rec.Instances) > 0 {
+		h, err := e.readHost(ctx)
+		if err != nil {
+			return errors.Join(append(errs, hostErr(err))...)
+		}
+		for _, in := range slices.Clone(rec.Instances) {
+			live, err := e.live(ctx, h, in)
+			if err == nil && !live {
+				if i := rec.find(in); i >= 0 {
+					rec.Instances = slices.Delete(rec.Instances, i, i+1)
+				}
+				continue
+			}
+			if err == nil {
+				err = e.destroyRecorded(ctx, st, rec, h, in)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(rec.Instances) == 0 {
+		delete(st.Assignments, id)
+	}
+	return errors.Join(append(errs, e.save(st))...)
+}
+
+// Applied lists the assignments the state records and those the mig
+// drop-ins name. It runs no nvidia-smi: a node without MIG assignments, or
+// with a hung driver, still lists (and so can remove) what it holds. An
+// assignment whose instances a GPU reset destroyed is still listed, so that
+// the reconciler's Remove clears it from the state.
+func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
+	ids, err := e.soft.Applied(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	st, err := e.load()
+	e.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for id := range st.Assignments {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// hostErr prefixes the mode to an error reading the GPUs, unless it is
+// nvidia-smi's absence, whose sentence names the mode already.
+func hostErr(err error) error {
+	if errors.Is(err, hostexec.ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("mig enforcement: %w", err)
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// profileNames names the profiles a board offers, for an error message.
+func profileNames(ps []profile) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.name
+	}
+	return strings.Join(names, ", ")
+}
