@@ -1,0 +1,156 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/container/dockertest"
+	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+)
+
+const (
+	uuid0 = "GPU-ee71c7e5-5947-4a1f-a220-6a316a1c0f02"
+	uuid1 = "GPU-11111111-2222-3333-4444-555555555555"
+	key1  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop"
+	key2  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkLMfUdLQ4BhzEYDjg1NiGNuDY5bUp8q2x3uhtC6VuD alice@desk"
+)
+
+// fakeHost is a fake Docker engine, a fake root with the sshd drop-in
+// directory, a state directory, and a Runner standing in for sshd and
+// systemctl: its sshd -T prints the SetEnv of the user's container drop-in
+// as `setenv ...`, as the real one does.
+type fakeHost struct {
+	t        *testing.T
+	root     string
+	stateDir string
+	docker   *dockertest.Server
+
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func newFakeHost(t *testing.T, images ...string) *fakeHost {
+	t.Helper()
+	if images == nil {
+		images = []string{DefaultImage}
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, soft.DropInDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &fakeHost{
+		t:        t,
+		root:     root,
+		stateDir: filepath.Join(t.TempDir(), "containers"),
+		docker:   dockertest.New(t, images...),
+	}
+}
+
+func (h *fakeHost) config() Config {
+	return Config{
+		Socket:   h.docker.Socket,
+		StateDir: h.stateDir,
+		Soft:     soft.Config{Root: h.root, Runner: h},
+	}
+}
+
+func (h *fakeHost) enforcer() *Enforcer { return New(h.config()) }
+
+func (h *fakeHost) dropInPath(user string) string {
+	return filepath.Join(h.root, soft.DropInDir, "10-gpulab-container-"+user+".conf")
+}
+
+func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, []byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, append([]string{name}, args...))
+	switch {
+	case name == "sshd" && len(args) == 3 && args[0] == "-T" && args[1] == "-C":
+		user, _, _ := strings.Cut(strings.TrimPrefix(args[2], "user="), ",")
+		out := "port 22\n"
+		if data, err := os.ReadFile(h.dropInPath(user)); err == nil {
+			for line := range strings.Lines(string(data)) {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SetEnv "); ok {
+					out += "setenv " + v + "\n"
+				}
+			}
+		}
+		return []byte(out), nil, nil
+	case name == "systemctl" && len(args) == 4 && args[0] == "show":
+		return []byte("loaded\n"), nil, nil
+	case name == "systemctl" && len(args) == 2 && args[0] == "try-reload-or-restart":
+		return nil, nil, nil
+	}
+	return nil, nil, errors.New("unexpected command")
+}
+
+// take returns the commands run so far and forgets them.
+func (h *fakeHost) take() [][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.calls
+	h.calls = nil
+	return c
+}
+
+func (h *fakeHost) dropIn(user string) (string, bool) {
+	data, err := os.ReadFile(h.dropInPath(user))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(data), true
+}
+
+// created decodes the creation request of container name.
+func (h *fakeHost) created(name string) (createBody, dockertest.Container) {
+	h.t.Helper()
+	c, ok := h.docker.Container(name)
+	if !ok {
+		h.t.Fatalf("no container %s (have %q)", name, h.docker.Containers())
+	}
+	var b createBody
+	if err := json.Unmarshal(c.Body, &b); err != nil {
+		h.t.Fatal(err)
+	}
+	return b, c
+}
+
+func (h *fakeHost) keys(id string) string {
+	h.t.Helper()
+	data, err := os.ReadFile(filepath.Join(h.stateDir, id, "authorized_keys"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(data)
+}
+
+func assignment(id, user string, gpus ...enforce.GPU) enforce.Assignment {
+	return enforce.Assignment{ID: id, LinuxUsername: user, GPUs: gpus, CPUs: 8, RAMMB: 65536, SSHKeys: []string{key1}}
+}
+
+// calls renders requests as "METHOD path" for comparison.
+func calls(reqs []dockertest.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		out = append(out, r.String())
+	}
+	return out
+}
+
+func wantCalls(t *testing.T, got []dockertest.Request, want ...string) {
+	t.Helper()
+	if g := calls(got); !slices.Equal(g, want) {
+		t.Errorf("engine requests =\n  %s\nwant\n  %s", strings.Join(g, "\n  "), strings.Join(want, "\n  "))
+	}
+}
