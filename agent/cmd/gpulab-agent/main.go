@@ -52,10 +52,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return enroll.Command(context.Background(), rest, os.LookupEnv, stdout, stderr)
 	}
 	if cmd == "run" {
+		cfg, err := reconcileConfig(os.LookupEnv)
+		if err != nil {
+			fmt.Fprintf(stderr, "gpulab-agent run: %v\n", err)
+			return exitUsage
+		}
 		return runloop.Command(context.Background(), rest, runloop.Deps{
 			Version:    version.Version,
 			Hardware:   discover.New(hostexec.Exec{}),
-			Reconciler: reconcile.New(reconcile.Config{}),
+			Reconciler: reconcile.New(cfg),
 			LookupEnv:  os.LookupEnv,
 		}, stdout, stderr)
 	}

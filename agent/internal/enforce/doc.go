@@ -20,8 +20,17 @@
 // once the assignment's account exists and before the account's SSH keys are
 // written, so that an assignment whose enforcement fails grants no access.
 //
-// Implementations: soft/ (CUDA_VISIBLE_DEVICES for every SSH session of the
-// user, by sshd drop-in). "cgroup", "mig" and "container" are Unimplemented:
-// they refuse every assignment with "enforcement mode X is not implemented on
-// this agent yet".
+// Implementations, each documenting what it guarantees and what it needs on
+// the host, and refusing with what is missing when the host lacks it:
+//   - soft/: CUDA_VISIBLE_DEVICES for every SSH session of the user, by sshd
+//     drop-in. A convention, not a limit.
+//   - cgroup/: the user's systemd slice limited in CPU, memory and devices
+//     (only the assigned /dev/nvidiaN), plus soft's variable.
+//   - mig/: a MIG GPU instance of the requested profile per assigned GPU,
+//     created and destroyed by nvidia-smi, exposed by its MIG UUID.
+//   - container/: a container per assignment (Docker Engine API, NVIDIA
+//     Container Toolkit) with the GPUs passed through, reached over SSH
+//     through the user's host account as a jump host.
+//   - On a Proxmox VE host the container mode is package proxmox's: an LXC
+//     per assignment made through the PVE API.
 package enforce

@@ -25,10 +25,13 @@
 //     the union of the keys of the assignments whose enforcement was applied.
 //     Keys are the grant of access, so they come last: an assignment whose
 //     enforcement fails is FAILED and gives no access.
-//   - A mode this agent cannot enforce ("cgroup", "mig" and "container" for
-//     now) fails validation with "Enforcement mode X is not implemented on
-//     this agent yet.", before the host is touched: no account is created
-//     for it, and an assignment switched to such a mode loses its access.
+//   - A mode this agent does not know fails validation before the host is
+//     touched: no account is created for it. A mode the host cannot enforce
+//     (cgroup without systemd, say) fails at Apply with the enforcer's
+//     reason, and the assignment grants no access. One account's
+//     assignments on a node must share a mode (each mode's sshd drop-in sets
+//     the account's GPUs, and sshd takes the first): the first by id wins,
+//     the others fail saying so.
 //   - Enforcement no assignment wants any more (revoked, expired, failed,
 //     moved to another mode) is removed after the access is gone. Each
 //     enforcer reports what the host holds, so a restarted agent removes
@@ -55,9 +58,7 @@
 // change on their own account; at worst such a user hands their own account
 // to gpulab. Which assignments were applied before is kept in memory, so an
 // agent restarted after a revocation still locks the account (it reads the
-// host) but cannot report that assignment as REMOVED. Only "soft"
-// enforcement exists (CUDA_VISIBLE_DEVICES in every SSH session, which the
-// user can override; no CPU or RAM limit): see package soft. The "!" password useradd sets
+// host) but cannot report that assignment as REMOVED. The "!" password useradd sets
 // blocks key login when sshd runs with UsePAM no (Debian and RHEL default to
 // yes, where it does not).
 package reconcile

@@ -67,21 +67,14 @@ func TestASoftAssignmentShowsItsUserOnlyItsGPUsAndLeavesWithIt(t *testing.T) {
 	}
 }
 
-func TestAModeThisAgentCannotEnforceIsRefusedBeforeTouchingTheHost(t *testing.T) {
-	for mode, name := range map[agentv1.EnforcementMode]string{
-		agentv1.EnforcementMode_ENFORCEMENT_MODE_CGROUP:    "cgroup",
-		agentv1.EnforcementMode_ENFORCEMENT_MODE_MIG:       "mig",
-		agentv1.EnforcementMode_ENFORCEMENT_MODE_CONTAINER: "container",
-		agentv1.EnforcementMode(99):                        "99",
+func TestAModeThisAgentDoesNotKnowIsRefusedBeforeTouchingTheHost(t *testing.T) {
+	for mode, want := range map[agentv1.EnforcementMode]string{
+		agentv1.EnforcementMode(99):                          "a-1=FAILED: Enforcement mode 99 is unknown to this agent.",
+		agentv1.EnforcementMode_ENFORCEMENT_MODE_UNSPECIFIED: "a-1=FAILED: Enforcement mode is unspecified; the agent does not guess one.",
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(mode.String(), func(t *testing.T) {
 			h := newFakeHost(t)
 			st := h.reconciler().Apply(context.Background(), []*agentv1.Assignment{withMode(withGPUs(assign("a-1", "alice", keyA1), gpu0), mode)})
-
-			want := "a-1=FAILED: Enforcement mode " + name + " is not implemented on this agent yet."
-			if mode == 99 {
-				want = "a-1=FAILED: Enforcement mode 99 is unknown to this agent."
-			}
 			if got := outcome(st); !slices.Equal(got, []string{want}) {
 				t.Errorf("outcome = %q, want %q", got, want)
 			}
@@ -124,20 +117,21 @@ func TestAnAssignmentWhoseEnforcementFailsGrantsNoAccess(t *testing.T) {
 	checkKeys(t, h, h.account("alice"), keysContent(keyA1))
 }
 
-func TestAnAssignmentSwitchedToAnUnenforceableModeLosesItsAccessAndItsDropIn(t *testing.T) {
+func TestAnAssignmentSwitchedToAModeTheHostCannotEnforceLosesItsAccessAndItsDropIn(t *testing.T) {
 	h := newFakeHost(t)
 	r := h.reconciler()
 	a := withGPUs(assign("a-1", "alice", keyA1), gpu0)
 	r.Apply(context.Background(), []*agentv1.Assignment{a})
 
+	// The fake host runs no systemd, so cgroup enforcement refuses.
 	st := r.Apply(context.Background(), []*agentv1.Assignment{withMode(a, agentv1.EnforcementMode_ENFORCEMENT_MODE_CGROUP)})
 
-	if got, want := outcome(st), []string{"a-1=FAILED: Enforcement mode cgroup is not implemented on this agent yet."}; !slices.Equal(got, want) {
-		t.Errorf("outcome = %q, want %q", got, want)
+	got := outcome(st)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "a-1=FAILED: Cgroup enforcement was not applied, so this assignment grants no access: ") ||
+		!strings.Contains(got[0], "needs systemd as the init system") {
+		t.Errorf("outcome = %q, want FAILED with the host's lack", got)
 	}
-	if !h.account("alice").locked() {
-		t.Error("alice keeps access under a mode that cannot be enforced")
-	}
+	checkKeys(t, h, h.account("alice"), keysHeader)
 	if d := h.dropIn("alice"); d != "" {
 		t.Errorf("alice's soft drop-in was left:\n%s", d)
 	}
@@ -159,4 +153,18 @@ func TestARestartedAgentRemovesTheDropInOfAnAssignmentNoLongerDesired(t *testing
 	if strings.Contains(d, "a-1") || !strings.Contains(d, "CUDA_VISIBLE_DEVICES="+gpu1+"\n") {
 		t.Errorf("alice's drop-in still shows a-1's GPU:\n%s", d)
 	}
+}
+
+func TestOneAccountsAssignmentsOnANodeMustShareAMode(t *testing.T) {
+	h := newFakeHost(t)
+	st := h.reconciler().Apply(context.Background(), []*agentv1.Assignment{
+		withGPUs(assign("a-1", "alice", keyA1), gpu0),
+		withMode(withGPUs(assign("a-2", "alice", keyA2), gpu1), agentv1.EnforcementMode_ENFORCEMENT_MODE_CONTAINER),
+	})
+	got := outcome(st)
+	if len(got) != 2 || got[0] != "a-1=APPLIED" ||
+		!strings.Contains(got[1], "a-2=FAILED: Container enforcement was not applied, so this assignment grants no access: alice already holds assignment a-1 in soft mode") {
+		t.Errorf("outcome = %q", got)
+	}
+	checkKeys(t, h, h.account("alice"), keysContent(keyA1))
 }

@@ -4,21 +4,57 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/cgroup"
+	"github.com/gpulab/gpulab/agent/internal/enforce/container"
+	"github.com/gpulab/gpulab/agent/internal/enforce/mig"
 	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
 )
 
-// DefaultEnforcers is the registry of this build: "soft" enforced by package
-// soft, and the other modes refused as not implemented yet.
-func DefaultEnforcers(cfg soft.Config) *enforce.Registry {
+// Options configure the enforcers of DefaultEnforcers.
+type Options struct {
+	// Soft holds the host root and the commands every mode's sshd drop-in
+	// uses (Root "" is "/").
+	Soft soft.Config
+	// StateDir is where mig and container keep their state; Root's
+	// var/lib/gpulab when empty.
+	StateDir string
+	// ContainerSocket and ContainerImage configure the container mode (see
+	// package container for the defaults).
+	ContainerSocket, ContainerImage string
+	// Container, when set, enforces the container mode instead of the
+	// engine-backed one: on a Proxmox host, the assignment's LXC (package
+	// proxmox).
+	Container enforce.Enforcer
+}
+
+// DefaultEnforcers is the registry of this build: every mode of the
+// Environment's enforcement_mode, each enforced by its package.
+func DefaultEnforcers(o Options) *enforce.Registry {
+	root := o.Soft.Root
+	if root == "" {
+		root = "/"
+	}
+	o.Soft.Root = root
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(root, "var/lib/gpulab")
+	}
+	ctr := o.Container
+	if ctr == nil {
+		ctr = container.New(container.Config{
+			Socket: o.ContainerSocket, Image: o.ContainerImage,
+			StateDir: filepath.Join(o.StateDir, "containers"), Soft: o.Soft,
+		})
+	}
 	reg := enforce.NewRegistry()
 	// Register cannot fail here: the names are distinct and non-empty.
-	_ = reg.Register("soft", soft.New(cfg))
-	for _, m := range []string{"cgroup", "mig", "container"} {
-		_ = reg.Register(m, enforce.Unimplemented{Mode: m})
-	}
+	_ = reg.Register(soft.ModeSoft, soft.New(o.Soft))
+	_ = reg.Register(cgroup.Mode, cgroup.New(cgroup.Config{Root: root, Runner: o.Soft.Runner, Sshd: o.Soft.Sshd, Systemctl: o.Soft.Systemctl}))
+	_ = reg.Register(mig.Mode, mig.New(mig.Config{Runner: o.Soft.Runner, StateDir: o.StateDir, Soft: o.Soft}))
+	_ = reg.Register(container.Mode, ctr)
 	return reg
 }
 
@@ -31,7 +67,7 @@ var modeNames = map[agentv1.EnforcementMode]string{
 	agentv1.EnforcementMode_ENFORCEMENT_MODE_CONTAINER: "container",
 }
 
-// enforcerFor returns the Enforcer of mode. A mode this agent cannot enforce
+// enforcerFor returns the Enforcer of mode. A mode this agent does not know
 // is refused here, before the host is touched, so that no account is created
 // for an assignment that would get none of the limits it was promised.
 func (r *Reconciler) enforcerFor(mode agentv1.EnforcementMode) (string, enforce.Enforcer, error) {
@@ -45,9 +81,6 @@ func (r *Reconciler) enforcerFor(mode agentv1.EnforcementMode) (string, enforce.
 	enf, err := r.cfg.Enforcers.Get(name)
 	if err != nil {
 		return "", nil, fmt.Errorf("enforcement mode %s is not available on this agent: %w", name, err)
-	}
-	if u, ok := enf.(enforce.Unimplemented); ok {
-		return "", nil, u.Err()
 	}
 	return name, enf, nil
 }

@@ -37,7 +37,8 @@ type Config struct {
 	// Now is the clock for assignment expiry; time.Now when nil.
 	Now func() time.Time
 	// Enforcers picks the Enforcer of each assignment by mode name; nil is
-	// DefaultEnforcers over Root and Runner with Sshd and Systemctl.
+	// DefaultEnforcers over Root and Runner with Sshd and Systemctl, and
+	// the other modes' defaults.
 	Enforcers *enforce.Registry
 	// Sshd and Systemctl are the soft enforcer's commands (see package
 	// soft); the bare names when empty.
@@ -78,7 +79,7 @@ func New(cfg Config) *Reconciler {
 		cfg.Now = time.Now
 	}
 	if cfg.Enforcers == nil {
-		cfg.Enforcers = DefaultEnforcers(soft.Config{Root: cfg.Root, Runner: cfg.Runner, Sshd: cfg.Sshd, Systemctl: cfg.Systemctl})
+		cfg.Enforcers = DefaultEnforcers(Options{Soft: soft.Config{Root: cfg.Root, Runner: cfg.Runner, Sshd: cfg.Sshd, Systemctl: cfg.Systemctl}})
 	}
 	return &Reconciler{cfg: cfg, known: make(map[string]string)}
 }
@@ -151,6 +152,12 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 		for _, e := range es {
 			if enforced[e.mode] == nil {
 				enforced[e.mode] = make(map[string]bool)
+			}
+			if e.mode != es[0].mode {
+				// Each mode's sshd drop-in sets the user's GPUs, and sshd takes the
+				// first: two modes for one account would fight over its sessions.
+				e.enfErr = fmt.Errorf("%s enforcement was not applied, so this assignment grants no access: %s already holds assignment %s in %s mode on this node, and one account's assignments on a node must share a mode", e.mode, name, es[0].id, es[0].mode)
+				continue
 			}
 			enforced[e.mode][e.id] = true
 			if err := e.enf.Apply(ctx, e.target); err != nil {
