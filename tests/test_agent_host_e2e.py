@@ -1,0 +1,146 @@
+"""The real agent binary, as root in a throwaway host (a private mount namespace with its own copy of
+/etc and an empty /home), enforcing what the real control plane assigns: after an assignment the
+Linux user exists with the user's key in authorized_keys and the sshd drop-in naming the assigned
+GPUs; after revoke the account and its home are gone within one heartbeat interval. Nothing of it
+reaches the machine's own /etc or /home."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import signal
+import stat
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from gpulab_core.errors import RemoteError
+from gpulab_devstack.testing import Launcher, Stack, wait_until
+
+from .agent_support import RECORDING, Agents, make_user, recorded_gpus, start_plane
+from .throwaway_host import UID_MIN, ThrowawayHost, accounts, inside, unavailable_reason
+
+pytestmark = pytest.mark.slow
+INTERVAL_S = 2
+JITTER = 0.1  # runloop: each interval is ±10 %
+
+
+async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one_interval_of_revoke(
+    services: Launcher, nc: NATS, migrated: Stack, agents: Agents, tmp_path: Path
+) -> None:
+    if reason := unavailable_reason():
+        pytest.skip(f"throwaway host: {reason}")
+    plane = await start_plane(services, nc, interval_s=INTERVAL_S)
+    created = await plane.call(
+        "inventory",
+        "nodes.create",
+        {"hostname": f"gpu-host-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.10"},
+    )
+    node_id, enrollment = created["node"]["id"], created["enrollment"]
+    enrolled = await agents.enroll(f"127.0.0.1:{plane.enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
+    assert enrolled.returncode == 0, enrolled.stderr
+
+    host = ThrowawayHost.prepare(tmp_path / "host")
+    agents.in_throwaway_host(host)
+    agent = agents.run(GPULAB_ON_REVOKE="remove")
+    pid = agent.proc.pid
+
+    async def online() -> bool:
+        node = await plane.call("inventory", "nodes.get", {"id": node_id})
+        return bool(node["status"] == "online")
+
+    try:
+        await wait_until(online, timeout_s=15, interval_s=0.2)
+    except AssertionError:
+        raise AssertionError(f"not online; agent output:\n{agent.output()}") from None
+    # The agent lives in a namespace of its own.
+    assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+
+    env = await plane.call(
+        "scheduler",
+        "environments.create",
+        {"name": f"host-{uuid.uuid4().hex[:6]}", "enforcement_mode": "soft", "tunnel_provider": "ssh_proxy_jump"},
+    )
+
+    async def attached() -> bool:
+        try:
+            await plane.call("scheduler", "environments.attach_node", {"id": env["id"], "node_id": node_id})
+            return True
+        except RemoteError:
+            return False
+
+    await wait_until(attached, timeout_s=20, interval_s=0.2)
+    user_id, public_key = await make_user(plane, migrated, tmp_path)
+    request = {"user_id": user_id, "environment_id": env["id"], "gpus": 2, "cpus": 1, "ram_mb": 512}
+    request["placement"] = "dynamic"
+    made: dict[str, Any] = {}
+
+    async def placed() -> bool:
+        nonlocal made
+        try:
+            made = await plane.call("scheduler", "assignments.create", request)
+            return True
+        except RemoteError:
+            return False
+
+    await wait_until(placed, timeout_s=20, interval_s=0.3)
+    name = made["linux_username"]
+    keys_path = f"/home/{name}/.ssh/authorized_keys"
+
+    def access_granted() -> bool:
+        keys = inside(pid, keys_path)
+        return keys.exists() and public_key in keys.read_text()
+
+    try:
+        await wait_until(access_granted, timeout_s=4 * INTERVAL_S, interval_s=0.1)
+    except AssertionError:
+        raise AssertionError(f"no access for {name}; agent output:\n{agent.output()}") from None
+
+    # The account: made by gpulab, in the namespace's uid range, its home and key with the right
+    # owner and modes.
+    account = accounts(pid)[name]
+    assert account.gecos.startswith("gpulab-managed"), account
+    assert account.uid >= UID_MIN
+    assert account.home == f"/home/{name}"
+    ssh_dir, keys = inside(pid, f"/home/{name}/.ssh"), inside(pid, keys_path)
+    for path, mode in ((ssh_dir, 0o700), (keys, 0o600)):
+        st = path.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (account.uid, mode), path
+    assert [line for line in keys.read_text().splitlines() if line and not line.startswith("#")] == [public_key]
+    # Soft enforcement: the user's SSH sessions see exactly the two assigned GPUs, sshd reloaded.
+    uuids = [g["uuid"] for g in sorted(made["gpus"], key=lambda g: g["index"])]
+    assert uuids == [u for _, u, _, _ in recorded_gpus(RECORDING)[:2]]
+    drop_in = inside(pid, f"/etc/ssh/sshd_config.d/10-gpulab-soft-{name}.conf").read_text()
+    assert f"Match User {name}\n\tSetEnv CUDA_VISIBLE_DEVICES={','.join(uuids)}\n" in drop_in
+    assert ["systemctl", "try-reload-or-restart", "ssh.service"] in host.calls()
+    # None of it is on the machine itself.
+    with pytest.raises(KeyError):
+        pwd.getpwnam(name)
+    assert not Path(f"/home/{name}").exists()
+    assert not Path(f"/etc/ssh/sshd_config.d/10-gpulab-soft-{name}.conf").exists()
+
+    # Revoked: the account, its home and its drop-in are gone by the next heartbeat.
+    await plane.call("scheduler", "assignments.revoke", {"id": made["id"]})
+    revoked = time.monotonic()
+
+    def removed() -> bool:
+        return name not in accounts(pid) and not inside(pid, f"/home/{name}").exists()
+
+    try:
+        await wait_until(removed, timeout_s=4 * INTERVAL_S, interval_s=0.05)
+    except AssertionError:
+        raise AssertionError(f"{name} is still there; agent output:\n{agent.output()}") from None
+    gone_after_s = time.monotonic() - revoked
+    # One interval (with its jitter) until the heartbeat that brings the revocation, plus the
+    # reconcile it starts (lock, kill, userdel): well under a second.
+    assert gone_after_s < INTERVAL_S * (1 + JITTER) + 1.0, f"gone after {gone_after_s:.2f}s"
+    assert not inside(pid, f"/etc/ssh/sshd_config.d/10-gpulab-soft-{name}.conf").exists()
+    print(f"\nthrowaway host: {name} gone {gone_after_s:.2f}s after the revoke (interval {INTERVAL_S}s)")  # noqa: T201
+
+    agent.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(agent.wait, 15) == 0, agent.output()
