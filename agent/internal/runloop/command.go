@@ -42,6 +42,19 @@ cannot be reached. The certificate is renewed from 2/3 of its lifetime on.
 
   --dir DIR   the identity directory, as given to enroll (default ` + DefaultDir + `)
 
+Settings from the environment (the unit reads ` + DefaultDir + `/agent.env):
+  GPULAB_ON_REVOKE         lock (default: an account whose last assignment
+                           ended is locked, its keys emptied, its home kept)
+                           or remove (deleted with its home)
+  GPULAB_STATE_DIR         the mig and container modes' state
+                           (default /var/lib/gpulab)
+  GPULAB_CONTAINER_SOCKET  the container engine's API socket (default
+                           /var/run/docker.sock, else /run/podman/podman.sock)
+  GPULAB_CONTAINER_IMAGE   the container mode's image
+  GPULAB_PROXMOX_CONFIG    a Proxmox VE API configuration; when the file
+                           exists (default ` + DefaultDir + `/proxmox.json) the
+                           container mode makes an LXC per assignment
+
 Exit status: 0 stopped (SIGTERM or SIGINT), 1 failed, 2 bad command line,
 78 the node must be enrolled again (its certificate was revoked, has expired
 or is unknown, or DIR holds no usable identity): ask the admin for a new

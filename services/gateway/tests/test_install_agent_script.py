@@ -82,7 +82,7 @@ def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, n
     mode, env_file = files.pop("etc/gpulab/agent.env")
     assert mode == 0o600
     assert env_file is not None
-    assert env_file.decode().splitlines()[1:] == [
+    assert [line for line in env_file.decode().splitlines() if not line.startswith("#")] == [
         f"GPULAB_URL={served.url}",
         "GPULAB_ENROLL_ENDPOINT=127.0.0.1:50051",
         f"GPULAB_CA_FINGERPRINT={FINGERPRINT}",
@@ -101,6 +101,7 @@ def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, n
         "Restart=always",
         # `run` exits 78 (runloop.ExitReenroll) when only a new enrollment helps.
         "RestartPreventExitStatus=78",
+        "StateDirectory=gpulab",
         "WantedBy=multi-user.target",
     ):
         assert line in unit_lines

@@ -263,6 +263,8 @@ write_config() {
 GPULAB_URL=${URL}
 GPULAB_ENROLL_ENDPOINT=${ENROLL_ENDPOINT}
 GPULAB_CA_FINGERPRINT=${FINGERPRINT}
+# Optional (gpulab-agent run --help): GPULAB_ON_REVOKE=lock|remove, GPULAB_CONTAINER_SOCKET,
+# GPULAB_CONTAINER_IMAGE, GPULAB_PROXMOX_CONFIG (default /etc/gpulab/proxmox.json, used when present).
 ENV
 	# Hardening is modest on purpose: the agent must create Linux users and write their home
 	# directories, /etc/passwd, cgroups, GPU device files and containers, so ProtectSystem,
@@ -284,6 +286,9 @@ ExecStart=/usr/local/bin/gpulab-agent run --dir /etc/gpulab
 Restart=always
 RestartSec=5
 RestartPreventExitStatus=78
+# /var/lib/gpulab: the mig and container modes' state (root only).
+StateDirectory=gpulab
+StateDirectoryMode=0700
 PrivateTmp=yes
 LockPersonality=yes
 RestrictRealtime=yes
