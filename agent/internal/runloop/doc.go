@@ -10,6 +10,12 @@
 //     server's heartbeat_interval_s (DefaultInterval until a reply names one)
 //     with ±10 % jitter, never past the next expires_at of an assignment in
 //     force, so that access ends on time.
+//   - The reconciler runs on a goroutine of its own. A cycle waits for the
+//     reconcile it started for up to Config.ReconcileGrace (5 s), so a
+//     usual reconcile reads as inline; a longer one (an image pull, a
+//     Proxmox guest's creation) goes on while heartbeats continue, reporting
+//     the last finished outcome, and the desired states that arrive
+//     meanwhile coalesce into the latest, applied next.
 //   - The last desired state is kept in StateFile in the identity directory,
 //     written atomically. When the control plane cannot be reached (also at
 //     start) the loop backs off exponentially with jitter (BackoffBase up to
@@ -24,6 +30,7 @@
 //     and returns an error matching identity.ErrReenrollNeeded; Command then
 //     logs what to do and exits with ExitReenroll, which the systemd unit
 //     lists in RestartPreventExitStatus=.
-//   - When ctx is cancelled (SIGTERM, SIGINT) the cycle in progress is
-//     finished, not cut short, and Run returns nil.
+//   - When ctx is cancelled (SIGTERM, SIGINT) the cycle in progress and the
+//     reconcile in progress (and one pending) are finished, not cut short,
+//     and Run returns nil.
 package runloop

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -53,6 +52,9 @@ type Config struct {
 	Clock      Clock          // nil: RealClock
 	Log        *slog.Logger   // nil: discard
 	Rand       func() float64 // in [0, 1), for jitter; nil: math/rand/v2
+	// ReconcileGrace is how long a cycle waits for its reconcile before it
+	// goes on; 0 is reconcileGrace.
+	ReconcileGrace time.Duration
 }
 
 // Run is the agent's main loop; see the package documentation. It returns
@@ -71,6 +73,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
+	}
+	if cfg.ReconcileGrace <= 0 {
+		cfg.ReconcileGrace = reconcileGrace
 	}
 	l := &loop{Config: cfg, interval: DefaultInterval}
 	l.endpoint = cfg.Identity.Info().HeartbeatEndpoint
@@ -91,6 +96,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer func() { _ = l.conn.Close() }()
+	l.applier = startApplier(cfg.Reconciler, l.Log)
+	// Runs before the connection closes: the last submitted state is
+	// applied before Run returns.
+	defer l.applier.stop()
 
 	// A cycle in progress is finished when ctx is cancelled: a reconcile cut
 	// in half would leave a user half created or half removed.
@@ -126,13 +135,13 @@ type loop struct {
 	desired  *agentv1.HeartbeatResponse // last desired state; nil: none known
 	saved    *agentv1.HeartbeatResponse // what StateFile holds, to write it only on a change
 	saveErr  string                     // the last failure to save, reported in heartbeats
-	applied  *agentv1.AppliedState      // the last reconcile's outcome
+	applier  *applier                   // runs the reconciler off the heartbeat path
 	interval time.Duration
 
-	link         link
-	failures     int    // heartbeats failed in a row
-	renewFailing bool   // the last renewal attempt failed
-	reconcileKey string // the last reconcile problems logged
+	link          link
+	failures      int  // heartbeats failed in a row
+	renewFailing  bool // the last renewal attempt failed
+	slowReconcile bool // the last reconcile outlived reconcileGrace
 }
 
 func (l *loop) dial() error {
@@ -161,7 +170,7 @@ func (l *loop) cycle(ctx context.Context) (time.Duration, error) {
 	req := &agentv1.HeartbeatRequest{
 		AgentVersion: l.Version,
 		Hardware:     hardware,
-		AppliedState: withProblems(l.applied, problems),
+		AppliedState: withProblems(l.applier.last(), problems),
 	}
 	if l.failures > 0 {
 		// gRPC keeps its own reconnect backoff (up to 2 minutes); the loop's
@@ -176,7 +185,7 @@ func (l *loop) cycle(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		st := status.Convert(err)
 		if st.Code() == codes.Unauthenticated {
-			l.apply(ctx, now)
+			l.apply(now)
 			return 0, fmt.Errorf("heartbeat to %s refused: %s: %w", l.endpoint, st.Message(), identity.ErrReenrollNeeded)
 		}
 		l.failures++
@@ -186,7 +195,7 @@ func (l *loop) cycle(ctx context.Context) (time.Duration, error) {
 				"desired_assignments", len(l.desired.GetAssignments()), "desired_known", l.desired != nil)
 			l.link = linkDown
 		}
-		l.apply(ctx, now)
+		l.apply(now)
 		return l.until(backoff(l.failures, l.Rand()), now), nil
 	}
 
@@ -203,7 +212,7 @@ func (l *loop) cycle(ctx context.Context) (time.Duration, error) {
 	l.link, l.failures, l.interval = linkUp, 0, interval
 	l.desired = resp
 	l.save(now)
-	l.apply(ctx, now)
+	l.apply(now)
 	return l.until(jitter(l.interval, l.Rand()), now), nil
 }
 
@@ -220,7 +229,7 @@ func (l *loop) renewIfDue(ctx context.Context) error {
 	cancel()
 	switch {
 	case errors.Is(err, identity.ErrReenrollNeeded):
-		l.apply(ctx, l.Clock.Now())
+		l.apply(l.Clock.Now())
 		return err
 	case err != nil:
 		if !l.renewFailing {
@@ -239,34 +248,19 @@ func (l *loop) renewIfDue(ctx context.Context) error {
 	return l.dial()
 }
 
-// apply hands the desired state in force at now to the reconciler. With no
-// desired state known it does nothing: that is "unknown", not "nobody".
-func (l *loop) apply(ctx context.Context, now time.Time) {
+// apply hands the desired state in force at now to the reconciler, which
+// runs on its own goroutine (see applier). With no desired state known it
+// does nothing: that is "unknown", not "nobody".
+func (l *loop) apply(now time.Time) {
 	if l.desired == nil {
 		return
 	}
-	l.applied = l.Reconciler.Apply(ctx, inForce(l.desired.GetAssignments(), now))
-	l.logReconcile()
-}
-
-// logReconcile logs the reconcile's problems when they change.
-func (l *loop) logReconcile() {
-	var failed []string
-	for _, a := range l.applied.GetAssignments() {
-		if a.GetState() == agentv1.ApplyState_APPLY_STATE_FAILED {
-			failed = append(failed, a.GetAssignmentId()+": "+a.GetError())
-		}
+	l.applier.submit(inForce(l.desired.GetAssignments(), now))
+	done := l.applier.wait(l.ReconcileGrace)
+	if !done && !l.slowReconcile {
+		l.Log.Info("reconcile still running; heartbeats go on meanwhile, reporting the last finished one", "waited", l.ReconcileGrace)
 	}
-	key := strings.Join(l.applied.GetErrors(), "\n") + "\x00" + strings.Join(failed, "\n")
-	if key == l.reconcileKey {
-		return
-	}
-	if len(failed) == 0 && len(l.applied.GetErrors()) == 0 {
-		l.Log.Info("reconcile applied every assignment", "assignments", len(l.applied.GetAssignments()))
-	} else {
-		l.Log.Warn("reconcile reported problems", "errors", l.applied.GetErrors(), "failed_assignments", failed)
-	}
-	l.reconcileKey = key
+	l.slowReconcile = !done
 }
 
 // save writes the desired state to StateFile when it has changed. A failure
