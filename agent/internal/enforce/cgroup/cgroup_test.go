@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/enforcetest"
+	"github.com/gpulab/gpulab/agent/internal/enforce/soft/softtest"
 )
 
 const (
@@ -62,23 +63,14 @@ func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, append([]string{name}, args...))
-	switch {
-	case name == "sshd" && len(args) == 3 && args[0] == "-T":
-		user, _, _ := strings.Cut(strings.TrimPrefix(args[2], "user="), ",")
-		out := "port 22\n"
-		data := h.read("etc/ssh/sshd_config.d/10-gpulab-cgroup-" + user + ".conf")
-		for line := range strings.Lines(data) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SetEnv "); ok {
-				out += "setenv " + v + "\n"
-			}
-		}
-		return []byte(out), nil, nil
-	case name == "systemctl" && args[0] == "show":
-		return []byte("loaded\n"), nil, nil
-	case name == "systemctl" && (args[0] == "try-reload-or-restart" || args[0] == "daemon-reload"):
+	if name == "systemctl" && len(args) == 1 && args[0] == "daemon-reload" {
 		return nil, nil, nil
 	}
-	return nil, []byte("unexpected command"), errors.New("exit status 1")
+	stdout, stderr, err, ok := softtest.Answer(filepath.Join(h.root, "etc/ssh/sshd_config.d"), name, args)
+	if !ok {
+		return nil, []byte("unexpected command"), errors.New("exit status 1")
+	}
+	return stdout, stderr, err
 }
 
 func (h *fakeHost) takeCalls() [][]string {

@@ -14,6 +14,7 @@ import (
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/container/dockertest"
 	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+	"github.com/gpulab/gpulab/agent/internal/enforce/soft/softtest"
 )
 
 const (
@@ -72,24 +73,11 @@ func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, append([]string{name}, args...))
-	switch {
-	case name == "sshd" && len(args) == 3 && args[0] == "-T" && args[1] == "-C":
-		user, _, _ := strings.Cut(strings.TrimPrefix(args[2], "user="), ",")
-		out := "port 22\n"
-		if data, err := os.ReadFile(h.dropInPath(user)); err == nil {
-			for line := range strings.Lines(string(data)) {
-				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SetEnv "); ok {
-					out += "setenv " + v + "\n"
-				}
-			}
-		}
-		return []byte(out), nil, nil
-	case name == "systemctl" && len(args) == 4 && args[0] == "show":
-		return []byte("loaded\n"), nil, nil
-	case name == "systemctl" && len(args) == 2 && args[0] == "try-reload-or-restart":
-		return nil, nil, nil
+	stdout, stderr, err, ok := softtest.Answer(filepath.Join(h.root, soft.DropInDir), name, args)
+	if !ok {
+		return nil, nil, errors.New("unexpected command")
 	}
-	return nil, nil, errors.New("unexpected command")
+	return stdout, stderr, err
 }
 
 // take returns the commands run so far and forgets them.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/enforcetest"
+	"github.com/gpulab/gpulab/agent/internal/enforce/soft/softtest"
 )
 
 const (
@@ -52,30 +53,21 @@ func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, 
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, append([]string{name}, args...))
 	switch {
-	case name == "sshd" && len(args) == 3 && args[0] == "-T" && args[1] == "-C":
-		if h.sshdErr != nil {
-			return nil, []byte("/etc/ssh/sshd_config.d/x.conf line 1: Bad configuration option: Bogus\n"), h.sshdErr
-		}
-		user, _, _ := strings.Cut(strings.TrimPrefix(args[2], "user="), ",")
-		out := "port 22\n"
-		data, err := os.ReadFile(filepath.Join(h.root, DropInDir, fileName(user)))
-		if err == nil && !h.ignore {
-			for line := range strings.Lines(string(data)) {
-				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SetEnv "); ok {
-					out += "setenv " + v + "\n"
-				}
-			}
-		}
-		return []byte(out), nil, nil
+	case name == "sshd" && h.sshdErr != nil:
+		return nil, []byte("/etc/ssh/sshd_config.d/x.conf line 1: Bad configuration option: Bogus\n"), h.sshdErr
+	case name == "sshd" && h.ignore:
+		return []byte("port 22\n"), nil, nil
 	case name == "systemctl" && len(args) == 4 && args[0] == "show":
 		if slices.Contains(h.units, args[3]) {
 			return []byte("loaded\n"), nil, nil
 		}
 		return []byte("not-found\n"), nil, nil
-	case name == "systemctl" && len(args) == 2 && args[0] == "try-reload-or-restart":
-		return nil, nil, nil
 	}
-	return nil, nil, errors.New("unexpected command")
+	stdout, stderr, err, ok := softtest.Answer(filepath.Join(h.root, DropInDir), name, args)
+	if !ok {
+		return nil, nil, errors.New("unexpected command")
+	}
+	return stdout, stderr, err
 }
 
 func (h *fakeHost) take() [][]string {
