@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from nats.aio.client import Client as NATS
 
-from gpulab_core.errors import GpulabError
+from gpulab_core.errors import GpulabError, RemoteError
 from gpulab_core.rpc import RpcClient
 from gpulab_devstack.servers import free_port, wait_for_port
 from gpulab_devstack.testing import Launcher, Stack, wait_until
@@ -205,3 +205,41 @@ def assignments_in(saved: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     if saved is None:
         return {}
     return {a["assignment_id"]: a for a in saved["desired"].get("assignments", [])}
+
+
+async def assign_two_gpus(plane: Plane, stack: Stack, folder: Path, node_id: str) -> tuple[dict[str, Any], str]:
+    """A soft Environment with the node attached, a user with a key, and an assignment of two GPUs,
+    one CPU and 512 MiB on that node for them: (the assignment, the user's public key)."""
+    env = await plane.call(
+        "scheduler",
+        "environments.create",
+        {"name": f"lab-{uuid.uuid4().hex[:6]}", "enforcement_mode": "soft", "tunnel_provider": "ssh_proxy_jump"},
+    )
+
+    async def attached() -> bool:
+        try:  # the scheduler knows the node (online, with hardware) once inventory's events reached it
+            await plane.call("scheduler", "environments.attach_node", {"id": env["id"], "node_id": node_id})
+            return True
+        except RemoteError:
+            return False
+
+    await wait_until(attached, timeout_s=20, interval_s=0.2)
+    user_id, public_key = await make_user(plane, stack, folder)
+    request = {"user_id": user_id, "environment_id": env["id"], "gpus": 2, "cpus": 1, "ram_mb": 512}
+    made: dict[str, Any] = {}
+    refusals: list[str] = []
+
+    async def placed() -> bool:
+        nonlocal made
+        try:
+            made = await plane.call("scheduler", "assignments.create", {**request, "placement": "dynamic"})
+            return True
+        except RemoteError as exc:  # the node's hardware may still be on its way to the scheduler
+            refusals.append(f"{exc.code}: {exc.message}")
+            return False
+
+    try:
+        await wait_until(placed, timeout_s=20, interval_s=0.3)
+    except AssertionError:
+        raise AssertionError(f"never placed; refusals: {sorted(set(refusals))}") from None
+    return made, public_key

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NATS
 
-from gpulab_core.errors import RemoteError
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
 from .agent_support import (
@@ -24,8 +23,8 @@ from .agent_support import (
     RECORDING,
     VERSION,
     Agents,
+    assign_two_gpus,
     assignments_in,
-    make_user,
     recorded_gpus,
     start_plane,
 )
@@ -75,38 +74,7 @@ async def test_real_agent_enrolls_heartbeats_gets_and_loses_an_assignment_and_mu
     assert online_after_s < 10
 
     # An assignment on it reaches the agent's saved desired state, with the user's key.
-    env = await plane.call(
-        "scheduler",
-        "environments.create",
-        {"name": f"lab-{uuid.uuid4().hex[:6]}", "enforcement_mode": "soft", "tunnel_provider": "ssh_proxy_jump"},
-    )
-
-    async def attached() -> bool:
-        try:  # the scheduler knows the node (online, with hardware) once inventory's events reached it
-            await plane.call("scheduler", "environments.attach_node", {"id": env["id"], "node_id": node_id})
-            return True
-        except RemoteError:
-            return False
-
-    await wait_until(attached, timeout_s=20, interval_s=0.2)
-    user_id, public_key = await make_user(plane, migrated, tmp_path)
-    request = {"user_id": user_id, "environment_id": env["id"], "gpus": 2, "cpus": 1, "ram_mb": 512}
-    made: dict[str, Any] = {}
-    refusals: list[str] = []
-
-    async def placed() -> bool:
-        nonlocal made
-        try:
-            made = await plane.call("scheduler", "assignments.create", {**request, "placement": "dynamic"})
-            return True
-        except RemoteError as exc:  # the node's hardware may still be on its way to the scheduler
-            refusals.append(f"{exc.code}: {exc.message}")
-            return False
-
-    try:
-        await wait_until(placed, timeout_s=20, interval_s=0.3)
-    except AssertionError:
-        raise AssertionError(f"never placed; refusals: {sorted(set(refusals))}") from None
+    made, public_key = await assign_two_gpus(plane, migrated, tmp_path, node_id)
     assert made["node_id"] == node_id
     assert [(g["index"], g["uuid"]) for g in made["gpus"]] == [(i, u) for i, u, _, _ in expected[:2]]
 

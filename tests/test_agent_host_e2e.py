@@ -14,15 +14,13 @@ import stat
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
 
-from gpulab_core.errors import RemoteError
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
-from .agent_support import RECORDING, Agents, make_user, recorded_gpus, start_plane
+from .agent_support import RECORDING, Agents, assign_two_gpus, recorded_gpus, start_plane
 from .throwaway_host import UID_MIN, ThrowawayHost, accounts, inside, unavailable_reason
 
 pytestmark = pytest.mark.slow
@@ -61,34 +59,7 @@ async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one
     # The agent lives in a namespace of its own.
     assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
 
-    env = await plane.call(
-        "scheduler",
-        "environments.create",
-        {"name": f"host-{uuid.uuid4().hex[:6]}", "enforcement_mode": "soft", "tunnel_provider": "ssh_proxy_jump"},
-    )
-
-    async def attached() -> bool:
-        try:
-            await plane.call("scheduler", "environments.attach_node", {"id": env["id"], "node_id": node_id})
-            return True
-        except RemoteError:
-            return False
-
-    await wait_until(attached, timeout_s=20, interval_s=0.2)
-    user_id, public_key = await make_user(plane, migrated, tmp_path)
-    request = {"user_id": user_id, "environment_id": env["id"], "gpus": 2, "cpus": 1, "ram_mb": 512}
-    request["placement"] = "dynamic"
-    made: dict[str, Any] = {}
-
-    async def placed() -> bool:
-        nonlocal made
-        try:
-            made = await plane.call("scheduler", "assignments.create", request)
-            return True
-        except RemoteError:
-            return False
-
-    await wait_until(placed, timeout_s=20, interval_s=0.3)
+    made, public_key = await assign_two_gpus(plane, migrated, tmp_path, node_id)
     name = made["linux_username"]
     keys_path = f"/home/{name}/.ssh/authorized_keys"
 
@@ -128,8 +99,10 @@ async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one
     await plane.call("scheduler", "assignments.revoke", {"id": made["id"]})
     revoked = time.monotonic()
 
+    drop_in_path = inside(pid, f"/etc/ssh/sshd_config.d/10-gpulab-soft-{name}.conf")
+
     def removed() -> bool:
-        return name not in accounts(pid) and not inside(pid, f"/home/{name}").exists()
+        return name not in accounts(pid) and not inside(pid, f"/home/{name}").exists() and not drop_in_path.exists()
 
     try:
         await wait_until(removed, timeout_s=4 * INTERVAL_S, interval_s=0.05)
@@ -137,9 +110,8 @@ async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one
         raise AssertionError(f"{name} is still there; agent output:\n{agent.output()}") from None
     gone_after_s = time.monotonic() - revoked
     # One interval (with its jitter) until the heartbeat that brings the revocation, plus the
-    # reconcile it starts (lock, kill, userdel): well under a second.
+    # reconcile it starts (lock, kill, userdel, the drop-in and sshd's reload): well under a second.
     assert gone_after_s < INTERVAL_S * (1 + JITTER) + 1.0, f"gone after {gone_after_s:.2f}s"
-    assert not inside(pid, f"/etc/ssh/sshd_config.d/10-gpulab-soft-{name}.conf").exists()
     print(f"\nthrowaway host: {name} gone {gone_after_s:.2f}s after the revoke (interval {INTERVAL_S}s)")  # noqa: T201
 
     agent.proc.send_signal(signal.SIGTERM)
