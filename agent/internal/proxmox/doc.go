@@ -8,7 +8,15 @@
 //
 // What it guarantees. The CT is the isolation boundary. The user logs in
 // as root of an unprivileged CT (root there is an unprivileged uid on the
-// host), by the SSH keys installed when the CT was created. The CT holds
+// host), by exactly the assignment's SSH keys: the create writes them
+// (ssh-public-keys), and when they change Apply replaces root's
+// /root/.ssh/authorized_keys in the running CT (`pct push`, mode 0600,
+// owned by root; /root/.ssh made 0700 if missing), so a removed key stops
+// logging in and a new one starts; no key at all leaves the file empty.
+// The description line "gpulab-keys <sha256>" records the digest of the
+// file's content (the keys, one a line), written only after the push, so
+// unchanged keys cost no call and an interrupted change is redone; a CT
+// without the line (an older agent's) gets its keys pushed once. The CT holds
 // exactly the assigned GPUs' /dev/nvidiaN plus /dev/nvidiactl,
 // /dev/nvidia-uvm and /dev/nvidia-uvm-tools (dev0, dev1, ... options; none
 // at all without a GPU); the devices cgroup PVE sets up denies every other
@@ -35,10 +43,11 @@
 // nothing, when <user>@pve exists without the marker. Applied lists the
 // ids of the marked CTs of this node, read from PVE.
 //
-// What it does not do. SSH keys are set only at creation (PVE's
-// ssh-public-keys); later key changes do not reach a running CT. The CT's
-// root can change anything inside it, including its network identity on
-// the bridge (use PVE's firewall or a VLAN to fence CTs). The PVE user has
+// What it does not do. The CT's root can change anything inside it,
+// including its network identity on the bridge (use PVE's firewall or a
+// VLAN to fence CTs), and its own authorized_keys: the agent rewrites that
+// file only when the assignment's keys change, not when the user edits it
+// (a key the user adds there logs in until the next change). The PVE user has
 // no password: it records ownership and gets PVEVMUser on /vms/<vmid>, so
 // an admin who sets a password (pveum passwd) gives it console and power
 // control in PVE's GUI. QEMU VMs are not made. An agent restarted while
@@ -47,11 +56,14 @@
 // is prevented. A Remove cut short after the CT is destroyed leaves the PVE
 // user (without ACLs, so without access).
 //
-// Devices go through pct, not the API: PVE lets only root@pam configure
-// device passthrough ("configuring device passthrough is only allowed for
-// root@pam", 403, to any API token, root@pam's own included), and pct, run
-// by the agent on the node as root, acts as root@pam. Everything else uses
-// the token, so the token itself never holds that power.
+// Devices and key changes go through pct, not the API: PVE lets only
+// root@pam configure device passthrough ("configuring device passthrough
+// is only allowed for root@pam", 403, to any API token, root@pam's own
+// included), and the API has no call that writes a file into a CT; pct,
+// run by the agent on the node as root, does both. Everything else uses
+// the token, so the token itself never holds that power. The keys reach
+// pct push through a temporary file (mode 0600, Config.TempDir), removed
+// after the push.
 //
 // What the host needs. Proxmox VE 8.1 or later (the devN options), the
 // agent running as root on the PVE node itself (pct). An API token, in

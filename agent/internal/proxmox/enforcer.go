@@ -185,6 +185,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	}
 	var vmid int
 	running := false
+	pushKeys := false // the CT's authorized_keys differ from a.SSHKeys
 	if ct == nil {
 		if vmid, err = e.create(ctx, a, want); err != nil {
 			return err
@@ -192,6 +193,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	} else {
 		vmid, running = ct.vmid, ct.status == "running"
 		cur := currentSpec(ct.conf)
+		pushKeys = cur.keys != want.keys
 		if params := updateParams(cur, want); params != nil {
 			if err := e.c.UpdateCT(ctx, vmid, params); err != nil {
 				return fmt.Errorf("update CT %d of assignment %s: %w", vmid, a.ID, err)
@@ -216,6 +218,12 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	}
 	if !running {
 		if err := e.c.run(ctx, fmt.Sprintf("start CT %d of assignment %s", vmid, a.ID), func() (string, error) { return e.c.StartCT(ctx, vmid) }); err != nil {
+			return err
+		}
+	}
+	// pct push needs the CT running, so the keys go in after the start.
+	if pushKeys {
+		if err := e.pushKeys(ctx, vmid, a.ID, ct.conf["description"], a.SSHKeys); err != nil {
 			return err
 		}
 	}

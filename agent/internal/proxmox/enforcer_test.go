@@ -115,6 +115,13 @@ func TestApplyCreatesAnUnprivilegedCTWithTheAssignedGPU(t *testing.T) {
 	if d := f.Get("description"); !strings.Contains(d, "gpulab-assignment "+idA+"\n") || !strings.Contains(d, "gpulab-user alice\n") {
 		t.Errorf("create description %q lacks the marker lines", d)
 	}
+	// The create writes the keys and records which: no push follows.
+	if d := f.Get("description"); !strings.Contains(d, "\ngpulab-keys "+sha(keyA+"\n"+keyB+"\n")+"\n") {
+		t.Errorf("create description %q lacks the keys' digest", d)
+	}
+	if k, _ := s.CTFile(100, "/root/.ssh/authorized_keys"); k.Content != keyA+"\n"+keyB+"\n" {
+		t.Errorf("authorized_keys = %q, want both keys", k.Content)
+	}
 
 	if u, ok := s.User("alice@pve"); !ok || u.Comment != UserComment {
 		t.Errorf("user alice@pve = %+v, %v; want it with comment %q", u, ok, UserComment)

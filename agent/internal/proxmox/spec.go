@@ -49,7 +49,7 @@ func hostname(id string) string {
 }
 
 func description(a enforce.Assignment) string {
-	return assignmentLine + a.ID + "\n" + userLine + a.LinuxUsername + "\n" +
+	return assignmentLine + a.ID + "\n" + userLine + a.LinuxUsername + "\n" + keysLine + keysDigest(a.SSHKeys) + "\n" +
 		"Managed by gpulab-agent: it deletes this CT when the assignment ends, and undoes changes to cores, memory and devices.\n"
 }
 
@@ -81,10 +81,11 @@ type spec struct {
 	cores    int // 0: not set, every host CPU
 	memoryMB int64
 	devs     map[int]string // devN -> host device path
+	keys     string         // keysDigest of root's authorized_keys; "" unknown
 }
 
 func (e *Enforcer) desired(a enforce.Assignment, defaultMemMB int64) (spec, error) {
-	s := spec{cores: a.CPUs, memoryMB: a.RAMMB, devs: map[int]string{}}
+	s := spec{cores: a.CPUs, memoryMB: a.RAMMB, devs: map[int]string{}, keys: keysDigest(a.SSHKeys)}
 	if s.memoryMB == 0 {
 		s.memoryMB = defaultMemMB
 	}
@@ -119,7 +120,7 @@ func indexDevice(g enforce.GPU) (string, error) {
 }
 
 func currentSpec(conf CTConfig) spec {
-	s := spec{devs: map[int]string{}}
+	s := spec{devs: map[int]string{}, keys: recordedKeys(conf["description"])}
 	s.cores, _ = strconv.Atoi(conf["cores"])
 	mem, _ := strconv.ParseFloat(conf["memory"], 64)
 	s.memoryMB = int64(mem)
@@ -147,7 +148,8 @@ func (s spec) createParams(v url.Values) {
 }
 
 // updateParams are the options for PUT .../config that give cur want's
-// cores and memory, nil when they are equal.
+// cores and memory, nil when they are equal. Keys are not among them: they
+// are pushed into the running CT first (Enforcer.pushKeys).
 func updateParams(cur, want spec) url.Values {
 	v := url.Values{}
 	if cur.cores != want.cores {

@@ -56,7 +56,12 @@ func (s *Server) createCT(r *http.Request, f url.Values) (any, *pveError) {
 	if _, ok := conf["memory"]; !ok {
 		conf["memory"] = "512" // PVE's default
 	}
-	ct := &CT{VMID: vmid, Status: "stopped", Config: conf}
+	ct := &CT{VMID: vmid, Status: "stopped", Config: conf, files: map[string]File{}, dirs: map[string]bool{}}
+	if keys := f.Get("ssh-public-keys"); keys != "" {
+		// PVE's setup writes them as root's, in a directory of root's own.
+		ct.dirs["/root/.ssh"] = true
+		ct.files["/root/.ssh/authorized_keys"] = File{Content: keys, Mode: 0o600, User: "0", Group: "0"}
+	}
 	s.cts[vmid] = ct
 	return s.startTask("vzcreate", strconv.Itoa(vmid), func(ok bool) {
 		if ok {

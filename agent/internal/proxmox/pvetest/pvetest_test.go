@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,5 +66,55 @@ func TestDuplicateVMIDIsA500WithPVEsReason(t *testing.T) {
 	resp, body := call(t, s, "POST", "/nodes/pve1/lxc", token, url.Values{"vmid": {"100"}, "ostemplate": {"local:vztmpl/x.tar.zst"}})
 	if resp.Status != "500 CT 100 already exists on node 'pve1'" || body["data"] != nil {
 		t.Errorf("duplicate create: %q %v", resp.Status, body)
+	}
+}
+
+func TestPctPushNeedsARunningCTAndAnExistingDirectory(t *testing.T) {
+	s := New(t)
+	ctx := context.Background()
+	s.AddCT(CT{VMID: 104, Config: map[string]string{"memory": "512"}})
+	local := t.TempDir() + "/keys"
+	if err := os.WriteFile(local, []byte("ssh-ed25519 AAAA x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	push := []string{"push", "104", local, "/root/.ssh/authorized_keys", "--perms", "0600", "--user", "0", "--group", "0"}
+	mkdir := []string{"exec", "104", "--", "mkdir", "-p", "-m", "0700", "/root/.ssh"}
+	for _, args := range [][]string{push, mkdir} {
+		if _, stderr, err := s.Pct().Run(ctx, "pct", args...); err == nil || string(stderr) != "CT 104 not running\n" || err.Error() != "exit status 255" {
+			t.Errorf("pct %s on a stopped CT = %v, %q; want pct's refusal", args[0], err, stderr)
+		}
+	}
+	s.SetCTStatus(104, "running")
+	if _, stderr, err := s.Pct().Run(ctx, "pct", push...); err == nil || !strings.Contains(string(stderr), "No such file or directory") {
+		t.Errorf("pct push into a missing /root/.ssh = %v, %q; want a failure", err, stderr)
+	}
+	if _, ok := s.CTFile(104, "/root/.ssh/authorized_keys"); ok {
+		t.Error("a failed push left a file")
+	}
+	for _, args := range [][]string{mkdir, mkdir, push} { // mkdir -p twice is fine
+		if _, stderr, err := s.Pct().Run(ctx, "pct", args...); err != nil {
+			t.Fatalf("pct %q: %v: %s", args, err, stderr)
+		}
+	}
+	if f, ok := s.CTFile(104, "/root/.ssh/authorized_keys"); !ok || f != (File{Content: "ssh-ed25519 AAAA x\n", Mode: 0o600, User: "0", Group: "0"}) {
+		t.Errorf("CTFile = %+v, %v; want the pushed content, mode 0600, root's", f, ok)
+	}
+	var got []string
+	for _, r := range s.Requests() {
+		got = append(got, r.Method+" "+r.Path)
+	}
+	if want := []string{"CLI pct push 104", "CLI pct exec 104", "CLI pct push 104", "CLI pct exec 104", "CLI pct exec 104", "CLI pct push 104"}; !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+}
+
+func TestCreateWritesTheSSHKeys(t *testing.T) {
+	s := New(t)
+	keys := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGc8yQ2Z a@b\n"
+	if resp, _ := call(t, s, "POST", "/nodes/pve1/lxc", token, url.Values{"vmid": {"100"}, "ostemplate": {"local:vztmpl/x.tar.zst"}, "ssh-public-keys": {keys}}); resp.StatusCode != 200 {
+		t.Fatalf("create: %s", resp.Status)
+	}
+	if f, ok := s.CTFile(100, "/root/.ssh/authorized_keys"); !ok || f.Content != keys || f.Mode != 0o600 {
+		t.Errorf("CTFile = %+v, %v; want the create's keys", f, ok)
 	}
 }

@@ -49,10 +49,16 @@ type CT struct {
 	Status  string // running or stopped
 	Config  map[string]string
 	Pending map[string]string
+
+	// What pct push and pct exec wrote inside it (CTFile): files by path,
+	// and the directories made besides / and /root.
+	files map[string]File
+	dirs  map[string]bool
 }
 
 func (c CT) clone() CT {
 	c.Config, c.Pending = maps.Clone(c.Config), maps.Clone(c.Pending)
+	c.files, c.dirs = maps.Clone(c.files), maps.Clone(c.dirs)
 	return c
 }
 
@@ -158,6 +164,7 @@ func (s *Server) AddCT(ct CT) {
 	if ct.Config == nil {
 		ct.Config = map[string]string{}
 	}
+	ct.files, ct.dirs = map[string]File{}, map[string]bool{}
 	if ct.Status == "" {
 		ct.Status = "stopped"
 	}
