@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
@@ -24,14 +23,14 @@ const (
 // fakeHost is a node with systemd, cgroup v2 and four GPU device nodes under
 // a temporary root; its Runner answers systemctl and sshd -T as they would.
 type fakeHost struct {
-	root  string
-	mu    sync.Mutex
-	calls [][]string
+	*softtest.Host
+	root string
 }
 
 func newFakeHost(t *testing.T) *fakeHost {
 	t.Helper()
-	h := &fakeHost{root: t.TempDir()}
+	root := t.TempDir()
+	h := &fakeHost{root: root, Host: &softtest.Host{Dir: filepath.Join(root, "etc/ssh/sshd_config.d"), Extra: daemonReload}}
 	for _, d := range []string{"run/systemd/system", "sys/fs/cgroup", "dev", "etc/ssh/sshd_config.d", "etc/systemd/system"} {
 		if err := os.MkdirAll(filepath.Join(h.root, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -59,26 +58,10 @@ func (h *fakeHost) read(p string) string {
 
 func (h *fakeHost) enforcer() *Enforcer { return New(Config{Root: h.root, Runner: h}) }
 
-func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, []byte, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.calls = append(h.calls, append([]string{name}, args...))
-	if name == "systemctl" && len(args) == 1 && args[0] == "daemon-reload" {
-		return nil, nil, nil
-	}
-	stdout, stderr, err, ok := softtest.Answer(filepath.Join(h.root, "etc/ssh/sshd_config.d"), name, args)
-	if !ok {
-		return nil, []byte("unexpected command"), errors.New("exit status 1")
-	}
-	return stdout, stderr, err
-}
-
-func (h *fakeHost) takeCalls() [][]string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.calls
-	h.calls = nil
-	return c
+// daemonReload answers systemctl daemon-reload, which cgroup adds to what
+// soft runs.
+func daemonReload(name string, args []string) ([]byte, []byte, error, bool) {
+	return nil, nil, nil, name == "systemctl" && slices.Equal(args, []string{"daemon-reload"})
 }
 
 func assignment(id, user string, cpus int, ramMB int64, gpus ...enforce.GPU) enforce.Assignment {
@@ -109,7 +92,7 @@ func TestApplyLimitsTheUsersSliceThenSetsTheirGPUs(t *testing.T) {
 	if got := h.read("etc/ssh/sshd_config.d/10-gpulab-cgroup-gpulab-alice.conf"); !strings.Contains(got, "SetEnv CUDA_VISIBLE_DEVICES="+uuid3+"\n") {
 		t.Errorf("sshd drop-in =\n%s\nwant CUDA_VISIBLE_DEVICES=%s", got, uuid3)
 	}
-	calls := h.takeCalls()
+	calls := h.Take()
 	reload := slices.IndexFunc(calls, func(c []string) bool { return slices.Equal(c, []string{"systemctl", "daemon-reload"}) })
 	sshd := slices.IndexFunc(calls, func(c []string) bool { return c[0] == "sshd" })
 	if reload < 0 || sshd < reload {
@@ -120,7 +103,7 @@ func TestApplyLimitsTheUsersSliceThenSetsTheirGPUs(t *testing.T) {
 	if err := e.Apply(context.Background(), assignment("a-1", "gpulab-alice", 8, 65536, enforce.GPU{Index: 3, UUID: uuid3})); err != nil {
 		t.Fatalf("Apply again: %v", err)
 	}
-	if c := h.takeCalls(); len(c) != 0 {
+	if c := h.Take(); len(c) != 0 {
 		t.Errorf("a repeated Apply ran %q, want nothing", c)
 	}
 }
@@ -222,7 +205,7 @@ func TestAHostThatCannotEnforceIsRefusedWithWhatItLacks(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Apply = %v, want an error containing %q", err, tc.want)
 			}
-			if c := h.takeCalls(); len(c) != 0 {
+			if c := h.Take(); len(c) != 0 {
 				t.Errorf("ran %q, want nothing", c)
 			}
 			for _, dir := range []string{"etc/systemd/system", "etc/ssh/sshd_config.d"} {

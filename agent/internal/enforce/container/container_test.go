@@ -115,7 +115,7 @@ func TestARepeatedApplySendsNoMutatingRequestAndRunsNothing(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 	h.docker.Requests()
-	h.take()
+	h.Take()
 	keys := filepath.Join(h.stateDir, "a-1", "authorized_keys")
 	before, _ := os.Stat(keys)
 	dropIn, _ := h.dropIn("alice")
@@ -136,7 +136,7 @@ func TestARepeatedApplySendsNoMutatingRequestAndRunsNothing(t *testing.T) {
 	}
 	// The first enforcer ran nothing; the restarted one only its one
 	// reload per start (package soft's reloadPending).
-	if got := h.take(); len(got) != 3 || got[0][0] != "sshd" {
+	if got := h.Take(); len(got) != 3 || got[0][0] != "sshd" {
 		t.Errorf("commands = %q, want only the restarted agent's check and reload", got)
 	}
 }

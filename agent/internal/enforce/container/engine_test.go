@@ -32,7 +32,7 @@ func TestWithoutAnEngineApplyFailsClearlyAndChangesNothing(t *testing.T) {
 	if _, ok := h.dropIn("alice"); ok {
 		t.Error("drop-in written")
 	}
-	if c := h.take(); len(c) != 0 {
+	if c := h.Take(); len(c) != 0 {
 		t.Errorf("ran %q", c)
 	}
 	// A node without an engine has no container to list or remove: the

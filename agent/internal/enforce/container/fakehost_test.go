@@ -1,14 +1,12 @@
 package container
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
@@ -33,9 +31,7 @@ type fakeHost struct {
 	root     string
 	stateDir string
 	docker   *dockertest.Server
-
-	mu    sync.Mutex
-	calls [][]string
+	*softtest.Host
 }
 
 func newFakeHost(t *testing.T, images ...string) *fakeHost {
@@ -52,6 +48,7 @@ func newFakeHost(t *testing.T, images ...string) *fakeHost {
 		root:     root,
 		stateDir: filepath.Join(t.TempDir(), "containers"),
 		docker:   dockertest.New(t, images...),
+		Host:     &softtest.Host{Dir: filepath.Join(root, soft.DropInDir)},
 	}
 }
 
@@ -67,26 +64,6 @@ func (h *fakeHost) enforcer() *Enforcer { return New(h.config()) }
 
 func (h *fakeHost) dropInPath(user string) string {
 	return filepath.Join(h.root, soft.DropInDir, "10-gpulab-container-"+user+".conf")
-}
-
-func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, []byte, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.calls = append(h.calls, append([]string{name}, args...))
-	stdout, stderr, err, ok := softtest.Answer(filepath.Join(h.root, soft.DropInDir), name, args)
-	if !ok {
-		return nil, nil, errors.New("unexpected command")
-	}
-	return stdout, stderr, err
-}
-
-// take returns the commands run so far and forgets them.
-func (h *fakeHost) take() [][]string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.calls
-	h.calls = nil
-	return c
 }
 
 func (h *fakeHost) dropIn(user string) (string, bool) {

@@ -6,10 +6,12 @@
 package softtest
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Answer answers name args as sshd or systemctl would on a host whose sshd
@@ -61,4 +63,40 @@ func effective(dir, user string) (string, error) {
 		}
 	}
 	return out, nil
+}
+
+// Host is a hostexec.Runner that records every call and answers as Answer
+// does for the drop-ins in Dir, after Extra (when set) had its say.
+type Host struct {
+	Dir   string
+	Extra func(name string, args []string) (stdout, stderr []byte, err error, handled bool)
+
+	mu    sync.Mutex
+	calls [][]string
+}
+
+// Run implements hostexec.Runner; a command neither answers fails.
+func (h *Host) Run(_ context.Context, name string, args ...string) ([]byte, []byte, error) {
+	h.mu.Lock()
+	h.calls = append(h.calls, append([]string{name}, args...))
+	h.mu.Unlock()
+	if h.Extra != nil {
+		if stdout, stderr, err, ok := h.Extra(name, args); ok {
+			return stdout, stderr, err
+		}
+	}
+	stdout, stderr, err, ok := Answer(h.Dir, name, args)
+	if !ok {
+		return nil, []byte("unexpected command\n"), errors.New("exit status 1")
+	}
+	return stdout, stderr, err
+}
+
+// Take returns the calls so far, each as its argv, and forgets them.
+func (h *Host) Take() [][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.calls
+	h.calls = nil
+	return c
 }
