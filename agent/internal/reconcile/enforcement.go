@@ -42,6 +42,11 @@ func DefaultEnforcers(o Options) *enforce.Registry {
 	if o.StateDir == "" {
 		o.StateDir = filepath.Join(root, "var/lib/gpulab")
 	}
+	if o.ContainerSocket == "" && root != "/" {
+		// A host under another root (the tests') never reaches this
+		// machine's engine.
+		o.ContainerSocket = filepath.Join(root, "var/run/docker.sock")
+	}
 	ctr := o.Container
 	if ctr == nil {
 		ctr = container.New(container.Config{
