@@ -158,11 +158,19 @@ def test_killed_runner_leaves_no_orphans(data_dir: Path, runners: list[Runner]) 
     run.proc.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        left = [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        left = [p for p in everything if alive(p)]
         if not left:
             break
         time.sleep(0.3)
-    assert left == [], f"orphans after kill -9 of the runner: {[p.cmdline() for p in left]}"
+    assert left == [], f"orphans after kill -9 of the runner: {[p.cmdline() for p in left if alive(p)]}"
+
+
+def alive(p: psutil.Process) -> bool:
+    """Whether p still runs; a process may exit between any two questions about it."""
+    try:
+        return bool(p.is_running() and p.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_external_database_and_nats_are_used_instead_of_embedded_ones(
