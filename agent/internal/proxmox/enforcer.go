@@ -121,7 +121,7 @@ func validate(a enforce.Assignment) error {
 	switch {
 	case !idRE.MatchString(a.ID):
 		return fmt.Errorf("assignment id %q cannot name a Proxmox CT (letters, digits and '-' only)", a.ID)
-	case !usernameRE.MatchString(a.LinuxUsername):
+	case !enforce.UsernameRE.MatchString(a.LinuxUsername):
 		return fmt.Errorf("assignment %s: username %q cannot name a Proxmox user", a.ID, a.LinuxUsername)
 	case a.CPUs < 0:
 		return fmt.Errorf("assignment %s: negative CPU count %d", a.ID, a.CPUs)
@@ -338,7 +338,7 @@ func (e *Enforcer) Remove(ctx context.Context, id string) error {
 	if err := e.c.run(ctx, fmt.Sprintf("destroy CT %d of assignment %s", ct.vmid, id), func() (string, error) { return e.c.DestroyCT(ctx, ct.vmid) }); err != nil {
 		return err
 	}
-	if !usernameRE.MatchString(ct.user) {
+	if !enforce.UsernameRE.MatchString(ct.user) {
 		return nil // a marker edited by hand names no user the agent made
 	}
 	for _, other := range cts {

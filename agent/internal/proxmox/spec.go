@@ -37,10 +37,6 @@ var controlDevices = []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-
 // description line (UUIDs, and the like).
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 
-// usernameRE is useradd's portable name, what the reconciler validated; it
-// is also a valid PVE user name.
-var usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-
 func pveUser(linuxUser string) string { return linuxUser + "@pve" }
 
 func hostname(id string) string {

@@ -5,18 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/gpulab/gpulab/agent/internal/enforce"
 )
-
-// usernameRE is the portable subset of useradd's NAME_REGEX: lower case, a
-// letter or '_' first, at most 32 characters (the utmp ut_user length).
-var usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-
-// assignmentIDRE bounds assignment ids, which are UUIDs, because one is
-// written into the account's GECOS comment, where ':' and newlines would
-// corrupt /etc/passwd.
-var assignmentIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // reservedNames are accounts a distribution creates or that tools treat as
 // special. Validation refuses them even when they are absent here, so that a
@@ -33,7 +25,7 @@ var reservedNames = map[string]bool{
 }
 
 func validateUsername(name string) error {
-	if !usernameRE.MatchString(name) {
+	if !enforce.UsernameRE.MatchString(name) {
 		return fmt.Errorf("linux username %q is not valid (want 1-32 of a-z, 0-9, '_' or '-', starting with a letter or '_')", name)
 	}
 	if reservedNames[name] || strings.HasPrefix(name, "systemd-") {
@@ -43,8 +35,8 @@ func validateUsername(name string) error {
 }
 
 func validateAssignmentID(id string) error {
-	if !assignmentIDRE.MatchString(id) {
-		return fmt.Errorf("assignment id %q is not valid (want 1-64 of A-Z, a-z, 0-9, '.', '_' or '-')", id)
+	if !enforce.AssignmentIDRE.MatchString(id) {
+		return fmt.Errorf("assignment id %q is not valid (want 1-64 of A-Z, a-z, 0-9, '.', '_' or '-', a letter or digit first)", id)
 	}
 	return nil
 }

@@ -196,7 +196,9 @@ func TestAHostThatCannotEnforceIsRefusedWithWhatItLacks(t *testing.T) {
 		"negative memory": {func(*fakeHost, *testing.T) {},
 			assignment("a-1", "gpulab-alice", 1, -5), "not a valid memory limit"},
 		"a MIG device": {func(*fakeHost, *testing.T) {},
-			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 0, UUID: "MIG-ee71c7e5-5947-4a1f-a220-6a316a1c0f02"}), "is not a GPU"},
+			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 0, UUID: "MIG-ee71c7e5-5947-4a1f-a220-6a316a1c0f02"}), "not GPU-<uuid>"},
+		"an index past any GPU": {func(*fakeHost, *testing.T) {},
+			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 2048, UUID: uuid0}), "GPU index 2048"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newFakeHost(t)

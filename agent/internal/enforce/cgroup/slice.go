@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,28 +34,21 @@ var (
 	terminalDevices = []string{"char-pts", "/dev/tty", "/dev/ptmx"}
 )
 
-// The names that reach the unit file are validated here: a newline in one
-// would add a directive of the sender's choosing.
-var (
-	usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	idRE       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	gpuUUIDRE  = regexp.MustCompile(`^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
-)
-
+// validate checks what reaches the unit file: a newline in a name would add
+// a directive of the sender's choosing.
 func validate(a enforce.Assignment) error {
+	if err := enforce.CheckNames(Mode, a, false); err != nil {
+		return err
+	}
 	switch {
-	case !idRE.MatchString(a.ID):
-		return fmt.Errorf("cgroup enforcement: assignment id %.70q is not valid", a.ID)
-	case !usernameRE.MatchString(a.LinuxUsername):
-		return fmt.Errorf("cgroup enforcement: linux username %.40q is not valid", a.LinuxUsername)
 	case a.CPUs < 0 || a.CPUs > 1<<16:
 		return fmt.Errorf("cgroup enforcement: %d CPUs is not a valid limit", a.CPUs)
 	case a.RAMMB < 0 || a.RAMMB > 1<<40:
 		return fmt.Errorf("cgroup enforcement: %d MiB is not a valid memory limit", a.RAMMB)
 	}
 	for _, g := range a.GPUs {
-		if !gpuUUIDRE.MatchString(g.UUID) || g.Index < 0 || g.Index > 1023 {
-			return fmt.Errorf("cgroup enforcement: GPU %d (%.60q) is not a GPU as nvidia-smi reports one", g.Index, g.UUID)
+		if g.Index < 0 || g.Index > 1023 {
+			return fmt.Errorf("cgroup enforcement: GPU index %d is not one nvidia-smi reports", g.Index)
 		}
 	}
 	return nil
@@ -143,7 +135,7 @@ func parseEntry(line string) (entry, bool) {
 		return entry{}, false
 	}
 	f := strings.Fields(rest)
-	if len(f) != 5 || !idRE.MatchString(f[0]) {
+	if len(f) != 5 || !enforce.AssignmentIDRE.MatchString(f[0]) {
 		return entry{}, false
 	}
 	en := entry{id: f[0]}
@@ -154,14 +146,14 @@ func parseEntry(line string) (entry, bool) {
 	en.cpus, err1 = strconv.Atoi(cpus)
 	en.ramMB, err2 = strconv.ParseInt(ram, 10, 64)
 	gpus, ok := strings.CutPrefix(f[4], "gpus=")
-	if !ok || err1 != nil || err2 != nil || !usernameRE.MatchString(en.user) {
+	if !ok || err1 != nil || err2 != nil || !enforce.UsernameRE.MatchString(en.user) {
 		return entry{}, false
 	}
 	if gpus != "-" {
 		for _, g := range strings.Split(gpus, ",") {
 			index, uuid, _ := strings.Cut(g, "=")
 			i, err := strconv.Atoi(index)
-			if err != nil || !gpuUUIDRE.MatchString(uuid) {
+			if err != nil || !enforce.GPUUUIDRE.MatchString(uuid) {
 				return entry{}, false
 			}
 			en.gpus = append(en.gpus, enforce.GPU{Index: i, UUID: uuid})

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -82,25 +81,11 @@ func New(cfg Config) *Enforcer {
 	return e
 }
 
-// idRE is what an assignment id may be here: it becomes a container name
-// (the engine's [a-zA-Z0-9][a-zA-Z0-9_.-]+) and a directory name.
-var (
-	idRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	gpuUUIDRE  = regexp.MustCompile(`^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
-)
-
+// validate checks the names (an assignment id becomes a container name,
+// the engine's [a-zA-Z0-9][a-zA-Z0-9_.-]+, and a directory name) and shares.
 func validate(a enforce.Assignment) error {
-	if !idRE.MatchString(a.ID) {
-		return fmt.Errorf("container enforcement: assignment id %.70q is not valid", a.ID)
-	}
-	if !usernameRE.MatchString(a.LinuxUsername) {
-		return fmt.Errorf("container enforcement: linux username %.40q is not valid", a.LinuxUsername)
-	}
-	for _, g := range a.GPUs {
-		if !gpuUUIDRE.MatchString(g.UUID) {
-			return fmt.Errorf("container enforcement: GPU %d has UUID %.60q, not GPU-<uuid> as nvidia-smi reports it", g.Index, g.UUID)
-		}
+	if err := enforce.CheckNames(Mode, a, false); err != nil {
+		return err
 	}
 	if a.CPUs < 0 || a.RAMMB < 0 {
 		return fmt.Errorf("container enforcement: negative share (%d CPUs, %d MiB)", a.CPUs, a.RAMMB)
@@ -215,7 +200,7 @@ func (e *Enforcer) create(ctx context.Context, g *engine, name string, body *cre
 // Remove deletes the assignment's container, its sshd drop-in entry and its
 // keys. Removing what is not there succeeds.
 func (e *Enforcer) Remove(ctx context.Context, id string) error {
-	if !idRE.MatchString(id) {
+	if !enforce.AssignmentIDRE.MatchString(id) {
 		return fmt.Errorf("container enforcement: assignment id %.70q is not valid", id)
 	}
 	e.mu.Lock()
@@ -261,7 +246,7 @@ func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
 			return nil, e.engineErr("list gpulab containers", err)
 		}
 		for _, c := range cs {
-			if id := c.Labels[labelAssignment]; idRE.MatchString(id) {
+			if id := c.Labels[labelAssignment]; enforce.AssignmentIDRE.MatchString(id) {
 				ids[id] = true
 			}
 		}
@@ -278,7 +263,7 @@ func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("container enforcement: list %s: %w", e.cfg.StateDir, err)
 	}
 	for _, ent := range entries {
-		if ent.IsDir() && idRE.MatchString(ent.Name()) {
+		if ent.IsDir() && enforce.AssignmentIDRE.MatchString(ent.Name()) {
 			ids[ent.Name()] = true
 		}
 	}

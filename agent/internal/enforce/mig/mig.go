@@ -84,31 +84,18 @@ func New(cfg Config) *Enforcer {
 	return &Enforcer{cfg: cfg, soft: soft.New(sc), root: root}
 }
 
-// The names from the control plane are checked here before any command
-// runs, with soft's rules for id and user (soft checks them again). A
-// profile is nvidia-smi's GPU-instance profile name: <slices>g.<size>gb,
-// then options such as "+me", "-me", "+gfx" or "+me.all" (Blackwell).
-var (
-	idRE       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	gpuUUIDRE  = regexp.MustCompile(`^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
-	migUUIDRE  = regexp.MustCompile(`^MIG-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
-	profileRE  = regexp.MustCompile(`^[1-8]g\.[0-9]{1,4}gb([+-][a-z]{1,8}(\.[a-z]{1,8})?)*$`)
-)
+// The names from the control plane are checked before any command runs
+// (enforce.CheckNames; soft checks them again). A profile is nvidia-smi's
+// GPU-instance profile name: <slices>g.<size>gb, then options such as "+me",
+// "-me", "+gfx" or "+me.all" (Blackwell).
+var profileRE = regexp.MustCompile(`^[1-8]g\.[0-9]{1,4}gb([+-][a-z]{1,8}(\.[a-z]{1,8})?)*$`)
 
 func validate(a enforce.Assignment) error {
-	switch {
-	case !idRE.MatchString(a.ID):
-		return fmt.Errorf("mig enforcement: assignment id %.70q is not valid", a.ID)
-	case !usernameRE.MatchString(a.LinuxUsername):
-		return fmt.Errorf("mig enforcement: linux username %.40q is not valid", a.LinuxUsername)
-	case a.MIGProfile != "" && !profileRE.MatchString(a.MIGProfile):
-		return fmt.Errorf("mig enforcement: MIG profile %.40q is not a GPU-instance profile name such as 1g.10gb or 3g.40gb", a.MIGProfile)
+	if err := enforce.CheckNames(Mode, a, false); err != nil {
+		return err
 	}
-	for _, g := range a.GPUs {
-		if !gpuUUIDRE.MatchString(g.UUID) {
-			return fmt.Errorf("mig enforcement: GPU %d has UUID %.60q, not GPU-<uuid> as nvidia-smi reports a board", g.Index, g.UUID)
-		}
+	if a.MIGProfile != "" && !profileRE.MatchString(a.MIGProfile) {
+		return fmt.Errorf("mig enforcement: MIG profile %.40q is not a GPU-instance profile name such as 1g.10gb or 3g.40gb", a.MIGProfile)
 	}
 	return nil
 }

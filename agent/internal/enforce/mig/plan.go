@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/gpu"
 )
 
@@ -186,7 +187,7 @@ func (e *Enforcer) createRecorded(ctx context.Context, st *state, rec *record, h
 	switch {
 	case len(fresh) != 1:
 		return undo(fmt.Errorf("after creating GPU instance %d on %s, nvidia-smi -L lists %d new MIG devices there, not 1; did something else change its MIG layout at the same time?", gi, b, len(fresh)))
-	case !migUUIDRE.MatchString(fresh[0].UUID):
+	case !enforce.MIGUUIDRE.MatchString(fresh[0].UUID):
 		return undo(fmt.Errorf("nvidia-smi names the new MIG device %q, not MIG-<uuid>: the form of drivers before R470, which mig enforcement does not support", fresh[0].UUID))
 	}
 	h.devices = devs

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,17 +111,6 @@ func New(cfg Config) *Enforcer {
 	return &Enforcer{cfg: cfg, reloadPending: true}
 }
 
-// The names that reach the drop-in are validated here, not only by the
-// caller: they end up in sshd's configuration. usernameRE is useradd's
-// portable NAME_REGEX (also free of sshd's pattern characters * ? ! ,);
-// gpuUUIDRE is nvidia-smi's "GPU-" (a board) or "MIG-" (a MIG device)
-// followed by a hex UUID.
-var (
-	usernameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	idRE       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	gpuUUIDRE  = regexp.MustCompile(`^(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
-)
-
 // dropIn is one user's drop-in: the GPUs of each of their soft assignments.
 type dropIn struct {
 	user string
@@ -179,19 +167,10 @@ func (e *Enforcer) Applied(context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// validate checks the names that reach the drop-in here, not only in the
+// caller: they end up in sshd's configuration.
 func (e *Enforcer) validate(a enforce.Assignment) error {
-	if !idRE.MatchString(a.ID) {
-		return fmt.Errorf("%s enforcement: assignment id %.70q is not valid", e.cfg.Mode, a.ID)
-	}
-	if !usernameRE.MatchString(a.LinuxUsername) {
-		return fmt.Errorf("%s enforcement: linux username %.40q is not valid", e.cfg.Mode, a.LinuxUsername)
-	}
-	for _, g := range a.GPUs {
-		if !gpuUUIDRE.MatchString(g.UUID) || (!e.cfg.MIGDevices && !strings.HasPrefix(g.UUID, "GPU-")) {
-			return fmt.Errorf("%s enforcement: GPU %d has UUID %.60q, not GPU-<uuid> or MIG-<uuid> as nvidia-smi reports it", e.cfg.Mode, g.Index, g.UUID)
-		}
-	}
-	return nil
+	return enforce.CheckNames(e.cfg.Mode, a, e.cfg.MIGDevices)
 }
 
 // removeID takes id out of every drop-in except keepUser's.
@@ -237,7 +216,7 @@ func (e *Enforcer) read(user string) (*dropIn, error) {
 		for _, g := range strings.Split(list, ",") {
 			index, uuid, ok := strings.Cut(g, "=")
 			i, err := strconv.Atoi(index)
-			if !ok || err != nil || !gpuUUIDRE.MatchString(uuid) {
+			if !ok || err != nil || !(enforce.GPUUUIDRE.MatchString(uuid) || enforce.MIGUUIDRE.MatchString(uuid)) {
 				continue // "-" (no GPU), or an edit: the next write drops it
 			}
 			gpus = append(gpus, enforce.GPU{Index: i, UUID: uuid})
@@ -262,7 +241,7 @@ func (e *Enforcer) readAll() ([]*dropIn, error) {
 			continue
 		}
 		user = strings.TrimSuffix(user, fileSuffix)
-		if !usernameRE.MatchString(user) {
+		if !enforce.UsernameRE.MatchString(user) {
 			continue
 		}
 		d, err := e.read(user)
