@@ -1,11 +1,13 @@
 package enforce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -37,6 +39,15 @@ type Assignment struct {
 type GPU struct {
 	Index int
 	UUID  string
+}
+
+// CompareGPUs orders GPUs by index, then UUID: the order CUDA numbers the
+// devices of CUDA_VISIBLE_DEVICES in, so device 0 is the lowest index.
+func CompareGPUs(a, b GPU) int {
+	if a.Index != b.Index {
+		return cmp.Compare(a.Index, b.Index)
+	}
+	return strings.Compare(a.UUID, b.UUID)
 }
 
 // Enforcer applies one enforcement mode. See the package documentation for

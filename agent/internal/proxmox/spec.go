@@ -86,7 +86,7 @@ func (e *Enforcer) desired(a enforce.Assignment, defaultMemMB int64) (spec, erro
 		s.memoryMB = defaultMemMB
 	}
 	gpus := slices.Clone(a.GPUs)
-	slices.SortFunc(gpus, func(x, y enforce.GPU) int { return x.Index - y.Index })
+	slices.SortFunc(gpus, enforce.CompareGPUs)
 	var paths []string
 	for _, g := range gpus {
 		p, err := e.deviceFor(g)

@@ -29,7 +29,6 @@ type applier struct {
 	mu      sync.Mutex
 	pending []*agentv1.Assignment
 	has     bool                  // pending holds a submission (nil is "nobody")
-	busy    bool                  // a reconcile is running
 	idle    chan struct{}         // closed when the running or pending work is done
 	applied *agentv1.AppliedState // the last reconcile's outcome
 	logKey  string                // the last reconcile problems logged
@@ -112,7 +111,6 @@ func (a *applier) run() {
 					a.idle = nil
 				}
 				stopped := a.stopped
-				a.busy = false
 				a.mu.Unlock()
 				if stopped {
 					return
@@ -120,7 +118,7 @@ func (a *applier) run() {
 				break
 			}
 			desired := a.pending
-			a.pending, a.has, a.busy = nil, false, true
+			a.pending, a.has = nil, false
 			a.mu.Unlock()
 
 			applied := a.rec.Apply(ctx, desired)

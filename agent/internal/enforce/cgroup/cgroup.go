@@ -82,14 +82,11 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	if err != nil {
 		return err
 	}
-	changed := false
+	var changed []*sliceDropIn
 	// An id moved to another user (or uid) leaves its old slice first.
 	for _, d := range all {
 		if d.uid != uid && d.drop(a.ID) {
-			if err := e.write(d); err != nil {
-				return err
-			}
-			changed = true
+			changed = append(changed, d)
 		}
 	}
 	d := findUID(all, uid)
@@ -98,15 +95,10 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	}
 	want := entry{id: a.ID, user: a.LinuxUsername, cpus: a.CPUs, ramMB: a.RAMMB, gpus: slices.Clone(a.GPUs)}
 	if d.set(want) {
-		if err := e.write(d); err != nil {
-			return err
-		}
-		changed = true
+		changed = append(changed, d)
 	}
-	if changed {
-		if err := e.reload(ctx); err != nil {
-			return err
-		}
+	if err := e.save(ctx, changed); err != nil {
+		return err
 	}
 	return e.soft.Apply(ctx, a)
 }
@@ -121,19 +113,14 @@ func (e *Enforcer) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	changed := false
+	var changed []*sliceDropIn
 	for _, d := range all {
 		if d.drop(id) {
-			if err := e.write(d); err != nil {
-				return err
-			}
-			changed = true
+			changed = append(changed, d)
 		}
 	}
-	if changed {
-		if err := e.reload(ctx); err != nil {
-			return err
-		}
+	if err := e.save(ctx, changed); err != nil {
+		return err
 	}
 	return e.soft.Remove(ctx, id)
 }
@@ -209,6 +196,20 @@ func (e *Enforcer) uid(user string) (int, error) {
 		return 0, fmt.Errorf("cgroup enforcement: read /etc/passwd: %w", err)
 	}
 	return 0, fmt.Errorf("cgroup enforcement: user %s does not exist on this node", user)
+}
+
+// save writes the changed drop-ins and has systemd apply them; nothing
+// changed, nothing runs.
+func (e *Enforcer) save(ctx context.Context, changed []*sliceDropIn) error {
+	for _, d := range changed {
+		if err := e.write(d); err != nil {
+			return err
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	return e.reload(ctx)
 }
 
 // reload makes systemd read the changed drop-ins and apply them to the

@@ -75,7 +75,7 @@ type sliceDropIn struct {
 // set records en, replacing the entry of the same id; it reports whether
 // anything changed.
 func (d *sliceDropIn) set(en entry) bool {
-	slices.SortFunc(en.gpus, byIndex)
+	slices.SortFunc(en.gpus, enforce.CompareGPUs)
 	i, found := slices.BinarySearchFunc(d.entries, en.id, func(x entry, id string) int { return strings.Compare(x.id, id) })
 	if found {
 		if d.entries[i].equal(en) {
@@ -227,13 +227,6 @@ func (e *Enforcer) write(d *sliceDropIn) error {
 		return fmt.Errorf("cgroup enforcement: write %s: %w", path, err)
 	}
 	return nil
-}
-
-func byIndex(a, b enforce.GPU) int {
-	if a.Index != b.Index {
-		return a.Index - b.Index
-	}
-	return strings.Compare(a.UUID, b.UUID)
 }
 
 // compareDevices sorts /dev/nvidia2 before /dev/nvidia10.

@@ -106,12 +106,7 @@ const unlimitedShm = 8 << 30
 // spec returns the creation request for a and the hash it is labelled with.
 func (e *Enforcer) spec(a enforce.Assignment) (*createBody, string) {
 	gpus := slices.Clone(a.GPUs)
-	slices.SortFunc(gpus, func(x, y enforce.GPU) int {
-		if x.Index != y.Index {
-			return x.Index - y.Index
-		}
-		return strings.Compare(x.UUID, y.UUID)
-	})
+	slices.SortFunc(gpus, enforce.CompareGPUs)
 	var uuids []string
 	for _, g := range gpus {
 		if !slices.Contains(uuids, g.UUID) {

@@ -135,7 +135,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 		return err
 	}
 	gpus := slices.Clone(a.GPUs)
-	slices.SortFunc(gpus, byIndex)
+	slices.SortFunc(gpus, enforce.CompareGPUs)
 	d.gpus[a.ID] = gpus
 	return e.write(ctx, d)
 }
@@ -261,7 +261,7 @@ func (d *dropIn) visible() string {
 	for _, gs := range d.gpus {
 		all = append(all, gs...)
 	}
-	slices.SortFunc(all, byIndex)
+	slices.SortFunc(all, enforce.CompareGPUs)
 	var uuids []string
 	for _, g := range all {
 		if !slices.Contains(uuids, g.UUID) {
@@ -269,13 +269,6 @@ func (d *dropIn) visible() string {
 		}
 	}
 	return strings.Join(uuids, ",")
-}
-
-func byIndex(a, b enforce.GPU) int {
-	if a.Index != b.Index {
-		return a.Index - b.Index
-	}
-	return strings.Compare(a.UUID, b.UUID)
 }
 
 // render is d's drop-in file. The id lines keep each assignment's GPUs with
