@@ -60,15 +60,7 @@ func New(cfg Config) (*Enforcer, error) {
 // setDevices runs `pct set <vmid> args...` (see Config.Runner for why not
 // the API).
 func (e *Enforcer) setDevices(ctx context.Context, vmid int, args []string) error {
-	argv := append([]string{"set", strconv.Itoa(vmid)}, args...)
-	_, stderr, err := e.cfg.Runner.Run(ctx, e.cfg.Pct, argv...)
-	switch {
-	case errors.Is(err, hostexec.ErrNotFound):
-		return fmt.Errorf("set the GPUs of CT %d: %s not found; the proxmox mode runs on the PVE node, whose pct sets devices as root@pam: %w", vmid, e.cfg.Pct, err)
-	case err != nil:
-		return fmt.Errorf("set the GPUs of CT %d: pct %s: %w: %s", vmid, strings.Join(argv, " "), err, strings.TrimSpace(string(stderr)))
-	}
-	return nil
+	return e.pct(ctx, fmt.Sprintf("set the GPUs of CT %d", vmid), append([]string{"set", strconv.Itoa(vmid)}, args...)...)
 }
 
 // Client is the Enforcer's API client.
