@@ -63,9 +63,6 @@ func (e *Enforcer) setDevices(ctx context.Context, vmid int, args []string) erro
 	return e.pct(ctx, fmt.Sprintf("set the GPUs of CT %d", vmid), append([]string{"set", strconv.Itoa(vmid)}, args...)...)
 }
 
-// Client is the Enforcer's API client.
-func (e *Enforcer) Client() *Client { return e.c }
-
 // managedCT is a CT on this node that carries the agent's marker.
 type managedCT struct {
 	vmid         int
