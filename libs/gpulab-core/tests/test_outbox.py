@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -202,3 +204,26 @@ async def test_acknowledged_events_survive_kill_9_of_nats_server(
         assert sorted(e["data"]["n"] for e in arrived) == list(range(200))  # type: ignore[index]
     finally:
         server.stop()
+
+
+async def test_a_relay_stopped_while_it_starts_leaves_no_connection_open(
+    stack: Stack, engine: AsyncEngine, nc: NATS
+) -> None:
+    """A service stopped during its start cancels the relay while it opens its LISTEN connection; that
+    connection must be closed, not left for the garbage collector (asyncpg then warns, and a test
+    that happens to be running fails)."""
+    js = nc.jetstream()
+    tables = await scratch_schema(engine)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(40):
+            relay = OutboxRelay(engine, js, tables.outbox, dsn=stack.database_url)
+            task = asyncio.create_task(relay.run())
+            await asyncio.sleep(i * 0.001)  # 0 to 39 ms: before, during and after connect and LISTEN
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            del relay, task
+        gc.collect()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaked == []

@@ -130,13 +130,20 @@ class OutboxRelay:
                 await listener.close()
 
     async def _listen(self) -> asyncpg.Connection | None:
+        conn: asyncpg.Connection | None = None
         try:
             bare, ssl = split_ssl(self._dsn)
             conn = await asyncpg.connect(bare.replace("postgresql+asyncpg://", "postgresql://"), ssl=ssl)
             await conn.add_listener(notify_channel(self._schema), lambda *_: self._wake.set())
             return conn
-        except Exception as exc:  # polling still delivers, only later
-            log.warning("outbox relay cannot LISTEN, polling only: %s", exc)
+        except BaseException as exc:
+            # Also when cancelled (a service stopped while it starts): the connection is ours to close.
+            # terminate() needs no await, so a second cancellation cannot leave it open either.
+            if conn is not None:
+                conn.terminate()
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("outbox relay cannot LISTEN, polling only: %s", exc)  # polling still delivers, only later
             return None
 
     async def relay_once(self) -> int:
