@@ -70,14 +70,16 @@ agent-test: ## go vet + go test (race) + a static build of the agent; as root al
 	  echo "agent-test: NOT RUN: the privileged tests (real useradd/userdel in a throwaway mount namespace) need root and unshare; CI runs them" >&2; \
 	fi
 
-frontend-test: ## the web app's unit tests (Vitest) and production build
-	$(MAKE) --no-print-directory -C frontend test build
+frontend-test: ## the web app's formatting, unit tests (Vitest) and production build (with its size budget)
+	$(MAKE) --no-print-directory -C frontend lint test build
 
 deploy-check: ## validate compose.yaml and the Caddyfile
 	$(MAKE) --no-print-directory -C tools/deploycheck check
 
-gen: .venv/.installed ## regenerate the protobuf/gRPC code (Python and Go); committed, never edited
+gen: .venv/.installed ## regenerate the protobuf/gRPC code and the web app's API client; committed, never edited
 	PYTHON=$(PY) scripts/gen-proto.sh
+	$(MAKE) --no-print-directory -C frontend install
+	PYTHON=$(PY) scripts/gen-api-client.sh
 
 bench: .venv/.installed ## benchmarks with their bare baselines; results go to docs/benchmarks.md
 	$(PY) -m bench

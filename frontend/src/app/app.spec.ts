@@ -1,10 +1,13 @@
-import { provideHttpClient } from '@angular/common/http';
+import { provideHttpClient, withInterceptors } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
-import { Router, provideRouter } from '@angular/router';
+import { Router, provideRouter, withComponentInputBinding } from '@angular/router';
 
+import { User } from './api';
 import { App } from './app';
 import { routes } from './app.routes';
+import { sessionInterceptor } from './core/session.interceptor';
+import { ADMIN, USER, answerMe, nextRequest, problem } from './testing/http.testing';
 
 describe('App', () => {
   let httpTesting: HttpTestingController;
@@ -12,58 +15,112 @@ describe('App', () => {
   beforeEach(() => {
     TestBed.configureTestingModule({
       imports: [App],
-      providers: [provideRouter(routes), provideHttpClient(), provideHttpClientTesting()],
+      providers: [
+        provideRouter(routes, withComponentInputBinding()),
+        provideHttpClient(withInterceptors([sessionInterceptor])),
+        provideHttpClientTesting(),
+      ],
     });
     httpTesting = TestBed.inject(HttpTestingController);
   });
 
-  async function render(url: string): Promise<HTMLElement> {
+  async function render(url: string, who: User | null): Promise<HTMLElement> {
     const fixture = TestBed.createComponent(App);
-    await TestBed.inject(Router).navigateByUrl(url);
+    const navigated = TestBed.inject(Router).navigateByUrl(url);
+    await answerMe(httpTesting, who);
+    await navigated;
     await fixture.whenStable();
+    fixture.detectChanges();
     return fixture.nativeElement as HTMLElement;
   }
 
-  it('renders the header and the navigation between the two areas', async () => {
-    const el = await render('/');
+  const navLinks = (el: HTMLElement) =>
+    Array.from(el.querySelectorAll('nav[aria-label=Main] a')).map((a) => a.textContent?.trim());
 
-    expect(el.querySelector('header .brand')?.textContent).toContain('gpulab');
-    const links = Array.from(el.querySelectorAll('nav[aria-label=Main] a'));
-    expect(links.map((a) => [a.textContent?.trim(), a.getAttribute('href')])).toEqual([
-      ['Portal', '/'],
-      ['Admin', '/admin'],
+  it('sends someone not signed in to /login, remembering where they were going', async () => {
+    const el = await render('/admin/users', null);
+
+    expect(TestBed.inject(Router).url).toBe('/login?next=%2Fadmin%2Fusers');
+    expect(el.querySelector('main h1')?.textContent).toBe('Sign in to gpulab');
+    expect(el.querySelector('nav')).toBeNull();
+    expect(el.querySelector('button.logout')).toBeNull();
+  });
+
+  it('gives a user the portal links only, and log out', async () => {
+    const el = await render('/', USER);
+
+    expect(navLinks(el)).toEqual(['My GPUs', 'SSH keys']);
+    expect(el.querySelector('[data-testid=signed-in-as]')?.textContent).toContain('Ada Lovelace');
+    expect(el.querySelector('button.logout')?.textContent?.trim()).toBe('Log out');
+  });
+
+  it('gives an admin the dashboard links too', async () => {
+    const el = await render('/admin/nodes', ADMIN);
+
+    expect(navLinks(el)).toEqual([
+      'My GPUs',
+      'SSH keys',
+      'Nodes',
+      'Environments',
+      'Users',
+      'Assignments',
+      'Audit log',
     ]);
-    httpTesting.expectOne('/api/v1/healthz');
+    expect(el.querySelector('nav a[aria-current=page]')?.textContent?.trim()).toBe('Nodes');
   });
 
-  it('shows the portal at / with the health panel', async () => {
-    const el = await render('/');
+  it('shows a user who opens /admin/... the portal with an "admins only" message', async () => {
+    const el = await render('/admin/nodes', USER);
 
-    expect(el.querySelector('main h1')?.textContent).toBe('Your GPUs');
-    expect(el.querySelector('main app-health-panel')).not.toBeNull();
-    expect(el.querySelector('nav a[aria-current=page]')?.textContent?.trim()).toBe('Portal');
-    httpTesting.expectOne('/api/v1/healthz');
+    expect(TestBed.inject(Router).url).toBe('/');
+    expect(el.querySelector('.notice[role=status]')?.textContent).toContain('for admins only');
   });
 
-  it('shows the admin area at /admin', async () => {
-    const el = await render('/admin');
+  it('sends the person to /login when a request finds the session ended, and back afterwards', async () => {
+    const el = await render('/keys', USER);
+    const router = TestBed.inject(Router);
 
-    expect(el.querySelector('main h1')?.textContent).toBe('Administration');
-    expect(el.querySelector('nav a[aria-current=page]')?.textContent?.trim()).toBe('Admin');
-    httpTesting.expectOne('/api/v1/healthz');
+    // Any API call answered 401 (expired, disabled, logged out elsewhere) ends the session here.
+    const client = TestBed.inject((await import('./api')).Api);
+    client.get('/api/v1/me/ssh-keys').subscribe({ error: () => undefined });
+    (await nextRequest(httpTesting, { url: '/api/v1/me/ssh-keys' })).flush(
+      problem(401, 'unauthenticated'),
+      {
+        status: 401,
+        statusText: 'Unauthorized',
+      },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 0));
+
+    expect(router.url).toBe('/login?next=%2Fkeys');
+    expect(el.querySelector('nav')).toBeNull();
   });
 
-  it('shows the invite page inside the shell at /invite/:token', async () => {
-    const el = await render('/invite/abc%3D');
+  it('sends the CSRF token with state-changing calls only', async () => {
+    await render('/', USER);
+    const client = TestBed.inject((await import('./api')).Api);
 
-    expect(el.querySelector('header .brand')).not.toBeNull();
+    client.delete('/api/v1/me/ssh-keys/{id}', { path: { id: 'k1' } }).subscribe();
+    client.get('/api/v1/me/ssh-keys').subscribe();
+    const del = await nextRequest(httpTesting, { method: 'DELETE' });
+    const get = await nextRequest(httpTesting, { url: '/api/v1/me/ssh-keys', method: 'GET' });
+
+    expect(del.request.headers.get('X-CSRF-Token')).toBe('csrf-1');
+    expect(get.request.headers.has('X-CSRF-Token')).toBe(false);
+  });
+
+  it('shows the invite page without signing in', async () => {
+    const fixture = TestBed.createComponent(App);
+    await TestBed.inject(Router).navigateByUrl('/invite/abc%3D');
+    await fixture.whenStable();
+    const el = fixture.nativeElement as HTMLElement;
+
     expect(el.querySelector('main h1')?.textContent).toBe('Join gpulab');
-    expect(el.querySelector('nav a[aria-current=page]')).toBeNull();
     httpTesting.expectOne('/api/v1/auth/invites/abc%3D');
   });
 
   it('shows a not-found page for an unknown address', async () => {
-    const el = await render('/no/such/page');
+    const el = await render('/no/such/page', USER);
 
     expect(el.querySelector('main h1')?.textContent).toBe('Page not found');
   });

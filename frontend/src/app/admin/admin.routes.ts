@@ -1,9 +1,35 @@
 import { Routes } from '@angular/router';
 
 export const ADMIN_ROUTES: Routes = [
+  { path: '', pathMatch: 'full', redirectTo: 'nodes' },
   {
-    path: '',
-    title: 'Admin · gpulab',
-    loadComponent: () => import('./admin-home').then((m) => m.AdminHome),
+    path: 'nodes',
+    title: 'Nodes · gpulab',
+    loadComponent: () => import('./nodes/nodes').then((m) => m.Nodes),
+  },
+  {
+    path: 'environments',
+    title: 'Environments · gpulab',
+    loadComponent: () => import('./environments/environments').then((m) => m.Environments),
+  },
+  {
+    path: 'users',
+    title: 'Users · gpulab',
+    loadComponent: () => import('./users/users').then((m) => m.Users),
+  },
+  {
+    path: 'assignments',
+    title: 'Assignments · gpulab',
+    loadComponent: () => import('./assignments/assignments').then((m) => m.Assignments),
+  },
+  {
+    path: 'audit',
+    title: 'Audit log · gpulab',
+    loadComponent: () => import('./audit/audit').then((m) => m.Audit),
+  },
+  {
+    path: '**',
+    title: 'Not found · gpulab',
+    loadComponent: () => import('../shared/not-found').then((m) => m.NotFound),
   },
 ];

@@ -1,22 +1,21 @@
-import { HttpClient } from '@angular/common/http';
 import { Injectable, inject } from '@angular/core';
 import { Observable } from 'rxjs';
 
-import { API_BASE } from './api-base';
+import { Api } from './client';
+import type { Health, ServiceStates } from './generated/schema';
 
-// Hand-written until the OpenAPI client is generated; the shapes follow `GET /api/v1/healthz`.
+export type HealthzReply = Health;
+export type ServiceName = keyof ServiceStates;
+export type ServiceState = ServiceStates[ServiceName];
 
 /** The services the gateway reports on, in the order the UI lists them. */
-export const SERVICE_NAMES = ['identity', 'pki', 'inventory', 'scheduler', 'notify'] as const;
-
-export type ServiceName = (typeof SERVICE_NAMES)[number];
-export type ServiceState = 'ok' | 'down';
-export type OverallStatus = 'ok' | 'degraded';
-
-export interface HealthzReply {
-  status: OverallStatus;
-  services: Record<ServiceName, ServiceState>;
-}
+export const SERVICE_NAMES: readonly ServiceName[] = [
+  'identity',
+  'pki',
+  'inventory',
+  'scheduler',
+  'notify',
+];
 
 /** True when `body` has the healthz shape: a gateway may send it with a 503 while degraded. */
 export function isHealthzReply(body: unknown): body is HealthzReply {
@@ -31,9 +30,9 @@ export function isHealthzReply(body: unknown): body is HealthzReply {
 
 @Injectable({ providedIn: 'root' })
 export class HealthApi {
-  private readonly http = inject(HttpClient);
+  private readonly api = inject(Api);
 
   healthz(): Observable<HealthzReply> {
-    return this.http.get<HealthzReply>(`${API_BASE}/healthz`);
+    return this.api.get('/api/v1/healthz');
   }
 }

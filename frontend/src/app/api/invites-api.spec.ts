@@ -2,8 +2,9 @@ import { provideHttpClient } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
 
-import { InviteInfo, InvitesApi } from './invites-api';
-import { User } from './user';
+import type { InviteInfo } from './generated/schema';
+import { InvitesApi } from './invites-api';
+import type { User } from './generated/schema';
 
 describe('InvitesApi', () => {
   let api: InvitesApi;

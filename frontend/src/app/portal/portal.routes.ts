@@ -3,13 +3,24 @@ import { Routes } from '@angular/router';
 export const PORTAL_ROUTES: Routes = [
   {
     path: '',
-    title: 'Portal · gpulab',
-    loadComponent: () => import('./portal-home').then((m) => m.PortalHome),
+    pathMatch: 'full',
+    title: 'My GPUs · gpulab',
+    loadComponent: () => import('./my-gpus/my-gpus').then((m) => m.MyGpus),
   },
   {
-    // The link in the invite email: {public_url}/invite/{token} (shared/API.md, /auth/invites).
-    path: 'invite/:token',
-    title: 'Accept your invite · gpulab',
-    loadComponent: () => import('./accept-invite/accept-invite').then((m) => m.AcceptInvite),
+    // Linked from the assignment mails: the same page, that assignment opened and in view.
+    path: 'assignments/:id',
+    title: 'My GPUs · gpulab',
+    loadComponent: () => import('./my-gpus/my-gpus').then((m) => m.MyGpus),
+  },
+  {
+    path: 'keys',
+    title: 'SSH keys · gpulab',
+    loadComponent: () => import('./keys/keys').then((m) => m.Keys),
+  },
+  {
+    path: '**',
+    title: 'Not found · gpulab',
+    loadComponent: () => import('../shared/not-found').then((m) => m.NotFound),
   },
 ];
