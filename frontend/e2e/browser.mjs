@@ -2,7 +2,7 @@
 // download), a screenshot whatever the outcome, and the plain "N passed, N failed" closing line.
 import { chromium } from 'playwright-core';
 
-const FLAGS = [
+export const FLAGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
