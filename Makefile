@@ -37,7 +37,17 @@ dev: install ## run all of gpulab locally: embedded PostgreSQL + NATS, six servi
 	$(MAKE) --no-print-directory -C agent build  # served at /downloads/ for install-agent.sh
 	$(PY) -m gpulab_devstack
 
-test: install lint typecheck agent-test frontend-test deploy-check pytest ## every test of every language
+# In this order, which prerequisites would not guarantee (make -j): the Debian packages the tests use,
+# a snapshot of the machine's accounts, /home and /etc/ssh (after those packages: openssh-server adds
+# an sshd account and /etc/ssh), every test, then the check that they left the machine as they found
+# it (also when a test failed: it says what changed).
+HOST_STATE := .host-state.json
+test: ## every test of every language; fails if they changed the machine's accounts, /home or /etc/ssh
+	$(MAKE) --no-print-directory install system-deps
+	$(PY) scripts/host_state.py snapshot $(HOST_STATE)
+	$(MAKE) --no-print-directory lint typecheck agent-test frontend-test deploy-check pytest \
+	  || { $(PY) scripts/host_state.py check $(HOST_STATE); exit 1; }
+	$(PY) scripts/host_state.py check $(HOST_STATE)
 
 lint: .venv/.installed ## ruff (lint + format check) and buf lint of the protos
 	.venv/bin/ruff check .
@@ -45,7 +55,7 @@ lint: .venv/.installed ## ruff (lint + format check) and buf lint of the protos
 	$(MAKE) --no-print-directory -C agent proto-lint
 
 typecheck: .venv/.installed ## mypy --strict over every Python package and its tests
-	.venv/bin/mypy $(PY_SOURCES) bench
+	.venv/bin/mypy $(PY_SOURCES) bench scripts
 	@# Each test folder on its own: several are packages named `tests`.
 	for d in $(PY_TESTS); do .venv/bin/mypy $$d; done
 
