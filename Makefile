@@ -15,7 +15,7 @@ PY_SOURCES := libs/gpulab-core/src services/*/src tools/devstack/src
 PY_TESTS := $(sort $(dir $(wildcard libs/*/tests/*.py services/*/tests/*.py tools/*/tests/*.py))) tests/
 
 
-.PHONY: browser help install dev test lint typecheck pytest agent-test frontend-test deploy-check e2e gen bench clean
+.PHONY: system-deps help install dev test lint typecheck pytest agent-test frontend-test deploy-check e2e gen bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -37,7 +37,17 @@ dev: install ## run all of gpulab locally: embedded PostgreSQL + NATS, six servi
 	$(MAKE) --no-print-directory -C agent build  # served at /downloads/ for install-agent.sh
 	$(PY) -m gpulab_devstack
 
-test: install lint typecheck agent-test frontend-test deploy-check pytest ## every test of every language
+# In this order, which prerequisites would not guarantee (make -j): the Debian packages the tests use,
+# a snapshot of the machine's accounts, /home and /etc/ssh (after those packages: openssh-server adds
+# an sshd account and /etc/ssh), every test, then the check that they left the machine as they found
+# it (also when a test failed: it says what changed).
+HOST_STATE := .host-state.json
+test: ## every test of every language; fails if they changed the machine's accounts, /home or /etc/ssh
+	$(MAKE) --no-print-directory install system-deps
+	$(PY) scripts/host_state.py snapshot $(HOST_STATE)
+	$(MAKE) --no-print-directory lint typecheck agent-test frontend-test deploy-check pytest \
+	  || { $(PY) scripts/host_state.py check $(HOST_STATE); exit 1; }
+	$(PY) scripts/host_state.py check $(HOST_STATE)
 
 lint: .venv/.installed ## ruff (lint + format check) and buf lint of the protos
 	.venv/bin/ruff check .
@@ -45,20 +55,36 @@ lint: .venv/.installed ## ruff (lint + format check) and buf lint of the protos
 	$(MAKE) --no-print-directory -C agent proto-lint
 
 typecheck: .venv/.installed ## mypy --strict over every Python package and its tests
-	.venv/bin/mypy $(PY_SOURCES) bench
+	.venv/bin/mypy $(PY_SOURCES) bench scripts
 	@# Each test folder on its own: several are packages named `tests`.
 	for d in $(PY_TESTS); do .venv/bin/mypy $$d; done
 
-pytest: .venv/.installed browser ## pytest against real PostgreSQL, NATS and (web smoke test) chromium
+pytest: .venv/.installed system-deps ## pytest against real PostgreSQL, NATS and (web smoke test) chromium
 	$(PY) -m gpulab_devstack.pytest_all
 
-# Debian's chromium for the real-browser smoke test (never a browser download by a test tool).
-browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "make test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+# Debian's chromium for the real-browser smoke test (never a browser download by a test tool), and
+# OpenSSH's server, whose real `sshd -T` checks the drop-ins the agent writes in its throwaway-host
+# test (never started: policy-rc.d keeps the package's scripts from starting an sshd, and goes again
+# if we made it). Installed as root with apt-get; otherwise a missing chromium is an error, and a
+# missing openssh-server skips that one test, which says why.
+system-deps: ## install the Debian packages the tests use when missing (as root: chromium, openssh-server)
+	@missing=(); \
+	command -v chromium >/dev/null || missing+=(chromium); \
+	command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server); \
+	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's $${missing[*]} for the tests"; \
+	  own_policy=; trap '[ -z "$$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    own_policy=1; printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${missing[@]}" >/dev/null; \
+	elif [[ " $${missing[*]} " == *" chromium "* ]]; then \
+	  echo "make test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
+	else \
+	  echo "system-deps: openssh-server is not installed and only root with apt-get installs it here:" \
+	    "the agent's throwaway-host test will be SKIPPED (sudo apt-get install openssh-server)" >&2; \
+	fi
 
 # The privileged tests need root and a mount namespace (CI has both); elsewhere they are reported as
 # not run, loudly, and never counted as passed.

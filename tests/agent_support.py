@@ -1,5 +1,5 @@
 """What the end-to-end tests of the real agent binary share: the agent's processes (with a stand-in
-nvidia-smi replaying a recorded GPU model, optionally inside a throwaway host), the control plane's
+nvidia-smi replaying a recorded GPU model, as root always inside a throwaway host), the control plane's
 services that talk to it, and a user with an SSH key."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 from nats.aio.client import Client as NATS
 
 from gpulab_core.errors import GpulabError, RemoteError
@@ -22,7 +23,7 @@ from gpulab_core.rpc import RpcClient
 from gpulab_devstack.servers import free_port, wait_for_port
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
-from .throwaway_host import ThrowawayHost
+from .throwaway_host import ThrowawayHost, unavailable_reason
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT_DIR = REPO / "agent"
@@ -64,8 +65,8 @@ class AgentRun:
 
 
 class Agents:
-    """Runs the agent binary for one test, with a stand-in nvidia-smi first on PATH, and ends every
-    agent process afterwards."""
+    """Runs the agent binary for one test, with a stand-in nvidia-smi first on PATH (as root inside a
+    throwaway host: see run), and ends every agent process afterwards."""
 
     def __init__(self, binary: Path, folder: Path, recording: Path) -> None:
         self.binary = binary
@@ -98,7 +99,14 @@ class Agents:
         )
 
     def run(self, **env: str) -> AgentRun:
-        """`gpulab-agent run`, inside the throwaway host when one is set, with env added."""
+        """`gpulab-agent run`, inside the throwaway host, with env added. As root the agent applies its
+        assignments to the host it runs on (useradd, authorized_keys, sshd drop-ins), so as root it
+        always runs in one: the one set, else one made here; the test is skipped where none can be
+        made. Not root, it runs on the machine itself, where it cannot change an account."""
+        if self.host is None and os.geteuid() == 0:
+            if reason := unavailable_reason():
+                pytest.skip(f"the agent's run as root must be in a throwaway host: {reason}")
+            self.in_throwaway_host(ThrowawayHost.prepare(self.folder / "host"))
         log = self.folder / f"agent-run-{len(self.runs)}.log"
         log_file = open(log, "wb")  # closed in AgentRun.close()
         argv = [str(self.binary), "run", "--dir", str(self.dir)]

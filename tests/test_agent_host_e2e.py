@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
 from .agent_support import RECORDING, Agents, assign_two_gpus, recorded_gpus, start_plane
-from .throwaway_host import UID_MIN, ThrowawayHost, accounts, inside, unavailable_reason
+from .throwaway_host import UID_MIN, ThrowawayHost, accounts, inside, no_sshd_reason, unavailable_reason
 
 pytestmark = pytest.mark.slow
 INTERVAL_S = 2
@@ -31,7 +31,7 @@ JITTER = 0.1  # runloop: each interval is ±10 %
 async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one_interval_of_revoke(
     services: Launcher, nc: NATS, migrated: Stack, agents: Agents, tmp_path: Path
 ) -> None:
-    if reason := unavailable_reason():
+    if reason := unavailable_reason() or no_sshd_reason():
         pytest.skip(f"throwaway host: {reason}")
     plane = await start_plane(services, nc, interval_s=INTERVAL_S)
     created = await plane.call(

@@ -4,8 +4,8 @@ real useradd, authorized_keys writes and userdel it runs change nothing outside.
 host through /proc/<agent pid>/root, which resolves paths in the agent's mount namespace.
 
 systemd cannot run here, so `systemctl` is the reconciler's recorded stand-in (it reports ssh.service
-loaded and accepts the reload); sshd is the real one when openssh-server is installed (CI installs
-it), else the same stand-in the agent's privileged Go tests use."""
+loaded and accepts the reload); sshd is the real one when openssh-server is installed (`make test`
+installs it as root), else the same stand-in the agent's privileged Go tests use."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def unavailable_reason() -> str | None:
     )
     if probe.returncode != 0:
         return f"this machine refuses a mount namespace: {probe.stderr.strip()}"
+    return None
+
+
+def no_sshd_reason() -> str | None:
+    """Why soft enforcement cannot be checked here (its sshd drop-ins need OpenSSH's server), or None."""
+    if not Path("/etc/ssh/sshd_config.d").is_dir() or not (shutil.which("sshd") or Path("/usr/sbin/sshd").exists()):
+        return (
+            "needs OpenSSH's server (its /etc/ssh/sshd_config.d for the agent's drop-ins, and sshd -T to check "
+            "them); `make test` installs openssh-server as root with apt-get"
+        )
     return None
 
 
