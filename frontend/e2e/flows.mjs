@@ -146,7 +146,10 @@ async function flows(browser) {
   const admin = await adminContext.newPage();
   const user = await userContext.newPage();
   const errors = [];
-  for (const page of [admin, user]) page.on('pageerror', (err) => errors.push(err.message));
+  for (const page of [admin, user]) {
+    page.setDefaultTimeout(TIMEOUT_MS);
+    page.on('pageerror', (err) => errors.push(err.message));
+  }
 
   try {
     await step(

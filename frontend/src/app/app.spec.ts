@@ -44,6 +44,8 @@ describe('App', () => {
     expect(el.querySelector('main h1')?.textContent).toBe('Sign in to gpulab');
     expect(el.querySelector('nav')).toBeNull();
     expect(el.querySelector('button.logout')).toBeNull();
+    // Not the "admins only" message: that is for signed-in users only.
+    expect(el.textContent).not.toContain('admins only');
   });
 
   it('gives a user the portal links only, and log out', async () => {

@@ -19,13 +19,20 @@ export const signedIn: CanActivateFn = async (_route, state) => {
   return router.createUrlTree(['/login'], { queryParams: { [NEXT_PARAM]: state.url } });
 };
 
-/** The dashboard: a `user` gets the portal with a short "admins only" message instead. */
-export const adminOnly: CanActivateFn = async () => {
+/**
+ * The dashboard: a `user` gets the portal with a short "admins only" message instead; someone not
+ * signed in goes to /login like everywhere else (guards of one route run side by side, so this one
+ * must not assume signedIn ran first).
+ */
+export const adminOnly: CanActivateFn = async (_route, state) => {
   const auth = inject(Auth);
   const router = inject(Router);
   const user = await auth.whoAmI().catch(() => null);
   if (user?.role === 'admin') {
     return true;
+  }
+  if (!user) {
+    return router.createUrlTree(['/login'], { queryParams: { [NEXT_PARAM]: state.url } });
   }
   auth.notice.set('That page is for admins only. Here is your portal.');
   return router.createUrlTree(['/']);
