@@ -1,6 +1,16 @@
 import { DestroyRef, Signal, inject, signal } from '@angular/core';
 import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
-import { Observable, Subject, catchError, map, of, repeat, startWith, switchMap } from 'rxjs';
+import {
+  Observable,
+  Subject,
+  catchError,
+  defer,
+  map,
+  of,
+  repeat,
+  startWith,
+  switchMap,
+} from 'rxjs';
 
 import { describeHttpError } from '../api';
 
@@ -38,8 +48,9 @@ export function poll<T>(load: () => Observable<T>, everyMs = REFRESH_MS): Polled
   const updatedAt = signal<Date | null>(null);
   const trigger = new Subject<void>();
 
+  // defer: each repeat calls load() again, so a page whose query changed asks the new question.
   const once = () =>
-    load().pipe(
+    defer(load).pipe(
       map((v): Outcome<T> => ({ ok: true, value: v })),
       catchError((e: unknown) => of<Outcome<T>>({ ok: false, error: e })),
     );
