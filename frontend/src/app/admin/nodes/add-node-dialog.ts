@@ -79,7 +79,7 @@ function messageOf(control: AbstractControl): string | null {
               @for (type of types; track type.value) {
                 <mat-option [value]="type.value">
                   <span class="choice">{{ type.label }}</span>
-                  <span class="note">{{ type.sentence }}</span>
+                  <span class="note">{{ ' ' + type.sentence }}</span>
                 </mat-option>
               }
             </mat-select>

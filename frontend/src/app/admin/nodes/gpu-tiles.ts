@@ -37,7 +37,7 @@ import type { GpuTile } from './gpu-map';
   styles: `
     .tiles {
       display: grid;
-      grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr));
+      grid-template-columns: repeat(auto-fill, minmax(9.5rem, 1fr));
       gap: 0.5rem;
       margin: 0;
       padding: 0;

@@ -124,7 +124,7 @@ import { STATUS_WORDS, lastSeen } from './node-text';
     }
     .facts {
       display: grid;
-      grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr));
+      grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr));
       gap: 0.25rem 1rem;
       margin: 0;
     }
@@ -134,6 +134,7 @@ import { STATUS_WORDS, lastSeen } from './node-text';
       min-width: 0;
     }
     dt {
+      flex: none;
       color: var(--muted);
     }
     dt::after {
@@ -141,7 +142,8 @@ import { STATUS_WORDS, lastSeen } from './node-text';
     }
     dd {
       margin: 0;
-      overflow-wrap: anywhere;
+      min-width: 0;
+      overflow-wrap: break-word;
     }
     .mono {
       font-family: var(--mono);
@@ -151,6 +153,14 @@ import { STATUS_WORDS, lastSeen } from './node-text';
       flex-wrap: wrap;
       gap: 0.5rem;
       margin-top: 1rem;
+    }
+    .actions button {
+      /* A long host name wraps inside its button rather than pushing the card wider than a phone. */
+      height: auto;
+      min-height: 2.5rem;
+      max-width: 100%;
+      white-space: normal;
+      overflow-wrap: anywhere;
     }
     .danger {
       --mat-button-outlined-label-text-color: var(--bad-fg);
