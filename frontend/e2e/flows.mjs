@@ -265,7 +265,7 @@ async function flows(browser) {
       await admin.getByRole('button', { name: 'Create Environment' }).click();
       await admin.getByText(ENV_NAME).first().waitFor();
       await choose(admin, `Node to attach to ${ENV_NAME}`, HOST);
-      await admin.getByRole('button', { name: 'Attach node' }).first().click();
+      await admin.getByRole('button', { name: `Attach node to ${ENV_NAME}` }).click();
       await admin.getByRole('button', { name: `Detach ${HOST} from ${ENV_NAME}` }).waitFor();
       await accessible(admin, 'environments');
       await shoot(admin, 'environments');

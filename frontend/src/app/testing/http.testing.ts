@@ -33,9 +33,9 @@ export function problem(status: number, code: string, detail = 'details') {
 
 type Match = Parameters<HttpTestingController['match']>[0];
 
-/** The next request that matches, waiting up to a second for the app to make it. */
+/** The next request that matches, waiting up to 5 s (a loaded CI machine) for the app to make it. */
 export async function nextRequest(http: HttpTestingController, match: Match): Promise<TestRequest> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 500; i++) {
     const found = http.match(match);
     if (found.length > 0) {
       return found[0];

@@ -17,6 +17,7 @@ import {
   NODES,
   USERS,
   assignment,
+  gpu,
   button,
   inputLabelled,
   typeInto,
@@ -51,7 +52,7 @@ describe('AssignmentForm', () => {
     expect(active.request.params.get('status')).toBe('active');
     // Three of gpu-01's GPUs are taken.
     active.flush({
-      items: [assignment(), assignment({ id: 'x2', gpus: [{ index: 4, uuid: 'GPU-4' }] })],
+      items: [assignment(), assignment({ id: 'x2', gpus: [gpu(4, 'GPU-4')] })],
       next_cursor: null,
     });
     await fixture.whenStable();

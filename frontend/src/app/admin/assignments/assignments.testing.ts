@@ -1,4 +1,4 @@
-import type { Assignment, Environment, Node, User } from '../../api';
+import type { AssignedGpu, Assignment, Environment, Node, User } from '../../api';
 import { ADMIN, USER } from '../../testing/http.testing';
 
 // Shared by the assignments specs: a small lab, and a way to find controls as a person would.
@@ -65,17 +65,21 @@ export const USERS: User[] = [USER, ADMIN, INVITED];
 export const NODES: Node[] = [GPU01, GPU02, GONE];
 export const ENVIRONMENTS: Environment[] = [ML, QUICK];
 
+/** An assigned GPU as the server describes it (model and memory unknown here). */
+export function gpu(index: number, uuid: string): AssignedGpu {
+  return { index, uuid, name: null, memory_mb: null };
+}
+
 export function assignment(over: Partial<Assignment> = {}): Assignment {
   return {
     id: 'b2b2b2b2-0000-4000-8000-000000000001',
     user_id: ADMIN.id,
     environment_id: ML.id,
+    environment_name: ML.name,
     node_id: GPU01.id,
+    node_hostname: GPU01.hostname,
     placement: 'dynamic',
-    gpus: [
-      { index: 0, uuid: 'GPU-0' },
-      { index: 1, uuid: 'GPU-1' },
-    ],
+    gpus: [gpu(0, 'GPU-0'), gpu(1, 'GPU-1')],
     cpus: 8,
     ram_mb: 32768,
     linux_username: 'grace',

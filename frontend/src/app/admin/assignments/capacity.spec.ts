@@ -8,7 +8,7 @@ import {
   expiresAt,
   nodeStateOf,
 } from './assignment-view';
-import { GPU01, GPU02, assignment } from './assignments.testing';
+import { GPU01, GPU02, assignment, gpu } from './assignments.testing';
 import { gpuCapacity, nodeOptionText } from './capacity';
 
 describe('gpuCapacity', () => {
@@ -19,15 +19,12 @@ describe('gpuCapacity', () => {
   it('takes away the GPUs held by active assignments on that node only', () => {
     const list = [
       assignment({
-        gpus: [
-          { index: 0, uuid: 'a' },
-          { index: 1, uuid: 'b' },
-        ],
+        gpus: [gpu(0, 'a'), gpu(1, 'b')],
       }),
-      assignment({ id: 'x2', gpus: [{ index: 5, uuid: 'c' }] }),
+      assignment({ id: 'x2', gpus: [gpu(5, 'c')] }),
       // Another node's, and an ended one here: neither holds a GPU of gpu-01.
-      assignment({ id: 'x3', node_id: GPU02.id, gpus: [{ index: 2, uuid: 'd' }] }),
-      assignment({ id: 'x4', status: 'revoked', gpus: [{ index: 3, uuid: 'e' }] }),
+      assignment({ id: 'x3', node_id: GPU02.id, gpus: [gpu(2, 'd')] }),
+      assignment({ id: 'x4', status: 'revoked', gpus: [gpu(3, 'e')] }),
     ];
     expect(gpuCapacity(GPU01, list)).toEqual({ total: 8, free: 5 });
   });

@@ -115,7 +115,7 @@ describe('Environments', () => {
     (options[1] as HTMLElement).click();
     await settle(stable);
 
-    button('Attach node')!.click();
+    button('Attach node to teaching')!.click();
     const req = await nextRequest(http, path('/api/v1/environments/env-1/nodes', 'POST'));
     expect(req.request.body).toEqual({ node_id: 'id-gpu-03' });
     req.flush(null, { status: 204, statusText: 'No Content' });
@@ -130,7 +130,7 @@ describe('Environments', () => {
     (document.querySelector('mat-option') as HTMLElement).click();
     await settle(stable);
 
-    button('Attach node')!.click();
+    button('Attach node to teaching')!.click();
     (await nextRequest(http, path('/api/v1/environments/env-1/nodes', 'POST'))).flush(
       problem(
         409,
