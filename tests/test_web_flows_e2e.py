@@ -74,14 +74,15 @@ async def test_admin_and_user_do_every_flow_in_the_browser(agents: Agents, tmp_p
     assert Path(chromium).exists(), "Debian's chromium is needed (make test installs it)"
     await asyncio.to_thread(_build_frontend)
     public_key, fingerprint = _key(tmp_path)
-    enroll_port = free_port()
+    enroll_port, heartbeat_port = free_port(), free_port()
     data = tmp_path / "data"
     run = Runner(
         data,
         no_frontend=True,
         frontend_dir=REPO / "frontend/dist/gpulab/browser",
         GPULAB_ENROLL_PORT=str(enroll_port),
-        GPULAB_HEARTBEAT_PORT=str(free_port()),
+        GPULAB_HEARTBEAT_PORT=str(heartbeat_port),
+        GPULAB_HEARTBEAT_ENDPOINT=f"127.0.0.1:{heartbeat_port}",
         GPULAB_HEARTBEAT_INTERVAL_S="2",
         GPULAB_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
         GPULAB_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
