@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import agent_footprint, assign, heartbeat, lists, rpc
+from bench import agent_footprint, assign, audit_verify, heartbeat, lists, rpc
 
 BENCHMARKS = {
     "rpc": rpc.main,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "heartbeat": heartbeat.main,
     "assign": assign.main,
     "agent": agent_footprint.main,
+    "audit": audit_verify.main,
 }
 
 

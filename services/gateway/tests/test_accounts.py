@@ -194,6 +194,27 @@ async def test_a_session_that_is_not_an_admin_sees_nothing_of_the_audit_log(new_
     assert reply.status_code == 403
 
 
+async def test_an_admin_verifies_the_audit_chain_and_nobody_else_may(
+    gateway: Gateway, admin: Browser, new_user: UserFactory
+) -> None:
+    user = await new_user()
+    reply = await admin.get("/audit-log/verify")
+    assert reply.status_code == 200, reply.text
+    result = reply.json()
+    assert set(result) == {"valid", "checked", "first_bad_id", "problem", "next_cursor", "checked_at"}
+    assert result["valid"] is True
+    assert result["checked"] >= 3, "at least the admin's invite, the user's invite, acceptance and login"
+    assert (result["first_bad_id"], result["problem"], result["next_cursor"]) == (None, None, None)
+    assert datetime.fromisoformat(result["checked_at"]).tzinfo is not None
+    refused = await user.get("/audit-log/verify")
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    async with gateway.browser() as anonymous:
+        nobody = await anonymous.get(f"{API}/audit-log/verify")
+    assert (nobody.status_code, nobody.json()["code"]) == (401, "unauthenticated")
+    bad = await admin.get("/audit-log/verify", params={"cursor": "not-a-cursor"})
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_request")
+
+
 async def test_accepting_with_a_token_that_is_too_long_is_422(gateway: Gateway) -> None:
     async with gateway.browser() as client:
         reply = await client.post(f"{API}/auth/invites/{'t' * 201}/accept", json={"name": "A", "password": PASSWORD})

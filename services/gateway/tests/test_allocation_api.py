@@ -137,8 +137,15 @@ async def test_an_admin_assigns_and_the_user_sees_it_and_how_to_reach_it(
     assert assignment["ram_mb"] == 8192
     assert assignment["status"] == "active"
 
+    # Where and what, in words a user can read (they cannot call /nodes or /environments).
+    assert assignment["node_hostname"] == f"gpu-{uuid.UUID(node_id).hex[:8]}"
+    assert assignment["environment_name"] == env["name"]
+    assert assignment["gpus"] == [
+        {"index": 0, "uuid": f"GPU-{uuid.UUID(node_id).hex[:8]}-0", "name": "A100", "memory_mb": 40960}
+    ]
     mine = await user.get("/me/assignments")
     assert [a["id"] for a in mine.json()["items"]] == [assignment["id"]]
+    assert mine.json()["items"] == [assignment]
     assert (await other.get("/me/assignments")).json()["items"] == []
     access = await user.get(f"/me/assignments/{assignment['id']}/access")
     assert access.status_code == 200, access.text
@@ -158,7 +165,7 @@ async def test_an_admin_assigns_and_the_user_sees_it_and_how_to_reach_it(
     ).status_code == 403
 
     listed = await admin.get("/assignments", params={"user_id": user.user_id})
-    assert [a["id"] for a in listed.json()["items"]] == [assignment["id"]]
+    assert listed.json()["items"] == [assignment], "the admin's list names the node, Environment and GPUs too"
     in_use = await admin.delete(f"/environments/{env['id']}")
     assert in_use.status_code == 409
     assert in_use.json()["code"] == "environment_in_use"

@@ -37,6 +37,7 @@ PROTECTED = [
     ("POST", "/me/ssh-keys", {"public_key": "ssh-ed25519 AAAA"}),
     ("DELETE", f"/me/ssh-keys/{SOME_ID}", None),
     ("GET", "/audit-log", None),
+    ("GET", "/audit-log/verify", None),
 ]
 ADMIN_ONLY = [(m, p, b) for m, p, b in PROTECTED if p.startswith(("/users", "/audit-log"))]
 WRITES = [(m, p, b) for m, p, b in PROTECTED if m != "GET"]

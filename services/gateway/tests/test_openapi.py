@@ -27,6 +27,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str | None, str | None, set[str]]] = {
     ("post", "/api/v1/me/ssh-keys"): ("201", "NewSshKey", "SshKey", {"401", "403", "409", "422", "503"}),
     ("delete", "/api/v1/me/ssh-keys/{id}"): ("204", None, None, {"401", "403", "404", "422", "503"}),
     ("get", "/api/v1/audit-log"): ("200", None, "AuditLogPage", {"401", "403", "422", "503"}),
+    ("get", "/api/v1/audit-log/verify"): ("200", None, "AuditVerification", {"401", "403", "422", "503"}),
 }
 PUBLIC = {"/api/v1/auth/login", "/api/v1/auth/invites/{token}", "/api/v1/auth/invites/{token}/accept"}
 
@@ -101,6 +102,15 @@ def test_schemas_carry_the_field_names_of_api_md(doc: dict[str, Any]) -> None:
         "target_id",
         "details",
     }
+    assert set(schemas["AuditVerification"]["properties"]) == {
+        "valid",
+        "checked",
+        "first_bad_id",
+        "problem",
+        "next_cursor",
+        "checked_at",
+    }
+    assert set(schemas["AuditVerification"]["required"]) == set(schemas["AuditVerification"]["properties"])
     for page in ("UserList", "SshKeyList", "AuditLogPage"):
         assert set(schemas[page]["properties"]) == {"items", "next_cursor"}
     assert set(schemas["LoginResult"]["properties"]) == {"user", "csrf_token"}
@@ -110,6 +120,18 @@ def test_schemas_carry_the_field_names_of_api_md(doc: dict[str, Any]) -> None:
     for body in ("Credentials", "AcceptInvite", "NewInvite", "UserChange", "NewSshKey"):
         assert schemas[body]["additionalProperties"] is False, body
     assert "HTTPValidationError" not in schemas, "422 is problem+json like every other error"
+
+
+def test_assignments_name_their_node_environment_and_gpus(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    assignment, gpu = schemas["Assignment"], schemas["AssignedGpu"]
+    added = {"node_hostname", "environment_name"}
+    assert added | {"id", "user_id", "environment_id", "node_id", "gpus", "status"} <= set(assignment["properties"])
+    assert added <= set(assignment["required"])
+    assert set(gpu["properties"]) == set(gpu["required"]) == {"index", "uuid", "name", "memory_mb"}
+    for route in ("/api/v1/me/assignments", "/api/v1/assignments"):
+        reply = doc["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert reply["$ref"].endswith("/AssignmentList")
 
 
 def test_list_routes_take_limit_and_cursor(doc: dict[str, Any]) -> None:

@@ -67,6 +67,13 @@ def admin_create(
     typer.echo(f"admin {email} created; log in at {settings.public_url}")
 
 
+_WHY = {
+    audit.CHAIN_BROKEN: "does not link to the row before it (a row was removed, inserted or re-hashed)",
+    audit.ROW_ALTERED: "does not match its hash (the row was altered)",
+    "": "does not match its hash",
+}
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Recompute the hash chain of the whole audit log; exit 1 at the first row that does not match."""
@@ -85,7 +92,7 @@ def audit_verify() -> None:
         typer.echo(f"audit log intact: {result.rows} rows, hash chain verified")
         return
     typer.echo(
-        f"audit log TAMPERED: row seq={result.broken_at_seq} id={result.broken_id} does not match its hash "
+        f"audit log TAMPERED: row seq={result.broken_at_seq} id={result.broken_id} {_WHY[result.problem or '']} "
         f"(the {result.rows} rows before it are intact)",
         err=True,
     )

@@ -12,6 +12,7 @@ from gpulab_core.contracts import identity as c
 from gpulab_core.errors import NotFound
 from gpulab_core.rpc import Endpoint
 from gpulab_identity.audit import repository as audit_repo
+from gpulab_identity.audit import service as audit
 from gpulab_identity.auth import service as auth
 from gpulab_identity.deps import Deps
 from gpulab_identity.invites import service as invites
@@ -67,6 +68,9 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         return {}
 
     ttl = timedelta(hours=deps.settings.invite_ttl_hours)
+    # Half the caller's wait (GPULAB_RPC_TIMEOUT_S is one setting for every service): the rest is for
+    # the queue, the round trips and the batch that runs past the budget.
+    verify_budget_s = deps.settings.rpc_timeout_s / 2
     return [
         Endpoint("auth.login", c.LoginRequest, login),
         Endpoint("auth.logout", c.SessionRequest, tx(logout)),
@@ -82,4 +86,5 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         Endpoint("ssh_keys.delete", c.DeleteSshKeyRequest, tx(delete_key)),
         Endpoint("ssh_keys.authorized", c.ListSshKeysRequest, tx(lambda s, r: keys.authorized(s, r.user_id))),
         Endpoint("audit.list", c.ListAuditRequest, tx(list_audit)),
+        Endpoint("audit.verify", c.VerifyAuditRequest, tx(lambda s, r: audit.verify_chain(s, r, verify_budget_s))),
     ]

@@ -94,6 +94,9 @@ Index("ix_assignments_expiry", assignments.c.expires_at, postgresql_where=text("
 
 # The exact GPUs of every assignment. The partial unique index is what makes it impossible for two
 # active assignments to hold one GPU, whatever the concurrency and the number of replicas.
+# gpu_name and gpu_memory_mb are the node's report of the GPU when it was placed (scheduler_0003):
+# what the assignment got, even after the node reports other hardware. Null only for rows from
+# before that revision whose node no longer reported the GPU then.
 assignment_gpus = Table(
     "assignment_gpus",
     metadata,
@@ -102,6 +105,8 @@ assignment_gpus = Table(
     Column("gpu_index", SmallInteger, nullable=False),
     Column("node_id", UUID(as_uuid=True), nullable=False),
     Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("gpu_name", Text),
+    Column("gpu_memory_mb", BIGINT),
 )
 Index(
     "uq_assignment_gpus_held",

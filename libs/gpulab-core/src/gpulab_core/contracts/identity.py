@@ -164,6 +164,34 @@ class ListAuditRequest(Page):
     until: datetime | None = None
 
 
+class VerifyAuditRequest(Contract):
+    cursor: str | None = Field(default=None, max_length=200)  # `next_cursor` of a check that stopped early
+
+
+AuditProblem = Literal["chain_broken", "row_altered"]
+
+
+class AuditVerification(Contract):
+    """The audit log's hash chain recomputed, oldest row first, up to the first row that fails.
+
+    One call checks for a bounded time (half of `GPULAB_RPC_TIMEOUT_S`); a longer log takes more
+    calls, each passing the previous one's `next_cursor`.
+    """
+
+    valid: bool | None = Field(
+        description="true: every row links to the one before it and matches its hash; false: "
+        "`first_bad_id` does not; null: not finished yet, call again with `next_cursor`"
+    )
+    checked: int = Field(ge=0, description="rows found intact so far, from the first row of the log")
+    first_bad_id: uuid.UUID | None = Field(description="the first row that fails (the audit entry's id)")
+    problem: AuditProblem | None = Field(
+        description="`chain_broken`: the row does not link to the one before it (a row before it was "
+        "removed, inserted or re-hashed); `row_altered`: its fields do not match its own hash"
+    )
+    next_cursor: str | None = Field(description="set while `valid` is null: pass it as `cursor` to go on")
+    checked_at: datetime
+
+
 # Error codes identity replies with (the gateway maps them to HTTP statuses).
 INVALID_CREDENTIALS = "invalid_credentials"  # 401, the same for an unknown email and a wrong password
 TOO_MANY_ATTEMPTS = "too_many_attempts"  # 429, details.retry_after_s

@@ -80,13 +80,21 @@ class EnvironmentNodeRequest(Contract):
 class AssignedGpu(Contract):
     index: int
     uuid: str
+    # Added: the GPU as its node reported it when the assignment was placed. Null only for a GPU of an
+    # assignment made before these were kept whose node no longer reports it.
+    name: str | None = Field(description="the GPU's model, as nvidia-smi names it (`NVIDIA A100-SXM4-80GB`)")
+    memory_mb: int | None = Field(description="the GPU's memory in MiB")
 
 
 class Assignment(Contract):
     id: uuid.UUID
     user_id: uuid.UUID
     environment_id: uuid.UUID
+    # Added (with node_hostname), so that a user, who cannot read /nodes or /environments, sees where
+    # and what: the Environment's current name, and the node's host name (kept after it is deleted).
+    environment_name: str
     node_id: uuid.UUID
+    node_hostname: str
     placement: Placement
     gpus: list[AssignedGpu]
     cpus: int

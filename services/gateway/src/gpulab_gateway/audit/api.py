@@ -1,4 +1,4 @@
-"""`/audit-log`: who did what to what, and when; filtered, newest first, a page at a time."""
+"""`/audit-log`: who did what to what, and when; filtered, newest first, a page at a time; and its check."""
 
 from __future__ import annotations
 
@@ -54,3 +54,24 @@ async def audit_log(
         contract.AuditPage,
     )
     return AuditLogPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/audit-log/verify",
+    summary="Recompute the audit log's hash chain (what `gpulab audit verify` checks)",
+    description="Checks for at most about half of `GPULAB_RPC_TIMEOUT_S` per call. While `valid` is null the "
+    "check is not finished: call again with `cursor` = `next_cursor` (and show `checked` as progress).",
+    responses=problems(
+        401, 403, 422, meaning={403: "`forbidden`: not an admin", 422: "`invalid_request`: the cursor is not valid"}
+    ),
+)
+async def verify_audit_log(
+    _session: sessions.AdminRead,
+    request: Request,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous call, to go on")
+    ] = None,
+) -> contract.AuditVerification:
+    return await upstream.identity(
+        request, "audit.verify", contract.VerifyAuditRequest(cursor=cursor), contract.AuditVerification
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gpulab_core import pagination
-from gpulab_core.contracts.identity import AuditEntry, ListAuditRequest
+from gpulab_core.contracts.identity import AuditEntry, AuditProblem, ListAuditRequest
 from gpulab_identity.models import audit_log
 
 GENESIS = bytes(32)
@@ -129,22 +130,44 @@ async def list_entries(session: AsyncSession, req: ListAuditRequest) -> tuple[li
     return [_entry(r) for r in rows], pagination.encode(rows[-1].seq) if more and rows else None
 
 
+# Why a row fails: its prev_hash is not the hash of the row before it (a row before it was removed,
+# inserted or re-hashed), or its own fields do not hash to its stored hash (the row was altered).
+CHAIN_BROKEN: AuditProblem = "chain_broken"
+ROW_ALTERED: AuditProblem = "row_altered"
+
+
 @dataclass(frozen=True)
 class Verification:
-    rows: int
+    rows: int  # rows found intact, from the first one checked on
     broken_at_seq: int | None  # the first row whose hash or link does not match
     broken_id: uuid.UUID | None
+    problem: AuditProblem | None = None  # with broken_at_seq
+    finished: bool = True  # False: stopped at the deadline before the end, intact so far
+    last_seq: int = 0  # the last intact row checked (0: none), and its hash: where to go on from
+    last_hash: bytes = GENESIS
 
     @property
     def intact(self) -> bool:
         return self.broken_at_seq is None
 
 
-async def verify(conn: AsyncConnection, batch: int = 1000) -> Verification:
-    """Recompute the whole chain in seq order; stream in batches so the log can be large."""
-    prev = GENESIS
+async def verify(
+    conn: AsyncConnection,
+    batch: int = 1000,
+    *,
+    after_seq: int = 0,
+    prev_hash: bytes = GENESIS,
+    deadline: float | None = None,
+) -> Verification:
+    """Recompute the chain in seq order; stream in batches so the log can be large.
+
+    From the start by default; or after row `after_seq` whose hash is `prev_hash` (a check that
+    goes on where an earlier one stopped). With a `deadline` (time.monotonic()), it stops after
+    the batch that passes it, `finished=False`, at least one batch checked.
+    """
+    prev = prev_hash
     count = 0
-    last_seq = 0
+    last_seq = after_seq
     while True:
         rows = (
             await conn.execute(
@@ -152,7 +175,7 @@ async def verify(conn: AsyncConnection, batch: int = 1000) -> Verification:
             )
         ).all()
         if not rows:
-            return Verification(count, None, None)
+            return Verification(count, None, None, last_seq=last_seq, last_hash=prev)
         for r in rows:
             expected = chain(
                 prev,
@@ -167,8 +190,14 @@ async def verify(conn: AsyncConnection, batch: int = 1000) -> Verification:
                     details=r.details,
                 ),
             )
-            if bytes(r.prev_hash) != prev or bytes(r.hash) != expected:
-                return Verification(count, r.seq, r.id)
+            # The link first: a removed row also leaves the next row's own hash unmatched, and
+            # "the chain is broken here" is the truer account of it.
+            if bytes(r.prev_hash) != prev:
+                return Verification(count, r.seq, r.id, CHAIN_BROKEN, last_seq=last_seq, last_hash=prev)
+            if bytes(r.hash) != expected:
+                return Verification(count, r.seq, r.id, ROW_ALTERED, last_seq=last_seq, last_hash=prev)
             prev = bytes(r.hash)
             count += 1
             last_seq = r.seq
+        if deadline is not None and time.monotonic() >= deadline and len(rows) == batch:
+            return Verification(count, None, None, finished=False, last_seq=last_seq, last_hash=prev)

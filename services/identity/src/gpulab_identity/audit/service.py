@@ -1,4 +1,4 @@
-"""What other services' events put in the audit log. Never commits; the consumer owns the transaction.
+"""What other services' events put in the audit log, and the check of its hash chain. Never commits.
 
 The consumer (gpulab_core.events.DurableConsumer) records the event id in the same transaction as
 the row written here, so a redelivered event adds no second row. A row's `at` is the event's time,
@@ -9,17 +9,22 @@ shifting the history (the chain follows append order, so an earlier `at` does no
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core import pagination
+from gpulab_core.contracts import identity as c
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import pki
 from gpulab_core.contracts import scheduler as sch
+from gpulab_core.errors import InvalidRequest
 from gpulab_core.events import Event, EventHandler
 from gpulab_identity.audit import repository as audit
 from gpulab_identity.users import service as users
@@ -166,3 +171,44 @@ def _recorder(entries: Mapping[str, _Build], kind: str) -> EventHandler:
 
 record_node_event = _recorder(_NODE_ENTRIES, "node")
 record_scheduler_event = _recorder(_SCHEDULER_ENTRIES, "scheduler")
+
+
+# ---- the chain check (`audit.verify`) ----
+def _resume_point(cursor: str) -> tuple[int, bytes, int]:
+    """(the last intact row's seq, its hash, rows checked so far) from a `next_cursor`."""
+    seq, hash_hex, checked = pagination.decode(cursor, 3)
+    try:
+        last_hash = bytes.fromhex(hash_hex) if isinstance(hash_hex, str) else b""
+    except ValueError:
+        last_hash = b""
+    if not (isinstance(seq, int) and isinstance(checked, int) and seq >= 0 and checked >= 0 and len(last_hash) == 32):
+        raise InvalidRequest("the cursor is not valid", details={"field": "cursor"})
+    return seq, last_hash, checked
+
+
+async def verify_chain(
+    session: AsyncSession, req: c.VerifyAuditRequest, budget_s: float, batch: int = 1000
+) -> c.AuditVerification:
+    """Recompute the chain for about `budget_s` (at least one batch); a longer log needs more calls.
+
+    The cursor carries the last intact row's hash, not just its place: going on from it checks the
+    next row's link against the hash already verified, never against whatever the table holds now.
+    """
+    after_seq, prev_hash, before = _resume_point(req.cursor) if req.cursor else (0, audit.GENESIS, 0)
+    result = await audit.verify(
+        await session.connection(),
+        batch,
+        after_seq=after_seq,
+        prev_hash=prev_hash,
+        deadline=time.monotonic() + budget_s,
+    )
+    finished = result.finished or not result.intact
+    checked = before + result.rows
+    return c.AuditVerification(
+        valid=result.intact if finished else None,
+        checked=checked,
+        first_bad_id=result.broken_id,
+        problem=result.problem,
+        next_cursor=None if finished else pagination.encode(result.last_seq, result.last_hash.hex(), checked),
+        checked_at=datetime.now(UTC),
+    )

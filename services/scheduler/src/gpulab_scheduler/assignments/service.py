@@ -6,6 +6,8 @@ Never commits: the NATS edge owns the transaction.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,34 +23,71 @@ from gpulab_scheduler.assignments.placement import place
 from gpulab_scheduler.assignments.usernames import username_for
 from gpulab_scheduler.environments.service import live_row
 from gpulab_scheduler.identity_client import AuthorizedKeys, IdentityClient, UserFacts
-from gpulab_scheduler.models import assignment_gpus, assignments, environments, tables
+from gpulab_scheduler.models import assignment_gpus, assignments, environments, nodes, tables
 
 SOURCE = "scheduler"
 
 
-async def to_assignment(session: AsyncSession, row: Any) -> c.Assignment:
-    gpus = (
-        await session.execute(
-            select(assignment_gpus.c.gpu_index, assignment_gpus.c.gpu_uuid)
-            .where(assignment_gpus.c.assignment_id == row.id)
-            .order_by(assignment_gpus.c.gpu_index)
-        )
-    ).all()
-    return c.Assignment(
-        id=row.id,
-        user_id=row.user_id,
-        environment_id=row.environment_id,
-        node_id=row.node_id,
-        placement=row.placement,
-        gpus=[c.AssignedGpu(index=g.gpu_index, uuid=g.gpu_uuid) for g in gpus],
-        cpus=row.cpus,
-        ram_mb=row.ram_mb,
-        linux_username=row.linux_username,
-        status=row.status,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        ended_at=row.ended_at,
+# An assignment with the names the user sees next to it, joined at read time: host names and
+# Environment names live in this schema already (the node projection, environments), both rows are
+# kept when a node or an Environment is deleted, and an Environment renamed shows its new name.
+# Outer joins, so that a missing row (which nothing deletes) fails the reply loudly instead of
+# hiding the assignment from its list.
+_NAMED = (
+    select(
+        assignments,
+        nodes.c.hostname.label("node_hostname"),
+        environments.c.name.label("environment_name"),
     )
+    .select_from(assignments)
+    .outerjoin(nodes, nodes.c.id == assignments.c.node_id)
+    .outerjoin(environments, environments.c.id == assignments.c.environment_id)
+)
+
+
+async def to_assignments(session: AsyncSession, rows: Sequence[Any]) -> list[c.Assignment]:
+    """Rows of `_NAMED` as contracts, with their GPUs read in one query for all of them.
+
+    A GPU's model name and memory are stored with it at placement (not joined from the node's
+    hardware report now): they say what the assignment got, even after the node reports a GPU
+    replaced or gone, and a read needs no JSON of every node.
+    """
+    gpus: dict[uuid.UUID, list[c.AssignedGpu]] = defaultdict(list)
+    if rows:
+        found = await session.execute(
+            select(assignment_gpus)
+            .where(assignment_gpus.c.assignment_id.in_([r.id for r in rows]))
+            .order_by(assignment_gpus.c.assignment_id, assignment_gpus.c.gpu_index)
+        )
+        for g in found:
+            gpus[g.assignment_id].append(
+                c.AssignedGpu(index=g.gpu_index, uuid=g.gpu_uuid, name=g.gpu_name, memory_mb=g.gpu_memory_mb)
+            )
+    return [
+        c.Assignment(
+            id=row.id,
+            user_id=row.user_id,
+            environment_id=row.environment_id,
+            environment_name=row.environment_name,
+            node_id=row.node_id,
+            node_hostname=row.node_hostname,
+            placement=row.placement,
+            gpus=gpus[row.id],
+            cpus=row.cpus,
+            ram_mb=row.ram_mb,
+            linux_username=row.linux_username,
+            status=row.status,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            ended_at=row.ended_at,
+        )
+        for row in rows
+    ]
+
+
+async def to_assignment(session: AsyncSession, row: Any) -> c.Assignment:
+    (assignment,) = await to_assignments(session, [row])
+    return assignment
 
 
 @dataclass(frozen=True)
@@ -96,33 +135,37 @@ async def create(
     room, gpus = await place(session, env, req, cpus, ram_mb)
     username = await username_for(session, req.user_id, user.email)
     assignment_id = uuid.uuid4()
-    row = (
-        await session.execute(
-            assignments.insert()
-            .values(
-                id=assignment_id,
-                user_id=req.user_id,
-                user_email=user.email,
-                environment_id=env.id,
-                node_id=room.node.id,
-                placement=req.placement,
-                cpus=cpus,
-                ram_mb=ram_mb,
-                linux_username=username,
-                created_by=req.actor_id,
-                expires_at=expires_at,
-            )
-            .returning(*assignments.c)
+    await session.execute(
+        assignments.insert().values(
+            id=assignment_id,
+            user_id=req.user_id,
+            user_email=user.email,
+            environment_id=env.id,
+            node_id=room.node.id,
+            placement=req.placement,
+            cpus=cpus,
+            ram_mb=ram_mb,
+            linux_username=username,
+            created_by=req.actor_id,
+            expires_at=expires_at,
         )
-    ).one()
+    )
     await session.execute(
         assignment_gpus.insert(),
         [
-            {"assignment_id": assignment_id, "gpu_uuid": g["uuid"], "gpu_index": g["index"], "node_id": room.node.id}
+            {
+                "assignment_id": assignment_id,
+                "gpu_uuid": g["uuid"],
+                "gpu_index": g["index"],
+                "node_id": room.node.id,
+                # The node's report as placement read it (inventory's `Gpu`: both always present).
+                "gpu_name": g.get("name"),
+                "gpu_memory_mb": g.get("memory_mb"),
+            }
             for g in gpus
         ],
     )
-    assignment = await to_assignment(session, row)
+    assignment = await to_assignment(session, await row_of(session, assignment_id))
     event = c.AssignmentCreated(
         assignment_id=assignment_id,
         user_id=req.user_id,
@@ -146,7 +189,7 @@ async def create(
 
 
 async def row_of(session: AsyncSession, assignment_id: uuid.UUID, user_id: uuid.UUID | None = None) -> Any:
-    query = select(assignments).where(assignments.c.id == assignment_id)
+    query = _NAMED.where(assignments.c.id == assignment_id)
     if user_id is not None:
         query = query.where(assignments.c.user_id == user_id)
     row = (await session.execute(query)).first()
@@ -174,7 +217,7 @@ async def get_mine(session: AsyncSession, req: c.MyAssignmentRequest) -> c.Assig
 
 
 async def list_page(session: AsyncSession, req: c.ListAssignmentsRequest) -> c.AssignmentPage:
-    query = select(assignments)
+    query = _NAMED
     for column, value in (
         (assignments.c.user_id, req.user_id),
         (assignments.c.environment_id, req.environment_id),
@@ -184,7 +227,7 @@ async def list_page(session: AsyncSession, req: c.ListAssignmentsRequest) -> c.A
         if value is not None:
             query = query.where(column == value)
     rows, cursor = await pagination.oldest_first(session, query, assignments, req.cursor, req.limit)
-    return c.AssignmentPage(items=[await to_assignment(session, r) for r in rows], next_cursor=cursor)
+    return c.AssignmentPage(items=await to_assignments(session, rows), next_cursor=cursor)
 
 
 async def environment_of(session: AsyncSession, environment_id: uuid.UUID) -> Any:
