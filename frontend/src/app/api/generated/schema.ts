@@ -74,6 +74,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit-log/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recompute the audit log's hash chain (what `gpulab audit verify` checks)
+         * @description Checks for at most about half of `GPULAB_RPC_TIMEOUT_S` per call. While `valid` is null the check is not finished: call again with `cursor` = `next_cursor` (and show `checked` as progress).
+         */
+        get: operations["verify_audit_log_api_v1_audit_log_verify_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/invites/{token}": {
         parameters: {
             query?: never;
@@ -474,6 +494,16 @@ export interface components {
         AssignedGpu: {
             /** Index */
             index: number;
+            /**
+             * Memory Mb
+             * @description the GPU's memory in MiB
+             */
+            memory_mb: number | null;
+            /**
+             * Name
+             * @description the GPU's model, as nvidia-smi names it (`NVIDIA A100-SXM4-80GB`)
+             */
+            name: string | null;
             /** Uuid */
             uuid: string;
         };
@@ -493,6 +523,8 @@ export interface components {
              * Format: uuid
              */
             environment_id: string;
+            /** Environment Name */
+            environment_name: string;
             /** Expires At */
             expires_at: string | null;
             /** Gpus */
@@ -504,6 +536,8 @@ export interface components {
             id: string;
             /** Linux Username */
             linux_username: string;
+            /** Node Hostname */
+            node_hostname: string;
             /**
              * Node Id
              * Format: uuid
@@ -581,6 +615,45 @@ export interface components {
              * @description pass as `cursor` for the next page; null on the last
              */
             next_cursor: string | null;
+        };
+        /**
+         * AuditVerification
+         * @description The audit log's hash chain recomputed, oldest row first, up to the first row that fails.
+         *
+         *     One call checks for a bounded time (half of `GPULAB_RPC_TIMEOUT_S`); a longer log takes more
+         *     calls, each passing the previous one's `next_cursor`.
+         */
+        AuditVerification: {
+            /**
+             * Checked
+             * @description rows found intact so far, from the first row of the log
+             */
+            checked: number;
+            /**
+             * Checked At
+             * Format: date-time
+             */
+            checked_at: string;
+            /**
+             * First Bad Id
+             * @description the first row that fails (the audit entry's id)
+             */
+            first_bad_id: string | null;
+            /**
+             * Next Cursor
+             * @description set while `valid` is null: pass it as `cursor` to go on
+             */
+            next_cursor: string | null;
+            /**
+             * Problem
+             * @description `chain_broken`: the row does not link to the one before it (a row before it was removed, inserted or re-hashed); `row_altered`: its fields do not match its own hash
+             */
+            problem: ("chain_broken" | "row_altered") | null;
+            /**
+             * Valid
+             * @description true: every row links to the one before it and matches its hash; false: `first_bad_id` does not; null: not finished yet, call again with `next_cursor`
+             */
+            valid: boolean | null;
         };
         /** CaCertificate */
         CaCertificate: {
@@ -1062,6 +1135,7 @@ export type AssignmentList = components['schemas']['AssignmentList'];
 export type AttachNode = components['schemas']['AttachNode'];
 export type AuditEntry = components['schemas']['AuditEntry'];
 export type AuditLogPage = components['schemas']['AuditLogPage'];
+export type AuditVerification = components['schemas']['AuditVerification'];
 export type CaCertificate = components['schemas']['CaCertificate'];
 export type Credentials = components['schemas']['Credentials'];
 export type Enrollment = components['schemas']['Enrollment'];
@@ -1431,6 +1505,65 @@ export interface operations {
                 };
             };
             /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verify_audit_log_api_v1_audit_log_verify_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous call, to go on */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request`: the cursor is not valid */
             422: {
                 headers: {
                     [name: string]: unknown;
