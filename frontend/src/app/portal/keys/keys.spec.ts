@@ -233,15 +233,13 @@ describe('Keys', () => {
     await showList();
     await paste(ED25519);
     await submit();
-    http
-      .expectOne(ADD)
-      .flush(
-        {
-          ...problem(422, 'invalid_ssh_key', 'the point is not on the curve'),
-          reason: 'malformed',
-        },
-        { status: 422, statusText: 'Unprocessable Content' },
-      );
+    http.expectOne(ADD).flush(
+      {
+        ...problem(422, 'invalid_ssh_key', 'the point is not on the curve'),
+        reason: 'malformed',
+      },
+      { status: 422, statusText: 'Unprocessable Content' },
+    );
     await stable();
 
     expect($('mat-error')?.textContent?.trim()).toBe('The point is not on the curve.');
@@ -257,12 +255,10 @@ describe('Keys', () => {
     await showList(ADA_KEY);
     await paste(ED25519);
     await submit();
-    http
-      .expectOne(ADD)
-      .flush(problem(409, 'duplicate_ssh_key', 'duplicate'), {
-        status: 409,
-        statusText: 'Conflict',
-      });
+    http.expectOne(ADD).flush(problem(409, 'duplicate_ssh_key', 'duplicate'), {
+      status: 409,
+      statusText: 'Conflict',
+    });
     await stable();
     expect($('mat-error')?.textContent).toContain('You have added this key already');
   });
