@@ -99,8 +99,8 @@ interface Added {
     @if (added(); as done) {
       <div class="added" role="status" data-testid="added-key">
         <p>
-          <strong>Key added.</strong> Its fingerprint, as
-          <code>ssh-keygen -l -f ~/.ssh/id_ed25519.pub</code> prints it on your computer:
+          <strong>Key added.</strong> Its fingerprint, as <code>ssh-keygen -l -f</code> prints it
+          for your .pub file:
         </p>
         <pre data-testid="added-fingerprint">{{ done.keygen ?? done.key.fingerprint }}</pre>
         @if (done.keygen) {
@@ -159,7 +159,9 @@ interface Added {
     pre {
       margin: 0.5rem 0;
       padding: 0.5rem 0.75rem;
-      overflow-x: auto;
+      /* Wrapped, not scrolled: nothing is hidden at 390 px, and no scroll area needs the keyboard. */
+      white-space: pre-wrap;
+      overflow-wrap: anywhere;
       background: var(--surface);
       color: var(--text);
       border-radius: var(--radius);

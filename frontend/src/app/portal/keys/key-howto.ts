@@ -110,7 +110,9 @@ const ORDER: Os[] = ['linux', 'macos', 'windows'];
     pre {
       margin: 0.35rem 0;
       padding: 0.5rem 0.75rem;
-      overflow-x: auto;
+      /* Wrapped, not scrolled: nothing is hidden at 390 px, and no scroll area needs the keyboard. */
+      white-space: pre-wrap;
+      overflow-wrap: anywhere;
       background: var(--bg);
       border: 1px solid var(--border);
       border-radius: var(--radius);

@@ -47,11 +47,11 @@ import { KeyHowto } from './key-howto';
                 <p class="key__name">{{ key.comment || 'No comment' }}</p>
                 <p><span class="label">Type:</span> {{ key.type }}</p>
                 <p>
-                  <span class="label">Fingerprint:</span>
+                  <span class="label">Fingerprint: </span>
                   <code class="key__fingerprint">{{ key.fingerprint }}</code>
                 </p>
                 <p>
-                  <span class="label">Added:</span>
+                  <span class="label">Added: </span>
                   <time [attr.datetime]="key.created_at">{{
                     key.created_at | date: 'mediumDate'
                   }}</time>

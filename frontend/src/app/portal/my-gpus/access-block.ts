@@ -17,12 +17,9 @@ export type AccessState =
   imports: [MatButtonModule, MatProgressSpinnerModule, CopyButton, Countdown],
   template: `
     @let s = state();
-    <section
-      class="access"
-      [attr.aria-labelledby]="headingId()"
-      [attr.aria-busy]="s.kind === 'loading'"
-    >
-      <h3 [id]="headingId()">How to connect</h3>
+    <!-- A div, not a region: every card has one, and landmarks must have unique names. -->
+    <div class="access" [attr.aria-busy]="s.kind === 'loading'">
+      <h3>How to connect</h3>
       @switch (s.kind) {
         @case ('loading') {
           <p class="pending" role="status">
@@ -79,7 +76,7 @@ export type AccessState =
           }
         }
       }
-    </section>
+    </div>
   `,
   styles: `
     .access {
@@ -101,7 +98,9 @@ export type AccessState =
     pre {
       margin: 0 0 0.5rem;
       padding: 0.5rem 0.75rem;
-      overflow-x: auto;
+      /* Wrapped, not scrolled: nothing is hidden at 390 px, and no scroll area needs the keyboard. */
+      white-space: pre-wrap;
+      overflow-wrap: anywhere;
       font-family: var(--mono);
       font-size: 0.85rem;
       background: var(--bg);
@@ -133,8 +132,6 @@ export class AccessBlock {
   readonly host = input.required<string>();
   /** The Linux account on the node. */
   readonly user = input.required<string>();
-  /** Unique on the page: the block's heading is its accessible name. */
-  readonly headingId = input.required<string>();
   readonly retry = output<void>();
 
   private readonly access = computed(() => {

@@ -61,7 +61,6 @@ import { Countdown } from './countdown';
         [state]="access()"
         [host]="a.node_hostname"
         [user]="a.linux_username"
-        [headingId]="'access-title-' + a.id"
         (retry)="retryAccess.emit()"
       />
     </article>
@@ -112,13 +111,13 @@ import { Countdown } from './countdown';
       color: var(--bad-fg);
     }
     .facts {
-      display: grid;
-      grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr));
-      gap: 0.75rem 1.5rem;
+      display: flex;
+      flex-wrap: wrap;
+      gap: 0.75rem 2.5rem;
       margin: 1rem 0 0;
     }
     .facts > div:first-child {
-      grid-column: 1 / -1;
+      flex-basis: 100%;
     }
     dt {
       color: var(--muted);

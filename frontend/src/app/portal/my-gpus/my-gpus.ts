@@ -115,6 +115,7 @@ const MAX_PAGES = 10;
   styles: `
     .cards {
       display: grid;
+      grid-template-columns: minmax(0, 1fr);
       gap: 1rem;
     }
     .notice {
