@@ -1,6 +1,6 @@
 // Real-browser check of the invite flow: opens the link from an invite email in Debian's headless
-// Chromium, fills in the form and waits for the welcome. It accepts the invite for real, so each run
-// needs a fresh invite.
+// Chromium, fills in the form, waits for the sign-in page (its notice, the email filled in) and signs
+// in with the new password. It accepts the invite for real, so each run needs a fresh invite.
 //
 //   INVITE_URL='https://gpulab.example.org/invite/<token>' NAME='Ada Lovelace' PASSWORD='...' \
 //     [SCREENSHOT=/tmp/invite.png] [CHROMIUM=/usr/bin/chromium] node e2e/accept-invite.mjs
@@ -69,23 +69,47 @@ async function acceptInvite(page) {
   }
   await submit.click();
 
-  // The request settles on the welcome, or the form shows why it failed.
+  // The request settles on the sign-in page, or the invite page shows why it failed.
+  const signIn = page.locator('app-login');
   const outcome = page.locator(
-    '[data-testid=welcome], [data-testid=gone], form [role=alert], #invite-password-error',
+    'app-login .notice[role=status], [data-testid=gone], form [role=alert], #invite-password-error',
   );
   await outcome.first().waitFor({ state: 'visible', timeout: TIMEOUT_MS });
-  const welcome = page.locator('[data-testid=welcome]');
-  if (!(await welcome.isVisible())) {
+  if (!(await signIn.isVisible())) {
     throw new Error(`accepting the invite failed: ${oneLine(await outcome.first().innerText())}`);
   }
-  const text = oneLine(await welcome.innerText());
+  const text = oneLine(await signIn.locator('.notice[role=status]').innerText());
   check(
-    text.includes('Your account is ready.') && text.startsWith('Welcome, '),
-    `unexpected welcome text: ${JSON.stringify(text)}`,
+    text === 'Your account is ready. Sign in with your new password.',
+    `unexpected notice on the sign-in page: ${JSON.stringify(text)}`,
   );
+  const url = new URL(page.url());
+  check(
+    url.pathname === '/login' && url.searchParams.get('email') === shownEmail,
+    `the invite page went to ${url.pathname}${url.search}, not /login?email=<the invited email>`,
+  );
+  const loginEmail = page.getByLabel('Email', { exact: true });
+  check(
+    (await loginEmail.inputValue()) === shownEmail,
+    'the sign-in page did not fill in the invited email',
+  );
+
+  // The new account works: sign in with the password just set.
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const portal = page.getByRole('heading', { level: 1, name: 'My GPUs' });
+  const refused = page.locator('[data-testid=login-error]');
+  await portal.or(refused).first().waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  if (await refused.isVisible()) {
+    throw new Error(
+      `signing in with the new password failed: ${oneLine(await refused.innerText())}`,
+    );
+  }
   check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join('; ')}`);
 
-  console.log(`e2e: ${text.slice(0, text.indexOf('ready.') + 'ready.'.length)}`);
+  console.log(
+    `e2e: ${text.slice(0, text.indexOf('ready.') + 'ready.'.length)} Signed in as ${shownEmail}.`,
+  );
 }
 
 await runInBrowser('accept-invite', acceptInvite);

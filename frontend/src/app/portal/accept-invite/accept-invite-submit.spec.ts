@@ -1,9 +1,11 @@
 // The accept-invite page: submitting the form.
+import { ACCOUNT_READY_NOTICE } from './accept-invite';
 import {
   ACCEPT,
   GOOD_PASSWORD,
   INVITE,
   LOOKUP,
+  SIGN_IN_URL,
   USER,
   problem,
   usePage,
@@ -40,19 +42,30 @@ describe('AcceptInvite', () => {
       await stable();
     });
 
-    it('shows the welcome once the account is ready', async () => {
+    it('sends the person to sign in, with the email filled in and a notice, once the account is ready', async () => {
       await fillValid();
       submitButton().click();
       page.httpTesting.expectOne(ACCEPT).flush(USER, { status: 201, statusText: 'Created' });
       await stable();
 
-      expect(state()).toBe('done');
-      const welcome = $('[data-testid=welcome]');
-      expect(welcome?.textContent).toContain('Welcome, Ada Lovelace. Your account is ready.');
-      expect(welcome?.textContent).toContain('there is no login page yet');
-      expect(welcome?.querySelector('a')?.getAttribute('href')).toBe('/');
-      expect($('form')).toBeNull();
-      expect(document.activeElement).toBe(welcome);
+      expect(page.url()).toBe(SIGN_IN_URL);
+      expect(page.notice()).toBe(ACCOUNT_READY_NOTICE);
+      expect(ACCOUNT_READY_NOTICE).toBe('Your account is ready. Sign in with your new password.');
+      expect(page.harness.routeNativeElement?.querySelector('h1')?.textContent).toBe(
+        'Sign in to gpulab',
+      );
+    });
+
+    it('uses the email of the account the server made', async () => {
+      await fillValid();
+      submitButton().click();
+      page.httpTesting
+        .expectOne(ACCEPT)
+        .flush({ ...USER, email: 'Ada+gpu@Example.org' }, { status: 201, statusText: 'Created' });
+      await stable();
+
+      expect(page.url()).toBe('/login?email=Ada%2Bgpu@Example.org');
+      expect(page.emailParam()).toBe('Ada+gpu@Example.org');
     });
 
     it('shows why the server refused the password under the field, and focuses it', async () => {
@@ -126,7 +139,7 @@ describe('AcceptInvite', () => {
       expect(retry.request.body).toEqual({ name: 'Ada Lovelace', password: GOOD_PASSWORD });
       retry.flush(USER, { status: 201, statusText: 'Created' });
       await stable();
-      expect(state()).toBe('done');
+      expect(page.url()).toBe(SIGN_IN_URL);
     });
   });
 });

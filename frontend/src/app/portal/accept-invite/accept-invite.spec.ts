@@ -70,7 +70,7 @@ describe('AcceptInvite', () => {
       expect(alert?.textContent).toContain('This invite has already been used.');
       const link = alert?.querySelector('a');
       expect(link?.textContent?.trim()).toBe('Log in instead.');
-      expect(link?.getAttribute('href')).toBe('/');
+      expect(link?.getAttribute('href')).toBe('/login');
       expect($('form')).toBeNull();
     });
 

@@ -1,10 +1,12 @@
 import { provideHttpClient } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
+import { Component } from '@angular/core';
 import { TestBed } from '@angular/core/testing';
-import { provideRouter } from '@angular/router';
+import { Router, provideRouter } from '@angular/router';
 import { RouterTestingHarness } from '@angular/router/testing';
 
 import { User } from '../../api';
+import { Auth } from '../../core/auth';
 import { AcceptInvite } from './accept-invite';
 
 // Shared by the accept-invite specs: the constants, and a page driver set up before each test.
@@ -26,6 +28,13 @@ export const USER: User = {
   created_at: '2030-01-01T00:00:00Z',
 };
 
+/** Where the page sends the person once the account is ready. */
+export const SIGN_IN_URL = '/login?email=ada@example.org';
+
+/** Stands in for the sign-in page (src/app/login), which fills in the email from `?email=`. */
+@Component({ template: '<h1>Sign in to gpulab</h1>' })
+class LoginStub {}
+
 export function problem(status: number, code: string, detail = 'details') {
   return { type: 'about:blank', title: 'Problem', status, detail, code };
 }
@@ -42,6 +51,10 @@ export class InvitePage {
   input = (id: string) => this.$<HTMLInputElement>(`#invite-${id}`)!;
   submitButton = () => this.$<HTMLButtonElement>('button[type=submit]')!;
   state = () => this.$('section.invite')?.getAttribute('data-state');
+  url = () => TestBed.inject(Router).url;
+  /** The `email` query parameter of the current address, decoded. */
+  emailParam = () => TestBed.inject(Router).parseUrl(this.url()).queryParamMap.get('email');
+  notice = () => TestBed.inject(Auth).notice();
   stable = () => this.harness.fixture.whenStable();
 
   type = async (id: Field, value: string): Promise<void> => {
@@ -81,7 +94,10 @@ export function usePage(): InvitePage {
   beforeEach(async () => {
     TestBed.configureTestingModule({
       providers: [
-        provideRouter([{ path: 'invite/:token', component: AcceptInvite }]),
+        provideRouter([
+          { path: 'invite/:token', component: AcceptInvite },
+          { path: 'login', component: LoginStub },
+        ]),
         provideHttpClient(),
         provideHttpClientTesting(),
       ],

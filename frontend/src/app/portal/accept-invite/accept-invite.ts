@@ -12,7 +12,7 @@ import {
   viewChild,
 } from '@angular/core';
 import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
-import { ActivatedRoute, RouterLink } from '@angular/router';
+import { ActivatedRoute, Router, RouterLink } from '@angular/router';
 import { Subscription } from 'rxjs';
 
 import {
@@ -26,6 +26,7 @@ import {
   problemOf,
   statusOf,
 } from '../../api';
+import { Auth } from '../../core/auth';
 import { PASSWORD_MAX, PASSWORD_MIN, checkPassword, characterCount } from './password-rules';
 
 /** Why an invite cannot be used; each has its own message and no retry. */
@@ -38,12 +39,15 @@ type InviteView =
   | { kind: 'form'; invite: InviteInfo }
   | { kind: 'done'; user: User };
 
+/** What the sign-in page says to someone who has just accepted their invite. */
+export const ACCOUNT_READY_NOTICE = 'Your account is ready. Sign in with your new password.';
+
 // identity refuses a longer name (gpulab_core.contracts.identity AcceptInviteRequest.name).
 const NAME_MAX = 200;
 
 /**
  * `/invite/:token`, where the link in an invite email lands: shows whom the invite is for, takes a
- * name and a password, and activates the account.
+ * name and a password, activates the account, and sends the person to sign in with it.
  */
 @Component({
   selector: 'app-accept-invite',
@@ -54,6 +58,8 @@ const NAME_MAX = 200;
 })
 export class AcceptInvite {
   private readonly api = inject(InvitesApi);
+  private readonly auth = inject(Auth);
+  private readonly router = inject(Router);
   private readonly injector = inject(Injector);
   private token = '';
   private request?: Subscription;
@@ -179,7 +185,9 @@ export class AcceptInvite {
       next: (user) => {
         this.submitting.set(false);
         this.view.set({ kind: 'done', user });
-        this.focusAfterRender(this.outcome);
+        // Accepting does not sign in (docs/api.md): the sign-in page, with the email filled in.
+        this.auth.notice.set(ACCOUNT_READY_NOTICE);
+        void this.router.navigate(['/login'], { queryParams: { email: user.email } });
       },
       error: (err: unknown) => {
         this.submitting.set(false);
