@@ -77,7 +77,9 @@ async function accessible(page, name) {
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: 900 });
     // Colours are judged once nothing fades in or out (a snack bar's entrance, a dialog's exit).
-    await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running'));
+    await page.waitForFunction(() =>
+      document.getAnimations().every((a) => a.playState !== 'running'),
+    );
     if (!(await page.evaluate(() => 'axe' in window))) {
       await page.addScriptTag({ path: AXE });
     }
