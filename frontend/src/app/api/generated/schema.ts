@@ -5,1127 +5,1127 @@
  */
 
 export interface paths {
-  '/api/v1/assignments': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Assignments, filtered */
+        get: operations["list_assignments_api_v1_assignments_get"];
+        put?: never;
+        /** Assign GPUs to a user: on a named node (`fixed`) or the best-fitting online node (`dynamic`) */
+        post: operations["create_assignment_api_v1_assignments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Assignments, filtered */
-    get: operations['list_assignments_api_v1_assignments_get'];
-    put?: never;
-    /** Assign GPUs to a user: on a named node (`fixed`) or the best-fitting online node (`dynamic`) */
-    post: operations['create_assignment_api_v1_assignments_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/assignments/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/assignments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One assignment */
+        get: operations["get_assignment_api_v1_assignments__id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** One assignment */
-    get: operations['get_assignment_api_v1_assignments__id__get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/assignments/{id}/revoke': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/assignments/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke an assignment: its GPUs are free at once; the node removes the access at its next heartbeat */
+        post: operations["revoke_assignment_api_v1_assignments__id__revoke_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Revoke an assignment: its GPUs are free at once; the node removes the access at its next heartbeat */
-    post: operations['revoke_assignment_api_v1_assignments__id__revoke_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/audit-log': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit log, filtered */
+        get: operations["audit_log_api_v1_audit_log_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** The audit log, filtered */
-    get: operations['audit_log_api_v1_audit_log_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/audit-log/verify': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/audit-log/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recompute the audit log's hash chain (what `gpulab audit verify` checks)
+         * @description Checks for at most about half of `GPULAB_RPC_TIMEOUT_S` per call. While `valid` is null the check is not finished: call again with `cursor` = `next_cursor` (and show `checked` as progress).
+         */
+        get: operations["verify_audit_log_api_v1_audit_log_verify_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * Recompute the audit log's hash chain (what `gpulab audit verify` checks)
-     * @description Checks for at most about half of `GPULAB_RPC_TIMEOUT_S` per call. While `valid` is null the check is not finished: call again with `cursor` = `next_cursor` (and show `checked` as progress).
-     */
-    get: operations['verify_audit_log_api_v1_audit_log_verify_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/invites/{token}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/invites/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What an invite is for, before accepting it */
+        get: operations["lookup_invite_api_v1_auth_invites__token__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** What an invite is for, before accepting it */
-    get: operations['lookup_invite_api_v1_auth_invites__token__get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/invites/{token}/accept': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/invites/{token}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Accept an invite: set name and password; the account is active (log in next) */
+        post: operations["accept_invite_api_v1_auth_invites__token__accept_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Accept an invite: set name and password; the account is active (log in next) */
-    post: operations['accept_invite_api_v1_auth_invites__token__accept_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/login': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Log in: sets the session cookie and returns the CSRF token */
+        post: operations["login_api_v1_auth_login_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Log in: sets the session cookie and returns the CSRF token */
-    post: operations['login_api_v1_auth_login_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/logout': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Log out: ends the session on the server and clears the cookie */
+        post: operations["logout_api_v1_auth_logout_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Log out: ends the session on the server and clears the cookie */
-    post: operations['logout_api_v1_auth_logout_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/me': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The logged-in user; the `X-CSRF-Token` header carries the session's CSRF token */
+        get: operations["me_api_v1_auth_me_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** The logged-in user; the `X-CSRF-Token` header carries the session's CSRF token */
-    get: operations['me_api_v1_auth_me_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/enrollment/ca': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/enrollment/ca": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The CA certificate agents trust, and its fingerprint (the install command pins it) */
+        get: operations["enrollment_ca_api_v1_enrollment_ca_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** The CA certificate agents trust, and its fingerprint (the install command pins it) */
-    get: operations['enrollment_ca_api_v1_enrollment_ca_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/environments': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/environments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Environments, a page at a time */
+        get: operations["list_environments_api_v1_environments_get"];
+        put?: never;
+        /** Create an Environment */
+        post: operations["create_environment_api_v1_environments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Environments, a page at a time */
-    get: operations['list_environments_api_v1_environments_get'];
-    put?: never;
-    /** Create an Environment */
-    post: operations['create_environment_api_v1_environments_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/environments/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/environments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One Environment */
+        get: operations["get_environment_api_v1_environments__id__get"];
+        put?: never;
+        post?: never;
+        /** Delete an Environment without active assignments */
+        delete: operations["delete_environment_api_v1_environments__id__delete"];
+        options?: never;
+        head?: never;
+        /** Change an Environment (only the fields given) */
+        patch: operations["update_environment_api_v1_environments__id__patch"];
+        trace?: never;
     };
-    /** One Environment */
-    get: operations['get_environment_api_v1_environments__id__get'];
-    put?: never;
-    post?: never;
-    /** Delete an Environment without active assignments */
-    delete: operations['delete_environment_api_v1_environments__id__delete'];
-    options?: never;
-    head?: never;
-    /** Change an Environment (only the fields given) */
-    patch: operations['update_environment_api_v1_environments__id__patch'];
-    trace?: never;
-  };
-  '/api/v1/environments/{id}/nodes': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/environments/{id}/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Attach a node to an Environment */
+        post: operations["attach_node_api_v1_environments__id__nodes_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Attach a node to an Environment */
-    post: operations['attach_node_api_v1_environments__id__nodes_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/environments/{id}/nodes/{node_id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/environments/{id}/nodes/{node_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Detach a node: no new assignment of this Environment goes there */
+        delete: operations["detach_node_api_v1_environments__id__nodes__node_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    post?: never;
-    /** Detach a node: no new assignment of this Environment goes there */
-    delete: operations['detach_node_api_v1_environments__id__nodes__node_id__delete'];
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/healthz': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** State of every back-end service */
+        get: operations["healthz_api_v1_healthz_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** State of every back-end service */
-    get: operations['healthz_api_v1_healthz_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/me/assignments': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/me/assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My assignments */
+        get: operations["my_assignments_api_v1_me_assignments_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** My assignments */
-    get: operations['my_assignments_api_v1_me_assignments_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/me/assignments/{id}/access': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/me/assignments/{id}/access": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How to reach my assignment's node: an SSH config, or a NetBird setup key */
+        get: operations["my_access_api_v1_me_assignments__id__access_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** How to reach my assignment's node: an SSH config, or a NetBird setup key */
-    get: operations['my_access_api_v1_me_assignments__id__access_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/me/ssh-keys': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/me/ssh-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My SSH public keys */
+        get: operations["list_keys_api_v1_me_ssh_keys_get"];
+        put?: never;
+        /** Add an SSH public key */
+        post: operations["add_key_api_v1_me_ssh_keys_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** My SSH public keys */
-    get: operations['list_keys_api_v1_me_ssh_keys_get'];
-    put?: never;
-    /** Add an SSH public key */
-    post: operations['add_key_api_v1_me_ssh_keys_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/me/ssh-keys/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/me/ssh-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove one of my SSH public keys */
+        delete: operations["delete_key_api_v1_me_ssh_keys__id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    post?: never;
-    /** Remove one of my SSH public keys */
-    delete: operations['delete_key_api_v1_me_ssh_keys__id__delete'];
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/nodes': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Nodes, a page at a time */
+        get: operations["list_nodes_api_v1_nodes_get"];
+        put?: never;
+        /** Add a node: it stays `pending` until its agent enrolls with the token (shown this once) */
+        post: operations["create_node_api_v1_nodes_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Nodes, a page at a time */
-    get: operations['list_nodes_api_v1_nodes_get'];
-    put?: never;
-    /** Add a node: it stays `pending` until its agent enrolls with the token (shown this once) */
-    post: operations['create_node_api_v1_nodes_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/nodes/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/nodes/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One node */
+        get: operations["get_node_api_v1_nodes__id__get"];
+        put?: never;
+        post?: never;
+        /** Delete a node: its certificates are revoked, its agent is refused from then on (status `revoked`) */
+        delete: operations["delete_node_api_v1_nodes__id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** One node */
-    get: operations['get_node_api_v1_nodes__id__get'];
-    put?: never;
-    post?: never;
-    /** Delete a node: its certificates are revoked, its agent is refused from then on (status `revoked`) */
-    delete: operations['delete_node_api_v1_nodes__id__delete'];
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/nodes/{id}/enrollment-tokens': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/nodes/{id}/enrollment-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new one-time enrollment token for the node; its earlier tokens stop working */
+        post: operations["new_token_api_v1_nodes__id__enrollment_tokens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** A new one-time enrollment token for the node; its earlier tokens stop working */
-    post: operations['new_token_api_v1_nodes__id__enrollment_tokens_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/users': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Users, a page at a time */
+        get: operations["list_users_api_v1_users_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Users, a page at a time */
-    get: operations['list_users_api_v1_users_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/users/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One user */
+        get: operations["get_user_api_v1_users__id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Enable or disable a user, or change their role; a disabled user's sessions end */
+        patch: operations["update_user_api_v1_users__id__patch"];
+        trace?: never;
     };
-    /** One user */
-    get: operations['get_user_api_v1_users__id__get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    /** Enable or disable a user, or change their role; a disabled user's sessions end */
-    patch: operations['update_user_api_v1_users__id__patch'];
-    trace?: never;
-  };
-  '/api/v1/users/invites': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/users/invites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Invite someone: creates the user (status `invited`) and sends the invite email */
+        post: operations["invite_api_v1_users_invites_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Invite someone: creates the user (status `invited`) and sends the invite email */
-    post: operations['invite_api_v1_users_invites_post'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
-  schemas: {
-    /** AcceptInvite */
-    AcceptInvite: {
-      /** Name */
-      name: string;
-      /** Password */
-      password: string;
+    schemas: {
+        /** AcceptInvite */
+        AcceptInvite: {
+            /** Name */
+            name: string;
+            /** Password */
+            password: string;
+        };
+        /**
+         * Access
+         * @description How the user reaches the node: an SSH config (`ssh_proxy_jump`) or a NetBird setup key.
+         */
+        Access: {
+            /** Expires At */
+            expires_at?: string | null;
+            /** Management Url */
+            management_url?: string | null;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "ssh_proxy_jump" | "netbird";
+            /** Setup Key */
+            setup_key?: string | null;
+            /** Ssh Command */
+            ssh_command?: string | null;
+            /** Ssh Config */
+            ssh_config?: string | null;
+        };
+        /** AssignedGpu */
+        AssignedGpu: {
+            /** Index */
+            index: number;
+            /**
+             * Memory Mb
+             * @description the GPU's memory in MiB
+             */
+            memory_mb: number | null;
+            /**
+             * Name
+             * @description the GPU's model, as nvidia-smi names it (`NVIDIA A100-SXM4-80GB`)
+             */
+            name: string | null;
+            /** Uuid */
+            uuid: string;
+        };
+        /** Assignment */
+        Assignment: {
+            /** Cpus */
+            cpus: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Ended At */
+            ended_at: string | null;
+            /**
+             * Environment Id
+             * Format: uuid
+             */
+            environment_id: string;
+            /** Environment Name */
+            environment_name: string;
+            /** Expires At */
+            expires_at: string | null;
+            /** Gpus */
+            gpus: components["schemas"]["AssignedGpu"][];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Linux Username */
+            linux_username: string;
+            /** Node Hostname */
+            node_hostname: string;
+            /**
+             * Node Id
+             * Format: uuid
+             */
+            node_id: string;
+            /**
+             * Placement
+             * @enum {string}
+             */
+            placement: "dynamic" | "fixed";
+            /** Ram Mb */
+            ram_mb: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "revoked" | "expired";
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
+        /** AssignmentList */
+        AssignmentList: {
+            /** Items */
+            items: components["schemas"]["Assignment"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next_cursor: string | null;
+        };
+        /** AttachNode */
+        AttachNode: {
+            /**
+             * Node Id
+             * Format: uuid
+             */
+            node_id: string;
+        };
+        /** AuditEntry */
+        AuditEntry: {
+            /** Action */
+            action: string;
+            /** Actor Email */
+            actor_email: string | null;
+            /** Actor Id */
+            actor_id: string | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Target Id */
+            target_id: string | null;
+            /** Target Type */
+            target_type: string | null;
+        };
+        /** AuditLogPage */
+        AuditLogPage: {
+            /** Items */
+            items: components["schemas"]["AuditEntry"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * AuditVerification
+         * @description The audit log's hash chain recomputed, oldest row first, up to the first row that fails.
+         *
+         *     One call checks for a bounded time (half of `GPULAB_RPC_TIMEOUT_S`); a longer log takes more
+         *     calls, each passing the previous one's `next_cursor`.
+         */
+        AuditVerification: {
+            /**
+             * Checked
+             * @description rows found intact so far, from the first row of the log
+             */
+            checked: number;
+            /**
+             * Checked At
+             * Format: date-time
+             */
+            checked_at: string;
+            /**
+             * First Bad Id
+             * @description the first row that fails (the audit entry's id)
+             */
+            first_bad_id: string | null;
+            /**
+             * Next Cursor
+             * @description set while `valid` is null: pass it as `cursor` to go on
+             */
+            next_cursor: string | null;
+            /**
+             * Problem
+             * @description `chain_broken`: the row does not link to the one before it (a row before it was removed, inserted or re-hashed); `row_altered`: its fields do not match its own hash
+             */
+            problem: ("chain_broken" | "row_altered") | null;
+            /**
+             * Valid
+             * @description true: every row links to the one before it and matches its hash; false: `first_bad_id` does not; null: not finished yet, call again with `next_cursor`
+             */
+            valid: boolean | null;
+        };
+        /** CaCertificate */
+        CaCertificate: {
+            /** Certificate Pem */
+            certificate_pem: string;
+            /**
+             * Sha256 Fingerprint
+             * @description SHA-256 of the certificate (DER), 64 lowercase hex digits
+             */
+            sha256_fingerprint: string;
+        };
+        /** Credentials */
+        Credentials: {
+            /** Email */
+            email: string;
+            /** Password */
+            password: string;
+        };
+        /**
+         * Enrollment
+         * @description A fresh one-time token and the command that uses it; the token is shown this once.
+         */
+        Enrollment: {
+            /** Ca Fingerprint */
+            ca_fingerprint: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Install Command */
+            install_command: string;
+            /** Token */
+            token: string;
+        };
+        /** Environment */
+        Environment: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Default Cpus
+             * @default 0
+             */
+            default_cpus: number;
+            /** Default Expiry Hours */
+            default_expiry_hours?: number | null;
+            /**
+             * Default Ram Mb
+             * @default 0
+             */
+            default_ram_mb: number;
+            /**
+             * Enforcement Mode
+             * @enum {string}
+             */
+            enforcement_mode: "soft" | "cgroup" | "mig" | "container";
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Node Ids */
+            node_ids: string[];
+            /**
+             * Tunnel Provider
+             * @enum {string}
+             */
+            tunnel_provider: "ssh_proxy_jump" | "netbird";
+        };
+        /**
+         * EnvironmentChange
+         * @description PATCH: only the fields given change.
+         */
+        EnvironmentChange: {
+            /** Default Cpus */
+            default_cpus?: number | null;
+            /** Default Expiry Hours */
+            default_expiry_hours?: number | null;
+            /** Default Ram Mb */
+            default_ram_mb?: number | null;
+            /** Enforcement Mode */
+            enforcement_mode?: ("soft" | "cgroup" | "mig" | "container") | null;
+            /** Name */
+            name?: string | null;
+            /** Tunnel Provider */
+            tunnel_provider?: ("ssh_proxy_jump" | "netbird") | null;
+        };
+        /** EnvironmentFields */
+        EnvironmentFields: {
+            /**
+             * Default Cpus
+             * @default 0
+             */
+            default_cpus: number;
+            /** Default Expiry Hours */
+            default_expiry_hours?: number | null;
+            /**
+             * Default Ram Mb
+             * @default 0
+             */
+            default_ram_mb: number;
+            /**
+             * Enforcement Mode
+             * @enum {string}
+             */
+            enforcement_mode: "soft" | "cgroup" | "mig" | "container";
+            /** Name */
+            name: string;
+            /**
+             * Tunnel Provider
+             * @enum {string}
+             */
+            tunnel_provider: "ssh_proxy_jump" | "netbird";
+        };
+        /** EnvironmentList */
+        EnvironmentList: {
+            /** Items */
+            items: components["schemas"]["Environment"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next_cursor: string | null;
+        };
+        /** FieldError */
+        FieldError: {
+            /** Loc */
+            loc: (string | number)[];
+            /** Msg */
+            msg: string;
+            /** Type */
+            type: string;
+        };
+        /** Gpu */
+        Gpu: {
+            /** Index */
+            index: number;
+            /** Memory Mb */
+            memory_mb: number;
+            /** Mig Capable */
+            mig_capable: boolean;
+            /** Mig Enabled */
+            mig_enabled: boolean;
+            /** Name */
+            name: string;
+            /** Uuid */
+            uuid: string;
+        };
+        /**
+         * Hardware
+         * @description As API.md's `Node.hardware`, field for field the agent's Hardware message.
+         */
+        Hardware: {
+            /** Cpu Cores */
+            cpu_cores: number;
+            /** Cpu Model */
+            cpu_model: string;
+            /** Gpus */
+            gpus: components["schemas"]["Gpu"][];
+            /** Ram Mb */
+            ram_mb: number;
+        };
+        /** Health */
+        Health: {
+            services: components["schemas"]["ServiceStates"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "degraded";
+        };
+        /**
+         * InviteDelivery
+         * @description Where the invite email stands (kept by identity from notify's events).
+         */
+        InviteDelivery: {
+            /** Detail */
+            detail?: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "sent" | "retrying" | "failed";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** InviteInfo */
+        InviteInfo: {
+            /** Email */
+            email: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+        };
+        /** LoginResult */
+        LoginResult: {
+            /**
+             * Csrf Token
+             * @description send it as `X-CSRF-Token` on every POST, PATCH, PUT and DELETE
+             */
+            csrf_token: string;
+            user: components["schemas"]["User"];
+        };
+        /** NewAssignment */
+        NewAssignment: {
+            /** Cpus */
+            cpus?: number | null;
+            /**
+             * Environment Id
+             * Format: uuid
+             */
+            environment_id: string;
+            /** Expires At */
+            expires_at?: string | null;
+            /** Gpus */
+            gpus: number;
+            /** Node Id */
+            node_id?: string | null;
+            /**
+             * Placement
+             * @enum {string}
+             */
+            placement: "dynamic" | "fixed";
+            /** Ram Mb */
+            ram_mb?: number | null;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
+        /** NewInvite */
+        NewInvite: {
+            /**
+             * Email
+             * Format: email
+             */
+            email: string;
+            /**
+             * Role
+             * @default user
+             * @enum {string}
+             */
+            role: "admin" | "user";
+        };
+        /** NewNode */
+        NewNode: {
+            /** Hostname */
+            hostname: string;
+            /** Management Ip */
+            management_ip: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "linux" | "proxmox";
+        };
+        /** NewSshKey */
+        NewSshKey: {
+            /**
+             * Public Key
+             * @description one line as in `~/.ssh/id_ed25519.pub`: type, base64 key, optional comment
+             */
+            public_key: string;
+        };
+        /** Node */
+        Node: {
+            /** Agent Version */
+            agent_version: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            hardware: components["schemas"]["Hardware"] | null;
+            /** Hostname */
+            hostname: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Last Seen At */
+            last_seen_at: string | null;
+            /** Management Ip */
+            management_ip: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "online" | "offline" | "revoked";
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "linux" | "proxmox";
+        };
+        /** NodeCreated */
+        NodeCreated: {
+            enrollment: components["schemas"]["Enrollment"];
+            node: components["schemas"]["Node"];
+        };
+        /** NodeList */
+        NodeList: {
+            /** Items */
+            items: components["schemas"]["Node"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * Problem
+         * @description RFC 9457 problem details; `code` is the stable word a client branches on.
+         */
+        Problem: {
+            /**
+             * Code
+             * @example invalid_credentials
+             */
+            code: string;
+            /** Detail */
+            detail: string;
+            /**
+             * Errors
+             * @description with `invalid_request`: what is wrong where
+             */
+            errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Reason
+             * @description with `invalid_ssh_key`: why the key was refused
+             */
+            reason?: string | null;
+            /**
+             * Retry After S
+             * @description with `too_many_attempts`, as in `Retry-After`
+             */
+            retry_after_s?: number | null;
+            /** Status */
+            status: number;
+            /** Title */
+            title: string;
+            /**
+             * Type
+             * @example urn:gpulab:problem:invalid_credentials
+             */
+            type: string;
+        };
+        /** ServiceStates */
+        ServiceStates: {
+            /**
+             * Identity
+             * @enum {string}
+             */
+            identity: "ok" | "down";
+            /**
+             * Inventory
+             * @enum {string}
+             */
+            inventory: "ok" | "down";
+            /**
+             * Notify
+             * @enum {string}
+             */
+            notify: "ok" | "down";
+            /**
+             * Pki
+             * @enum {string}
+             */
+            pki: "ok" | "down";
+            /**
+             * Scheduler
+             * @enum {string}
+             */
+            scheduler: "ok" | "down";
+        };
+        /** SshKey */
+        SshKey: {
+            /** Comment */
+            comment: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Fingerprint */
+            fingerprint: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Type */
+            type: string;
+        };
+        /** SshKeyList */
+        SshKeyList: {
+            /** Items */
+            items: components["schemas"]["SshKey"][];
+            /**
+             * Next Cursor
+             * @description always null: a user's keys fit in one page
+             */
+            next_cursor: string | null;
+        };
+        /** User */
+        User: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Email */
+            email: string;
+            /** Has Ssh Key */
+            has_ssh_key: boolean;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            invite_delivery?: components["schemas"]["InviteDelivery"] | null;
+            /** Name */
+            name: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "user";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "invited" | "active" | "disabled";
+        };
+        /**
+         * UserChange
+         * @description At least one of the two; `status` enables or disables, `role` promotes or demotes.
+         */
+        UserChange: {
+            /** Role */
+            role?: ("admin" | "user") | null;
+            /** Status */
+            status?: ("active" | "disabled") | null;
+        };
+        /** UserList */
+        UserList: {
+            /** Items */
+            items: components["schemas"]["User"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next_cursor: string | null;
+        };
     };
-    /**
-     * Access
-     * @description How the user reaches the node: an SSH config (`ssh_proxy_jump`) or a NetBird setup key.
-     */
-    Access: {
-      /** Expires At */
-      expires_at?: string | null;
-      /** Management Url */
-      management_url?: string | null;
-      /**
-       * Provider
-       * @enum {string}
-       */
-      provider: 'ssh_proxy_jump' | 'netbird';
-      /** Setup Key */
-      setup_key?: string | null;
-      /** Ssh Command */
-      ssh_command?: string | null;
-      /** Ssh Config */
-      ssh_config?: string | null;
-    };
-    /** AssignedGpu */
-    AssignedGpu: {
-      /** Index */
-      index: number;
-      /**
-       * Memory Mb
-       * @description the GPU's memory in MiB
-       */
-      memory_mb: number | null;
-      /**
-       * Name
-       * @description the GPU's model, as nvidia-smi names it (`NVIDIA A100-SXM4-80GB`)
-       */
-      name: string | null;
-      /** Uuid */
-      uuid: string;
-    };
-    /** Assignment */
-    Assignment: {
-      /** Cpus */
-      cpus: number;
-      /**
-       * Created At
-       * Format: date-time
-       */
-      created_at: string;
-      /** Ended At */
-      ended_at: string | null;
-      /**
-       * Environment Id
-       * Format: uuid
-       */
-      environment_id: string;
-      /** Environment Name */
-      environment_name: string;
-      /** Expires At */
-      expires_at: string | null;
-      /** Gpus */
-      gpus: components['schemas']['AssignedGpu'][];
-      /**
-       * Id
-       * Format: uuid
-       */
-      id: string;
-      /** Linux Username */
-      linux_username: string;
-      /** Node Hostname */
-      node_hostname: string;
-      /**
-       * Node Id
-       * Format: uuid
-       */
-      node_id: string;
-      /**
-       * Placement
-       * @enum {string}
-       */
-      placement: 'dynamic' | 'fixed';
-      /** Ram Mb */
-      ram_mb: number;
-      /**
-       * Status
-       * @enum {string}
-       */
-      status: 'active' | 'revoked' | 'expired';
-      /**
-       * User Id
-       * Format: uuid
-       */
-      user_id: string;
-    };
-    /** AssignmentList */
-    AssignmentList: {
-      /** Items */
-      items: components['schemas']['Assignment'][];
-      /**
-       * Next Cursor
-       * @description pass as `cursor` for the next page; null on the last
-       */
-      next_cursor: string | null;
-    };
-    /** AttachNode */
-    AttachNode: {
-      /**
-       * Node Id
-       * Format: uuid
-       */
-      node_id: string;
-    };
-    /** AuditEntry */
-    AuditEntry: {
-      /** Action */
-      action: string;
-      /** Actor Email */
-      actor_email: string | null;
-      /** Actor Id */
-      actor_id: string | null;
-      /**
-       * At
-       * Format: date-time
-       */
-      at: string;
-      /** Details */
-      details: {
-        [key: string]: unknown;
-      };
-      /**
-       * Id
-       * Format: uuid
-       */
-      id: string;
-      /** Target Id */
-      target_id: string | null;
-      /** Target Type */
-      target_type: string | null;
-    };
-    /** AuditLogPage */
-    AuditLogPage: {
-      /** Items */
-      items: components['schemas']['AuditEntry'][];
-      /**
-       * Next Cursor
-       * @description pass as `cursor` for the next page; null on the last
-       */
-      next_cursor: string | null;
-    };
-    /**
-     * AuditVerification
-     * @description The audit log's hash chain recomputed, oldest row first, up to the first row that fails.
-     *
-     *     One call checks for a bounded time (half of `GPULAB_RPC_TIMEOUT_S`); a longer log takes more
-     *     calls, each passing the previous one's `next_cursor`.
-     */
-    AuditVerification: {
-      /**
-       * Checked
-       * @description rows found intact so far, from the first row of the log
-       */
-      checked: number;
-      /**
-       * Checked At
-       * Format: date-time
-       */
-      checked_at: string;
-      /**
-       * First Bad Id
-       * @description the first row that fails (the audit entry's id)
-       */
-      first_bad_id: string | null;
-      /**
-       * Next Cursor
-       * @description set while `valid` is null: pass it as `cursor` to go on
-       */
-      next_cursor: string | null;
-      /**
-       * Problem
-       * @description `chain_broken`: the row does not link to the one before it (a row before it was removed, inserted or re-hashed); `row_altered`: its fields do not match its own hash
-       */
-      problem: ('chain_broken' | 'row_altered') | null;
-      /**
-       * Valid
-       * @description true: every row links to the one before it and matches its hash; false: `first_bad_id` does not; null: not finished yet, call again with `next_cursor`
-       */
-      valid: boolean | null;
-    };
-    /** CaCertificate */
-    CaCertificate: {
-      /** Certificate Pem */
-      certificate_pem: string;
-      /**
-       * Sha256 Fingerprint
-       * @description SHA-256 of the certificate (DER), 64 lowercase hex digits
-       */
-      sha256_fingerprint: string;
-    };
-    /** Credentials */
-    Credentials: {
-      /** Email */
-      email: string;
-      /** Password */
-      password: string;
-    };
-    /**
-     * Enrollment
-     * @description A fresh one-time token and the command that uses it; the token is shown this once.
-     */
-    Enrollment: {
-      /** Ca Fingerprint */
-      ca_fingerprint: string;
-      /**
-       * Expires At
-       * Format: date-time
-       */
-      expires_at: string;
-      /** Install Command */
-      install_command: string;
-      /** Token */
-      token: string;
-    };
-    /** Environment */
-    Environment: {
-      /**
-       * Created At
-       * Format: date-time
-       */
-      created_at: string;
-      /**
-       * Default Cpus
-       * @default 0
-       */
-      default_cpus: number;
-      /** Default Expiry Hours */
-      default_expiry_hours?: number | null;
-      /**
-       * Default Ram Mb
-       * @default 0
-       */
-      default_ram_mb: number;
-      /**
-       * Enforcement Mode
-       * @enum {string}
-       */
-      enforcement_mode: 'soft' | 'cgroup' | 'mig' | 'container';
-      /**
-       * Id
-       * Format: uuid
-       */
-      id: string;
-      /** Name */
-      name: string;
-      /** Node Ids */
-      node_ids: string[];
-      /**
-       * Tunnel Provider
-       * @enum {string}
-       */
-      tunnel_provider: 'ssh_proxy_jump' | 'netbird';
-    };
-    /**
-     * EnvironmentChange
-     * @description PATCH: only the fields given change.
-     */
-    EnvironmentChange: {
-      /** Default Cpus */
-      default_cpus?: number | null;
-      /** Default Expiry Hours */
-      default_expiry_hours?: number | null;
-      /** Default Ram Mb */
-      default_ram_mb?: number | null;
-      /** Enforcement Mode */
-      enforcement_mode?: ('soft' | 'cgroup' | 'mig' | 'container') | null;
-      /** Name */
-      name?: string | null;
-      /** Tunnel Provider */
-      tunnel_provider?: ('ssh_proxy_jump' | 'netbird') | null;
-    };
-    /** EnvironmentFields */
-    EnvironmentFields: {
-      /**
-       * Default Cpus
-       * @default 0
-       */
-      default_cpus: number;
-      /** Default Expiry Hours */
-      default_expiry_hours?: number | null;
-      /**
-       * Default Ram Mb
-       * @default 0
-       */
-      default_ram_mb: number;
-      /**
-       * Enforcement Mode
-       * @enum {string}
-       */
-      enforcement_mode: 'soft' | 'cgroup' | 'mig' | 'container';
-      /** Name */
-      name: string;
-      /**
-       * Tunnel Provider
-       * @enum {string}
-       */
-      tunnel_provider: 'ssh_proxy_jump' | 'netbird';
-    };
-    /** EnvironmentList */
-    EnvironmentList: {
-      /** Items */
-      items: components['schemas']['Environment'][];
-      /**
-       * Next Cursor
-       * @description pass as `cursor` for the next page; null on the last
-       */
-      next_cursor: string | null;
-    };
-    /** FieldError */
-    FieldError: {
-      /** Loc */
-      loc: (string | number)[];
-      /** Msg */
-      msg: string;
-      /** Type */
-      type: string;
-    };
-    /** Gpu */
-    Gpu: {
-      /** Index */
-      index: number;
-      /** Memory Mb */
-      memory_mb: number;
-      /** Mig Capable */
-      mig_capable: boolean;
-      /** Mig Enabled */
-      mig_enabled: boolean;
-      /** Name */
-      name: string;
-      /** Uuid */
-      uuid: string;
-    };
-    /**
-     * Hardware
-     * @description As API.md's `Node.hardware`, field for field the agent's Hardware message.
-     */
-    Hardware: {
-      /** Cpu Cores */
-      cpu_cores: number;
-      /** Cpu Model */
-      cpu_model: string;
-      /** Gpus */
-      gpus: components['schemas']['Gpu'][];
-      /** Ram Mb */
-      ram_mb: number;
-    };
-    /** Health */
-    Health: {
-      services: components['schemas']['ServiceStates'];
-      /**
-       * Status
-       * @enum {string}
-       */
-      status: 'ok' | 'degraded';
-    };
-    /**
-     * InviteDelivery
-     * @description Where the invite email stands (kept by identity from notify's events).
-     */
-    InviteDelivery: {
-      /** Detail */
-      detail?: string | null;
-      /**
-       * State
-       * @enum {string}
-       */
-      state: 'pending' | 'sent' | 'retrying' | 'failed';
-      /**
-       * Updated At
-       * Format: date-time
-       */
-      updated_at: string;
-    };
-    /** InviteInfo */
-    InviteInfo: {
-      /** Email */
-      email: string;
-      /**
-       * Expires At
-       * Format: date-time
-       */
-      expires_at: string;
-    };
-    /** LoginResult */
-    LoginResult: {
-      /**
-       * Csrf Token
-       * @description send it as `X-CSRF-Token` on every POST, PATCH, PUT and DELETE
-       */
-      csrf_token: string;
-      user: components['schemas']['User'];
-    };
-    /** NewAssignment */
-    NewAssignment: {
-      /** Cpus */
-      cpus?: number | null;
-      /**
-       * Environment Id
-       * Format: uuid
-       */
-      environment_id: string;
-      /** Expires At */
-      expires_at?: string | null;
-      /** Gpus */
-      gpus: number;
-      /** Node Id */
-      node_id?: string | null;
-      /**
-       * Placement
-       * @enum {string}
-       */
-      placement: 'dynamic' | 'fixed';
-      /** Ram Mb */
-      ram_mb?: number | null;
-      /**
-       * User Id
-       * Format: uuid
-       */
-      user_id: string;
-    };
-    /** NewInvite */
-    NewInvite: {
-      /**
-       * Email
-       * Format: email
-       */
-      email: string;
-      /**
-       * Role
-       * @default user
-       * @enum {string}
-       */
-      role: 'admin' | 'user';
-    };
-    /** NewNode */
-    NewNode: {
-      /** Hostname */
-      hostname: string;
-      /** Management Ip */
-      management_ip: string;
-      /**
-       * Type
-       * @enum {string}
-       */
-      type: 'linux' | 'proxmox';
-    };
-    /** NewSshKey */
-    NewSshKey: {
-      /**
-       * Public Key
-       * @description one line as in `~/.ssh/id_ed25519.pub`: type, base64 key, optional comment
-       */
-      public_key: string;
-    };
-    /** Node */
-    Node: {
-      /** Agent Version */
-      agent_version: string | null;
-      /**
-       * Created At
-       * Format: date-time
-       */
-      created_at: string;
-      hardware: components['schemas']['Hardware'] | null;
-      /** Hostname */
-      hostname: string;
-      /**
-       * Id
-       * Format: uuid
-       */
-      id: string;
-      /** Last Seen At */
-      last_seen_at: string | null;
-      /** Management Ip */
-      management_ip: string;
-      /**
-       * Status
-       * @enum {string}
-       */
-      status: 'pending' | 'online' | 'offline' | 'revoked';
-      /**
-       * Type
-       * @enum {string}
-       */
-      type: 'linux' | 'proxmox';
-    };
-    /** NodeCreated */
-    NodeCreated: {
-      enrollment: components['schemas']['Enrollment'];
-      node: components['schemas']['Node'];
-    };
-    /** NodeList */
-    NodeList: {
-      /** Items */
-      items: components['schemas']['Node'][];
-      /**
-       * Next Cursor
-       * @description pass as `cursor` for the next page; null on the last
-       */
-      next_cursor: string | null;
-    };
-    /**
-     * Problem
-     * @description RFC 9457 problem details; `code` is the stable word a client branches on.
-     */
-    Problem: {
-      /**
-       * Code
-       * @example invalid_credentials
-       */
-      code: string;
-      /** Detail */
-      detail: string;
-      /**
-       * Errors
-       * @description with `invalid_request`: what is wrong where
-       */
-      errors?: components['schemas']['FieldError'][] | null;
-      /**
-       * Reason
-       * @description with `invalid_ssh_key`: why the key was refused
-       */
-      reason?: string | null;
-      /**
-       * Retry After S
-       * @description with `too_many_attempts`, as in `Retry-After`
-       */
-      retry_after_s?: number | null;
-      /** Status */
-      status: number;
-      /** Title */
-      title: string;
-      /**
-       * Type
-       * @example urn:gpulab:problem:invalid_credentials
-       */
-      type: string;
-    };
-    /** ServiceStates */
-    ServiceStates: {
-      /**
-       * Identity
-       * @enum {string}
-       */
-      identity: 'ok' | 'down';
-      /**
-       * Inventory
-       * @enum {string}
-       */
-      inventory: 'ok' | 'down';
-      /**
-       * Notify
-       * @enum {string}
-       */
-      notify: 'ok' | 'down';
-      /**
-       * Pki
-       * @enum {string}
-       */
-      pki: 'ok' | 'down';
-      /**
-       * Scheduler
-       * @enum {string}
-       */
-      scheduler: 'ok' | 'down';
-    };
-    /** SshKey */
-    SshKey: {
-      /** Comment */
-      comment: string;
-      /**
-       * Created At
-       * Format: date-time
-       */
-      created_at: string;
-      /** Fingerprint */
-      fingerprint: string;
-      /**
-       * Id
-       * Format: uuid
-       */
-      id: string;
-      /** Type */
-      type: string;
-    };
-    /** SshKeyList */
-    SshKeyList: {
-      /** Items */
-      items: components['schemas']['SshKey'][];
-      /**
-       * Next Cursor
-       * @description always null: a user's keys fit in one page
-       */
-      next_cursor: string | null;
-    };
-    /** User */
-    User: {
-      /**
-       * Created At
-       * Format: date-time
-       */
-      created_at: string;
-      /** Email */
-      email: string;
-      /** Has Ssh Key */
-      has_ssh_key: boolean;
-      /**
-       * Id
-       * Format: uuid
-       */
-      id: string;
-      invite_delivery?: components['schemas']['InviteDelivery'] | null;
-      /** Name */
-      name: string | null;
-      /**
-       * Role
-       * @enum {string}
-       */
-      role: 'admin' | 'user';
-      /**
-       * Status
-       * @enum {string}
-       */
-      status: 'invited' | 'active' | 'disabled';
-    };
-    /**
-     * UserChange
-     * @description At least one of the two; `status` enables or disables, `role` promotes or demotes.
-     */
-    UserChange: {
-      /** Role */
-      role?: ('admin' | 'user') | null;
-      /** Status */
-      status?: ('active' | 'disabled') | null;
-    };
-    /** UserList */
-    UserList: {
-      /** Items */
-      items: components['schemas']['User'][];
-      /**
-       * Next Cursor
-       * @description pass as `cursor` for the next page; null on the last
-       */
-      next_cursor: string | null;
-    };
-  };
-  responses: never;
-  parameters: never;
-  requestBodies: never;
-  headers: never;
-  pathItems: never;
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
 }
 export type AcceptInvite = components['schemas']['AcceptInvite'];
 export type Access = components['schemas']['Access'];
@@ -1166,2151 +1166,2151 @@ export type UserChange = components['schemas']['UserChange'];
 export type UserList = components['schemas']['UserList'];
 export type $defs = Record<string, never>;
 export interface operations {
-  list_assignments_api_v1_assignments_get: {
-    parameters: {
-      query?: {
-        /** @description `next_cursor` of the previous page */
-        cursor?: string | null;
-        environment_id?: string | null;
-        /** @description page size */
-        limit?: number;
-        node_id?: string | null;
-        status?: ('active' | 'revoked' | 'expired') | null;
-        user_id?: string | null;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AssignmentList'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  create_assignment_api_v1_assignments_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['NewAssignment'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Assignment'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `no_capacity`: the detail says what was short (no online node, GPUs, CPUs or RAM) */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `user_has_no_ssh_key`, `invalid_request` (e.g. a node outside the Environment) */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  get_assignment_api_v1_assignments__id__get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Assignment'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  revoke_assignment_api_v1_assignments__id__revoke_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Assignment'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `assignment_not_active`: it has expired already */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  audit_log_api_v1_audit_log_get: {
-    parameters: {
-      query?: {
-        /** @description e.g. `user.invited` */
-        action?: string | null;
-        /** @description who acted */
-        actor_id?: string | null;
-        /** @description `next_cursor` of the previous page */
-        cursor?: string | null;
-        /** @description page size */
-        limit?: number;
-        /** @description at or after (RFC 3339) */
-        since?: string | null;
-        target_id?: string | null;
-        /** @description e.g. `user` */
-        target_type?: string | null;
-        /** @description before (RFC 3339) */
-        until?: string | null;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AuditLogPage'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  verify_audit_log_api_v1_audit_log_verify_get: {
-    parameters: {
-      query?: {
-        /** @description `next_cursor` of the previous call, to go on */
-        cursor?: string | null;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AuditVerification'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request`: the cursor is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  lookup_invite_api_v1_auth_invites__token__get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description the token from the invite email's link */
-        token: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['InviteInfo'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invite_expired` or `invite_used` */
-      410: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  accept_invite_api_v1_auth_invites__token__accept_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description the token from the invite email's link */
-        token: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['AcceptInvite'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['User'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invite_expired` or `invite_used` */
-      410: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_password` (12 to 128 characters), `invalid_request` or `malformed_json` */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  login_api_v1_auth_login_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['Credentials'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          /** @description `gpulab_session`: the session (HttpOnly; SameSite=Strict; Path=/; Max-Age to the session's end; Secure when the public URL is https) */
-          'Set-Cookie'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['LoginResult'];
-        };
-      };
-      /** @description `invalid_credentials`: the same for an unknown email and a wrong password */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `too_many_attempts`: wait `Retry-After` seconds */
-      429: {
-        headers: {
-          /** @description seconds to wait before trying again */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  logout_api_v1_auth_logout_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      204: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  me_api_v1_auth_me_get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          /** @description the session's CSRF token, for a page that lost it (e.g. after a reload) */
-          'X-CSRF-Token'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['User'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  enrollment_ca_api_v1_enrollment_ca_get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['CaCertificate'];
-        };
-      };
-      /** @description `service_unavailable`: pki did not answer */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  list_environments_api_v1_environments_get: {
-    parameters: {
-      query?: {
-        /** @description `next_cursor` of the previous page */
-        cursor?: string | null;
-        /** @description page size */
-        limit?: number;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['EnvironmentList'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  create_environment_api_v1_environments_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['EnvironmentFields'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Environment'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `environment_exists`: the name is taken */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  get_environment_api_v1_environments__id__get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Environment'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  delete_environment_api_v1_environments__id__delete: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      204: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `environment_in_use`: it has active assignments */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  update_environment_api_v1_environments__id__patch: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['EnvironmentChange'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Environment'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `environment_exists`: the name is taken; `node_not_mig_capable`: a node cannot serve `mig` */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  attach_node_api_v1_environments__id__nodes_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['AttachNode'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      204: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `node_not_mig_capable`: the node reported no MIG-capable GPU */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  detach_node_api_v1_environments__id__nodes__node_id__delete: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-        node_id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      204: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  healthz_api_v1_healthz_get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Health'];
-        };
-      };
-    };
-  };
-  my_assignments_api_v1_me_assignments_get: {
-    parameters: {
-      query?: {
-        /** @description `next_cursor` of the previous page */
-        cursor?: string | null;
-        /** @description page size */
-        limit?: number;
-        status?: ('active' | 'revoked' | 'expired') | null;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AssignmentList'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  my_access_api_v1_me_assignments__id__access_get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Access'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `assignment_not_active`: it has ended */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `access_provider_unavailable`: the jump host is not configured, or NetBird failed */
-      502: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  list_keys_api_v1_me_ssh_keys_get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['SshKeyList'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  add_key_api_v1_me_ssh_keys_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['NewSshKey'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['SshKey'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `duplicate_ssh_key`: you have this key already */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_ssh_key` (with `reason`), `invalid_request` or `malformed_json` */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  delete_key_api_v1_me_ssh_keys__id__delete: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      204: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  list_nodes_api_v1_nodes_get: {
-    parameters: {
-      query?: {
-        /** @description `next_cursor` of the previous page */
-        cursor?: string | null;
-        /** @description page size */
-        limit?: number;
-        /** @description only nodes in this state */
-        status?: ('pending' | 'online' | 'offline' | 'revoked') | null;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['NodeList'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  create_node_api_v1_nodes_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['NewNode'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['NodeCreated'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `node_exists`: a node with this host name exists */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  get_node_api_v1_nodes__id__get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Node'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  delete_node_api_v1_nodes__id__delete: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Node'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  new_token_api_v1_nodes__id__enrollment_tokens_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Enrollment'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `node_revoked`: the node was deleted */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  list_users_api_v1_users_get: {
-    parameters: {
-      query?: {
-        /** @description `next_cursor` of the previous page */
-        cursor?: string | null;
-        /** @description page size */
-        limit?: number;
-        /** @description only users with this role */
-        role?: ('admin' | 'user') | null;
-        /** @description only users in this state */
-        status?: ('invited' | 'active' | 'disabled') | null;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['UserList'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  get_user_api_v1_users__id__get: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['User'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  update_user_api_v1_users__id__patch: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['UserChange'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['User'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `not_found`: no such resource, or not yours */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `last_admin`: the last active admin cannot be disabled or demoted */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-    };
-  };
-  invite_api_v1_users_invites_post: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['NewInvite'];
-      };
-    };
-    responses: {
-      /** @description Successful Response */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['User'];
-        };
-      };
-      /** @description `unauthenticated`: no valid session (log in first) */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `user_already_active`: that email has an account already */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
-      422: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
-      /** @description `service_unavailable`: a service did not answer; try again */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
+    list_assignments_api_v1_assignments_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                environment_id?: string | null;
+                /** @description page size */
+                limit?: number;
+                node_id?: string | null;
+                status?: ("active" | "revoked" | "expired") | null;
+                user_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_assignment_api_v1_assignments_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAssignment"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Assignment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `no_capacity`: the detail says what was short (no online node, GPUs, CPUs or RAM) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `user_has_no_ssh_key`, `invalid_request` (e.g. a node outside the Environment) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_assignment_api_v1_assignments__id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Assignment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_assignment_api_v1_assignments__id__revoke_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Assignment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `assignment_not_active`: it has expired already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    audit_log_api_v1_audit_log_get: {
+        parameters: {
+            query?: {
+                /** @description e.g. `user.invited` */
+                action?: string | null;
+                /** @description who acted */
+                actor_id?: string | null;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description at or after (RFC 3339) */
+                since?: string | null;
+                target_id?: string | null;
+                /** @description e.g. `user` */
+                target_type?: string | null;
+                /** @description before (RFC 3339) */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLogPage"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verify_audit_log_api_v1_audit_log_verify_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous call, to go on */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request`: the cursor is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    lookup_invite_api_v1_auth_invites__token__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the token from the invite email's link */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InviteInfo"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invite_expired` or `invite_used` */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    accept_invite_api_v1_auth_invites__token__accept_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the token from the invite email's link */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AcceptInvite"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invite_expired` or `invite_used` */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_password` (12 to 128 characters), `invalid_request` or `malformed_json` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    login_api_v1_auth_login_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Credentials"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description `gpulab_session`: the session (HttpOnly; SameSite=Strict; Path=/; Max-Age to the session's end; Secure when the public URL is https) */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResult"];
+                };
+            };
+            /** @description `invalid_credentials`: the same for an unknown email and a wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `too_many_attempts`: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    logout_api_v1_auth_logout_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    me_api_v1_auth_me_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description the session's CSRF token, for a page that lost it (e.g. after a reload) */
+                    "X-CSRF-Token"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    enrollment_ca_api_v1_enrollment_ca_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaCertificate"];
+                };
+            };
+            /** @description `service_unavailable`: pki did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_environments_api_v1_environments_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnvironmentList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_environment_api_v1_environments_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnvironmentFields"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Environment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `environment_exists`: the name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_environment_api_v1_environments__id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Environment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_environment_api_v1_environments__id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `environment_in_use`: it has active assignments */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_environment_api_v1_environments__id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnvironmentChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Environment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `environment_exists`: the name is taken; `node_not_mig_capable`: a node cannot serve `mig` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    attach_node_api_v1_environments__id__nodes_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AttachNode"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `node_not_mig_capable`: the node reported no MIG-capable GPU */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    detach_node_api_v1_environments__id__nodes__node_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    healthz_api_v1_healthz_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    my_assignments_api_v1_me_assignments_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+                status?: ("active" | "revoked" | "expired") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    my_access_api_v1_me_assignments__id__access_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Access"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `assignment_not_active`: it has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `access_provider_unavailable`: the jump host is not configured, or NetBird failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_keys_api_v1_me_ssh_keys_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SshKeyList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    add_key_api_v1_me_ssh_keys_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewSshKey"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SshKey"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `duplicate_ssh_key`: you have this key already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_ssh_key` (with `reason`), `invalid_request` or `malformed_json` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_key_api_v1_me_ssh_keys__id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_nodes_api_v1_nodes_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description only nodes in this state */
+                status?: ("pending" | "online" | "offline" | "revoked") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_node_api_v1_nodes_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewNode"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeCreated"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `node_exists`: a node with this host name exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_node_api_v1_nodes__id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Node"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_node_api_v1_nodes__id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Node"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    new_token_api_v1_nodes__id__enrollment_tokens_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Enrollment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `node_revoked`: the node was deleted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_users_api_v1_users_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description only users with this role */
+                role?: ("admin" | "user") | null;
+                /** @description only users in this state */
+                status?: ("invited" | "active" | "disabled") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_user_api_v1_users__id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_user_api_v1_users__id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `last_admin`: the last active admin cannot be disabled or demoted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    invite_api_v1_users_invites_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewInvite"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `user_already_active`: that email has an account already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
     };
-  };
 }
