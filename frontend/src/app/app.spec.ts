@@ -121,6 +121,12 @@ describe('App', () => {
     httpTesting.expectOne('/api/v1/auth/invites/abc%3D');
   });
 
+  it('marks My GPUs as the current page on an assignment of its own', async () => {
+    const el = await render('/assignments/4f985c7e-1e9e-4f10-b793-0e8416900c34', USER);
+
+    expect(el.querySelector('nav a[aria-current=page]')?.textContent?.trim()).toBe('My GPUs');
+  });
+
   it('shows a not-found page for an unknown address', async () => {
     const el = await render('/no/such/page', USER);
 

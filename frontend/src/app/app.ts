@@ -1,18 +1,22 @@
 import { ChangeDetectionStrategy, Component, computed, inject } from '@angular/core';
+import { toSignal } from '@angular/core/rxjs-interop';
 import { MatButtonModule } from '@angular/material/button';
-import { RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import { NavigationEnd, Router, RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import { filter, map } from 'rxjs';
 
 import { Auth } from './core/auth';
 
 interface NavLink {
   path: string;
   label: string;
-  exact?: boolean;
+  /** The addresses (path prefixes) where this link is the current page. */
+  current?: string[];
 }
 
 const PORTAL_LINKS: NavLink[] = [
-  { path: '/', label: 'My GPUs', exact: true },
-  { path: '/keys', label: 'SSH keys' },
+  // An assignment's own address (linked from the mails) is "My GPUs" with that assignment open.
+  { path: '/', label: 'My GPUs', current: ['/assignments/'] },
+  { path: '/keys', label: 'SSH keys', current: ['/keys'] },
 ];
 
 const ADMIN_LINKS: NavLink[] = [
@@ -35,6 +39,18 @@ export class App {
   protected readonly auth = inject(Auth);
   protected readonly portalLinks = PORTAL_LINKS;
   protected readonly adminLinks = computed(() => (this.auth.isAdmin() ? ADMIN_LINKS : []));
+  private readonly url = toSignal(
+    inject(Router).events.pipe(
+      filter((e): e is NavigationEnd => e instanceof NavigationEnd),
+      map((e) => e.urlAfterRedirects.split(/[?#]/)[0]),
+    ),
+    { initialValue: '' },
+  );
+
+  protected isCurrent(link: NavLink): boolean {
+    const url = this.url();
+    return url === link.path || (link.current ?? []).some((prefix) => url.startsWith(prefix));
+  }
 
   protected logout(): void {
     void this.auth.logout();
