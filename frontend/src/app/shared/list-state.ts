@@ -1,13 +1,15 @@
 import { DatePipe } from '@angular/common';
-import { ChangeDetectionStrategy, Component, input, output } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, input, output } from '@angular/core';
 import { MatButtonModule } from '@angular/material/button';
 import { MatProgressSpinnerModule } from '@angular/material/progress-spinner';
 
+import { Polled } from './polling';
+
 /**
- * The loading, error and empty states of a list, around the list itself (projected content):
+ * The loading, error and empty states of a list, around the list itself (projected content). A
+ * polled list (shared/polling.ts) hands over its source, which brings everything but `empty`:
  *
- *   <app-list-state what="nodes" [loading]="nodes.loading()" [error]="nodes.error()"
- *       [empty]="!items().length" [hasValue]="!!nodes.value()" (retry)="nodes.reload()">
+ *   <app-list-state what="nodes" [source]="nodes" [empty]="!items().length">
  *     <p empty>No nodes yet. Add one with "Add node".</p>
  *     <table>...</table>
  *   </app-list-state>
@@ -18,21 +20,21 @@ import { MatProgressSpinnerModule } from '@angular/material/progress-spinner';
   selector: 'app-list-state',
   imports: [DatePipe, MatButtonModule, MatProgressSpinnerModule],
   template: `
-    @if (loading()) {
+    @if (isLoading()) {
       <div class="state" role="status">
         <mat-progress-spinner mode="indeterminate" diameter="24" aria-hidden="true" />
         <span>Loading {{ what() }}…</span>
       </div>
-    } @else if (error() && !hasValue()) {
+    } @else if (failure() && !shown()) {
       <div class="state state--error" role="alert">
-        <span>Could not load {{ what() }}: {{ error() }}</span>
-        <button mat-stroked-button type="button" (click)="retry.emit()">Try again</button>
+        <span>Could not load {{ what() }}: {{ failure() }}</span>
+        <button mat-stroked-button type="button" (click)="tryAgain()">Try again</button>
       </div>
     } @else {
-      @if (error()) {
+      @if (failure()) {
         <div class="stale" role="alert">
-          Could not refresh {{ what() }}: {{ error() }}
-          @if (updatedAt(); as at) {
+          Could not refresh {{ what() }}: {{ failure() }}
+          @if (lastUpdate(); as at) {
             Showing what the server said at {{ at | date: 'HH:mm:ss' }}.
           }
         </div>
@@ -81,6 +83,8 @@ import { MatProgressSpinnerModule } from '@angular/material/progress-spinner';
 export class ListState {
   /** What the list holds, in words: "nodes", "your SSH keys". */
   readonly what = input.required<string>();
+  /** A polled list: its loading, error, value and reload stand in for the inputs below. */
+  readonly source = input<Polled<unknown> | null>(null);
   readonly loading = input(false);
   readonly error = input<string | null>(null);
   readonly empty = input(false);
@@ -88,4 +92,27 @@ export class ListState {
   readonly hasValue = input(false);
   readonly updatedAt = input<Date | null>(null);
   readonly retry = output<void>();
+
+  protected readonly isLoading = computed(() => this.source()?.loading() ?? this.loading());
+  protected readonly failure = computed(() => {
+    const source = this.source();
+    return source ? source.error() : this.error();
+  });
+  protected readonly shown = computed(() => {
+    const source = this.source();
+    return source ? source.value() !== undefined : this.hasValue();
+  });
+  protected readonly lastUpdate = computed(() => {
+    const source = this.source();
+    return source ? source.updatedAt() : this.updatedAt();
+  });
+
+  protected tryAgain(): void {
+    const source = this.source();
+    if (source) {
+      source.reload();
+    } else {
+      this.retry.emit();
+    }
+  }
 }

@@ -33,15 +33,7 @@ const FORM_DIALOG = { width: '40rem', maxWidth: '95vw', autoFocus: 'first-tabbab
         Could not load the nodes ({{ error }}): attached nodes show by id, and none can be attached.
       </p>
     }
-    <app-list-state
-      what="Environments"
-      [loading]="environments.loading()"
-      [error]="environments.error()"
-      [empty]="!items().length"
-      [hasValue]="!!environments.value()"
-      [updatedAt]="environments.updatedAt()"
-      (retry)="environments.reload()"
-    >
+    <app-list-state what="Environments" [source]="environments" [empty]="!items().length">
       <p empty>No Environments yet. Create one, then attach nodes to it.</p>
       <ul class="environments" aria-label="Environments">
         @for (env of items(); track env.id) {

@@ -42,15 +42,7 @@ const USERS_EVERY_MS = 30_000;
         Could not load the assignments ({{ error }}): the GPU maps may not show who holds a GPU.
       </p>
     }
-    <app-list-state
-      what="nodes"
-      [loading]="nodes.loading()"
-      [error]="nodes.error()"
-      [empty]="!shown().length"
-      [hasValue]="!!nodes.value()"
-      [updatedAt]="nodes.updatedAt()"
-      (retry)="nodes.reload()"
-    >
+    <app-list-state what="nodes" [source]="nodes" [empty]="!shown().length">
       <p empty>
         @if (hiddenCount()) {
           Every node is deleted. Tick "Show deleted nodes" to see them, or add one with "Add node".

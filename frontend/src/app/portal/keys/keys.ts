@@ -30,15 +30,7 @@ import { KeyHowto } from './key-howto';
 
     <section aria-labelledby="your-keys-title">
       <h2 id="your-keys-title">Your keys</h2>
-      <app-list-state
-        what="your SSH keys"
-        [loading]="keys.loading()"
-        [error]="keys.error()"
-        [empty]="!items().length"
-        [hasValue]="!!keys.value()"
-        [updatedAt]="keys.updatedAt()"
-        (retry)="keys.reload()"
-      >
+      <app-list-state what="your SSH keys" [source]="keys" [empty]="!items().length">
         <p empty data-testid="no-keys">No keys yet: add one above to get access to GPUs.</p>
         <ul class="keys">
           @for (key of items(); track key.id) {

@@ -50,15 +50,7 @@ const MAX_PAGES = 10;
       </p>
     }
 
-    <app-list-state
-      what="your GPUs"
-      [loading]="assignments.loading()"
-      [error]="assignments.error()"
-      [empty]="!active().length"
-      [hasValue]="!!assignments.value()"
-      [updatedAt]="assignments.updatedAt()"
-      (retry)="assignments.reload()"
-    >
+    <app-list-state what="your GPUs" [source]="assignments" [empty]="!active().length">
       <div empty data-testid="empty">
         @if (hasKey()) {
           <p>No GPUs assigned to you yet. Ask an admin for GPUs.</p>
