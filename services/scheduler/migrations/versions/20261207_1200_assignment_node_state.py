@@ -2,7 +2,8 @@
 until the first report, then `applied` or `failed` with the node's message, and the time of the report
 that set them, so that only a newer report replaces them.
 
-Assignments made before this revision start `pending`: their node's next change of outcome sets them.
+Assignments made before this revision start `pending`: their node's next heartbeat sets them
+(inventory_0004 records no outcome for them yet, so that report is a change).
 
 Revision ID: scheduler_0004
 Revises: scheduler_0003
