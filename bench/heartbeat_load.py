@@ -23,7 +23,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 # ---- messages ----
 def request(agent: int) -> Any:
-    """What an 8-GPU node sends every interval."""
+    """What an 8-GPU node sends every interval: its hardware and its last reconcile's outcome."""
     gpus = [
         hardware_pb2.Gpu(
             index=i,
@@ -36,7 +36,18 @@ def request(agent: int) -> Any:
         for i in range(8)
     ]
     hw = hardware_pb2.Hardware(cpu_model="AMD EPYC 9454 48-Core Processor", cpu_cores=96, ram_mb=1_547_000, gpus=gpus)
-    return heartbeat_pb2.HeartbeatRequest(agent_version="1.0.0", hardware=hw)
+    # The real agent reports its last reconcile in every heartbeat: here two assignments in force.
+    # The benchmark's nodes hold none, so inventory records nothing; what a steady heartbeat costs
+    # is the comparison with the previous report, which is the same either way.
+    applied = heartbeat_pb2.AppliedState(
+        assignments=[
+            heartbeat_pb2.AppliedAssignment(
+                assignment_id=f"{agent:08x}-0000-4000-8000-{n:012x}", state=heartbeat_pb2.APPLY_STATE_APPLIED
+            )
+            for n in range(2)
+        ]
+    )
+    return heartbeat_pb2.HeartbeatRequest(agent_version="1.0.0", hardware=hw, applied_state=applied)
 
 
 # ---- CPU time ----

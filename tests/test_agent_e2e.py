@@ -1,7 +1,8 @@
 """The real Go agent against real service processes (identity, pki, inventory, scheduler): it enrolls
 with the token and the CA fingerprint, heartbeats the GPUs of a recorded 8-GPU nvidia-smi, saves the
-assignment an admin makes (with the user's SSH key) and drops it once revoked, stops cleanly on
-SIGTERM, and after its node is deleted exits with 78, "re-enroll needed"."""
+assignment an admin makes (with the user's SSH key), reports it applied (the assignment's node_state)
+and drops it once revoked, stops cleanly on SIGTERM, and after its node is deleted exits with 78,
+"re-enroll needed"."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .agent_support import (
 pytestmark = pytest.mark.slow
 
 
-async def test_real_agent_enrolls_heartbeats_gets_and_loses_an_assignment_and_must_reenroll_once_deleted(
+async def test_real_agent_enrolls_heartbeats_applies_and_loses_an_assignment_and_must_reenroll_once_deleted(
     services: Launcher, nc: NATS, migrated: Stack, agents: Agents, tmp_path: Path
 ) -> None:
     plane = await start_plane(services, nc)
@@ -95,6 +96,23 @@ async def test_real_agent_enrolls_heartbeats_gets_and_loses_an_assignment_and_mu
     assert desired["enforcement_mode"] == "ENFORCEMENT_MODE_SOFT"
     assert saved_after_s < 4 * INTERVAL_S, f"saved after {saved_after_s:.1f}s"
     assert os.stat(agents.dir / "desired-state.json").st_mode & 0o777 == 0o600
+
+    # The agent applies it and says so in its next heartbeat; the scheduler hears of it from inventory.
+    assert made["node_state"] == "pending"
+    reply: dict[str, Any] = {}
+
+    async def applied() -> bool:
+        nonlocal reply
+        reply = await plane.call("scheduler", "assignments.get", {"id": made["id"]})
+        return bool(reply["node_state"] != "pending")
+
+    try:
+        await wait_until(applied, timeout_s=15, interval_s=0.1)
+    except AssertionError:
+        raise AssertionError(f"still pending: {reply}; agent output:\n{agent.output()}") from None
+    applied_after_s = time.monotonic() - started
+    assert (reply["node_state"], reply["node_message"]) == ("applied", None), agent.output()
+    assert applied_after_s < 6 * INTERVAL_S, f"applied after {applied_after_s:.1f}s"
 
     # Revoked: gone from the saved state within one or two intervals.
     await plane.call("scheduler", "assignments.revoke", {"id": made["id"]})

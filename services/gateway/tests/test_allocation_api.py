@@ -136,6 +136,8 @@ async def test_an_admin_assigns_and_the_user_sees_it_and_how_to_reach_it(
     assert assignment["cpus"] == 4
     assert assignment["ram_mb"] == 8192
     assert assignment["status"] == "active"
+    # No agent heartbeats here: nothing reported by the node yet.
+    assert (assignment["node_state"], assignment["node_message"]) == ("pending", None)
 
     # Where and what, in words a user can read (they cannot call /nodes or /environments).
     assert assignment["node_hostname"] == f"gpu-{uuid.UUID(node_id).hex[:8]}"

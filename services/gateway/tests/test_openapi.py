@@ -122,13 +122,18 @@ def test_schemas_carry_the_field_names_of_api_md(doc: dict[str, Any]) -> None:
     assert "HTTPValidationError" not in schemas, "422 is problem+json like every other error"
 
 
-def test_assignments_name_their_node_environment_and_gpus(doc: dict[str, Any]) -> None:
+def test_assignments_name_their_node_environment_and_gpus_and_say_what_the_node_reported(doc: dict[str, Any]) -> None:
     schemas = doc["components"]["schemas"]
     assignment, gpu = schemas["Assignment"], schemas["AssignedGpu"]
     added = {"node_hostname", "environment_name"}
     assert added | {"id", "user_id", "environment_id", "node_id", "gpus", "status"} <= set(assignment["properties"])
     assert added <= set(assignment["required"])
     assert set(gpu["properties"]) == set(gpu["required"]) == {"index", "uuid", "name", "memory_mb"}
+    # What the node's agent last reported for it (API.md's Assignment).
+    assert {"node_state", "node_message"} <= set(assignment["required"])
+    assert assignment["properties"]["node_state"]["enum"] == ["pending", "applied", "failed"]
+    message = assignment["properties"]["node_message"]["anyOf"]
+    assert {m["type"] for m in message} == {"string", "null"}
     for route in ("/api/v1/me/assignments", "/api/v1/assignments"):
         reply = doc["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert reply["$ref"].endswith("/AssignmentList")

@@ -160,9 +160,12 @@ class Agent:
         hw: hardware_pb2.Hardware | None = None,
         version: str = "1.0.0",
         channel: grpc.aio.Channel | None = None,
+        applied: heartbeat_pb2.AppliedState | None = None,
     ) -> heartbeat_pb2.HeartbeatResponse:
         stub = heartbeat_pb2_grpc.HeartbeatStub(channel or self.heartbeat_channel())
-        request = heartbeat_pb2.HeartbeatRequest(agent_version=version, hardware=hw if hw is not None else hardware())
+        request = heartbeat_pb2.HeartbeatRequest(
+            agent_version=version, hardware=hw if hw is not None else hardware(), applied_state=applied
+        )
         reply: heartbeat_pb2.HeartbeatResponse = await stub.Heartbeat(request, timeout=20)
         return reply
 

@@ -50,6 +50,8 @@ Index("ix_revoked_certificates_node_id", revoked_certificates.c.node_id)
 # The desired state each node enforces: a projection of the scheduler's assignments, kept by the
 # `desired-state` consumer (desired/service.py). One row per active assignment; `spec` is the agent's
 # gpulab.agent.v1.Assignment as JSON (proto field names), what the heartbeat reply carries.
+# `reported_*`: what the node's agent last reported for it (heartbeat/reports.py), null until its first
+# report; written by the heartbeat path only when the report changes.
 desired_assignments = Table(
     "desired_assignments",
     metadata,
@@ -58,6 +60,10 @@ desired_assignments = Table(
     Column("user_id", UUID(as_uuid=True), nullable=False),  # whose keys `spec.ssh_public_keys` holds
     Column("spec", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("reported_state", Text),
+    Column("reported_message", Text),
+    Column("reported_at", DateTime(timezone=True)),
+    CheckConstraint("reported_state IN ('applied', 'failed', 'removed')", name="reported_state"),
 )
 Index("ix_desired_assignments_node_id", desired_assignments.c.node_id)
 Index("ix_desired_assignments_user_id", desired_assignments.c.user_id)

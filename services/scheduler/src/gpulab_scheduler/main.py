@@ -17,7 +17,14 @@ from gpulab_scheduler.config import Settings
 from gpulab_scheduler.handlers import endpoints
 from gpulab_scheduler.identity_client import IdentityClient
 from gpulab_scheduler.models import tables
-from gpulab_scheduler.projections import NODE_EVENTS, USER_EVENTS, on_node_event, on_user_event
+from gpulab_scheduler.projections import (
+    NODE_EVENTS,
+    REPORT_EVENTS,
+    USER_EVENTS,
+    on_assignment_state,
+    on_node_event,
+    on_user_event,
+)
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
@@ -34,6 +41,7 @@ async def setup(runtime: Runtime) -> None:
         runtime.add_endpoint(endpoint)
     runtime.add_consumer("nodes", NODE_EVENTS, on_node_event)
     runtime.add_consumer("users", USER_EVENTS, on_user_event)
+    runtime.add_consumer("node-reports", REPORT_EVENTS, on_assignment_state)
 
     async def expiry() -> None:
         """Ends what is due and warns ahead; safe with several replicas (each row ends once)."""

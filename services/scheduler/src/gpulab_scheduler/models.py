@@ -83,8 +83,15 @@ assignments = Table(
     Column("ended_at", DateTime(timezone=True)),
     Column("end_reason", Text),
     Column("expiry_warned_at", DateTime(timezone=True)),
+    # What the node's agent last reported for it (inventory.assignment_state_reported, projections.py):
+    # `pending` until a first report; `node_state_at` is that report's time, so that of two reports
+    # applied out of order the newer stays. node_message is the node's sentence when it `failed`.
+    Column("node_state", Text, nullable=False, server_default=text("'pending'")),
+    Column("node_message", Text),
+    Column("node_state_at", DateTime(timezone=True)),
     CheckConstraint("placement IN ('dynamic', 'fixed')", name="placement"),
     CheckConstraint("status IN ('active', 'revoked', 'expired')", name="status"),
+    CheckConstraint("node_state IN ('pending', 'applied', 'failed')", name="node_state"),
     CheckConstraint("(status = 'active') = (ended_at IS NULL)", name="ended_at"),
 )
 Index("ix_assignments_created", assignments.c.created_at, assignments.c.id)

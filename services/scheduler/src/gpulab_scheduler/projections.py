@@ -4,6 +4,10 @@ Nodes (inventory): host name, management IP, status and hardware; each fact keep
 event that set it and only a newer event replaces it, so events of one node handled out of order by
 two replicas converge. A deleted node ends its assignments and leaves its environments. A disabled
 user (identity) ends theirs.
+
+What each node's agent last reported for an assignment (inventory.assignment_state_reported): the
+assignment's `node_state` and `node_message`, set only by a report from the assignment's own node and
+only when newer than the report that set them (see on_assignment_state).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +27,7 @@ from gpulab_scheduler.models import assignments, environment_nodes, nodes
 
 NODE_EVENTS = (inv.NODE_CREATED, inv.NODE_ONLINE, inv.NODE_OFFLINE, inv.NODE_HARDWARE_CHANGED, inv.NODE_DELETED)
 USER_EVENTS = (identity_events.USER_STATUS_CHANGED,)
+REPORT_EVENTS = (inv.ASSIGNMENT_STATE_REPORTED,)
 
 
 async def _upsert(session: AsyncSession, node_id: Any, hostname: str, at: datetime, **facts: Any) -> None:
@@ -78,3 +83,34 @@ async def on_user_event(session: AsyncSession, event: Event) -> None:
     changed = identity_events.UserStatusChanged.model_validate(event.data)
     if changed.status == "disabled":
         await end_where(session, assignments.c.user_id == changed.user_id, "user_disabled", changed.actor_id)
+
+
+async def on_assignment_state(session: AsyncSession, event: Event) -> None:
+    """Keep the node's newest report on the assignment.
+
+    - Only the assignment's own node counts: inventory sends only reports of assignments it gave
+      that node, and this checks it again, so a report naming another node changes nothing.
+    - Newest wins by `reported_at`: the UPDATE's WHERE is re-checked on the row under its lock, so
+      two consumer replicas applying two reports of one assignment at once keep the newer, in
+      whatever order they commit; a redelivery is skipped by the consumer (processed_events) and
+      would change nothing anyway.
+    - `removed` changes nothing: the node says the access is gone because the assignment ended (or,
+      by the node's clock, expired). Its `status` says so already; `node_state` keeps what the node
+      last reported while the assignment was in force (the API has no state for "removed").
+    """
+    report = inv.AssignmentStateReported.model_validate(event.data)
+    if report.state == "removed":
+        return
+    await session.execute(
+        update(assignments)
+        .where(
+            assignments.c.id == report.assignment_id,
+            assignments.c.node_id == report.node_id,
+            or_(assignments.c.node_state_at.is_(None), assignments.c.node_state_at < report.reported_at),
+        )
+        .values(
+            node_state=report.state,
+            node_message=report.message if report.state == "failed" else None,
+            node_state_at=report.reported_at,
+        )
+    )

@@ -544,6 +544,17 @@ export interface components {
              */
             node_id: string;
             /**
+             * Node Message
+             * @description the node's sentence on why it failed (at most 500 characters); null unless node_state is failed
+             */
+            node_message: string | null;
+            /**
+             * Node State
+             * @description what the node's agent last reported for this assignment: `pending` until its first report, `applied` (the user, keys and enforcement are in place), `failed` (node_message says why; the agent retries at each heartbeat). For an ended assignment, the last report from while it was in force
+             * @enum {string}
+             */
+            node_state: "pending" | "applied" | "failed";
+            /**
              * Placement
              * @enum {string}
              */

@@ -115,6 +115,10 @@ NODE_DELETED = "inventory.node_deleted"
 NODE_ONLINE = "inventory.node_online"
 NODE_OFFLINE = "inventory.node_offline"
 NODE_HARDWARE_CHANGED = "inventory.node_hardware_changed"
+ASSIGNMENT_STATE_REPORTED = "inventory.assignment_state_reported"
+
+# A node's report about one assignment: in force, failed (`message` says why), or its access removed.
+AppliedState = Literal["applied", "failed", "removed"]
 
 
 class NodeCreatedEvent(EventPayload):
@@ -157,6 +161,17 @@ class NodeHardwareChangedEvent(EventPayload):
     hostname: str
     hardware: dict[str, object]
     previous: dict[str, object] | None = None
+
+
+class AssignmentStateReported(EventPayload):
+    """A node's agent reported a new outcome for one of the assignments it was given: emitted only
+    when the outcome differs from what that node last reported for it (heartbeat/reports.py)."""
+
+    assignment_id: uuid.UUID
+    node_id: uuid.UUID  # the node that reported it (its certificate's CN), always the assignment's own
+    state: AppliedState
+    message: str | None  # the node's sentence on why it failed (at most 500 characters); None otherwise
+    reported_at: datetime  # when inventory recorded it: the newest report wins
 
 
 # Error codes.

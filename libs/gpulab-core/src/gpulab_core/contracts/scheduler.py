@@ -17,6 +17,7 @@ EnforcementMode = Literal["soft", "cgroup", "mig", "container"]
 TunnelProvider = Literal["ssh_proxy_jump", "netbird"]
 Placement = Literal["dynamic", "fixed"]
 AssignmentStatus = Literal["active", "revoked", "expired"]
+NodeState = Literal["pending", "applied", "failed"]
 EndReason = Literal["revoked", "expired", "node_deleted", "user_disabled"]
 
 MAX_CPUS = 4096
@@ -104,6 +105,17 @@ class Assignment(Contract):
     created_at: datetime
     expires_at: datetime | None
     ended_at: datetime | None
+    node_state: NodeState = Field(
+        description=(
+            "what the node's agent last reported for this assignment: `pending` until its first report,"
+            " `applied` (the user, keys and enforcement are in place), `failed` (node_message says why;"
+            " the agent retries at each heartbeat). For an ended assignment, the last report from while it"
+            " was in force"
+        )
+    )
+    node_message: str | None = Field(
+        description="the node's sentence on why it failed (at most 500 characters); null unless node_state is failed"
+    )
 
 
 class AssignmentPage(Contract):

@@ -5,8 +5,9 @@ version, revoked serials and desired state are cached per replica (for `node_cac
 once when another replica's event says the node went offline or was deleted, or that its desired
 state changed: desired/service.py), and its `last_seen_at`
 is kept in memory and written for all nodes together every few seconds. A heartbeat that does change
-something (first contact, back from offline, new hardware, new agent version) takes the node's row
-lock, decides on the row as it is in the database, writes, and emits its events in that transaction.
+something (first contact, back from offline, new hardware, new agent version, a new outcome for one of
+its assignments: reports.py) takes the node's row lock, decides on the rows as they are in the
+database, writes, and emits its events in that transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gpulab_core import outbox
 from gpulab_core.contracts import inventory as c
 from gpulab_core.errors import InvalidRequest
+from gpulab_inventory.heartbeat import reports
+from gpulab_inventory.heartbeat.reports import Outcome
 from gpulab_inventory.models import desired_assignments, nodes, revoked_certificates, tables
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,11 @@ class CachedNode:
     hardware: dict[str, Any] | None
     hardware_wire: bytes | None  # the last Hardware message as received, to compare without parsing
     assignments: list[assignment_pb2.Assignment]
+    # Per assignment of `assignments` (by id, as the node got it): the outcome last recorded for it,
+    # None before its first report. An id that is not a key here is not the node's to report on.
+    reported: dict[str, Outcome | None]
     loaded_at: float
+    applied_wire: bytes | None = None  # the last AppliedState handled in full against `reported`
 
 
 @dataclass
@@ -75,11 +82,18 @@ class Directory:
 
     # ---- the heartbeat ----
     async def heartbeat(
-        self, node_id: uuid.UUID, serial: str, agent_version: str, hardware_wire: bytes | None, hardware: Any
+        self,
+        node_id: uuid.UUID,
+        serial: str,
+        agent_version: str,
+        hardware_wire: bytes | None,
+        hardware: Any,
+        applied_wire: bytes | None = None,
+        applied: Any = None,
     ) -> list[assignment_pb2.Assignment]:
         """Record one heartbeat; returns the node's desired state. `hardware` is the parsed message,
         read only when `hardware_wire` differs from the last one; None for both: no report this time
-        (the recorded hardware stays)."""
+        (the recorded hardware stays). The same for `applied` (the AppliedState) and `applied_wire`."""
         if len(agent_version) > AGENT_VERSION_MAX:
             raise InvalidRequest(f"agent_version is longer than {AGENT_VERSION_MAX} characters")
         now_mono = time.monotonic()
@@ -92,21 +106,30 @@ class Directory:
         if node is None or node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
         now = datetime.now(UTC)
+        # The outcomes that differ from the recorded ones; none when the report is the last one handled.
+        news: dict[str, Outcome] = {}
+        if applied_wire is not None and applied_wire != node.applied_wire:
+            news = reports.changed(reports.outcomes(applied, node.reported), node.reported)
         unchanged = hardware_wire is None or node.hardware_wire == hardware_wire
-        parsed: dict[str, Any] | None
+        parsed: dict[str, Any] | None = None
+        node_changes = True
         if node.status == "online" and node.agent_version == agent_version:
             if unchanged:  # the common case: nothing new
-                self._seen[node_id] = now
-                return node.assignments
-            parsed = _hardware_dict(hardware)
-            if parsed == node.hardware:  # the same hardware, first seen by this replica's cache
-                node.hardware_wire = hardware_wire
-                self._seen[node_id] = now
-                return node.assignments
+                node_changes = False
+            else:
+                parsed = _hardware_dict(hardware)
+                if parsed == node.hardware:  # the same hardware, first seen by this replica's cache
+                    node.hardware_wire = hardware_wire
+                    node_changes = False
         else:
             parsed = node.hardware if unchanged else _hardware_dict(hardware)
+        if not node_changes and not news:
+            if applied_wire is not None:
+                node.applied_wire = applied_wire
+            self._seen[node_id] = now
+            return node.assignments
         wire = node.hardware_wire if hardware_wire is None else hardware_wire
-        node = await self._write(node, now, agent_version, wire, parsed, forgets)
+        node = await self._write(node, now, agent_version, wire, parsed, forgets, node_changes, news, applied_wire)
         if node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
         return node.assignments
@@ -146,18 +169,23 @@ class Directory:
             if row is None:
                 self._nodes.pop(node_id, None)
                 return None
-            specs = (
-                (
-                    await session.execute(
-                        select(desired_assignments.c.spec)
-                        .where(desired_assignments.c.node_id == node_id)
-                        .order_by(desired_assignments.c.assignment_id)
+            desired = (
+                await session.execute(
+                    select(
+                        desired_assignments.c.spec,
+                        desired_assignments.c.reported_state,
+                        desired_assignments.c.reported_message,
                     )
+                    .where(desired_assignments.c.node_id == node_id)
+                    .order_by(desired_assignments.c.assignment_id)
                 )
-                .scalars()
-                .all()
-            )
-        node = _cached(row, [_assignment(s) for s in specs])
+            ).all()
+        assignments = [_assignment(d.spec) for d in desired]
+        reported: dict[str, Outcome | None] = {
+            a.assignment_id: (d.reported_state, d.reported_message) if d.reported_state is not None else None
+            for a, d in zip(assignments, desired, strict=True)
+        }
+        node = _cached(row, assignments, reported)
         self._keep(node, forgets)
         return node
 
@@ -169,49 +197,70 @@ class Directory:
         hardware_wire: bytes | None,
         hardware: dict[str, Any] | None,
         forgets: int,
+        node_changes: bool = True,
+        news: dict[str, Outcome] | None = None,
+        applied_wire: bytes | None = None,
     ) -> CachedNode:
+        """Under the node's row lock: its record when `node_changes`, and the outcomes in `news`."""
         async with self.sessions() as session, session.begin():
             # Decide on the row as it is now, under its lock: another replica may have moved it.
             row = (await session.execute(select(nodes).where(nodes.c.id == cached.id).with_for_update())).one()
             if row.status == "revoked":
-                node = _cached(row, cached.assignments)
+                node = _cached(row, cached.assignments, cached.reported)
                 self._keep(node, forgets)
                 return node
-            values: dict[str, Any] = {"last_seen_at": now}
-            if row.status != "online":
-                values |= {"status": "online", "status_changed_at": now}
-                previous = row.status
-                event_online = c.NodeOnlineEvent(
-                    node_id=row.id,
-                    hostname=row.hostname,
-                    previous_status=previous,
-                    at=now,
-                    offline_since=row.status_changed_at if previous == "offline" else None,
-                )
-                await outbox.emit(
-                    session, tables.outbox, c.NODE_ONLINE, event_online.model_dump(mode="json"), source=SOURCE
-                )
-                NODE_WRITES.labels("online").inc()
-            if row.agent_version != agent_version:
-                values["agent_version"] = agent_version
-                NODE_WRITES.labels("agent_version").inc()
-            if hardware is not None and row.hardware != hardware:
-                values |= {"hardware": hardware, "hardware_changed_at": now}
-                changed = c.NodeHardwareChangedEvent(
-                    node_id=row.id, hostname=row.hostname, hardware=hardware, previous=row.hardware
-                )
-                await outbox.emit(
-                    session, tables.outbox, c.NODE_HARDWARE_CHANGED, changed.model_dump(mode="json"), source=SOURCE
-                )
-                NODE_WRITES.labels("hardware").inc()
-            row = (
-                await session.execute(update(nodes).where(nodes.c.id == cached.id).values(**values).returning(*nodes.c))
-            ).one()
-        self._seen.pop(cached.id, None)
-        node = _cached(row, cached.assignments)
+            if news:
+                NODE_WRITES.labels("applied_state").inc(await reports.record(session, cached.id, news))
+            # Only outcomes to write, but the row moved since it was cached (the sweeper, another replica).
+            node_changes = node_changes or row.status != "online" or row.agent_version != agent_version
+            if node_changes:
+                row = await self._write_node(session, row, now, agent_version, hardware)
+                self._seen.pop(cached.id, None)
+            else:
+                self._seen[cached.id] = now
+                if row.hardware != cached.hardware:  # recorded meanwhile: compare field by field next time
+                    hardware_wire = None
+        reported = cached.reported | {i: o for i, o in (news or {}).items() if i in cached.reported}
+        node = _cached(row, cached.assignments, reported)
         node.hardware_wire = hardware_wire
+        node.applied_wire = applied_wire if applied_wire is not None else cached.applied_wire
         self._keep(node, forgets)
         return node
+
+    async def _write_node(
+        self, session: AsyncSession, row: Any, now: datetime, agent_version: str, hardware: dict[str, Any] | None
+    ) -> Any:
+        """The node's own record: online, agent version, hardware; events through the outbox."""
+        values: dict[str, Any] = {"last_seen_at": now}
+        if row.status != "online":
+            values |= {"status": "online", "status_changed_at": now}
+            previous = row.status
+            event_online = c.NodeOnlineEvent(
+                node_id=row.id,
+                hostname=row.hostname,
+                previous_status=previous,
+                at=now,
+                offline_since=row.status_changed_at if previous == "offline" else None,
+            )
+            await outbox.emit(
+                session, tables.outbox, c.NODE_ONLINE, event_online.model_dump(mode="json"), source=SOURCE
+            )
+            NODE_WRITES.labels("online").inc()
+        if row.agent_version != agent_version:
+            values["agent_version"] = agent_version
+            NODE_WRITES.labels("agent_version").inc()
+        if hardware is not None and row.hardware != hardware:
+            values |= {"hardware": hardware, "hardware_changed_at": now}
+            changed = c.NodeHardwareChangedEvent(
+                node_id=row.id, hostname=row.hostname, hardware=hardware, previous=row.hardware
+            )
+            await outbox.emit(
+                session, tables.outbox, c.NODE_HARDWARE_CHANGED, changed.model_dump(mode="json"), source=SOURCE
+            )
+            NODE_WRITES.labels("hardware").inc()
+        return (
+            await session.execute(update(nodes).where(nodes.c.id == row.id).values(**values).returning(*nodes.c))
+        ).one()
 
     # ---- batched liveness ----
     async def flush_last_seen(self) -> int:
@@ -317,7 +366,7 @@ async def record_revoked(session: AsyncSession, serials: Sequence[str], node_id:
         )
 
 
-def _cached(row: Any, assignments: list[assignment_pb2.Assignment]) -> CachedNode:
+def _cached(row: Any, assignments: list[assignment_pb2.Assignment], reported: dict[str, Outcome | None]) -> CachedNode:
     return CachedNode(
         id=row.id,
         hostname=row.hostname,
@@ -326,6 +375,7 @@ def _cached(row: Any, assignments: list[assignment_pb2.Assignment]) -> CachedNod
         hardware=row.hardware,
         hardware_wire=None,  # unknown until a heartbeat brings it: the first one is compared field by field
         assignments=assignments,
+        reported=reported,
         loaded_at=time.monotonic(),
     )
 

@@ -89,9 +89,12 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
         # No Hardware message at all: nothing to report this time (what was recorded stays).
         hardware = request.hardware if request.HasField("hardware") else None
         wire = hardware.SerializeToString(deterministic=True) if hardware is not None else None
+        # Unset before the agent's first reconcile: nothing to record.
+        applied = request.applied_state if request.HasField("applied_state") else None
+        applied_wire = applied.SerializeToString(deterministic=True) if applied is not None else None
         try:
             assignments = await self._directory.heartbeat(
-                peer.node_id, peer.serial, request.agent_version, wire, hardware
+                peer.node_id, peer.serial, request.agent_version, wire, hardware, applied_wire, applied
             )
         except NodeRefused as exc:
             HEARTBEATS.labels("refused").inc()

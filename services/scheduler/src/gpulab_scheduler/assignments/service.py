@@ -80,6 +80,8 @@ async def to_assignments(session: AsyncSession, rows: Sequence[Any]) -> list[c.A
             created_at=row.created_at,
             expires_at=row.expires_at,
             ended_at=row.ended_at,
+            node_state=row.node_state,
+            node_message=row.node_message,
         )
         for row in rows
     ]

@@ -1,0 +1,134 @@
+"""Every Assignment says what its node's agent last reported for it (node_state, node_message), from
+inventory's `assignment_state_reported` events: newest report wins, only the assignment's own node
+counts, whichever of the two scheduler replicas applies them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from gpulab_core.contracts import inventory as inv
+from gpulab_core.events import Event
+from gpulab_devstack.testing import wait_until
+
+from .conftest import Cluster, publish
+
+WAIT_S = 15
+
+
+async def report(
+    cluster: Cluster,
+    assignment: dict[str, Any],
+    state: inv.AppliedState,
+    message: str | None = None,
+    *,
+    at: datetime | None = None,
+    node_id: Any = None,
+) -> Event:
+    """What inventory emits when a node's outcome for the assignment changed."""
+    data = inv.AssignmentStateReported(
+        assignment_id=assignment["id"],
+        node_id=node_id or assignment["node_id"],
+        state=state,
+        message=message,
+        reported_at=at or datetime.now(UTC),
+    )
+    return await publish(cluster.nc, inv.ASSIGNMENT_STATE_REPORTED, data)
+
+
+async def applied(cluster: Cluster, *events: Event) -> None:
+    """Once the scheduler has applied (or skipped) every one of these events."""
+
+    async def done() -> bool:
+        async with cluster.engine.connect() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT count(*) FROM scheduler.processed_events "
+                    "WHERE consumer = 'scheduler-node-reports' AND event_id = ANY(:ids)"
+                ),
+                {"ids": [e.id for e in events]},
+            )
+            return bool(found.scalar_one() == len(events))
+
+    await wait_until(done, timeout_s=WAIT_S)
+
+
+async def state_of(cluster: Cluster, assignment: dict[str, Any]) -> tuple[str, str | None]:
+    got = await cluster.call("assignments.get", {"id": assignment["id"]})
+    return got["node_state"], got["node_message"]
+
+
+async def assignment(cluster: Cluster) -> dict[str, Any]:
+    node = await cluster.node(2)
+    env = await cluster.environment([node])
+    made: dict[str, Any] = await cluster.assign(await cluster.user(), env)
+    return made
+
+
+async def test_node_state_is_pending_then_what_the_node_reported_in_every_reply(cluster: Cluster) -> None:
+    made = await assignment(cluster)
+    assert (made["node_state"], made["node_message"]) == ("pending", None)
+
+    await applied(cluster, await report(cluster, made, "applied"))
+    assert await state_of(cluster, made) == ("applied", None)
+
+    await applied(cluster, await report(cluster, made, "failed", "Useradd failed: exit status 9."))
+    assert await state_of(cluster, made) == ("failed", "Useradd failed: exit status 9.")
+    mine = await cluster.call("assignments.get_mine", {"id": made["id"], "user_id": made["user_id"]})
+    listed = await cluster.call("assignments.list", {"user_id": made["user_id"]})
+    for reply in (mine, *listed["items"]):
+        assert (reply["node_state"], reply["node_message"]) == ("failed", "Useradd failed: exit status 9.")
+
+    # Applied again: the message goes with the failure (even if a producer sent one along).
+    await applied(cluster, await report(cluster, made, "applied", "ignored"))
+    assert await state_of(cluster, made) == ("applied", None)
+
+    # Revoked: the node removes the access; the assignment keeps what the node last reported while it
+    # was in force, and its status says it ended.
+    revoked = await cluster.call("assignments.revoke", {"id": made["id"]})
+    assert revoked["node_state"] == "applied"
+    await applied(cluster, await report(cluster, made, "removed"))
+    again = await cluster.call("assignments.get", {"id": made["id"]})
+    assert (again["status"], again["node_state"], again["node_message"]) == ("revoked", "applied", None)
+
+
+async def test_an_older_report_never_overwrites_a_newer_one(cluster: Cluster) -> None:
+    made = await assignment(cluster)
+    now = datetime.now(UTC)
+    await applied(cluster, await report(cluster, made, "failed", "Enforcement failed.", at=now))
+    await applied(cluster, await report(cluster, made, "applied", at=now - timedelta(seconds=5)))
+    await applied(cluster, await report(cluster, made, "applied", at=now))  # the same time: not newer
+    assert await state_of(cluster, made) == ("failed", "Enforcement failed.")
+
+
+async def test_a_report_from_another_node_changes_nothing(cluster: Cluster) -> None:
+    made = await assignment(cluster)
+    other = await cluster.node(1)
+    await applied(cluster, await report(cluster, made, "failed", "not my assignment", node_id=other))
+    assert await state_of(cluster, made) == ("pending", None)
+    # A report about an assignment the scheduler never made is skipped too.
+    stray = {"id": str(uuid.uuid4()), "node_id": made["node_id"]}
+    await applied(cluster, await report(cluster, stray, "applied"))
+
+
+async def test_two_replicas_applying_shuffled_reports_keep_the_newest(cluster: Cluster) -> None:
+    made = await assignment(cluster)
+    start = datetime.now(UTC)
+    times = [start + timedelta(milliseconds=10 * i) for i in range(30)]
+    newest = max(times)
+    random.shuffle(times)
+    sent = await asyncio.gather(
+        *(
+            report(cluster, made, "failed", f"attempt at {t.isoformat()}", at=t)
+            if t != newest
+            else report(cluster, made, "applied", at=t)
+            for t in times
+        )
+    )
+    await applied(cluster, *sent)
+    assert await state_of(cluster, made) == ("applied", None)
