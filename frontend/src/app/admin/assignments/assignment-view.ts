@@ -92,19 +92,10 @@ export function revokeError(err: unknown): string {
   return describeHttpError(err);
 }
 
-/**
- * What the node's agent last reported for an assignment. `node_state` and `node_message` are in
- * shared/API.md's Assignment but not yet in the gateway's OpenAPI document (so not in the
- * generated type): they are read when the server sends them, and "not reported" otherwise.
- */
+/** What the node's agent last reported for an assignment (`node_state`, `node_message`). */
 export function nodeStateOf(assignment: Assignment): { text: string; failed: boolean } {
-  const served = assignment as unknown as Record<string, unknown>;
-  const state = served['node_state'];
-  const message = served['node_message'];
-  if (typeof state !== 'string' || !state) {
-    return { text: 'not reported', failed: false };
-  }
-  const why = typeof message === 'string' && message.trim() ? `: ${message.trim()}` : '';
+  const { node_state: state, node_message: message } = assignment;
+  const why = message?.trim() ? `: ${message.trim()}` : '';
   return { text: `${state}${why}`, failed: state === 'failed' };
 }
 

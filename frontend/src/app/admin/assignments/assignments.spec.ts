@@ -74,7 +74,7 @@ describe('Assignments', () => {
       '8',
       '32 GiB',
       'active',
-      'not reported',
+      'applied',
     ]);
     expect(button(el, 'Revoke grace@lab.org on gpu-01')).toBeDefined();
   });

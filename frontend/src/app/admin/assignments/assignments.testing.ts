@@ -78,6 +78,8 @@ export function assignment(over: Partial<Assignment> = {}): Assignment {
     environment_name: ML.name,
     node_id: GPU01.id,
     node_hostname: GPU01.hostname,
+    node_state: 'applied',
+    node_message: null,
     placement: 'dynamic',
     gpus: [gpu(0, 'GPU-0'), gpu(1, 'GPU-1')],
     cpus: 8,

@@ -112,11 +112,14 @@ describe('assignment requests', () => {
     );
   });
 
-  it('reads the node state when the server sends it', () => {
-    expect(nodeStateOf(assignment())).toEqual({ text: 'not reported', failed: false });
-    const failed = { ...assignment(), node_state: 'failed', node_message: 'useradd: exit 9' };
+  it("words the node's report", () => {
+    expect(nodeStateOf(assignment({ node_state: 'pending' }))).toEqual({
+      text: 'pending',
+      failed: false,
+    });
+    const failed = assignment({ node_state: 'failed', node_message: 'useradd: exit 9' });
     expect(nodeStateOf(failed)).toEqual({ text: 'failed: useradd: exit 9', failed: true });
-    const applied = { ...assignment(), node_state: 'applied', node_message: null };
+    const applied = assignment({ node_state: 'applied', node_message: null });
     expect(nodeStateOf(applied)).toEqual({
       text: 'applied',
       failed: false,

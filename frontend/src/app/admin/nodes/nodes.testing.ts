@@ -61,6 +61,8 @@ export function assignment(
     cpus: 4,
     ram_mb: 16384,
     status: 'active',
+    node_state: 'applied',
+    node_message: null,
     placement: 'fixed',
     linux_username: 'u',
     created_at: '2030-01-01T00:00:00Z',

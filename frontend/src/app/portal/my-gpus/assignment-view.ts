@@ -10,23 +10,16 @@ export interface AgentState {
   text: string;
 }
 
-/**
- * The node agent's report on the assignment: `node_state` (pending|applied|failed) and `node_message`,
- * as shared/API.md describes `Assignment`. NOT YET SERVED: the generated `Assignment` has neither
- * field, so they are read only when a reply carries them (Reflect.get, no hand-written type); once
- * `make gen` brings them into the schema, read `a.node_state` and `a.node_message` directly.
- */
+/** The node agent's report on the assignment: `node_state` and `node_message` (shared/API.md). */
 export function agentState(a: Assignment): AgentState | null {
-  const state: unknown = Reflect.get(a, 'node_state');
-  const message: unknown = Reflect.get(a, 'node_message');
+  const { node_state: state, node_message: message } = a;
   switch (state) {
     case 'pending':
       return { kind: 'pending', text: 'Being set up on the node…' };
     case 'applied':
       return { kind: 'applied', text: 'Ready' };
     case 'failed': {
-      const why =
-        typeof message === 'string' && message.trim() ? message.trim() : 'the node gave no reason';
+      const why = message?.trim() || 'the node gave no reason';
       return { kind: 'failed', text: `Setting it up on the node failed: ${why}` };
     }
     default:

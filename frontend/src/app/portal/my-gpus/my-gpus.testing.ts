@@ -11,6 +11,8 @@ export const ACTIVE: Assignment = {
   environment_name: 'Deep learning',
   node_id: 'n1n1n1n1-0000-4000-8000-000000000001',
   node_hostname: 'gpu-01.lab',
+  node_state: 'applied',
+  node_message: null,
   placement: 'dynamic',
   gpus: [
     {
