@@ -323,6 +323,8 @@ async function flows(browser) {
       check(text.includes('Host ') && text.includes('User '), `not an SSH config: ${text}`);
       await user.getByText(HOST).first().waitFor();
       await user.getByRole('button', { name: 'Copy SSH config' }).waitFor();
+      // The real agent (in its throwaway host) created the account: the node reported it applied.
+      await user.getByText('Ready', { exact: true }).waitFor({ timeout: TIMEOUT_MS });
       await accessible(user, 'my-gpus');
       await shoot(user, 'my-gpus');
     });
