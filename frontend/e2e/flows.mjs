@@ -95,11 +95,6 @@ async function accessible(page, name) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
-async function visit(page, path, heading) {
-  await page.goto(`${BASE}${path}`, { waitUntil: 'load', timeout: TIMEOUT_MS });
-  await page.getByRole('heading', { level: 1, name: heading }).waitFor({ timeout: TIMEOUT_MS });
-}
-
 async function signIn(page, email, password, { filled = false } = {}) {
   await page.getByRole('heading', { level: 1, name: 'Sign in to gpulab' }).waitFor();
   const field = page.getByLabel('Email', { exact: true });
@@ -111,8 +106,16 @@ async function signIn(page, email, password, { filled = false } = {}) {
   } else {
     await field.fill(email);
   }
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  if (filled) {
+    // By keyboard alone: the email is filled in, Tab moves on to the password, Enter submits.
+    await field.focus();
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(password);
+    await page.keyboard.press('Enter');
+  } else {
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
   await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: TIMEOUT_MS });
 }
 
@@ -229,6 +232,8 @@ async function flows(browser) {
       async () => {
         const link = inviteLink(USER_EMAIL);
         await user.goto(link, { waitUntil: 'load' });
+        await user.getByRole('heading', { level: 1, name: 'Join gpulab' }).waitFor();
+        await accessible(user, 'invite');
         await user.getByLabel('Your name', { exact: true }).fill('Ada Lovelace');
         await user.getByLabel('Password', { exact: true }).fill(USER_PASSWORD);
         await user.getByLabel('Repeat password', { exact: true }).fill(USER_PASSWORD);
@@ -334,10 +339,19 @@ async function flows(browser) {
       async () => {
         await admin.getByRole('link', { name: 'Assignments' }).click();
         await admin.getByRole('button', { name: `Revoke ${USER_EMAIL} on ${HOST}` }).click();
+        // The confirmation by keyboard alone: it opens on "Cancel"; Tab reaches the action, Enter.
+        const cancel = admin.getByRole('alertdialog').getByRole('button', { name: 'Cancel' });
+        await cancel.waitFor();
+        // Focus moves into the dialog once it has opened.
         await admin
-          .getByRole('alertdialog')
-          .getByRole('button', { name: 'Revoke assignment' })
-          .click();
+          .waitForFunction(() => document.activeElement?.textContent?.trim() === 'Cancel', null, {
+            timeout: 5000,
+          })
+          .catch(() => {
+            throw new Error('the confirmation does not start on Cancel');
+          });
+        await admin.keyboard.press('Tab');
+        await admin.keyboard.press('Enter');
         const revokedAt = Date.now();
         await user
           .locator('pre')
