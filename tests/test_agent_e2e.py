@@ -94,7 +94,9 @@ async def test_real_agent_enrolls_heartbeats_applies_and_loses_an_assignment_and
     assert desired["cpus"] == 1
     assert desired["ram_mb"] == "512"  # protojson writes int64 as a string
     assert desired["enforcement_mode"] == "ENFORCEMENT_MODE_SOFT"
-    assert saved_after_s < 4 * INTERVAL_S, f"saved after {saved_after_s:.1f}s"
+    # A few intervals: the next heartbeat brings it. Generous, since a loaded 2-core machine (a
+    # fresh-clone run beside other tests saw 5.4 s) delays the services' consumers as well.
+    assert saved_after_s < 8 * INTERVAL_S, f"saved after {saved_after_s:.1f}s"
     assert os.stat(agents.dir / "desired-state.json").st_mode & 0o777 == 0o600
 
     # The agent applies it and says so in its next heartbeat; the scheduler hears of it from inventory.
