@@ -121,7 +121,7 @@ async def test_real_agent_enrolls_heartbeats_applies_and_loses_an_assignment_and
     started = time.monotonic()
     await wait_until(lambda: made["id"] not in assignments_in(agents.desired()), timeout_s=10, interval_s=0.1)
     gone_after_s = time.monotonic() - started
-    assert gone_after_s < 3 * INTERVAL_S, f"gone after {gone_after_s:.1f}s"
+    assert gone_after_s < 8 * INTERVAL_S, f"gone after {gone_after_s:.1f}s"
 
     # SIGTERM: a clean stop.
     agent.proc.send_signal(signal.SIGTERM)
