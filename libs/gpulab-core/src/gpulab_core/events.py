@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -147,7 +146,9 @@ class DurableConsumer:
             while True:
                 try:
                     msgs = await sub.fetch(self._batch, timeout=5)
-                except NatsTimeout:
+                except TimeoutError:
+                    # No message in time. nats.py raises its own TimeoutError or, when the deadline
+                    # ran out between its two pull requests, asyncio's: both are the builtin's.
                     continue
                 except asyncio.CancelledError:
                     raise
