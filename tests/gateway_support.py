@@ -70,9 +70,9 @@ class GatewayProcess:
         return httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=60, **kwargs)
 
 
-async def start_gateway(services: Launcher, **env: str) -> GatewayProcess:
-    """`python -m gpulab_gateway` on a free loopback port, answering /readyz."""
-    port = free_port()
+async def start_gateway(services: Launcher, port: int | None = None, **env: str) -> GatewayProcess:
+    """`python -m gpulab_gateway` on a loopback port (free, unless given), answering /readyz."""
+    port = port or free_port()
     proc = services.spawn("gateway", GPULAB_HTTP_PORT=str(port), **env)
     assert proc.proc is not None
     await asyncio.to_thread(wait_for_port, port, 60, proc.proc)
