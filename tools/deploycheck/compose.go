@@ -139,7 +139,42 @@ func checkInvariants(p *types.Project, files deployFiles) []error {
 
 	checkNATSMount(p, files, fail)
 	checkPublishedPorts(p, fail)
+	checkEdgeNetwork(p, fail)
 	return errs
+}
+
+// edgeMembers may join the `edge` network: the gateway believes X-Forwarded-For from its subnet
+// (GPULAB_TRUSTED_PROXIES), so anything else on it could name any client address it liked.
+var edgeMembers = []string{"caddy", "gateway"}
+
+func checkEdgeNetwork(p *types.Project, fail func(string, ...any)) {
+	edge, ok := p.Networks["edge"]
+	if !ok || edge.Ipam.Config == nil || len(edge.Ipam.Config) != 1 {
+		fail("the edge network must exist with exactly one subnet: the gateway names it in GPULAB_TRUSTED_PROXIES")
+		return
+	}
+	subnet := edge.Ipam.Config[0].Subnet
+	gateway := p.Services["gateway"]
+	trusted := gateway.Environment["GPULAB_TRUSTED_PROXIES"]
+	if trusted == nil || *trusted != subnet {
+		got := "<unset>"
+		if trusted != nil {
+			got = *trusted
+		}
+		fail("gateway's GPULAB_TRUSTED_PROXIES is %s, want the edge network's subnet %s: only Caddy names clients", got, subnet)
+	}
+	for _, name := range sortedNames(p.Services) {
+		_, on := p.Services[name].Networks["edge"]
+		if on && !slices.Contains(edgeMembers, name) {
+			fail("%s joins the edge network, whose X-Forwarded-For the gateway believes; only %v may", name, edgeMembers)
+		}
+		if slices.Contains(edgeMembers, name) && !on {
+			fail("%s must join the edge network", name)
+		}
+	}
+	if caddy, ok := p.Services["caddy"]; ok && len(caddy.Networks) != 1 {
+		fail("caddy must be on the edge network only: it reaches the gateway and nothing else of ours")
+	}
 }
 
 func checkReadyzHealthcheck(name string, svc types.ServiceConfig, fail func(string, ...any)) {

@@ -123,6 +123,16 @@ func TestEachBrokenFileIsRefused(t *testing.T) {
 			want:  "max_memory_stor",
 		},
 		{
+			name:  "gateway trusts more than the edge network",
+			edits: []edit{{"compose.yaml", "GPULAB_TRUSTED_PROXIES: ${GPULAB_EDGE_SUBNET:-172.30.250.0/27}", "GPULAB_TRUSTED_PROXIES: 172.16.0.0/12"}},
+			want:  "gateway's GPULAB_TRUSTED_PROXIES is 172.16.0.0/12, want the edge network's subnet 172.30.250.0/27",
+		},
+		{
+			name:  "another service joins the edge network",
+			edits: []edit{{"compose.yaml", "    command: [python, -m, gpulab_notify]\n", "    command: [python, -m, gpulab_notify]\n    networks: [default, edge]\n"}},
+			want:  "notify joins the edge network",
+		},
+		{
 			name:  "services and nats disagree on the password",
 			edits: []edit{{"compose.yaml", "nats://gpulab:${GPULAB_NATS_PASSWORD", "nats://gpulab2:${GPULAB_NATS_PASSWORD"}},
 			want:  "credentials in GPULAB_NATS_URL do not match",

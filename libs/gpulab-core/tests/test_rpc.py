@@ -72,6 +72,27 @@ async def test_request_is_answered_with_the_ok_envelope(nc: NATS, svc: str) -> N
     assert not (msg.headers or {}).get("Nats-Service-Error")
 
 
+async def test_the_handler_sees_which_fields_the_caller_set(nc: NATS) -> None:
+    class Change(BaseModel):
+        name: str | None = None
+        note: str | None = None
+
+    name = unique_name()
+    server = RpcServer(nc, name, "1.2.3")
+
+    async def fields_set(req: Change) -> dict[str, list[str]]:
+        return {"set": sorted(req.model_fields_set)}
+
+    server.add(Endpoint("change", Change, fields_set))
+    await server.start()
+    try:
+        client = RpcClient(nc)
+        assert await client.call(name, "change", Change(name="lab")) == {"set": ["name"]}
+        assert await client.call(name, "change", Change(name="lab", note=None)) == {"set": ["name", "note"]}
+    finally:
+        await server.stop()
+
+
 async def test_body_that_is_not_json_gets_invalid_request_not_a_crash(nc: NATS, svc: str) -> None:
     msg = await nc.request(subject(svc, "greet"), b"\x00not json{", timeout=5)
     body = json.loads(msg.data)

@@ -13,6 +13,7 @@ from gpulab_core import db
 from gpulab_core.errors import RemoteError
 from gpulab_core.rpc import subject
 from gpulab_devstack.testing import Stack
+from gpulab_identity.auth import service as auth
 
 from .conftest import ADMIN_PASSWORD, Identity, unique_email
 from .test_invites import invite, latest_token
@@ -96,16 +97,44 @@ async def test_disabled_user_cannot_log_in_and_their_sessions_end(identity: Iden
     assert (await identity.call("auth.login", {"email": email, "password": PASSWORD}))["user"]
 
 
-async def test_failed_logins_are_limited_per_account_with_retry_after(identity: Identity, migrated: Stack) -> None:
+async def test_failed_logins_are_limited_per_account_and_address_with_retry_after(
+    identity: Identity, migrated: Stack
+) -> None:
     _, email = await make_user(identity, migrated)
-    for _ in range(5):  # the fixture's limit
+    attacker = {"email": email, "password": "wrong wrong wrong", "client_ip": "198.51.100.20"}
+    for _ in range(5):  # the fixture's limit: evaluated up to it
         with pytest.raises(RemoteError) as bad:
-            await identity.call("auth.login", {"email": email, "password": "wrong wrong wrong"})
+            await identity.call("auth.login", attacker)
         assert bad.value.code == "invalid_credentials"
-    with pytest.raises(RemoteError) as limited:
-        await identity.call("auth.login", {"email": email, "password": PASSWORD})  # even the right one
+    with pytest.raises(RemoteError) as limited:  # one over: refused unevaluated, even the right password
+        await identity.call("auth.login", {**attacker, "password": PASSWORD})
     assert limited.value.code == "too_many_attempts"
     assert 0 < limited.value.details["retry_after_s"] <= 3601
+    # The owner, from any other address, is not locked out by someone else's failures.
+    assert await identity.call("auth.login", {"email": email, "password": PASSWORD, "client_ip": "203.0.113.20"})
+    # A caller that names no address is counted as one address of its own.
+    assert await identity.call("auth.login", {"email": email, "password": PASSWORD})
+
+
+async def test_an_ipv6_client_is_counted_by_its_64(identity: Identity, migrated: Stack) -> None:
+    _, email = await make_user(identity, migrated)
+    for host in range(1, 6):  # five addresses of one /64: the fixture's limit
+        with pytest.raises(RemoteError):
+            await identity.call(
+                "auth.login", {"email": email, "password": "wrong wrong wrong", "client_ip": f"2001:db8:1:2::{host}"}
+            )
+    with pytest.raises(RemoteError) as limited:
+        await identity.call("auth.login", {"email": email, "password": PASSWORD, "client_ip": "2001:db8:1:2:ffff::9"})
+    assert limited.value.code == "too_many_attempts"
+    assert await identity.call("auth.login", {"email": email, "password": PASSWORD, "client_ip": "2001:db8:1:3::1"})
+
+
+def test_address_key_is_the_address_or_its_ipv6_64() -> None:
+    assert auth.address_key("198.51.100.7") == "198.51.100.7"
+    assert auth.address_key("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert auth.address_key("::ffff:198.51.100.7") == "198.51.100.7"
+    assert auth.address_key("not-an-ip") == "not-an-ip"
+    assert auth.address_key(None) is None
 
 
 async def test_last_admin_cannot_be_disabled_or_demoted(identity: Identity) -> None:

@@ -187,7 +187,9 @@ class RpcClient:
         timeout_s: float | None = None,
     ) -> Any:
         if isinstance(payload, BaseModel):
-            data = payload.model_dump_json().encode()
+            # Only the fields the caller set: the handler parses the same contract and fills in the
+            # defaults, and a partial change (a PATCH) can tell "not given" from "set to null".
+            data = payload.model_dump_json(exclude_unset=True).encode()
         else:
             data = json.dumps(payload or {}, default=str).encode()
         # The caller's current span is the parent of the handler's span: no client span of our own,

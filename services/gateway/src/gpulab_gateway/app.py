@@ -10,6 +10,7 @@ from gpulab_core.rpc import RpcClient
 from gpulab_gateway import __version__, frontend, health, openapi, problems
 from gpulab_gateway.audit import api as audit_api
 from gpulab_gateway.auth import api as auth_api
+from gpulab_gateway.client_address import ClientAddress
 from gpulab_gateway.config import Settings
 from gpulab_gateway.install import api as install_api
 from gpulab_gateway.middleware import BodySizeLimit, TraceContext
@@ -68,7 +69,9 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
     app.include_router(install_api.router)
     # Last: everything not matched above is the web app.
     app.include_router(frontend.router)
-    # Outermost first: the trace wraps everything, the size limit runs before any body is read.
+    # Added innermost first: the client's address is settled before anything else runs, the trace
+    # wraps everything after it, and the size limit runs before any body is read.
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(TraceContext)
+    app.add_middleware(ClientAddress, trusted=settings.trusted_networks)
     return app

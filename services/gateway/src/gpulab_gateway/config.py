@@ -1,8 +1,9 @@
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gpulab_core.settings import CoreSettings
+from gpulab_gateway.client_address import LOOPBACK, Network, parse_networks
 
 
 class Settings(CoreSettings):
@@ -23,6 +24,20 @@ class Settings(CoreSettings):
     session_cache_s: float = Field(default=2.0, ge=0, le=10)
     # Sessions remembered at once (least recently used dropped first): ~1 KiB each.
     session_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Reverse proxies whose `X-Forwarded-For` names the client (comma-separated CIDRs or addresses;
+    # empty: none). Loopback by default, for the local run; compose names the edge network Caddy
+    # reaches the gateway on. Anyone else's header is ignored (client_address.py).
+    trusted_proxies: str = LOOPBACK
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def secure_cookies(self) -> bool:

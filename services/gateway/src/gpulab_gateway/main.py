@@ -41,7 +41,9 @@ async def setup(runtime: Runtime) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=True,
+        # The app decides the client's address itself (client_address.py, GPULAB_TRUSTED_PROXIES):
+        # uvicorn's would also believe X-Forwarded-For from its own FORWARDED_ALLOW_IPS.
+        proxy_headers=False,
     )
     server = _Server(config)
     stopped = asyncio.Event()

@@ -12,8 +12,10 @@ class Settings(CoreSettings):
     # A session ends after this long without a request, and after the absolute limit in any case.
     session_idle_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
     session_absolute_hours: int = Field(default=24, ge=1, le=30 * 24)
-    # Failed logins evaluated per hour; beyond that the login is refused unevaluated (429).
-    # The per-account limit is capped at 100 (issue 3); per address it is higher, for shared NATs.
+    # Failed logins evaluated per hour; beyond that the login is refused unevaluated (429). The
+    # "account" limit counts one account's failures from one client address (never the account's
+    # failures from everywhere: that would let anyone lock its owner out, issue 12), capped at 100
+    # (issue 3); the per-address one counts every account, higher for shared NATs.
     login_max_failures_per_account: int = Field(default=30, ge=1, le=100)
     login_max_failures_per_ip: int = Field(default=300, ge=1, le=100_000)
     # argon2id parameters: OWASP's minimum is m=19 MiB, t=2, p=1; lower is refused.

@@ -86,11 +86,18 @@ login_failures = Table(
     metadata,
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column("account", Text, nullable=False),  # lower(email) as typed, whether or not it exists
-    Column("client_ip", Text),
+    Column("client_ip", Text),  # the client's address, as the gateway resolved it
+    # What the limits count by: the address, or its /64 for IPv6 (auth/service.py, address_key).
+    Column("client_net", Text),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
-Index("ix_login_failures_account_at", login_failures.c.account, login_failures.c.at)
-Index("ix_login_failures_client_ip_at", login_failures.c.client_ip, login_failures.c.at)
+Index("ix_login_failures_client_net_at", login_failures.c.client_net, login_failures.c.at)
+Index(
+    "ix_login_failures_account_client_net_at",
+    login_failures.c.account,
+    login_failures.c.client_net,
+    login_failures.c.at,
+)
 
 ssh_keys = Table(
     "ssh_keys",

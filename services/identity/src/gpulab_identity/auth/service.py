@@ -1,13 +1,17 @@
 """Login, sessions and logout. Never commits; the handler owns the transaction.
 
-Login failures are rate-limited per account and per client address, counted in the database so
-that every identity replica sees the same counts. The reply to a failure is the same whether the
-email is unknown, the password wrong or the account disabled, and takes as long (a dummy hash is
-verified when there is no account).
+Failed logins are limited per client address and per (account, address), counted in the database
+so that every identity replica sees the same counts (auth/repository.py). Never per account alone:
+anyone can type someone's email, so a limit on the account alone would let anyone lock its owner
+out, and a correct password from an address that has not failed is always evaluated. The address is
+the one the gateway resolved (X-Forwarded-For only from GPULAB_TRUSTED_PROXIES). The reply to a
+failure is the same whether the email is unknown, the password wrong or the account disabled, and
+takes as long (a dummy hash is verified when there is no account).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -19,13 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gpulab_core.contracts.identity import LoginReply, LoginRequest, SessionReply
 from gpulab_identity import tokens
 from gpulab_identity.audit import repository as audit
+from gpulab_identity.auth import repository
 from gpulab_identity.config import Settings
 from gpulab_identity.errors import InvalidCredentials, TooManyAttempts, Unauthenticated
-from gpulab_identity.models import login_failures, sessions
+from gpulab_identity.models import sessions
 from gpulab_identity.passwords import Passwords
 from gpulab_identity.users import repository as users_repo
 
 WINDOW = timedelta(hours=1)
+# An IPv6 client is routinely given a whole /64 (RFC 6177; SLAAC picks the host half itself): counted
+# address by address, one client would hold 2^64 fresh budgets. IPv4 addresses count one by one.
+IPV6_CLIENT_PREFIX = 64
 # A session's last_seen_at is written at most this often: a write per request would make every API
 # call a database write, and the idle timeout is measured in minutes anyway.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -40,45 +48,51 @@ class LoginOutcome:
     error: Exception | None = None
 
 
-async def _retry_after(session: AsyncSession, kind: str, value: str, limit: int) -> int | None:
+def address_key(client_ip: str | None) -> str | None:
+    """What the limits count a client address by: itself, or its /64 for IPv6 (kept as given if not an IP)."""
+    if client_ip is None:
+        return None
+    try:
+        ip = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)
+
+
+async def _retry_after(session: AsyncSession, client_net: str | None, account: str | None, limit: int) -> int | None:
     """Seconds until another attempt is evaluated, or None when under the limit."""
-    since = datetime.now(UTC) - WINDOW
-    col = login_failures.c.account if kind == "account" else login_failures.c.client_ip
-    recent = (
-        (
-            await session.execute(
-                select(login_failures.c.at)
-                .where(col == value, login_failures.c.at > since)
-                .order_by(login_failures.c.at.desc())
-                .limit(limit)
-            )
-        )
-        .scalars()
-        .all()
+    now = datetime.now(UTC)
+    recent = await repository.recent_failures(
+        session, client_net=client_net, account=account, since=now - WINDOW, limit=limit
     )
     if len(recent) < limit:
         return None
     oldest_counted = recent[-1]
-    return max(1, int((oldest_counted + WINDOW - datetime.now(UTC)).total_seconds()) + 1)
+    return max(1, int((oldest_counted + WINDOW - now).total_seconds()) + 1)
 
 
 async def login(session: AsyncSession, req: LoginRequest, settings: Settings, passwords: Passwords) -> LoginOutcome:
     account = req.email.strip().lower()
-    for kind, value, limit in (
-        ("account", account, settings.login_max_failures_per_account),
-        ("client_ip", req.client_ip, settings.login_max_failures_per_ip),
+    client_net = address_key(req.client_ip)
+    for limited_account, limit in (
+        (None, settings.login_max_failures_per_ip),
+        (account, settings.login_max_failures_per_account),
     ):
-        if value is None:
-            continue
-        wait = await _retry_after(session, kind, value, limit)
+        wait = await _retry_after(session, client_net, limited_account, limit)
         if wait is not None:
             return LoginOutcome(
-                error=TooManyAttempts("too many failed logins; try again later", details={"retry_after_s": wait})
+                error=TooManyAttempts(
+                    "too many failed logins from this address; try again later", details={"retry_after_s": wait}
+                )
             )
     row = await users_repo.get_credentials(session, account)
     ok = await passwords.verify(row.password_hash if row else None, req.password)
     if not ok or row is None or row.status != "active":
-        await session.execute(login_failures.insert().values(account=account, client_ip=req.client_ip))
+        await repository.record_failure(session, account, req.client_ip, client_net)
         await audit.append(
             session,
             action="auth.login_failed",
@@ -168,5 +182,5 @@ async def logout(session: AsyncSession, token: str) -> None:
 async def prune(session: AsyncSession) -> None:
     """Forget failures older than the window and sessions long over; run now and then."""
     now = datetime.now(UTC)
-    await session.execute(delete(login_failures).where(login_failures.c.at < now - WINDOW))
+    await repository.prune(session, now - WINDOW)
     await session.execute(delete(sessions).where(and_(sessions.c.expires_at < now - timedelta(days=7))))
