@@ -53,11 +53,12 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):  # type: ignore[misc]
 
     async def Enroll(self, request: pb.EnrollRequest, context: Context) -> pb.EnrollResponse:  # noqa: N802
         pki = self._pki
+        peer = self._peer(context)
 
         async def run() -> pb.EnrollResponse:
             async with pki.sessions() as session, session.begin():
                 issued = await certs.enroll(
-                    session, pki.authority, request.token, request.csr_pem, pki.node_cert_lifetime
+                    session, pki.authority, request.token, request.csr_pem, pki.node_cert_lifetime, peer.address
                 )
             return pb.EnrollResponse(
                 node_id=str(issued.node_id),
@@ -74,7 +75,9 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):  # type: ignore[misc]
 
         async def run() -> pb.RenewResponse:
             async with pki.sessions() as session, session.begin():
-                issued = await certs.renew(session, pki.authority, peer.der, request.csr_pem, pki.node_cert_lifetime)
+                issued = await certs.renew(
+                    session, pki.authority, peer.der, request.csr_pem, pki.node_cert_lifetime, peer.address
+                )
             not_after = Timestamp()
             not_after.FromDatetime(issued.cert.not_valid_after_utc)
             return pb.RenewResponse(
