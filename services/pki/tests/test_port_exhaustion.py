@@ -226,3 +226,25 @@ async def test_a_connection_that_never_finishes_its_handshake_is_closed_after_th
             assert time.monotonic() - started >= handshake_s * 0.9
         finally:
             writer.transport.abort()
+
+
+async def test_the_whole_port_admits_its_last_connection_and_refuses_the_next_from_any_address(
+    migrated: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cap = 3
+    async with running(migrated, tmp_path, enroll_max_connections=cap) as service:
+        held = []
+        for source in ("127.0.0.3", "127.0.0.4", "127.0.0.5"):  # each well under its own share
+            reader, writer = await tls_connect(service, source)
+            held.append(writer)
+            assert not await closed_by_server(reader, 0.2)
+        try:
+            with caplog.at_level(logging.WARNING, logger=front.__name__):
+                with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
+                    await tls_connect(service, "127.0.0.6")
+            assert "GPULAB_ENROLL_MAX_CONNECTIONS=3" in caplog.text
+            held.pop().transport.abort()
+            await asyncio.sleep(0.2)
+            await renew_once(service)  # a place freed: the next one gets it
+        finally:
+            close_all(held)
