@@ -88,11 +88,13 @@ class Agents:
         self.env["PATH"] = f"{host.fake_bin}{os.pathsep}{self.env['PATH']}"
 
     async def enroll(self, server: str, fingerprint: str, token: str) -> subprocess.CompletedProcess[str]:
+        """`gpulab-agent enroll`, the token on its standard input as install-agent.sh gives it."""
         args = [str(self.binary), "enroll", "--server", server, "--ca-sha256", fingerprint, "--dir", str(self.dir)]
         return await asyncio.to_thread(
             subprocess.run,
-            args,
-            env={**self.env, "GPULAB_ENROLL_TOKEN": token},
+            [*args, "--token-file", "-"],
+            input=token + "\n",
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=60,

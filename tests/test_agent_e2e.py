@@ -6,10 +6,12 @@ and drops it once revoked, stops cleanly on SIGTERM, and after its node is delet
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +136,78 @@ async def test_real_agent_enrolls_heartbeats_applies_and_loses_an_assignment_and
     assert again.wait(30) == EXIT_REENROLL, again.output()
     assert "RE-ENROLL NEEDED" in again.output()
     assert enrollment["ca_fingerprint"].replace(":", "").lower() in again.output().lower()
+
+
+async def test_the_first_certificate_is_refused_after_a_re_enroll(
+    services: Launcher, nc: NATS, agent_binary: Path, tmp_path: Path
+) -> None:
+    """The node's first identity (its key and certificate, perhaps copied off a stolen disk) stops
+    working as soon as the admin makes a new enrollment token: its agent is refused at the next
+    heartbeat, while the node enrolled again with that token works. Each enrollment is in the audit
+    log with the address it came from."""
+    plane = await start_plane(services, nc)
+    created = await plane.call(
+        "inventory",
+        "nodes.create",
+        {"hostname": f"gpu-again-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.12"},
+    )
+    node_id, enrollment = created["node"]["id"], created["enrollment"]
+    server = f"127.0.0.1:{plane.enroll_port}"
+    first, second = (
+        Agents(agent_binary, tmp_path / "first", RECORDING),
+        Agents(agent_binary, tmp_path / "second", RECORDING),
+    )
+    try:
+        enrolled = await first.enroll(server, enrollment["ca_fingerprint"], enrollment["token"])
+        assert enrolled.returncode == 0, enrolled.stderr
+        old = first.run()
+
+        async def seen() -> bool:
+            node = await plane.call("inventory", "nodes.get", {"id": node_id})
+            return bool(node["status"] == "online")
+
+        await wait_until(seen, timeout_s=15, interval_s=0.2)
+
+        again = await plane.call("inventory", "nodes.new_token", {"id": node_id})
+        # Refused at its next heartbeat (INTERVAL_S), well before the certificate would expire.
+        assert await asyncio.to_thread(old.wait, 30) == EXIT_REENROLL, old.output()
+        assert "RE-ENROLL NEEDED" in old.output()
+
+        enrolled = await second.enroll(server, again["ca_fingerprint"], again["token"])
+        assert enrolled.returncode == 0, enrolled.stderr
+        new = second.run()
+        last_seen = (await plane.call("inventory", "nodes.get", {"id": node_id}))["last_seen_at"]
+
+        async def heartbeats_again() -> bool:
+            node = await plane.call("inventory", "nodes.get", {"id": node_id})
+            return bool(node["status"] == "online" and node["last_seen_at"] != last_seen)
+
+        try:
+            await wait_until(heartbeats_again, timeout_s=15, interval_s=0.2)
+        except AssertionError:
+            raise AssertionError(f"the re-enrolled node does not heartbeat; output:\n{new.output()}") from None
+        # The first identity, started again, is still refused.
+        retried = first.run()
+        assert await asyncio.to_thread(retried.wait, 30) == EXIT_REENROLL, retried.output()
+
+        async def audited() -> list[dict[str, Any]]:
+            page = await plane.call(
+                "identity", "audit.list", {"target_type": "node", "target_id": node_id, "limit": 50}
+            )
+            return list(page["items"])
+
+        await wait_until(lambda: _count(audited, "node.enrolled", 2), timeout_s=20, interval_s=0.3)
+        rows = await audited()
+        enrollments = [r for r in rows if r["action"] == "node.enrolled"]
+        assert [r["details"]["address"] for r in enrollments] == ["127.0.0.1", "127.0.0.1"]
+        revocations = [r for r in rows if r["action"] == "node.certificates_revoked"]
+        assert [r["details"]["reason"] for r in revocations] == ["new_token"], rows
+        new.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(new.wait, 15) == 0, new.output()
+    finally:
+        first.close()
+        second.close()
+
+
+async def _count(rows: Callable[[], Awaitable[list[dict[str, Any]]]], action: str, count: int) -> bool:
+    return len([r for r in await rows() if r["action"] == action]) >= count

@@ -20,8 +20,16 @@ from nats.aio.client import Client as NATS
 
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
-from .agent_support import RECORDING, Agents, assign_two_gpus, recorded_gpus, start_plane
-from .throwaway_host import UID_MIN, ThrowawayHost, accounts, inside, no_sshd_reason, unavailable_reason
+from .agent_support import EXIT_REENROLL, RECORDING, Agents, assign_two_gpus, recorded_gpus, start_plane
+from .throwaway_host import (
+    UID_MIN,
+    ThrowawayHost,
+    accounts,
+    accounts_in,
+    inside,
+    no_sshd_reason,
+    unavailable_reason,
+)
 
 pytestmark = pytest.mark.slow
 INTERVAL_S = 2
@@ -116,3 +124,55 @@ async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one
 
     agent.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(agent.wait, 15) == 0, agent.output()
+
+
+async def test_a_deleted_nodes_agent_removes_its_managed_accounts_before_exiting(
+    services: Launcher, nc: NATS, migrated: Stack, agents: Agents, tmp_path: Path
+) -> None:
+    """A node that comes back after it was deleted (switched off, stolen, cut off meanwhile) finds
+    its identity refused: before it exits "re-enroll needed" it takes away every account it manages
+    (GPULAB_ON_REVOKE=remove: deleted with their homes), rather than applying its saved state again
+    and leaving the access in place for good."""
+    if reason := unavailable_reason() or no_sshd_reason():
+        pytest.skip(f"throwaway host: {reason}")
+    plane = await start_plane(services, nc, interval_s=INTERVAL_S)
+    created = await plane.call(
+        "inventory",
+        "nodes.create",
+        {"hostname": f"gpu-gone-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.11"},
+    )
+    node_id, enrollment = created["node"]["id"], created["enrollment"]
+    enrolled = await agents.enroll(f"127.0.0.1:{plane.enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
+    assert enrolled.returncode == 0, enrolled.stderr
+    host = ThrowawayHost.prepare(tmp_path / "host")
+    agents.in_throwaway_host(host)
+    agent = agents.run(GPULAB_ON_REVOKE="remove")
+    made, public_key = await assign_two_gpus(plane, migrated, tmp_path, node_id)
+    name = made["linux_username"]
+    keys = host.folder / "home" / name / ".ssh/authorized_keys"
+
+    def access_granted() -> bool:
+        return keys.exists() and public_key in keys.read_text()
+
+    try:
+        await wait_until(access_granted, timeout_s=30, interval_s=0.1)
+    except AssertionError:
+        raise AssertionError(f"no access for {name}; agent output:\n{agent.output()}") from None
+
+    # The agent stops with the access in place (its saved state holds the assignment); meanwhile the
+    # node is deleted. Stopped first, so that the access can only end through the refusal: a running
+    # agent could hear of the assignment's end first.
+    agent.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(agent.wait, 15) == 0, agent.output()
+    assert name in accounts_in(host.folder / "etc/passwd")
+    await plane.call("inventory", "nodes.delete", {"id": node_id})
+
+    back = agents.run(GPULAB_ON_REVOKE="remove")
+    assert await asyncio.to_thread(back.wait, 60) == EXIT_REENROLL, back.output()
+    assert "RE-ENROLL NEEDED" in back.output()
+    # Gone before it exited: the throwaway host's files outlive its processes.
+    assert name not in accounts_in(host.folder / "etc/passwd"), back.output()
+    assert not (host.folder / "home" / name).exists(), back.output()
+    assert not list((host.folder / "etc/ssh/sshd_config.d").glob(f"*{name}*")), back.output()
+    # Nothing is left that a restart without the control plane would apply again.
+    assert agents.desired() is None, back.output()

@@ -57,7 +57,7 @@ async def _start_agent_when_asked(handoff: Path, agents: Agents, enroll_port: in
     while not command_file.exists():
         await asyncio.sleep(0.2)
     command = command_file.read_text()
-    token = re.search(r"--token (\S+)", command)
+    token = re.search(r"printf '%s\\n' ([A-Za-z0-9_-]+);", command)
     fingerprint = re.search(r"--ca-fingerprint (\S+)", command)
     assert token, command
     assert fingerprint, command

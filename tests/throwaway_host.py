@@ -109,8 +109,14 @@ class Account:
 
 def accounts(pid: int) -> dict[str, Account]:
     """The accounts of the namespace the process pid lives in, from its /etc/passwd."""
+    return accounts_in(Path(f"/proc/{pid}/root/etc/passwd"))
+
+
+def accounts_in(passwd: Path) -> dict[str, Account]:
+    """The accounts of a passwd file: a throwaway host's own (its folder's etc/passwd) is still there
+    once its last process has exited."""
     found = {}
-    for line in Path(f"/proc/{pid}/root/etc/passwd").read_text().splitlines():
+    for line in passwd.read_text().splitlines():
         f = line.split(":")
         if len(f) >= 7:
             found[f[0]] = Account(f[0], int(f[2]), f[4], f[5])

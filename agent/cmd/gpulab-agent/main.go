@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, rest := args[0], args[1:]
 	if cmd == "enroll" {
-		return enroll.Command(context.Background(), rest, os.LookupEnv, stdout, stderr)
+		return enroll.Command(context.Background(), rest, os.LookupEnv, os.Stdin, stdout, stderr)
 	}
 	if cmd == "run" {
 		cfg, err := reconcileConfig(os.LookupEnv)

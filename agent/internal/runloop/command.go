@@ -59,7 +59,9 @@ Exit status: 0 stopped (SIGTERM or SIGINT), 1 failed, 2 bad command line,
 78 the node must be enrolled again (its certificate was revoked, has expired
 or is unknown, or DIR holds no usable identity): ask the admin for a new
 enrollment token and run the install command again; systemd does not restart
-the agent after this status.
+the agent after this status. When the control plane refused the node, every
+account the agent manages was locked or removed (GPULAB_ON_REVOKE) first;
+they come back with the next enrollment.
 `
 
 // Deps are what Command runs with besides its command line.
@@ -144,9 +146,9 @@ func reenrollAdvice(lookupEnv func(string) (string, bool), fingerprint string) s
 			fingerprint = "<CA fingerprint>"
 		}
 	}
-	return "ask the admin for a new enrollment token and run the install command again with it: " +
-		"curl -fsSL " + url + "/install-agent.sh | sudo bash -s -- --url " + url +
-		" --token <NEW TOKEN> --ca-fingerprint " + fingerprint + " --force" +
+	return "ask the admin for a new enrollment token and run the install command the control plane shows with it, adding --force: " +
+		"{ curl -fsSL " + url + "/install-agent.sh && printf '%s\\n' '<NEW TOKEN>'; } | sudo bash -s -- --url " + url +
+		" --ca-fingerprint " + fingerprint + " --token-file - --force" +
 		" (systemd does not restart the agent until then)"
 }
 

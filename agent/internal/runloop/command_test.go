@@ -88,8 +88,11 @@ func TestCommandExitsWithTheReenrollStatusAndSaysWhatToDo(t *testing.T) {
 	for _, want := range []string{
 		"the client certificate has been revoked",
 		"ask the admin for a new enrollment token",
-		"curl -fsSL https://gpulab.example.org/install-agent.sh | sudo bash -s -- --url https://gpulab.example.org",
-		"--ca-fingerprint " + hex.EncodeToString(sum[:]) + " --force",
+		// The token on stdin after the script, never on a command line (the
+		// log escapes printf's backslash, so the check stops short of it).
+		"{ curl -fsSL https://gpulab.example.org/install-agent.sh && printf '%s",
+		"n' '<NEW TOKEN>'; } | sudo bash -s -- --url https://gpulab.example.org",
+		"--ca-fingerprint " + hex.EncodeToString(sum[:]) + " --token-file - --force",
 	} {
 		if !strings.Contains(found[0], want) {
 			t.Errorf("the re-enroll line lacks %q:\n%s", want, found[0])

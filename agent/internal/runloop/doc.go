@@ -25,11 +25,17 @@
 //   - The state of the connection (reachable, unreachable), of renewal and of
 //     the reconciler's errors is logged when it changes, not per attempt.
 //   - When the control plane no longer accepts the node (a heartbeat answered
-//     UNAUTHENTICATED, or identity.ErrReenrollNeeded from renewal) Run
-//     applies the saved state one last time (dropping expired assignments)
-//     and returns an error matching identity.ErrReenrollNeeded; Command then
-//     logs what to do and exits with ExitReenroll, which the systemd unit
-//     lists in RestartPreventExitStatus=.
+//     UNAUTHENTICATED: deleted, or its certificate revoked; or
+//     identity.ErrReenrollNeeded from renewal: revoked, expired) Run takes
+//     away every access the agent manages before it returns: it removes the
+//     saved state, applies an empty desired state (the reconciler locks or
+//     removes every managed account, as GPULAB_ON_REVOKE says, and undoes
+//     every enforcement, also those of an earlier run), waits for that
+//     reconcile, and returns an error matching identity.ErrReenrollNeeded;
+//     Command then logs what to do and exits with ExitReenroll, which the
+//     systemd unit lists in RestartPreventExitStatus=. A node the control
+//     plane refuses can no longer learn of any revocation, so no access may
+//     outlive its identity (issue 12).
 //   - When ctx is cancelled (SIGTERM, SIGINT) the cycle in progress and the
 //     reconcile in progress (and one pending) are finished, not cut short,
 //     and Run returns nil.

@@ -340,3 +340,16 @@ func within(t *testing.T, what string, d, lo, hi time.Duration) {
 		t.Errorf("%s = %v, want between %v and %v", what, d, lo, hi)
 	}
 }
+
+// saveState writes resp as id's saved desired state, as an earlier run of
+// the agent left it.
+func saveState(t *testing.T, id *identity.Identity, resp *agentv1.HeartbeatResponse) {
+	t.Helper()
+	data, err := encodeState(id.NodeID(), resp, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeState(id.Dir(), data); err != nil {
+		t.Fatal(err)
+	}
+}

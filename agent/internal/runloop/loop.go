@@ -185,8 +185,7 @@ func (l *loop) cycle(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		st := status.Convert(err)
 		if st.Code() == codes.Unauthenticated {
-			l.apply(now)
-			return 0, fmt.Errorf("heartbeat to %s refused: %s: %w", l.endpoint, st.Message(), identity.ErrReenrollNeeded)
+			return 0, l.refused(fmt.Errorf("heartbeat to %s refused: %s: %w", l.endpoint, st.Message(), identity.ErrReenrollNeeded))
 		}
 		l.failures++
 		if l.link != linkDown {
@@ -229,8 +228,7 @@ func (l *loop) renewIfDue(ctx context.Context) error {
 	cancel()
 	switch {
 	case errors.Is(err, identity.ErrReenrollNeeded):
-		l.apply(l.Clock.Now())
-		return err
+		return l.refused(err)
 	case err != nil:
 		if !l.renewFailing {
 			l.Log.Warn("could not renew the node certificate; trying again every cycle",
@@ -261,6 +259,41 @@ func (l *loop) apply(now time.Time) {
 		l.Log.Info("reconcile still running; heartbeats go on meanwhile, reporting the last finished one", "waited", l.ReconcileGrace)
 	}
 	l.slowReconcile = !done
+}
+
+// refused ends the node's access because the control plane no longer
+// accepts its identity (cause matches identity.ErrReenrollNeeded): the
+// node was deleted, its certificate revoked (a new enrollment token, a new
+// enrollment) or expired. The node can no longer learn what it must enforce,
+// so whatever it enforces now would outlive every revocation: every account
+// it manages loses its access (the reconciler locks or removes it, as
+// GPULAB_ON_REVOKE says) and every enforcement is undone, whether or not a
+// desired state is known, and the saved state goes, so that no later start
+// applies it again. It returns cause once the reconcile has finished.
+func (l *loop) refused(cause error) error {
+	l.Log.Warn("the control plane no longer accepts this node: taking away the access of every account this agent manages before stopping",
+		"reason", cause.Error())
+	l.desired, l.saved = nil, nil
+	if err := removeState(l.Identity.Dir()); err != nil {
+		l.Log.Error("could not remove the saved desired state; a start while the control plane cannot be reached would apply it again",
+			"error", err)
+	}
+	l.applier.submit(nil)
+	l.applier.stop() // waits for the reconcile: nothing is cut short
+	applied := l.applier.last()
+	var failed []string
+	for _, as := range applied.GetAssignments() {
+		if as.GetState() == agentv1.ApplyState_APPLY_STATE_FAILED {
+			failed = append(failed, as.GetAssignmentId()+": "+as.GetError())
+		}
+	}
+	if len(failed) > 0 || len(applied.GetErrors()) > 0 {
+		l.Log.Error("could not take away all access: see the failures; starting the agent again retries",
+			"errors", applied.GetErrors(), "failed_assignments", failed)
+	} else {
+		l.Log.Warn("took away the access of every account this agent manages")
+	}
+	return cause
 }
 
 // save writes the desired state to StateFile when it has changed. A failure

@@ -3,6 +3,9 @@ package runloop
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -83,7 +86,7 @@ func TestAFailedRenewalIsRetriedWhileHeartbeatsGoOn(t *testing.T) {
 	}
 }
 
-func TestARevokedCertificateEndsTheLoopWithReenrollNeeded(t *testing.T) {
+func TestARefusedNodeTakesAwayEveryAccessItManagesBeforeTheLoopEnds(t *testing.T) {
 	t.Run("heartbeat UNAUTHENTICATED", func(t *testing.T) {
 		ca := identitytest.NewCA(t, "gpulab test CA")
 		srv := newHBServer(t, ca)
@@ -96,15 +99,24 @@ func TestARevokedCertificateEndsTheLoopWithReenrollNeeded(t *testing.T) {
 		nb, na := freshValidity()
 		id := newIdentity(t, ca, srv.Addr, closedAddr(t), nb, na)
 		rec := &recReconciler{}
-		err := startLoop(t, t.Context(), Config{Identity: id, Hardware: fakeHardware{}, Reconciler: rec, Clock: newFakeClock(time.Now())})()
+		var log logBuffer
+		err := startLoop(t, t.Context(), Config{Identity: id, Hardware: fakeHardware{}, Reconciler: rec, Clock: newFakeClock(time.Now()), Log: log.logger()})()
 		if !errors.Is(err, identity.ErrReenrollNeeded) {
 			t.Fatalf("Run = %v, want ErrReenrollNeeded", err)
 		}
 		if srv.count() != 2 {
 			t.Errorf("got %d heartbeats, want 2", srv.count())
 		}
-		if calls, _ := rec.applied(); len(calls) != 2 {
-			t.Errorf("reconciler calls = %v, want one per heartbeat (the last before exiting)", calls)
+		// The saved state is not applied again: nobody keeps access on a node
+		// the control plane no longer accepts.
+		if calls, _ := rec.applied(); !slices.EqualFunc(calls, [][]string{{"a1"}, {}}, slices.Equal) {
+			t.Errorf("reconciler calls = %v, want [[a1] []]: the assignment, then nobody before exiting", calls)
+		}
+		if _, err := os.Stat(filepath.Join(id.Dir(), StateFile)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the saved desired state is still there (%v): a restart without the control plane would apply it again", err)
+		}
+		if log.lines("took away the access of every account this agent manages") != 1 {
+			t.Errorf("the removal is not logged once:\n%s", log.String())
 		}
 	})
 	t.Run("renewal refused", func(t *testing.T) {
@@ -114,12 +126,36 @@ func TestARevokedCertificateEndsTheLoopWithReenrollNeeded(t *testing.T) {
 		notBefore := time.Now().Truncate(time.Second).Add(-6 * 24 * time.Hour)
 		id := newIdentity(t, ca, srv.Addr, pki.Addr, notBefore, notBefore.Add(7*24*time.Hour))
 		pki.Revoke(id.Certificate())
-		err := startLoop(t, t.Context(), Config{Identity: id, Hardware: fakeHardware{}, Reconciler: &recReconciler{}, Clock: newFakeClock(time.Now())})()
+		rec := &recReconciler{}
+		err := startLoop(t, t.Context(), Config{Identity: id, Hardware: fakeHardware{}, Reconciler: rec, Clock: newFakeClock(time.Now())})()
 		if !errors.Is(err, identity.ErrReenrollNeeded) {
 			t.Fatalf("Run = %v, want ErrReenrollNeeded", err)
 		}
 		if srv.count() != 0 {
 			t.Errorf("a heartbeat was sent with a revoked certificate")
+		}
+		// No desired state was ever known, and still every managed account
+		// goes: the reconciler finds them on the host (their marker).
+		if calls, _ := rec.applied(); !slices.EqualFunc(calls, [][]string{{}}, slices.Equal) {
+			t.Errorf("reconciler calls = %v, want [[]]: nobody, before exiting", calls)
+		}
+	})
+	t.Run("saved state from an earlier run", func(t *testing.T) {
+		ca := identitytest.NewCA(t, "gpulab test CA")
+		srv := newHBServer(t, ca)
+		srv.setReply(func(int, *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
+			return nil, status.Error(codes.Unauthenticated, "the client certificate has been revoked")
+		})
+		nb, na := freshValidity()
+		id := newIdentity(t, ca, srv.Addr, closedAddr(t), nb, na)
+		saveState(t, id, &agentv1.HeartbeatResponse{Assignments: []*agentv1.Assignment{assignment("a1", time.Time{})}})
+		rec := &recReconciler{}
+		err := startLoop(t, t.Context(), Config{Identity: id, Hardware: fakeHardware{}, Reconciler: rec, Clock: newFakeClock(time.Now())})()
+		if !errors.Is(err, identity.ErrReenrollNeeded) {
+			t.Fatalf("Run = %v, want ErrReenrollNeeded", err)
+		}
+		if calls, _ := rec.applied(); !slices.EqualFunc(calls, [][]string{{}}, slices.Equal) {
+			t.Errorf("reconciler calls = %v, want [[]]: the saved assignment is never applied again", calls)
 		}
 	})
 }

@@ -77,6 +77,14 @@ func writeState(dir string, data []byte) error {
 	return atomicfile.Write(dir, StateFile, stateTmpPrefix+"*", data, 0o600)
 }
 
+// removeState removes dir/StateFile, if any.
+func removeState(dir string) error {
+	if err := os.Remove(filepath.Join(dir, StateFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the saved desired state: %w", err)
+	}
+	return nil
+}
+
 // removeStateTemps removes what a write cut short by a crash left behind.
 func removeStateTemps(dir string) {
 	entries, err := os.ReadDir(dir)

@@ -46,7 +46,17 @@ version) echo "gpulab-agent 9.9.9-test (fake)" ;;
 enroll)
 	shift
 	printf '%s\n' "$@" >"$FAKE_AGENT_LOG/enroll-args"
-	printf '%s' "${GPULAB_ENROLL_TOKEN:-}" >"$FAKE_AGENT_LOG/enroll-token"
+	token="" prev=""
+	for arg in "$@"; do
+		if [ "$prev" = "--token-file" ] && [ "$arg" = "-" ]; then IFS= read -r token || true; fi
+		prev="$arg"
+	done
+	printf '%s' "$token" >"$FAKE_AGENT_LOG/enroll-token"
+	# Every process whose command line holds the token now, while the install runs (the pattern
+	# from a file: as an argument it would be in grep's own).
+	if [ -n "$token" ]; then
+		grep -alsF -f "$FAKE_AGENT_LOG/enroll-token" /proc/[0-9]*/cmdline >"$FAKE_AGENT_LOG/token-in-argv" || true
+	fi
 	if [ -n "${FAKE_ENROLL_FAIL:-}" ]; then
 		echo "gpulab-agent: enroll: UNAUTHENTICATED: the token is expired" >&2
 		exit 1
@@ -202,12 +212,15 @@ class Node:
             **extra,
         }
 
-    def run(self, command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(command, env=self.env(**env), capture_output=True, text=True, timeout=60, check=False)
+    def run(self, command: list[str], stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, input=stdin, env=self.env(**env), capture_output=True, text=True, timeout=60, check=False
+        )
 
     def install(self, served: Served, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
-        args = ("--url", served.url, "--token", TOKEN, "--ca-fingerprint", FINGERPRINT, *extra)
-        return self.run(["bash", str(served.script), *args], **env)
+        """The script run from its file, the token on its standard input."""
+        args = ("--url", served.url, "--ca-fingerprint", FINGERPRINT, "--token-file", "-", *extra)
+        return self.run(["bash", str(served.script), *args], stdin=TOKEN + "\n", **env)
 
     def systemctl_calls(self) -> list[str]:
         path = self.log / "systemctl"

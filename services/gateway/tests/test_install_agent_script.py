@@ -6,6 +6,7 @@ The fake agent, systemctl and the pretend node are in install_support.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -70,10 +71,19 @@ async def test_served_install_script_passes_bash_n_and_shellcheck_with_no_findin
 # --- the install script, run --------------------------------------------------------------------
 
 
-def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, node: Node) -> None:
-    # The command the control plane prints, less `sudo`.
-    pipeline = 'curl -fsSL "$1/install-agent.sh" | bash -s -- --url "$1" --token "$2" --ca-fingerprint "$3"'
-    result = node.run(["bash", "-c", pipeline, "install", served.url, TOKEN, FINGERPRINT_PASTED])
+def test_install_command_installs_enrolls_and_starts_the_agent_and_no_command_line_holds_the_token(
+    served: Served, node: Node, tmp_path: Path
+) -> None:
+    # The command the control plane prints (inventory's install_command), less `sudo`; the token comes
+    # from a file here only so that this test's own bash does not hold it in its argv either.
+    token = f"tok_{secrets.token_urlsafe(32)}"  # this test's own: no other process can hold it
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    pipeline = (
+        '{ curl -fsSL "$1/install-agent.sh" && printf \'%s\\n\' "$(cat "$2")"; } '
+        '| bash -s -- --url "$1" --ca-fingerprint "$3" --token-file -'
+    )
+    result = node.run(["bash", "-c", pipeline, "install", served.url, str(token_file), FINGERPRINT_PASTED])
     assert result.returncode == 0, result.stderr
 
     files = node.snapshot()
@@ -87,7 +97,7 @@ def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, n
         "GPULAB_ENROLL_ENDPOINT=127.0.0.1:50051",
         f"GPULAB_CA_FINGERPRINT={FINGERPRINT}",
     ]
-    assert TOKEN.encode() not in env_file
+    assert token.encode() not in env_file
     for name in ("node.key", "node.pem", "ca.pem", "agent.json"):
         assert files.pop(f"etc/gpulab/{name}") == (0o600, f"{name} of first\n".encode())
     mode, unit = files.pop("etc/systemd/system/gpulab-agent.service")
@@ -112,9 +122,12 @@ def test_install_command_installs_enrolls_and_starts_the_agent(served: Served, n
     args = (node.log / "enroll-args").read_text().splitlines()
     assert args[:4] == ["--server", "127.0.0.1:50051", "--ca-sha256", FINGERPRINT]
     assert args[4] == "--dir"
-    assert len(args) == 6
-    assert TOKEN not in args
-    assert (node.log / "enroll-token").read_text() == TOKEN
+    assert args[6:] == ["--token-file", "-"]
+    assert len(args) == 8
+    assert (node.log / "enroll-token").read_text() == token
+    # While the agent enrolled, no process (the install script's bash, the agent) had the token on its
+    # command line, where every user of the node could read it.
+    assert (node.log / "token-in-argv").read_text() == ""
     assert list(node.tmp.iterdir()) == [], "the temporary folder was not removed"
     steps = [line for line in result.stderr.splitlines() if line.startswith("==> ")]
     assert steps[0].startswith("==> downloading")
@@ -128,7 +141,8 @@ def test_a_wrong_checksum_fails_before_anything_is_run_or_installed(served: Serv
     wrong = hashlib.sha256(b"some other build").hexdigest()
     (site / f"{ARTIFACT}.sha256").write_text(f"{wrong}  {ARTIFACT}\n")
     with static_server(site.parent) as url:
-        result = node.run(["bash", str(served.script), "--url", url, "--token", TOKEN, "--ca-fingerprint", FINGERPRINT])
+        args = ["--url", url, "--ca-fingerprint", FINGERPRINT, "--token-file", "-"]
+        result = node.run(["bash", str(served.script), *args], stdin=TOKEN)
     assert result.returncode == 1
     assert f"SHA-256 mismatch for the downloaded agent: expected {wrong}" in result.stderr
     assert node.snapshot() == {}
@@ -212,17 +226,24 @@ def test_an_enrolled_node_is_refused_without_force(served: Served, node: Node) -
     assert node.systemctl_calls() == []
 
 
-GOOD = {"--url": "https://gpulab.example.org", "--token": TOKEN, "--ca-fingerprint": FINGERPRINT}
+GOOD = {"--url": "https://gpulab.example.org", "--ca-fingerprint": FINGERPRINT, "--token-file": "-"}
+BAD_TOKEN = "the token (--token-file) must be 20 to 256 characters"
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"--token": None}, "--token is required"),
+        ({"--token-file": None}, "--token-file is required (- for standard input)"),
+        # A token on the command line is refused, however written, and never echoed.
+        ({"--token": TOKEN}, "--token is refused: every user of this node can read a command line (ps)"),
+        ({f"--token={TOKEN}": ""}, "--token is refused"),
         ({"--url": None}, "--url is required"),
         ({"--ca-fingerprint": None}, "--ca-fingerprint is required"),
-        ({"--token": "short"}, "--token must be 20 to 256 characters"),
-        ({"--token": TOKEN + "$(id)"}, "--token must be 20 to 256 characters"),
+        ({"stdin": "short"}, BAD_TOKEN),
+        ({"stdin": TOKEN + "$(id)"}, BAD_TOKEN),
+        ({"stdin": "x" * 513}, BAD_TOKEN),
+        ({"stdin": ""}, "no enrollment token: the first line of --token-file - is empty"),
+        ({"--token-file": "/nonexistent/token"}, "--token-file /nonexistent/token is not a readable file"),
         ({"--ca-fingerprint": FINGERPRINT[:-1]}, "--ca-fingerprint must be a SHA-256"),
         ({"--ca-fingerprint": "g" * 64}, "--ca-fingerprint must be a SHA-256"),
         ({"--url": "http://gpulab.example.org"}, "plain http: only localhost"),
@@ -238,12 +259,14 @@ def test_a_bad_command_line_exits_2_with_one_clear_line_and_changes_nothing(
     served: Served, node: Node, change: dict[str, str | None], message: str
 ) -> None:
     options = {**GOOD, **change}
+    stdin = options.pop("stdin", TOKEN) or ""
     args = [part for flag, value in options.items() if value is not None for part in (flag, value) if part != ""]
-    result = node.run(["bash", str(served.script), *args])
+    result = node.run(["bash", str(served.script), *args], stdin=stdin + "\n")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("install-agent: error: ")
     assert message in result.stderr
+    assert TOKEN not in result.stderr
     assert node.snapshot() == {}
     assert node.systemctl_calls() == []
 
@@ -251,5 +274,20 @@ def test_a_bad_command_line_exits_2_with_one_clear_line_and_changes_nothing(
 def test_help_prints_the_usage(served: Served, node: Node) -> None:
     result = node.run(["bash", str(served.script), "--help"])
     assert result.returncode == 0
-    assert result.stdout.startswith("usage: install-agent.sh --url URL --token TOKEN --ca-fingerprint SHA256")
+    assert result.stdout.startswith("usage: install-agent.sh --url URL --ca-fingerprint SHA256 --token-file FILE|-")
     assert node.snapshot() == {}
+
+
+def test_the_token_at_its_edges_is_read_from_a_file_crlf_and_all(served: Served, node: Node, tmp_path: Path) -> None:
+    """At the bounds the script accepts (20 and 256 characters), from a file a Windows editor wrote."""
+    for token in ("t" * 20, "t" * 256):
+        token_file = tmp_path / "token"
+        token_file.write_text(token + "\r\n# the rest of the file is not read\n")
+        args = ["--url", served.url, "--ca-fingerprint", FINGERPRINT, "--token-file", str(token_file), "--force"]
+        result = node.run(["bash", str(served.script), *args])
+        assert result.returncode == 0, result.stderr
+        assert (node.log / "enroll-token").read_text() == token
+    token_file.write_text("t" * 19 + "\n")
+    result = node.run(["bash", str(served.script), *args])
+    assert result.returncode == 2
+    assert BAD_TOKEN in result.stderr

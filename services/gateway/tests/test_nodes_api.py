@@ -72,7 +72,8 @@ async def test_the_admin_adds_lists_gets_and_deletes_a_node(admin: Browser) -> N
     assert node["management_ip"] == "2001:db8::10"
     assert set(enrollment) == {"token", "expires_at", "install_command", "ca_fingerprint"}
     assert enrollment["token"] in enrollment["install_command"]
-    assert enrollment["install_command"].startswith(f"curl -fsSL {PUBLIC_URL}/install-agent.sh | sudo bash -s -- ")
+    assert enrollment["install_command"].startswith(f"{{ curl -fsSL {PUBLIC_URL}/install-agent.sh && printf ")
+    assert enrollment["install_command"].endswith(" --token-file -")
 
     listed = await admin.get("/nodes", params={"limit": 500})
     assert listed.status_code == 200

@@ -28,10 +28,14 @@ async def test_a_new_node_is_pending_with_a_one_time_token_and_the_install_comma
     ca = await plane.call("ca.get", service="pki")
     assert enrollment["ca_fingerprint"] == ca["sha256_fingerprint"]
     assert len(enrollment["token"]) >= 22  # >= 128 bits, URL-safe base64
-    words = shlex.split(enrollment["install_command"].split("|", 1)[1])
-    assert enrollment["install_command"].startswith(f"curl -fsSL {PUBLIC_URL}/install-agent.sh | sudo bash -s -- ")
+    # The token only in printf's (a shell builtin's) words, never an argument of a process.
+    feed, run = enrollment["install_command"].split(" | ", 1)
+    assert feed == f"{{ curl -fsSL {PUBLIC_URL}/install-agent.sh && printf '%s\\n' {enrollment['token']}; }}"
+    words = shlex.split(run)
+    assert words[:4] == ["sudo", "bash", "-s", "--"]
     args = dict(zip(words[4::2], words[5::2], strict=True))
-    assert args == {"--url": PUBLIC_URL, "--token": enrollment["token"], "--ca-fingerprint": ca["sha256_fingerprint"]}
+    assert args == {"--url": PUBLIC_URL, "--ca-fingerprint": ca["sha256_fingerprint"], "--token-file": "-"}
+    assert enrollment["token"] not in run
 
     assert await plane.call("nodes.get", {"id": node["id"]}) == node
     await wait_until(lambda: _has(plane, node["id"], "inventory.node_created"), timeout_s=10)

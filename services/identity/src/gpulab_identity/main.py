@@ -45,6 +45,9 @@ async def setup(runtime: Runtime) -> None:
     # The scheduler's environment and assignment actions, by a consumer of their own: a new durable
     # starts at the stream's beginning, where widening node-audit's filter would skip the past.
     runtime.add_consumer("scheduler-audit", audit.SCHEDULER_EVENTS, audit.record_scheduler_event)
+    # pki's node certificates (enrolled, renewed, revoked), with the node's address: their own consumer
+    # for the same reason.
+    runtime.add_consumer("certificate-audit", audit.CERTIFICATE_EVENTS, audit.record_certificate_event)
 
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
         if await ensure_admin(

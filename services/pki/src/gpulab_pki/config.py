@@ -33,7 +33,18 @@ class Settings(CoreSettings):
     # Bounds on the enrollment port: requests are a token and a CSR (a few KiB).
     enroll_max_message_bytes: int = Field(default=64 * 1024, ge=4096, le=4 * 1024 * 1024)
     enroll_max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
+    # Connections to the enrollment port, handshakes in progress included (issue 12: a flood of idle
+    # connections must not take the port from every node). The whole port: every address together.
     enroll_max_connections: int = Field(default=1024, ge=1, le=100_000)
+    # One IPv4 address, or one IPv6 /64. A node holds one connection at a time (enroll: the CA probe,
+    # then the call; renew: the call); 32 leaves room for a site whose nodes share one NAT address and
+    # are installed together.
+    enroll_max_connections_per_address: int = Field(default=32, ge=1, le=100_000)
+    # A TLS handshake is one or two round trips; 10 s covers a slow, lossy link many times over.
+    enroll_handshake_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # Nothing sent either way for this long ends the connection: an agent makes its one call as soon
+    # as the handshake is done and then hangs up.
+    enroll_idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
     def passphrase(self) -> bytes:
         """The CA key's passphrase: the setting (checked), or the local run's file, created on first use.

@@ -177,6 +177,9 @@ describe('Nodes', () => {
     button('New enrollment token for gpu-01')!.click();
     await settle(stable);
     expect(text(document.querySelector('mat-dialog-container'))).toContain('must enroll again');
+    expect(text(document.querySelector('mat-dialog-container'))).toContain(
+      'so does its certificate, at once: the agent there now locks or removes every account it manages',
+    );
     button('Create enrollment token')!.click();
     const post = await nextRequest(http, path('/api/v1/nodes/id-gpu-01/enrollment-tokens', 'POST'));
     post.flush(ENROLLMENT, { status: 201, statusText: 'Created' });

@@ -76,7 +76,7 @@ export const ENROLLMENT: Enrollment = {
   token: 'tok-123',
   expires_at: new Date(Date.now() + 24 * 3600_000).toISOString(),
   install_command:
-    'curl -fsSL https://gpulab.lab.org/install-agent.sh | sudo bash -s -- --url https://gpulab.lab.org --token tok-123 --ca-fingerprint ab12',
+    "{ curl -fsSL https://gpulab.lab.org/install-agent.sh && printf '%s\\n' tok-123; } | sudo bash -s -- --url https://gpulab.lab.org --ca-fingerprint ab12 --token-file -",
   ca_fingerprint: 'ab12'.repeat(16),
 };
 

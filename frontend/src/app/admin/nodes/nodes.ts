@@ -145,7 +145,7 @@ export class Nodes {
       title: `New enrollment token for ${node.hostname}?`,
       message: [
         `Only needed when ${node.hostname} must enroll again: the machine was reinstalled, or its agent lost its certificate.`,
-        'Tokens made for it before stop working.',
+        `Tokens made for it before stop working, and so does its certificate, at once: the agent there now locks or removes every account it manages and stops, until ${node.hostname} enrolls with the new token.`,
       ],
       confirm: 'Create enrollment token',
     });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -68,10 +69,18 @@ CERTIFICATES_REVOKED = "pki.certificates_revoked"
 ENROLLMENT_TOKEN_ISSUED = "pki.enrollment_token_issued"
 
 
+# Why a node's certificates were revoked: the node was deleted, the admin made a new enrollment token
+# for it, or it enrolled again (with a token made before new tokens revoked).
+RevocationReason = Literal["node_deleted", "new_token", "reenrolled"]
+
+
 class NodeEnrolled(EventPayload):
     node_id: uuid.UUID
     serial: str
     not_after: datetime
+    # The address the node enrolled from, as the enrollment port saw it ("" when unknown: a call that
+    # did not come through the TLS front). None in events from before it was recorded.
+    address: str | None = None
 
 
 class CertificateRenewed(EventPayload):
@@ -79,12 +88,16 @@ class CertificateRenewed(EventPayload):
     serial: str
     previous_serial: str
     not_after: datetime
+    address: str | None = None  # as in NodeEnrolled
 
 
 class CertificatesRevoked(EventPayload):
     node_id: uuid.UUID
     serials: list[str]
     actor_id: uuid.UUID | None = None
+    # None in events from before it was recorded, and from a newer producer with a reason this one
+    # does not know (EventPayload ignores, rather than refuses, what it does not know).
+    reason: str | None = None
 
 
 class EnrollmentTokenIssued(EventPayload):

@@ -2,8 +2,14 @@
 # install-agent.sh: installs the gpulab agent on a GPU node, enrolls the node with the control
 # plane and starts the agent as a systemd service. The control plane prints the command:
 #
-#   curl -fsSL <PUBLIC_URL>/install-agent.sh | sudo bash -s -- \
-#     --url <PUBLIC_URL> --token <TOKEN> --ca-fingerprint <64 hex>
+#   { curl -fsSL <PUBLIC_URL>/install-agent.sh && printf '%s\n' <TOKEN>; } | sudo bash -s -- \
+#     --url <PUBLIC_URL> --ca-fingerprint <64 hex> --token-file -
+#
+# The token never appears on a command line, where every user of the node could read it (ps,
+# /proc/PID/cmdline): printf is a shell builtin, and the token is the line that follows this script
+# on bash's standard input (bash reads a script from a pipe no further than the command it runs, so
+# main's `read` gets the next line). Run from a file, `--token-file FILE` reads it from FILE, and
+# `--token-file -` from standard input (asking for it, unechoed, on a terminal).
 #
 # It fails loudly and leaves the node as it was on any error: it downloads and checks the agent,
 # and enrolls with it, in a private temporary folder before it installs anything; once it has
@@ -11,9 +17,9 @@
 # (Enrollment uses up the one-time token: after a failure the admin issues a new one.)
 #
 # The agent's `enroll` contract, as this script calls it:
-#   GPULAB_ENROLL_TOKEN=<token> gpulab-agent enroll --server <enroll host:port> \
-#     --ca-sha256 <64 lowercase hex> --dir <dir>
-# The token travels in the environment, not in argv, so that other users cannot read it in `ps`.
+#   gpulab-agent enroll --server <enroll host:port> --ca-sha256 <64 lowercase hex> --dir <dir> \
+#     --token-file - <<<"<token>"
+# The token travels on standard input, not in argv, so that other users cannot read it in `ps`.
 # The agent pins the CA by --ca-sha256 in the TLS handshake before it sends the token. It writes
 # node.key, node.pem, ca.pem and agent.json (0600) into --dir; exit 0 on success, 1 on a failure,
 # 2 on a bad command line, with a message on stderr.
@@ -52,6 +58,7 @@ UNIT_PATH="${ROOT}/etc/systemd/system/${SERVICE}.service"
 
 URL=""
 TOKEN=""
+TOKEN_FILE=""
 FINGERPRINT=""
 ENROLL_ENDPOINT=""
 FORCE=0
@@ -73,13 +80,15 @@ SERVICE_TOUCHED=0
 
 usage() {
 	cat <<USAGE
-usage: install-agent.sh --url URL --token TOKEN --ca-fingerprint SHA256 [options]
+usage: install-agent.sh --url URL --ca-fingerprint SHA256 --token-file FILE|- [options]
 
 Installs the gpulab agent on this node, enrolls the node and starts the agent (systemd).
 
   --url URL                  the control plane's public URL (https://...; http:// only for localhost)
-  --token TOKEN              the one-time enrollment token the control plane printed
   --ca-fingerprint SHA256    SHA-256 of the control plane's CA certificate (64 hex digits)
+  --token-file FILE|-        where the one-time enrollment token is: the first line of FILE, or of
+                             standard input for - (in the control plane's command: the line after
+                             this script). Never on the command line, which every user can read.
   --enroll-endpoint HOST:PORT  where the agent enrolls (default: the URL's host, port ${DEFAULT_ENROLL_PORT})
   --force                    enroll again even though this node is already enrolled
   --help                     print this help
@@ -120,15 +129,19 @@ parse_args() {
 			shift
 			continue
 			;;
-		--url=* | --token=* | --ca-fingerprint=* | --enroll-endpoint=*)
+		--token | --token=*)
+			# Never echoed: the value is the secret this refusal keeps off command lines.
+			usage_error "--token is refused: every user of this node can read a command line (ps); give the token with --token-file FILE or --token-file - (the control plane's install command does)"
+			;;
+		--url=* | --token-file=* | --ca-fingerprint=* | --enroll-endpoint=*)
 			value="${flag#*=}"
 			flag="${flag%%=*}"
 			shift
 			;;
-		--url | --token | --ca-fingerprint | --enroll-endpoint)
-			# A token may itself start with "-", so only another flag counts as a missing value.
+		--url | --token-file | --ca-fingerprint | --enroll-endpoint)
+			# "-" is a value (standard input), so only another flag counts as a missing value.
 			case "${2-}" in
-			"" | --url | --token | --ca-fingerprint | --enroll-endpoint | --force | --help | -h)
+			"" | --url | --token | --token-file | --ca-fingerprint | --enroll-endpoint | --force | --help | -h)
 				usage_error "${flag} needs a value"
 				;;
 			esac
@@ -141,15 +154,16 @@ parse_args() {
 		esac
 		case "${flag}" in
 		--url) URL="${value}" ;;
-		--token) TOKEN="${value}" ;;
+		--token-file) TOKEN_FILE="${value}" ;;
 		--ca-fingerprint) FINGERPRINT="${value}" ;;
 		--enroll-endpoint) ENROLL_ENDPOINT="${value}" ;;
 		esac
 	done
 
 	[ -n "${URL}" ] || usage_error "--url is required"
-	[ -n "${TOKEN}" ] || usage_error "--token is required"
+	[ -n "${TOKEN_FILE}" ] || usage_error "--token-file is required (- for standard input)"
 	[ -n "${FINGERPRINT}" ] || usage_error "--ca-fingerprint is required"
+	read_token
 
 	# Only characters that need no quoting anywhere they go (systemd EnvironmentFile included).
 	local host_re='(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)'
@@ -167,7 +181,7 @@ parse_args() {
 	fi
 
 	if ! [[ "${TOKEN}" =~ ^[A-Za-z0-9_-]{20,256}$ ]]; then
-		usage_error "--token must be 20 to 256 characters of A-Z, a-z, 0-9, '_' and '-' (copy it from the control plane)"
+		usage_error "the token (--token-file) must be 20 to 256 characters of A-Z, a-z, 0-9, '_' and '-' (copy it from the control plane)"
 	fi
 
 	local fp="${FINGERPRINT//:/}"
@@ -184,6 +198,28 @@ parse_args() {
 		[ "${BASH_REMATCH[3]}" -gt 65535 ]; then
 		usage_error "--enroll-endpoint must be HOST:PORT with a port from 1 to 65535, got '${ENROLL_ENDPOINT}'"
 	fi
+}
+
+# read_token sets TOKEN from the first line of --token-file's file, or of standard input for "-".
+# At most TOKEN_READ_MAX characters are read: a token is 43 (pki refuses any over 256), and the check
+# after this refuses anything else.
+readonly TOKEN_READ_MAX=512
+read_token() {
+	if [ "${TOKEN_FILE}" = "-" ]; then
+		if [ -t 0 ]; then
+			printf 'Enrollment token: ' >&2
+			IFS= read -r -s -n "${TOKEN_READ_MAX}" TOKEN || true
+			printf '\n' >&2
+		else
+			IFS= read -r -n "${TOKEN_READ_MAX}" TOKEN || true
+		fi
+	else
+		[ -f "${TOKEN_FILE}" ] && [ -r "${TOKEN_FILE}" ] ||
+			usage_error "--token-file ${TOKEN_FILE} is not a readable file"
+		IFS= read -r -n "${TOKEN_READ_MAX}" TOKEN <"${TOKEN_FILE}" || true
+	fi
+	TOKEN="${TOKEN%$'\r'}"
+	[ -n "${TOKEN}" ] || usage_error "no enrollment token: the first line of --token-file ${TOKEN_FILE} is empty"
 }
 
 check_host() {
@@ -248,8 +284,8 @@ enroll() {
 	say "enrolling this node at ${ENROLL_ENDPOINT}"
 	local staging="${WORK_DIR}/gpulab"
 	mkdir -m 0700 "${staging}"
-	GPULAB_ENROLL_TOKEN="${TOKEN}" "${WORK_DIR}/gpulab-agent" enroll \
-		--server "${ENROLL_ENDPOINT}" --ca-sha256 "${FINGERPRINT}" --dir "${staging}" </dev/null ||
+	"${WORK_DIR}/gpulab-agent" enroll \
+		--server "${ENROLL_ENDPOINT}" --ca-sha256 "${FINGERPRINT}" --dir "${staging}" --token-file - <<<"${TOKEN}" ||
 		die "enrollment failed (see the agent's message above); nothing was installed"
 	local name
 	for name in node.key node.pem ca.pem agent.json; do

@@ -73,6 +73,39 @@ _NODE_ENTRIES: dict[str, _Build] = {
 NODE_EVENTS = tuple(_NODE_ENTRIES)
 
 
+# ---- pki's certificates of a node: who got one, from where, and which stopped working (issue 12) ----
+def _enrolled(data: dict[str, Any]) -> _Entry:
+    p = pki.NodeEnrolled.model_validate(data)
+    details = {"serial": p.serial, "not_after": p.not_after.isoformat(), "address": p.address}
+    return _Entry("node.enrolled", "node", p.node_id, None, details)
+
+
+def _renewed(data: dict[str, Any]) -> _Entry:
+    p = pki.CertificateRenewed.model_validate(data)
+    details = {
+        "serial": p.serial,
+        "previous_serial": p.previous_serial,
+        "not_after": p.not_after.isoformat(),
+        "address": p.address,
+    }
+    return _Entry("node.certificate_renewed", "node", p.node_id, None, details)
+
+
+def _revoked(data: dict[str, Any]) -> _Entry:
+    p = pki.CertificatesRevoked.model_validate(data)
+    return _Entry(
+        "node.certificates_revoked", "node", p.node_id, p.actor_id, {"serials": p.serials, "reason": p.reason}
+    )
+
+
+_CERTIFICATE_ENTRIES: dict[str, _Build] = {
+    pki.NODE_ENROLLED: _enrolled,
+    pki.CERTIFICATE_RENEWED: _renewed,
+    pki.CERTIFICATES_REVOKED: _revoked,
+}
+CERTIFICATE_EVENTS = tuple(_CERTIFICATE_ENTRIES)
+
+
 # ---- the scheduler's environments and assignments ----
 _ENVIRONMENT_FIELDS = frozenset(sch.EnvironmentFields.model_fields)
 
@@ -170,6 +203,7 @@ def _recorder(entries: Mapping[str, _Build], kind: str) -> EventHandler:
 
 
 record_node_event = _recorder(_NODE_ENTRIES, "node")
+record_certificate_event = _recorder(_CERTIFICATE_ENTRIES, "certificate")
 record_scheduler_event = _recorder(_SCHEDULER_ENTRIES, "scheduler")
 
 

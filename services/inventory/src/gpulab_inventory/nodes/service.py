@@ -40,13 +40,20 @@ def to_node(row: Any) -> c.Node:
 
 
 def install_command(settings: Settings, token: str, fingerprint: str) -> str:
-    """The one line the admin runs on the node (the contract of install-agent.sh's arguments)."""
+    """The one line the admin runs on the node (the contract of install-agent.sh's arguments).
+
+    The token is never an argument of any process, where every user of the node could read it (ps):
+    the shell's builtin printf writes it after the script on bash's standard input, which the script
+    reads with --token-file - once bash has read the script itself. `&&`: a failed download sends no
+    token, and a script cut short runs nothing (its last line starts it)."""
     url = settings.public_url.rstrip("/")
-    args = ["--url", url, "--token", token, "--ca-fingerprint", fingerprint]
+    args = ["--url", url, "--ca-fingerprint", fingerprint]
     if settings.enroll_endpoint:
         args += ["--enroll-endpoint", settings.enroll_endpoint]
+    args += ["--token-file", "-"]
     quoted = " ".join(shlex.quote(a) for a in args)
-    return f"curl -fsSL {shlex.quote(url + '/install-agent.sh')} | sudo bash -s -- {quoted}"
+    script = shlex.quote(url + "/install-agent.sh")
+    return f"{{ curl -fsSL {script} && printf '%s\\n' {shlex.quote(token)}; }} | sudo bash -s -- {quoted}"
 
 
 async def _enrollment(pki: PkiClient, settings: Settings, node_id: uuid.UUID, actor: uuid.UUID | None) -> c.Enrollment:

@@ -28,11 +28,12 @@ from gpulab_pki.ca import (
 )
 from gpulab_pki.ca.issue import RENEWAL_SHARE
 from gpulab_pki.certificates import repository as repo
+from gpulab_pki.certificates import revocation
 from gpulab_pki.errors import CertificateRefused, KeyReused, RenewalTooEarly
 from gpulab_pki.models import tables
 from gpulab_pki.tokens import service as tokens
 
-SOURCE = "pki"
+SOURCE = revocation.SOURCE
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,17 @@ class Issued:
         return certificate_pem(self.cert).decode()
 
 
-async def enroll(session: AsyncSession, ca: Authority, token: str, csr_pem: str, lifetime: timedelta) -> Issued:
+async def enroll(
+    session: AsyncSession, ca: Authority, token: str, csr_pem: str, lifetime: timedelta, address: str
+) -> Issued:
+    """A certificate for the token's node. Its earlier certificates end in the same transaction: an
+    enrollment is a new identity, and the old one may be in someone else's hands."""
     csr = validate_node_csr(csr_pem)  # first: a bad CSR must not use up the token
-    node_id = await tokens.consume(session, token)
+    node_id = await tokens.consume(session, token)  # takes the node's lock
+    await revocation.revoke_all(session, node_id, None, "reenrolled")
     cert = issue_client_cert(ca.key, ca.cert, csr, node_id, lifetime)
     serial = await repo.insert(session, cert, node_id, "enrollment")
-    event = c.NodeEnrolled(node_id=node_id, serial=serial, not_after=cert.not_valid_after_utc)
+    event = c.NodeEnrolled(node_id=node_id, serial=serial, not_after=cert.not_valid_after_utc, address=address)
     await outbox.emit(session, tables.outbox, c.NODE_ENROLLED, event.model_dump(mode="json"), source=SOURCE)
     return Issued(node_id, cert)
 
@@ -79,7 +85,12 @@ def presented_node(ca: Authority, der: bytes | None, now: datetime) -> tuple[uui
 
 
 async def renew(
-    session: AsyncSession, ca: Authority, presented_der: bytes | None, csr_pem: str, lifetime: timedelta
+    session: AsyncSession,
+    ca: Authority,
+    presented_der: bytes | None,
+    csr_pem: str,
+    lifetime: timedelta,
+    address: str,
 ) -> Issued:
     now = datetime.now(UTC)
     node_id, current = presented_node(ca, presented_der, now)
@@ -98,7 +109,7 @@ async def renew(
     cert = issue_client_cert(ca.key, ca.cert, csr, node_id, lifetime)
     serial = await repo.insert(session, cert, node_id, "renewal", previous_serial=previous)
     event = c.CertificateRenewed(
-        node_id=node_id, serial=serial, previous_serial=previous, not_after=cert.not_valid_after_utc
+        node_id=node_id, serial=serial, previous_serial=previous, not_after=cert.not_valid_after_utc, address=address
     )
     await outbox.emit(session, tables.outbox, c.CERTIFICATE_RENEWED, event.model_dump(mode="json"), source=SOURCE)
     return Issued(node_id, cert)
@@ -113,10 +124,7 @@ def _window_opens(cert: x509.Certificate) -> datetime:
 async def revoke_node(session: AsyncSession, req: c.NodeRequest) -> c.RevokedReply:
     await tokens.lock_node(session, req.node_id)
     await tokens.revoke(session, req.node_id)
-    serials = await repo.revoke_node(session, req.node_id)
-    if serials:
-        event = c.CertificatesRevoked(node_id=req.node_id, serials=serials, actor_id=req.actor_id)
-        await outbox.emit(session, tables.outbox, c.CERTIFICATES_REVOKED, event.model_dump(mode="json"), source=SOURCE)
+    serials = await revocation.revoke_all(session, req.node_id, req.actor_id, "node_deleted")
     return c.RevokedReply(revoked_serials=serials)
 
 

@@ -13,7 +13,8 @@ from gpulab_core import telemetry
 from gpulab_pki.ca import certificate_pem, issue_server_cert
 from gpulab_pki.certificates import repository as certs_repo
 from gpulab_pki.context import Pki
-from gpulab_pki.enrollment.front import TlsFront, server_context
+from gpulab_pki.enrollment.front import Peer, TlsFront, server_context
+from gpulab_pki.enrollment.limits import Limits
 from gpulab_pki.enrollment.servicer import EnrollmentServicer, server_options
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class EnrollmentServer:
             options=server_options(settings.enroll_max_message_bytes),
             maximum_concurrent_rpcs=settings.enroll_max_concurrent_rpcs,
         )
-        peers: dict[int, bytes | None] = {}
+        peers: dict[int, Peer] = {}
         pb_grpc.add_EnrollmentServicer_to_server(EnrollmentServicer(pki, peers), server)
         # Plain HTTP/2 on loopback only, reached through the front; a local process that dials it
         # directly presents no certificate, so Renew refuses it and Enroll still needs a token.
@@ -49,7 +50,12 @@ class EnrollmentServer:
             server_context(pki.authority.cert_pem, key, certificate_pem(cert)),
             backend_port,
             peers,
-            max_connections=settings.enroll_max_connections,
+            Limits(
+                max_connections=settings.enroll_max_connections,
+                max_connections_per_address=settings.enroll_max_connections_per_address,
+                handshake_timeout_s=settings.enroll_handshake_timeout_s,
+                idle_timeout_s=settings.enroll_idle_timeout_s,
+            ),
         )
         await server.start()
         self._grpc = server

@@ -19,6 +19,7 @@ from gpulab_core.errors import GpulabError, InvalidRequest
 from gpulab_pki.ca import CaKeyError
 from gpulab_pki.certificates import service as certs
 from gpulab_pki.context import Pki
+from gpulab_pki.enrollment.front import Peer
 from gpulab_pki.errors import CertificateRefused, RenewalTooEarly, TokenRefused
 
 log = logging.getLogger(__name__)
@@ -46,17 +47,18 @@ def status_for(exc: GpulabError) -> tuple[grpc.StatusCode, str]:
 
 
 class EnrollmentServicer(pb_grpc.EnrollmentServicer):  # type: ignore[misc]
-    def __init__(self, pki: Pki, peers: Mapping[int, bytes | None]) -> None:
+    def __init__(self, pki: Pki, peers: Mapping[int, Peer]) -> None:
         self._pki = pki
-        self._peers = peers  # the TLS front's loopback port -> client certificate map
+        self._peers = peers  # the TLS front's loopback port -> its TLS connection
 
     async def Enroll(self, request: pb.EnrollRequest, context: Context) -> pb.EnrollResponse:  # noqa: N802
         pki = self._pki
+        peer = self._peer(context)
 
         async def run() -> pb.EnrollResponse:
             async with pki.sessions() as session, session.begin():
                 issued = await certs.enroll(
-                    session, pki.authority, request.token, request.csr_pem, pki.node_cert_lifetime
+                    session, pki.authority, request.token, request.csr_pem, pki.node_cert_lifetime, peer.address
                 )
             return pb.EnrollResponse(
                 node_id=str(issued.node_id),
@@ -69,11 +71,13 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):  # type: ignore[misc]
 
     async def Renew(self, request: pb.RenewRequest, context: Context) -> pb.RenewResponse:  # noqa: N802
         pki = self._pki
-        presented = self._presented(context)
+        peer = self._peer(context)
 
         async def run() -> pb.RenewResponse:
             async with pki.sessions() as session, session.begin():
-                issued = await certs.renew(session, pki.authority, presented, request.csr_pem, pki.node_cert_lifetime)
+                issued = await certs.renew(
+                    session, pki.authority, peer.der, request.csr_pem, pki.node_cert_lifetime, peer.address
+                )
             not_after = Timestamp()
             not_after.FromDatetime(issued.cert.not_valid_after_utc)
             return pb.RenewResponse(
@@ -82,14 +86,18 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):  # type: ignore[misc]
 
         return await _answer(context, "Renew", run)
 
-    def _presented(self, context: Context) -> bytes | None:
-        """The client certificate of this call's TLS connection, found by the loopback source port."""
+    def _peer(self, context: Context) -> Peer:
+        """This call's TLS connection, found by the loopback source port. A call that did not come
+        through the front (a local process on the loopback port) has no certificate and no address."""
         peer = str(context.peer())  # "ipv4:127.0.0.1:54321"
         try:
             port = int(peer.rsplit(":", 1)[1])
         except (IndexError, ValueError):
-            return None
-        return self._peers.get(port)
+            return _NO_PEER
+        return self._peers.get(port, _NO_PEER)
+
+
+_NO_PEER = Peer(der=None, address="")
 
 
 async def _answer(context: Context, method: str, run: Callable[[], Awaitable[T]]) -> T:

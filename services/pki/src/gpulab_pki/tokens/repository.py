@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_pki.models import enrollment_tokens as t
@@ -29,6 +29,12 @@ async def insert(
             id=uuid.uuid4(), node_id=node_id, token_hash=token_hash, expires_at=expires_at, created_by=created_by
         )
     )
+
+
+async def node_of(session: AsyncSession, token_hash: bytes) -> uuid.UUID | None:
+    """The node a token (used or not) was minted for; None for a token never issued."""
+    node_id: uuid.UUID | None = await session.scalar(select(t.c.node_id).where(t.c.token_hash == token_hash))
+    return node_id
 
 
 async def consume(session: AsyncSession, token_hash: bytes) -> uuid.UUID | None:

@@ -1,4 +1,5 @@
-"""Enrollment tokens: issue (replacing the node's earlier ones), revoke, consume. Never commits."""
+"""Enrollment tokens: issue (replacing the node's earlier ones and ending its certificates), revoke,
+consume. Never commits."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
 from gpulab_core.contracts import pki as c
+from gpulab_pki.certificates import revocation
 from gpulab_pki.errors import TokenRefused
 from gpulab_pki.models import tables
 from gpulab_pki.tokens import repository as repo
@@ -34,8 +36,12 @@ async def lock_node(session: AsyncSession, node_id: uuid.UUID) -> None:
 
 
 async def issue(session: AsyncSession, req: c.IssueTokenRequest, ttl: timedelta) -> c.EnrollmentToken:
+    """A new token for the node. Its earlier tokens and its certificates stop working now: a new token
+    is asked for when the node must get a new identity (reinstalled, lost, stolen), and the identity it
+    had must not outlive that, even before the token is used (issue 12, finding 4)."""
     await lock_node(session, req.node_id)
     await repo.invalidate_open(session, req.node_id)
+    await revocation.revoke_all(session, req.node_id, req.actor_id, "new_token")
     token = secrets.token_urlsafe(TOKEN_BYTES)
     expires_at = datetime.now(UTC) + ttl
     await repo.insert(
@@ -52,10 +58,18 @@ async def revoke(session: AsyncSession, node_id: uuid.UUID) -> int:
 
 
 async def consume(session: AsyncSession, token: str) -> uuid.UUID:
-    """The node the token was minted for; the token is used up when the caller's transaction commits."""
+    """The node the token was minted for, whose lock the caller then holds; the token is used up when
+    the caller's transaction commits."""
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenRefused()
-    node_id = await repo.consume(session, digest(token))
+    token_hash = digest(token)
+    # The node's lock before the token's row lock, in the order every other change of a node takes
+    # them (issue, revoke): the other order could deadlock with a revocation running at once.
+    owner = await repo.node_of(session, token_hash)
+    if owner is None:
+        raise TokenRefused()
+    await lock_node(session, owner)
+    node_id = await repo.consume(session, token_hash)
     if node_id is None:
         raise TokenRefused()
     return node_id
