@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.UNAVAILABLE: 503,
     errors.INTERNAL: 500,
     errors.UNKNOWN_OPERATION: 500,
+    errors.EVENT_TOO_LARGE: 422,
     # identity
     identity.INVALID_CREDENTIALS: 401,
     identity.TOO_MANY_ATTEMPTS: 429,
