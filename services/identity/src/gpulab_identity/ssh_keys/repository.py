@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,11 @@ _ORDER = (ssh_keys.c.created_at, ssh_keys.c.id)
 
 async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[Row[Any]]:
     return list((await session.execute(select(ssh_keys).where(ssh_keys.c.user_id == user_id).order_by(*_ORDER))).all())
+
+
+async def count_for(session: AsyncSession, user_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(ssh_keys).where(ssh_keys.c.user_id == user_id)
+    return int(await session.scalar(query) or 0)
 
 
 async def insert(session: AsyncSession, key_id: uuid.UUID, user_id: uuid.UUID, parsed: ParsedKey) -> Row[Any]:

@@ -19,7 +19,7 @@ from gpulab_core.contracts import events
 from gpulab_core.contracts.identity import SSH_KEY_MAX_BYTES, SshKey
 from gpulab_core.errors import NotFound
 from gpulab_identity.audit import repository as audit
-from gpulab_identity.errors import DuplicateSshKey, InvalidSshKeyError
+from gpulab_identity.errors import DuplicateSshKey, InvalidSshKeyError, TooManySshKeys
 from gpulab_identity.models import tables
 from gpulab_identity.ssh_keys import repository as repo
 from gpulab_identity.ssh_keys.parse import InvalidSshKey, parse_public_key
@@ -34,7 +34,8 @@ async def list_keys(session: AsyncSession, user_id: uuid.UUID) -> list[SshKey]:
     return [_key(r) for r in await repo.list_for(session, user_id)]
 
 
-async def add(session: AsyncSession, user_id: uuid.UUID, text: str) -> SshKey:
+async def add(session: AsyncSession, user_id: uuid.UUID, text: str, max_keys: int) -> SshKey:
+    """Store one more key for the user; at most `max_keys` (GPULAB_SSH_KEYS_PER_USER_MAX) each."""
     if len(text.encode("utf-8", "surrogatepass")) > SSH_KEY_MAX_BYTES:
         raise InvalidSshKeyError(f"the key is larger than {SSH_KEY_MAX_BYTES} bytes", details={"reason": "too_large"})
     try:
@@ -44,6 +45,11 @@ async def add(session: AsyncSession, user_id: uuid.UUID, text: str) -> SshKey:
     owner = await users_repo.next_ssh_keys_version(session, user_id)
     if owner is None:
         raise NotFound("no such user")
+    # Counted under the user's row lock (taken just above), so two adds at once cannot both pass.
+    if await repo.count_for(session, user_id) >= max_keys:
+        raise TooManySshKeys(
+            f"you have {max_keys} SSH keys already, the most one person may have; remove one you no longer use first"
+        )
     key_id = uuid.uuid4()
     try:
         async with session.begin_nested():  # a duplicate must not spoil the caller's transaction
