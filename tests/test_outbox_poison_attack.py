@@ -70,15 +70,17 @@ async def test_65_oversized_keys_then_disabling_another_user_still_ends_access(
         (tmp_path / who).mkdir()
     # The victim: a user whose assignment the node's agent holds.
     victim, _ = await assign_two_gpus(plane, migrated, tmp_path / "victim", node_id)
-    await wait_until(lambda: victim["id"] in assignments_in(agents.desired()), timeout_s=30, interval_s=0.1)
+    await wait_until(partial(held, victim["id"]), timeout_s=30, interval_s=0.1)
     admin, _ = await make_user(plane, migrated, tmp_path / "admin")
     # The attacker: any tenant of the same node, here with two assignments on it (each carries their keys).
     attacker, _ = await make_user(plane, migrated, tmp_path / "attacker")
     request = {"user_id": attacker, "environment_id": victim["environment_id"], "gpus": 2, "cpus": 0, "ram_mb": 0}
+    theirs: list[str] = []
     for _ in range(2):
-        theirs = await plane.call("scheduler", "assignments.create", {**request, "placement": "dynamic"})
-        assert theirs["node_id"] == node_id
-        await wait_until(partial(held, str(theirs["id"])), timeout_s=30, interval_s=0.1)
+        made = await plane.call("scheduler", "assignments.create", {**request, "placement": "dynamic"})
+        assert made["node_id"] == node_id
+        theirs.append(str(made["id"]))
+        await wait_until(partial(held, theirs[-1]), timeout_s=30, interval_s=0.1)
 
     # The attack: 65 keys of 16 KiB each. Every one is either stored or refused with a clear error.
     refused: list[str] = []
@@ -88,14 +90,13 @@ async def test_65_oversized_keys_then_disabling_another_user_still_ends_access(
         except RemoteError as exc:
             refused.append(exc.code)
     assert set(refused) <= {"invalid_ssh_key", "too_many_ssh_keys"}, refused
+    assert len(refused) >= ATTACK_KEYS - 9, "at most the per-user limit of keys is stored"
     # An admin disables the victim: the node's agent drops their assignment at its next heartbeat.
     await plane.call("identity", "users.update", {"actor_id": admin, "id": victim["user_id"], "status": "disabled"})
     started = time.monotonic()
     limit_s = INTERVAL_S * JITTER + PROPAGATION_S
     try:
-        await wait_until(
-            lambda: victim["id"] not in assignments_in(agents.desired()), timeout_s=limit_s + 30, interval_s=0.1
-        )
+        await wait_until(lambda: not held(victim["id"]), timeout_s=limit_s + 30, interval_s=0.1)
     except AssertionError:
         raise AssertionError(
             f"the disabled user's assignment is still on the node {limit_s + 30:.0f}s after the disable;"
@@ -105,4 +106,9 @@ async def test_65_oversized_keys_then_disabling_another_user_still_ends_access(
     gone_after_s = time.monotonic() - started
     assert gone_after_s < limit_s, f"gone after {gone_after_s:.1f}s"
     assert (await plane.call("scheduler", "assignments.get", {"id": victim["id"]}))["status"] == "revoked"
+    # Everyone else's state on the node is right, and nothing was set aside or left out.
+    assert all(held(a) for a in theirs)
+    assert (await plane.call("inventory", "nodes.get", {"id": node_id}))["problems"] == []
+    for service in ("identity", "scheduler", "inventory"):
+        assert (await plane.call(service, "health"))["status"] == "ok"
     assert agent.proc.poll() is None, agent.output()
