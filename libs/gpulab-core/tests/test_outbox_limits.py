@@ -24,6 +24,10 @@ from gpulab_devstack.testing import Stack, wait_until
 
 from .outbox_support import scratch_schema, stream_events
 
+# JetStream API calls (creating the throwaway consumers that read the stream back) wait this long:
+# a busy 2-core machine fsyncing megabyte messages can take more than nats.py's default 5 s.
+JS_TIMEOUT_S = 30.0
+
 
 @pytest.fixture
 async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
@@ -69,7 +73,7 @@ async def test_events_the_bus_refuses_never_block_the_ones_after_them(
 ) -> None:
     """The attack: more rows than one relay batch that the bus refuses, then an ordinary event.
     Before the fix the relay retried the same batch forever and nothing after it left."""
-    js = nc.jetstream()
+    js = nc.jetstream(timeout=JS_TIMEOUT_S)
     await events.ensure_stream(js)
     tables = await scratch_schema(engine)
     poison = [padded(tables, "poison", MAX_MESSAGE_BYTES + 1) for _ in range(5)]
@@ -104,7 +108,7 @@ async def test_events_the_bus_refuses_never_block_the_ones_after_them(
 async def test_a_message_of_exactly_the_limit_is_published_and_one_byte_more_is_set_aside(
     stack: Stack, engine: AsyncEngine, nc: NATS
 ) -> None:
-    js = nc.jetstream()
+    js = nc.jetstream(timeout=JS_TIMEOUT_S)
     await events.ensure_stream(js)
     tables = await scratch_schema(engine)
     at_limit, over = padded(tables, "at", MAX_MESSAGE_BYTES), padded(tables, "over", MAX_MESSAGE_BYTES + 1)
@@ -118,7 +122,7 @@ async def test_a_message_of_exactly_the_limit_is_published_and_one_byte_more_is_
 
 async def test_the_relay_uses_the_server_s_own_limit(stack: Stack, engine: AsyncEngine, nc: NATS) -> None:
     """A server with a smaller max_payload than production's: what it can never take is set aside."""
-    js = nc.jetstream()
+    js = nc.jetstream(timeout=JS_TIMEOUT_S)
     await events.ensure_stream(js)
     tables = await scratch_schema(engine)
     fits, too_big = padded(tables, "fits", 1000), padded(tables, "big", 1001)
@@ -134,7 +138,7 @@ async def test_a_message_jetstream_refuses_is_set_aside_with_its_reason(
     stack: Stack, engine: AsyncEngine, nc: NATS
 ) -> None:
     """JetStream's 400 (here: a stream whose own message limit is smaller) is permanent: set aside."""
-    js = nc.jetstream()
+    js = nc.jetstream(timeout=JS_TIMEOUT_S)
     tables = await scratch_schema(engine)
     subject = f"small_{tables.schema}"
     await js.add_stream(StreamConfig(name=subject.upper(), subjects=[f"{subject}.>"], max_msg_size=500))
@@ -153,7 +157,7 @@ async def test_a_message_jetstream_refuses_is_set_aside_with_its_reason(
 async def test_emit_at_the_limit_is_recorded_and_one_byte_over_is_refused_with_nothing_written(
     stack: Stack, engine: AsyncEngine, nc: NATS
 ) -> None:
-    js = nc.jetstream()
+    js = nc.jetstream(timeout=JS_TIMEOUT_S)
     await events.ensure_stream(js)
     tables = await scratch_schema(engine)
     sessions = db.session_factory(engine)
