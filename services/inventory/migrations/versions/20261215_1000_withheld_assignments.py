@@ -6,8 +6,8 @@ never sends a withheld assignment, and REST names the node's problem.
 Existing rows start as not withheld; the next change of a node's desired state, or the heartbeat path
 meeting a reply that is too large, fits that node.
 
-Revision ID: inventory_0006
-Revises: inventory_0005
+Revision ID: inventory_0006_withheld
+Revises: inventory_0005_dead_letters
 Create Date: 2026-12-15 10:00:00+00:00
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "inventory_0006"
-down_revision: str | None = "inventory_0005"
+revision: str = "inventory_0006_withheld"
+down_revision: str | None = "inventory_0005_dead_letters"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,7 +3,7 @@
 The relay moves such a row here instead of retrying it forever, so it never blocks the events after
 it; the service's health answers `degraded` while the table holds a row (gpulab_core.outbox).
 
-Revision ID: pki_0003
+Revision ID: pki_0003_dead_letters
 Revises: pki_0002
 Create Date: 2026-12-15
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 from gpulab_core.migrations import create_outbox_dead_letters_v1
 
-revision = "pki_0003"
+revision = "pki_0003_dead_letters"
 down_revision = "pki_0002"
 branch_labels = None
 depends_on = None
