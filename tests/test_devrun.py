@@ -120,6 +120,7 @@ def test_local_run_comes_up_names_a_dead_service_stops_cleanly_and_keeps_data(
     assert run.healthz() == {
         "status": "ok",
         "services": dict.fromkeys(["identity", "pki", "inventory", "scheduler", "notify"], "ok"),
+        "problems": {},
     }
     assert up_after < 90
 

@@ -56,6 +56,9 @@ var keyTypes = map[string]bool{
 
 // maxKeyLine bounds one key line. A 16384-bit RSA key, the largest OpenSSH
 // generates, is about 2.8 KB of base64; 8 KiB leaves room for a comment.
+// The control plane stores no longer key (SSH_KEY_MAX_BYTES in
+// gpulab_core.contracts.identity; a test there reads this line), so a key
+// it accepted is never refused here.
 const maxKeyLine = 8 << 10
 
 // validateKey checks one authorized_keys line and returns it with the

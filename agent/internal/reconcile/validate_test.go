@@ -1,6 +1,9 @@
 package reconcile
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestEveryAcceptedKeyTypeValidatesAndIsTrimmed(t *testing.T) {
 	for typ := range keyTypes {
@@ -25,5 +28,22 @@ func TestUsernamesFollowThePortableRule(t *testing.T) {
 		if err := validateUsername(bad); err == nil {
 			t.Errorf("validateUsername(%q) = nil, want an error", bad)
 		}
+	}
+}
+
+// The control plane stores keys of at most SSH_KEY_MAX_BYTES (8 KiB,
+// gpulab_core.contracts.identity), which a Python test holds equal to
+// maxKeyLine: a line of exactly that size must validate, one byte more not.
+func TestAKeyLineOfExactlyMaxKeyLineValidatesAndOneByteMoreDoesNot(t *testing.T) {
+	head := sshKey("ssh-ed25519", 7, "")
+	line := head + " " + strings.Repeat("c", maxKeyLine-len(head)-1)
+	if len(line) != maxKeyLine {
+		t.Fatalf("built %d bytes, want %d", len(line), maxKeyLine)
+	}
+	if _, err := validateKey(line); err != nil {
+		t.Errorf("a line of %d bytes: %v", maxKeyLine, err)
+	}
+	if _, err := validateKey(line + "c"); err == nil {
+		t.Errorf("a line of %d bytes validated", maxKeyLine+1)
 	}
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,10 +15,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
+from sqlalchemy import text
 
+from gpulab_core.events import MAX_MESSAGE_BYTES
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
-from gpulab_devstack.testing import BACKEND, TEST_CA_PASSPHRASE, Stack
+from gpulab_devstack.testing import BACKEND, TEST_CA_PASSPHRASE, Stack, wait_until
 from gpulab_gateway import middleware
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
@@ -72,12 +75,54 @@ async def test_healthz_is_ok_when_every_service_answers_and_names_the_one_that_s
 ) -> None:
     reply = await client.get("/api/v1/healthz")
     assert reply.status_code == 200
-    assert reply.json() == {"status": "ok", "services": dict.fromkeys(BACKEND, "ok")}
+    assert reply.json() == {"status": "ok", "services": dict.fromkeys(BACKEND, "ok"), "problems": {}}
 
     scheduler = backend.pop("scheduler")
     await scheduler.stop()
     reply = await client.get("/api/v1/healthz")
-    assert reply.json() == {"status": "degraded", "services": {**dict.fromkeys(BACKEND, "ok"), "scheduler": "down"}}
+    assert reply.json() == {
+        "status": "degraded",
+        "services": {**dict.fromkeys(BACKEND, "ok"), "scheduler": "down"},
+        "problems": {},
+    }
+
+
+async def test_healthz_is_degraded_while_a_service_holds_an_event_it_could_never_publish(
+    client: httpx.AsyncClient, backend: dict[str, Runtime]
+) -> None:
+    """notify's relay meets a row bigger than the bus carries: it sets it aside, and says so."""
+    notify = backend["notify"]
+    assert notify.engine is not None
+    too_big = {"data": "x" * MAX_MESSAGE_BYTES}
+    async with notify.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO notify.outbox (id, subject, payload, headers) "
+                "VALUES (:id, 'gpulab.events.notify.test_oversized', CAST(:payload AS jsonb), '{}')"
+            ),
+            {"id": uuid.uuid4(), "payload": json.dumps(too_big)},
+        )
+        await conn.execute(text("SELECT pg_notify('gpulab_outbox_notify', '')"))
+    try:
+        body: dict[str, object] = {}
+
+        async def degraded() -> bool:
+            nonlocal body
+            body = (await client.get("/api/v1/healthz")).json()
+            return body["status"] == "degraded"
+
+        await wait_until(degraded, timeout_s=30, interval_s=0.2)
+        assert body["services"] == dict.fromkeys(BACKEND, "ok")
+        assert body["problems"] == {
+            "notify": [
+                "1 event(s) could never be published and were set aside in notify.outbox_dead_letters"
+                " (see the logs: the consumers of those events never got them)"
+            ]
+        }
+    finally:
+        async with notify.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM notify.outbox_dead_letters WHERE subject LIKE '%.test_oversized'"))
+    assert (await client.get("/api/v1/healthz")).json()["status"] == "ok"
 
 
 async def test_healthz_reports_every_service_down_quickly_when_none_runs(client: httpx.AsyncClient) -> None:

@@ -15,6 +15,7 @@ from gpulab_identity.ssh_keys.parse import InvalidSshKey, parse_public_key
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 REASONS = {
     "too_large",
+    "comment_too_long",
     "private_key",
     "options_not_allowed",
     "multiple_lines",

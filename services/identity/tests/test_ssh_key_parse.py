@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from gpulab_core.contracts.identity import INVALID_SSH_KEY
-from gpulab_identity.ssh_keys.parse import ParsedKey, parse_public_key
+from gpulab_core.contracts.identity import INVALID_SSH_KEY, SSH_KEY_COMMENT_MAX, SSH_KEY_MAX_BYTES
+from gpulab_identity.ssh_keys.parse import MAX_RSA_BITS, ParsedKey, parse_public_key
 
 from .ssh_key_support import (
     Keys,
@@ -19,6 +20,8 @@ from .ssh_key_support import (
     wire,
     wire_fields,
 )
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 # ---- accepted keys ----
@@ -96,16 +99,43 @@ def test_error_carries_domain_code_and_reason() -> None:
 
 
 # ---- size and shape ----
-def test_input_over_16_kib_is_too_large_before_parsing() -> None:
-    assert "16 KiB" in rejected("-----BEGIN OPENSSH PRIVATE KEY-----" + "a" * 16384, "too_large").message
-    rejected("é" * 8193, "too_large")  # 8193 characters, 16386 bytes of UTF-8
+def test_input_over_8_kib_is_too_large_before_parsing() -> None:
+    assert "8 KiB" in rejected("-----BEGIN OPENSSH PRIVATE KEY-----" + "a" * 8192, "too_large").message
+    rejected("é" * 4097, "too_large")  # 4097 characters, 8194 bytes of UTF-8
 
 
-def test_input_of_exactly_16_kib_is_parsed(keys: Keys) -> None:
-    key = keys.pub("ed25519").strip()
-    padded = key + "x" * (16384 - len(key))
+def test_input_of_exactly_8_kib_is_parsed(keys: Keys) -> None:
+    key = keys.pub("ed25519").strip().rsplit(" ", 1)[0]  # without ssh-keygen's comment
+    padded = key + " " + "c" * SSH_KEY_COMMENT_MAX
+    padded += " " * (SSH_KEY_MAX_BYTES - len(padded))  # blanks around a key are what a paste often has
 
-    assert len(parse_public_key(padded).normalized) == 16384
+    assert len(padded) == SSH_KEY_MAX_BYTES
+    assert parse_public_key(padded).comment == "c" * SSH_KEY_COMMENT_MAX
+
+
+def test_a_comment_of_256_characters_is_kept_and_257_is_refused(keys: Keys) -> None:
+    key = keys.pub("ed25519").strip().rsplit(" ", 1)[0]  # without ssh-keygen's comment
+    assert parse_public_key(f"{key} {'é' * 256}").comment == "é" * 256
+    refused = rejected(f"{key} {'é' * 257}", "comment_too_long")
+    assert "256 characters" in refused.message
+
+
+def test_the_longest_line_anyone_can_store_is_far_below_the_key_limit() -> None:
+    """The largest key OpenSSH makes (RSA, 16384 bits) with the longest comment allowed."""
+    modulus = (1 << (MAX_RSA_BITS - 1)) | 1  # the parser checks the numbers' shape, not their primality
+    blob = wire(b"ssh-rsa", b"\x01\x00\x01", b"\x00" + modulus.to_bytes(MAX_RSA_BITS // 8, "big"))
+    parsed = parse_public_key(line("ssh-rsa", blob, "\U0001f511" * SSH_KEY_COMMENT_MAX))
+
+    assert parsed.bits == MAX_RSA_BITS
+    assert len(parsed.normalized.encode()) < SSH_KEY_MAX_BYTES // 2
+
+
+def test_the_key_limit_is_the_agent_s_own() -> None:
+    """What the control plane stores, every agent accepts: agent/internal/reconcile/validate.go's maxKeyLine."""
+    source = (REPO / "agent/internal/reconcile/validate.go").read_text()
+    found = re.search(r"^const maxKeyLine = (\d+) << (\d+)$", source, re.MULTILINE)
+    assert found is not None, "validate.go no longer states maxKeyLine as `N << M`"
+    assert int(found[1]) << int(found[2]) == SSH_KEY_MAX_BYTES
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n", " \t\r\n "])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gpulab_core.contracts.identity import SSH_KEY_MAX_BYTES
 from gpulab_core.errors import RemoteError
 from gpulab_devstack.testing import Stack
 
@@ -59,7 +60,7 @@ async def test_invalid_key_says_why_and_nothing_is_stored(identity: Identity, mi
     cases = {
         (tmp_path / "priv").read_text(): "private_key",
         'command="rm -rf /" ' + real_key(tmp_path, "opt")[0]: "options_not_allowed",
-        "x" * (16 * 1024 + 1): "too_large",
+        "x" * (SSH_KEY_MAX_BYTES + 1): "too_large",
         "ssh-ed25519 AAAA": "malformed",
     }
     for text, reason in cases.items():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,17 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import func, select
 
 from gpulab_core.contracts import events as ev
+from gpulab_core.contracts.identity import SSH_KEY_COMMENT_MAX, SSH_KEYS_PER_USER_DEFAULT
 from gpulab_core.errors import RemoteError
-from gpulab_core.events import EVENT_SUBJECT_PREFIX, STREAM
+from gpulab_core.events import EVENT_SUBJECT_PREFIX, MAX_MESSAGE_BYTES, STREAM, Event
+from gpulab_core.outbox import MSG_ID, encode_body, message_size
 from gpulab_devstack.testing import Stack, wait_until
+from gpulab_identity.config import SSH_KEYS_PER_USER_LIMIT
 from gpulab_identity.models import tables
+from gpulab_identity.ssh_keys.parse import MAX_RSA_BITS, parse_public_key
 
 from .conftest import Identity, unique_email
+from .ssh_key_support import line, wire
 from .test_auth import make_user
 from .test_invites import invite
 from .test_ssh_keys import real_key
@@ -135,3 +142,50 @@ async def test_authorized_keys_of_an_unknown_user_is_not_found(identity: Identit
     with pytest.raises(RemoteError) as missing:
         await identity.call("ssh_keys.authorized", {"user_id": "00000000-0000-4000-8000-000000000000"})
     assert missing.value.code == "not_found"
+
+
+async def test_the_tenth_key_is_stored_and_the_eleventh_refused_with_nothing_changed(
+    identity: Identity, migrated: Stack, tmp_path: Path
+) -> None:
+    """GPULAB_SSH_KEYS_PER_USER_MAX (default 10), counted under the user's row lock: even eleven adds
+    at once store ten."""
+    user_id, _ = await make_user(identity, migrated)
+    keys = [real_key(tmp_path, f"m{i}")[0] for i in range(SSH_KEYS_PER_USER_DEFAULT + 1)]
+    outcomes = await asyncio.gather(
+        *(identity.call("ssh_keys.add", {"user_id": user_id, "public_key": key}) for key in keys),
+        return_exceptions=True,
+    )
+    [refused] = [o for o in outcomes if isinstance(o, BaseException)]
+    assert isinstance(refused, RemoteError)
+    assert refused.code == "too_many_ssh_keys"
+    assert "10 SSH keys already" in refused.message
+    stored = (await identity.call("ssh_keys.list", {"user_id": user_id}))["items"]
+    assert len(stored) == SSH_KEYS_PER_USER_DEFAULT
+    changes = [ev.SshKeysChanged.model_validate(c) for c in await published(identity, ev.SSH_KEYS_CHANGED, user_id)]
+    assert sorted(c.version for c in changes) == list(range(1, SSH_KEYS_PER_USER_DEFAULT + 1))  # none refused
+    audited = (await identity.call("audit.list", {"actor_id": user_id, "action": "ssh_key.added"}))["items"]
+    assert len(audited) == SSH_KEYS_PER_USER_DEFAULT
+
+    # One removed: room for one more.
+    await identity.call("ssh_keys.delete", {"user_id": user_id, "id": stored[0]["id"]})
+    await identity.call("ssh_keys.add", {"user_id": user_id, "public_key": real_key(tmp_path, "again")[0]})
+    assert len((await identity.call("ssh_keys.list", {"user_id": user_id}))["items"]) == SSH_KEYS_PER_USER_DEFAULT
+
+
+def test_the_largest_key_list_anyone_can_store_fits_one_bus_message() -> None:
+    """The most keys the setting allows, each the longest line the parser accepts (a 16384-bit RSA key
+    with 256 four-byte characters of comment, each written as a 12-byte JSON escape): the event that
+    carries them fits the bus with room to spare, so no key change can be refused for its size."""
+    modulus = (1 << (MAX_RSA_BITS - 1)) | 1
+    blob = wire(b"ssh-rsa", b"\x01\x00\x01", b"\x00" + modulus.to_bytes(MAX_RSA_BITS // 8, "big"))
+    longest = parse_public_key(line("ssh-rsa", blob, "\U0001f511" * SSH_KEY_COMMENT_MAX)).normalized
+    payload = ev.SshKeysChanged(user_id=uuid.uuid4(), public_keys=[longest] * SSH_KEYS_PER_USER_LIMIT, version=1)
+    event = Event(
+        id=uuid.uuid4(),
+        type=ev.SSH_KEYS_CHANGED,
+        source="identity",
+        occurred_at=datetime.now(UTC),
+        data=payload.model_dump(mode="json"),
+    )
+    size = message_size(encode_body(event.model_dump(mode="json")), {MSG_ID: str(event.id), "traceparent": "0" * 55})
+    assert size < MAX_MESSAGE_BYTES * 0.6, size

@@ -14,6 +14,7 @@ CONFLICT = "conflict"
 UNAVAILABLE = "service_unavailable"  # nobody answered, or the answer did not come in time
 INTERNAL = "internal_error"  # a bug: details are logged, never sent to the caller
 UNKNOWN_OPERATION = "unknown_operation"
+EVENT_TOO_LARGE = "event_too_large"  # the change would emit an event larger than the bus carries (outbox.emit)
 
 
 class GpulabError(Exception):

@@ -45,6 +45,11 @@ EVENT_SUBJECT_PREFIX = "gpulab.events"
 # The relay may be down for a while between publishing and deleting a row; an id seen within this
 # window is dropped by JetStream. Longer than any restart we expect; the cost is one id per event.
 DUPLICATE_WINDOW_S = 2 * 60 * 60
+# The largest message the bus carries, headers included: nats-server's `max_payload` (its default,
+# 1 MiB), the same in production (deploy/nats/nats.conf), the local run and the tests
+# (gpulab_devstack.servers). A bigger message is refused by the server, which also drops the
+# connection that sent it. The outbox refuses to record an event that would not fit (outbox.emit).
+MAX_MESSAGE_BYTES = 1024 * 1024
 
 CONSUMED = Counter("gpulab_events_consumed_total", "Events handled by a durable consumer", ["consumer", "outcome"])
 

@@ -148,3 +148,23 @@ def create_core_tables_v1(op: Any, schema: str) -> None:
         sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
         schema=schema,
     )
+
+
+def create_outbox_dead_letters_v1(op: Any, schema: str) -> None:
+    """The outbox's dead-letter table (gpulab_core.outbox.dead_letters_table), version 1. Frozen."""
+    from sqlalchemy.dialects import postgresql as pg
+
+    op.create_table(
+        "outbox_dead_letters",
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("payload", pg.JSONB, nullable=False),
+        sa.Column("headers", pg.JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("dead_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_outbox_dead_letters"),
+        sa.UniqueConstraint("id", name="uq_outbox_dead_letters_id"),
+        schema=schema,
+    )

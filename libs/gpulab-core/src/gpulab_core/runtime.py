@@ -15,7 +15,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -66,11 +66,12 @@ class ServiceTables:
     metadata: MetaData
     outbox: Table
     processed: Table
+    dead_letters: Table
 
     @classmethod
     def for_schema(cls, schema: str) -> ServiceTables:
         md = db.make_metadata(schema)
-        return cls(md, outbox.outbox_table(md), events.processed_table(md))
+        return cls(md, outbox.outbox_table(md), events.processed_table(md), outbox.dead_letters_table(md))
 
     @property
     def schema(self) -> str:
@@ -79,6 +80,8 @@ class ServiceTables:
 
 
 Setup = Callable[["Runtime"], Awaitable[None]]
+# Says what keeps a service that works from being whole (e.g. events it could never publish); [] if nothing.
+ProblemCheck = Callable[[], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,11 @@ class ServiceSpec:
 
 
 class HealthReply(BaseModel):
-    status: str
+    status: Literal["ok", "degraded"]  # degraded: it serves, but `problems` says what is not whole
     service: str
     version: str
     instance: str
+    problems: list[str] = []
 
 
 class _Empty(BaseModel):
@@ -114,6 +118,7 @@ class Runtime:
     rpc_client: rpc.RpcClient = field(init=False)
     health_server: health.HealthServer | None = None
     checks: dict[str, health.ReadinessCheck] = field(default_factory=dict)
+    problem_checks: list[ProblemCheck] = field(default_factory=list)
     # What a service's setup made and others may need to reach, e.g. a gRPC server and its bound port.
     parts: dict[str, Any] = field(default_factory=dict)
     _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -163,8 +168,12 @@ class Runtime:
             self.sessions = db.session_factory(self.engine)
             engine = self.engine
             self.checks["database"] = lambda: db.ping(engine)
-            relay = outbox.OutboxRelay(engine, self.js, self.spec.tables.outbox, dsn=s.database_url)
+            nc = self.nc
+            relay = outbox.OutboxRelay(
+                engine, self.js, self.spec.tables.outbox, dsn=s.database_url, max_message_bytes=lambda: nc.max_payload
+            )
             self._background.append(relay.run)
+            self.problem_checks.append(relay.problems)
         self.rpc_server = rpc.RpcServer(self.nc, self.spec.name, self.spec.version, max_inflight=s.rpc_max_inflight)
         self.rpc_client = rpc.RpcClient(self.nc, timeout_s=s.rpc_timeout_s)
         self.add_endpoint(rpc.Endpoint("health", _Empty, self._health))
@@ -224,7 +233,15 @@ class Runtime:
             from gpulab_core.errors import Unavailable
 
             raise Unavailable(f"{self.spec.name} is not ready", details=bad)
-        return HealthReply(status="ok", service=self.spec.name, version=self.spec.version, instance=self.instance)
+        found = await asyncio.gather(*(check() for check in self.problem_checks))
+        problems = [p for some in found for p in some]
+        return HealthReply(
+            status="degraded" if problems else "ok",
+            service=self.spec.name,
+            version=self.spec.version,
+            instance=self.instance,
+            problems=problems,
+        )
 
 
 async def serve(spec: ServiceSpec, settings: CoreSettings) -> None:

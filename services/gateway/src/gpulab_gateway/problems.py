@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.UNAVAILABLE: 503,
     errors.INTERNAL: 500,
     errors.UNKNOWN_OPERATION: 500,
+    errors.EVENT_TOO_LARGE: 422,
     # identity
     identity.INVALID_CREDENTIALS: 401,
     identity.TOO_MANY_ATTEMPTS: 429,
@@ -44,6 +45,7 @@ STATUS_BY_CODE: dict[str, int] = {
     identity.INVALID_PASSWORD: 422,
     identity.INVALID_SSH_KEY: 422,
     identity.DUPLICATE_SSH_KEY: 409,
+    identity.TOO_MANY_SSH_KEYS: 409,
     identity.ALREADY_ACTIVE: 409,
     identity.LAST_ADMIN: 409,
     # inventory

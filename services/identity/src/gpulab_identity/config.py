@@ -1,6 +1,12 @@
 from pydantic import Field, SecretStr
 
+from gpulab_core.contracts.identity import SSH_KEYS_PER_USER_DEFAULT
 from gpulab_core.settings import CoreSettings
+
+# Keys per user at most: every change of a user's keys emits their whole list, and every assignment
+# carries it to its node; 100 keys of the longest line (SSH_KEY_MAX_BYTES) stay well inside one bus
+# message (gpulab_core.events.MAX_MESSAGE_BYTES), which a test checks.
+SSH_KEYS_PER_USER_LIMIT = 100
 
 
 class Settings(CoreSettings):
@@ -21,3 +27,5 @@ class Settings(CoreSettings):
     # argon2id parameters: OWASP's minimum is m=19 MiB, t=2, p=1; lower is refused.
     argon2_memory_kib: int = Field(default=19 * 1024, ge=19 * 1024, le=1024 * 1024)
     argon2_time_cost: int = Field(default=2, ge=2, le=20)
+    # SSH keys one person may have at once; one more is refused with 409 too_many_ssh_keys.
+    ssh_keys_per_user_max: int = Field(default=SSH_KEYS_PER_USER_DEFAULT, ge=1, le=SSH_KEYS_PER_USER_LIMIT)

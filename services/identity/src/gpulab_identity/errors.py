@@ -36,6 +36,10 @@ class DuplicateSshKey(Conflict):
     code = c.DUPLICATE_SSH_KEY
 
 
+class TooManySshKeys(Conflict):
+    code = c.TOO_MANY_SSH_KEYS
+
+
 class AlreadyActive(Conflict):
     code = c.ALREADY_ACTIVE
 

@@ -68,6 +68,7 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         return {}
 
     ttl = timedelta(hours=deps.settings.invite_ttl_hours)
+    max_keys = deps.settings.ssh_keys_per_user_max
     # Half the caller's wait (GPULAB_RPC_TIMEOUT_S is one setting for every service): the rest is for
     # the queue, the round trips and the batch that runs past the budget.
     verify_budget_s = deps.settings.rpc_timeout_s / 2
@@ -82,7 +83,7 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         Endpoint("users.get", c.UserIdRequest, tx(get_user)),
         Endpoint("users.update", c.UpdateUserRequest, tx(users.update_user)),
         Endpoint("ssh_keys.list", c.ListSshKeysRequest, tx(list_keys)),
-        Endpoint("ssh_keys.add", c.AddSshKeyRequest, tx(lambda s, r: keys.add(s, r.user_id, r.public_key))),
+        Endpoint("ssh_keys.add", c.AddSshKeyRequest, tx(lambda s, r: keys.add(s, r.user_id, r.public_key, max_keys))),
         Endpoint("ssh_keys.delete", c.DeleteSshKeyRequest, tx(delete_key)),
         Endpoint("ssh_keys.authorized", c.ListSshKeysRequest, tx(lambda s, r: keys.authorized(s, r.user_id))),
         Endpoint("audit.list", c.ListAuditRequest, tx(list_audit)),

@@ -28,7 +28,9 @@ class Settings(CoreSettings):
     # Names and addresses in the :50052 server certificate, comma-separated; default: the public URL's
     # host plus localhost and 127.0.0.1.
     heartbeat_server_names: str | None = None
-    heartbeat_max_message_bytes: int = Field(default=1024 * 1024, ge=4096, le=16 * 1024 * 1024)
+    # A heartbeat message's limit either way; a node's assignments are fitted to one reply
+    # (desired/fitting.py). At most grpc-go's default receive limit (4 MiB), which the agent keeps.
+    heartbeat_max_message_bytes: int = Field(default=1024 * 1024, ge=4096, le=4 * 1024 * 1024)
     heartbeat_max_concurrent_rpcs: int = Field(default=4096, ge=1, le=100_000)
     # The install command: where the agent enrolls, default the public host on :50051.
     enroll_endpoint: str | None = None

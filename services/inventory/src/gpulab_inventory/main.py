@@ -44,7 +44,12 @@ async def setup(runtime: Runtime) -> None:
         runtime.add_endpoint(endpoint)
 
     directory = Directory(sessions, cache_s=settings.node_cache_s, offline_after_s=settings.offline_after_s)
-    server = HeartbeatServer(settings, directory, pki)
+    # The desired state: a projection of the scheduler's assignments and identity's SSH keys. Each
+    # change, once committed, is announced to every replica, which drops those nodes' cached copies.
+    projection = Projection(settings.heartbeat_max_message_bytes)
+    server = HeartbeatServer(
+        settings, directory, pki, on_too_large=lambda node_id: projection.refit_soon(sessions, node_id)
+    )
     runtime.parts["directory"] = directory
     runtime.parts["heartbeat"] = server
     runtime.checks["heartbeat"] = server.ready
@@ -89,9 +94,6 @@ async def setup(runtime: Runtime) -> None:
     for event_type in FORGET_ON:
         await runtime.nc.subscribe(f"{EVENT_SUBJECT_PREFIX}.{event_type}", cb=forget)
 
-    # The desired state: a projection of the scheduler's assignments and identity's SSH keys. Each
-    # change, once committed, is announced to every replica, which drops those nodes' cached copies.
-    projection = Projection()
     runtime.add_consumer("desired-state", CONSUMES, projection.apply)
 
     async def publish(notice: bytes) -> None:

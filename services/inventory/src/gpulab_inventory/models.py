@@ -1,6 +1,6 @@
 """The inventory schema: its tables are declared on this metadata (outbox and processed events included)."""
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Index, Table, Text, func, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, DateTime, Index, Table, Text, false, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from gpulab_core.runtime import ServiceTables
@@ -63,6 +63,9 @@ desired_assignments = Table(
     Column("reported_state", Text),
     Column("reported_message", Text),
     Column("reported_at", DateTime(timezone=True)),
+    # Left out of the node's heartbeat reply: the node's desired state would not fit one reply
+    # (desired/fitting.py). Never sent, recorded as `failed`; the node's REST `problems` say so.
+    Column("withheld", Boolean, nullable=False, server_default=false()),
     CheckConstraint("reported_state IN ('applied', 'failed', 'removed')", name="reported_state"),
 )
 Index("ix_desired_assignments_node_id", desired_assignments.c.node_id)

@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import psutil
 
+from gpulab_core.events import MAX_MESSAGE_BYTES
+
 # PostgreSQL refuses to run as root; the local run (and CI) may be root, so it runs as this user.
 PG_SYSTEM_USER = "gpulab-postgres"
 DATABASE = "gpulab"
@@ -204,7 +206,8 @@ class EmbeddedPostgres:
 NATS_CONF = """# Written by gpulab's local run; edits are overwritten at the next start.
 listen: 127.0.0.1:{port}
 server_name: gpulab-local
-max_payload: 8MB
+# Production's limit (deploy/nats/nats.conf), so that no test passes only because the bus is roomier.
+max_payload: {max_payload}
 jetstream {{
   store_dir: "{store}"
   # fsync every write before JetStream acknowledges it: an event the outbox relay saw acknowledged
@@ -228,7 +231,9 @@ class EmbeddedNats:
     def start(self, timeout_s: float = 30) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats.conf"
-        conf.write_text(NATS_CONF.format(port=self.port, store=self.data_dir / "jetstream"))
+        conf.write_text(
+            NATS_CONF.format(port=self.port, store=self.data_dir / "jetstream", max_payload=MAX_MESSAGE_BYTES)
+        )
         self.proc = subprocess.Popen(
             [nats_server_bin(), "-c", str(conf)],
             stdout=self._log or subprocess.DEVNULL,

@@ -834,6 +834,13 @@ export interface components {
         };
         /** Health */
         Health: {
+            /**
+             * Problems
+             * @description added: for each service that answers but reports itself degraded, what is wrong (e.g. events it could never publish); such a service is `ok` in `services` and makes `status` `degraded`
+             */
+            problems?: {
+                [key: string]: string[];
+            };
             services: components["schemas"]["ServiceStates"];
             /**
              * Status
@@ -961,6 +968,11 @@ export interface components {
             last_seen_at: string | null;
             /** Management Ip */
             management_ip: string;
+            /**
+             * Problems
+             * @description added: what keeps this node from getting its whole desired state (empty when nothing): e.g. assignments left out of its heartbeat reply because together they do not fit one reply
+             */
+            problems?: string[];
             /**
              * Status
              * @enum {string}

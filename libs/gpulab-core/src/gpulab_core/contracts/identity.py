@@ -19,8 +19,15 @@ DeliveryState = Literal["pending", "sent", "retrying", "failed"]
 # Passwords: 12 to 128 characters (code points, after NFC), any Unicode; never truncated.
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
-# An SSH public key line is far below this; anything longer is refused before parsing.
-SSH_KEY_MAX_BYTES = 16 * 1024
+# One pasted key, in bytes of UTF-8; anything longer is refused before parsing. It is the agent's own
+# limit on a key line (maxKeyLine in agent/internal/reconcile/validate.go, checked by a test), so every
+# key the control plane stores is one every node accepts. The longest real line is far below it: a
+# 16384-bit RSA key (OpenSSH's largest) is 2772 characters, plus at most SSH_KEY_COMMENT_MAX of comment.
+SSH_KEY_MAX_BYTES = 8 * 1024
+# A key's comment, in characters: enough for `user@host` or a sentence, not for a payload.
+SSH_KEY_COMMENT_MAX = 256
+# The default of GPULAB_SSH_KEYS_PER_USER_MAX: keys one person may have at once.
+SSH_KEYS_PER_USER_DEFAULT = 10
 
 
 class InviteDelivery(Contract):
@@ -201,5 +208,6 @@ INVITE_USED = "invite_used"  # 410
 INVALID_PASSWORD = "invalid_password"  # 422
 INVALID_SSH_KEY = "invalid_ssh_key"  # 422
 DUPLICATE_SSH_KEY = "duplicate_ssh_key"  # 409
+TOO_MANY_SSH_KEYS = "too_many_ssh_keys"  # 409: the user has GPULAB_SSH_KEYS_PER_USER_MAX keys already
 ALREADY_ACTIVE = "user_already_active"  # 409: inviting an email that has an active account
 LAST_ADMIN = "last_admin"  # 409: the last active admin cannot be disabled or demoted

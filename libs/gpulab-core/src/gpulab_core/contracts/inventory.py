@@ -51,6 +51,11 @@ class Node(Contract):
     agent_version: str | None
     hardware: Hardware | None
     created_at: datetime
+    problems: list[str] = Field(
+        default_factory=list,
+        description="added: what keeps this node from getting its whole desired state (empty when nothing): "
+        "e.g. assignments left out of its heartbeat reply because together they do not fit one reply",
+    )
 
 
 class NodePage(Contract):

@@ -18,7 +18,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gpulab_core.contracts.identity import INVALID_SSH_KEY, SSH_KEY_MAX_BYTES
+from gpulab_core.contracts.identity import INVALID_SSH_KEY, SSH_KEY_COMMENT_MAX, SSH_KEY_MAX_BYTES
 from gpulab_core.errors import GpulabError
 
 Reason = Literal[
@@ -32,6 +32,7 @@ Reason = Literal[
     "certificate",
     "pem_format",
     "empty",
+    "comment_too_long",
 ]
 
 MIN_RSA_BITS = 3072  # NIST SP 800-57 part 1: 128-bit security from 2031 on
@@ -267,6 +268,12 @@ def _check_comment(comment: str) -> None:
     for word, following in zip(words, words[1:], strict=False):
         if word in _KNOWN_TYPES and following.startswith("AAAA"):
             raise InvalidSshKey("multiple_lines", "this looks like more than one key; paste one key at a time")
+    if len(comment) > SSH_KEY_COMMENT_MAX:
+        raise InvalidSshKey(
+            "comment_too_long",
+            f"the key's comment is longer than {SSH_KEY_COMMENT_MAX} characters; shorten it"
+            " (`ssh-keygen -c -f <key>` changes it) or leave it out",
+        )
     if comment.isascii() and comment.isprintable():
         return
     for char in comment:

@@ -109,3 +109,54 @@ async def rewrite_keys(session: AsyncSession, user_id: uuid.UUID, keys: list[str
         .returning(desired_assignments.c.node_id)
     )
     return list(changed.scalars())
+
+
+async def lock_node(session: AsyncSession, node_id: uuid.UUID) -> None:
+    """Fitting one node's reply (desired/fitting.py), by two replicas at once, takes turns. Taken last,
+    after any assignment or user lock, and for several nodes in id order: no cycle."""
+    await _lock(session, f"gpulab-inventory:node-reply:{node_id}")
+
+
+async def node_assignments(session: AsyncSession, node_id: uuid.UUID) -> list[Any]:
+    """(assignment_id, spec, withheld) of every desired assignment of the node."""
+    d = desired_assignments
+    query = select(d.c.assignment_id, d.c.spec, d.c.withheld).where(d.c.node_id == node_id)
+    return list((await session.execute(query.order_by(d.c.assignment_id))).all())
+
+
+async def withhold(session: AsyncSession, node_id: uuid.UUID, reasons: dict[uuid.UUID, str]) -> list[Any]:
+    """Mark these assignments of the node withheld, recorded as `failed` with their reasons; returns
+    (assignment_id, reported_state, reported_message, reported_at) of each, for its event."""
+    rows: list[Any] = []
+    d = desired_assignments
+    for assignment_id, reason in reasons.items():
+        rows += (
+            await session.execute(
+                update(d)
+                .where(d.c.assignment_id == assignment_id, d.c.node_id == node_id)
+                .values(
+                    withheld=True, reported_state="failed", reported_message=reason, reported_at=func.clock_timestamp()
+                )
+                .returning(d.c.assignment_id, d.c.reported_state, d.c.reported_message, d.c.reported_at)
+            )
+        ).all()
+    return rows
+
+
+async def release(session: AsyncSession, node_id: uuid.UUID, ids: set[uuid.UUID]) -> None:
+    """Send these again: nothing is known of what the node did with them (the agent's next report is new)."""
+    d = desired_assignments
+    await session.execute(
+        update(d)
+        .where(d.c.node_id == node_id, d.c.assignment_id.in_(ids))
+        .values(withheld=False, reported_state=None, reported_message=None, reported_at=None)
+    )
+
+
+async def withheld_counts(session: AsyncSession, node_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many assignments of each of these nodes are withheld (nodes with none are left out)."""
+    d = desired_assignments
+    query = (
+        select(d.c.node_id, func.count()).where(d.c.node_id.in_(node_ids), d.c.withheld.is_(True)).group_by(d.c.node_id)
+    )
+    return {row[0]: int(row[1]) for row in (await session.execute(query)).all()}

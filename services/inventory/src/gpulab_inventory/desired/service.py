@@ -8,6 +8,8 @@ SSH keys, kept by one durable consumer and read by the heartbeat path (heartbeat
   event can be applied before its created event, which must then not bring the assignment back.
 - `identity.ssh_keys_changed` keeps the user's full key list if its version is higher than the one
   kept, and rewrites the keys of every assignment of that user.
+- After each, every node whose desired state changed is fitted to one heartbeat reply
+  (desired/fitting.py): what does not fit is withheld, recorded as `failed`, and sent again once it fits.
 
 The consumer records processed event ids (gpulab_core.events), so a redelivery changes nothing; what
 races between replicas is serialised by transaction-scoped advisory locks (repository.py).
@@ -33,13 +35,15 @@ from typing import Any
 from google.protobuf import json_format
 from gpulab.agent.v1 import assignment_pb2
 from sqlalchemy import event as sa_event
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import scheduler as s
 from gpulab_core.events import Event
+from gpulab_inventory.desired import fitting
 from gpulab_inventory.desired import repository as repo
+from gpulab_inventory.heartbeat import reports
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +104,44 @@ async def ssh_keys_changed(session: AsyncSession, changed: identity_events.SshKe
     return set(await repo.rewrite_keys(session, changed.user_id, changed.public_keys))
 
 
+async def fit_nodes(session: AsyncSession, nodes: Iterable[uuid.UUID], max_message_bytes: int) -> set[uuid.UUID]:
+    """Fit each node's assignments to one heartbeat reply (desired/fitting.py): withhold what does not
+    fit, recorded as `failed` with an event each, and release what fits again. Returns the nodes whose
+    reply changed."""
+    changed: set[uuid.UUID] = set()
+    for node_id in sorted(nodes):
+        await repo.lock_node(session, node_id)
+        rows = await repo.node_assignments(session, node_id)
+        sizes = {r.assignment_id: fitting.reply_size(fitting.parse(r.spec)) for r in rows}
+        plan = fitting.fit(sizes, max_message_bytes)
+        before = {r.assignment_id for r in rows if r.withheld}
+        newly = {a: fitting.reason(sizes[a], plan) for a in sorted(plan.withheld - before, key=str)}
+        if newly:
+            log.error(
+                "node %s: %d assignment(s) left out of its heartbeat reply (%d bytes of assignments, %d fit): %s",
+                node_id,
+                len(newly),
+                plan.total,
+                plan.budget,
+                ", ".join(str(a) for a in newly),
+            )
+            await reports.announce(session, node_id, await repo.withhold(session, node_id, newly))
+        if released := before - plan.withheld:
+            await repo.release(session, node_id, released)
+        if newly or released:
+            changed.add(node_id)
+    return changed
+
+
 @dataclass
 class Projection:
-    """The consumer's handler, and the announcements of what it committed."""
+    """The consumer's handler, and the announcements of what it committed. `max_message_bytes` is the
+    heartbeat reply's limit (GPULAB_HEARTBEAT_MAX_MESSAGE_BYTES)."""
 
+    max_message_bytes: int
     _changed: asyncio.Queue[set[uuid.UUID]] = field(default_factory=asyncio.Queue)
+    _refitting: set[uuid.UUID] = field(default_factory=set)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def apply(self, session: AsyncSession, event: Event) -> None:
         if event.type == s.ASSIGNMENT_CREATED:
@@ -116,7 +153,33 @@ class Projection:
         else:
             return
         if nodes:
+            await fit_nodes(session, nodes, self.max_message_bytes)
             self._announce_after_commit(session, nodes)
+
+    async def refit(self, sessions: async_sessionmaker[AsyncSession], node_id: uuid.UUID) -> None:
+        """Fit one node now, in a transaction of its own: for a reply the heartbeat path found too large
+        (rows from before fitting existed, or a smaller limit since)."""
+        async with sessions() as session, session.begin():
+            if await fit_nodes(session, {node_id}, self.max_message_bytes):
+                self._announce_after_commit(session, {node_id})
+
+    def refit_soon(self, sessions: async_sessionmaker[AsyncSession], node_id: uuid.UUID) -> None:
+        """`refit` off the heartbeat path, once at a time per node."""
+        if node_id in self._refitting:
+            return
+        self._refitting.add(node_id)
+
+        async def run() -> None:
+            try:
+                await self.refit(sessions, node_id)
+            except Exception as exc:  # the next heartbeat that meets the too-large reply tries again
+                log.warning("fitting node %s's heartbeat reply failed: %r", node_id, exc)
+            finally:
+                self._refitting.discard(node_id)
+
+        task = asyncio.create_task(run(), name=f"refit-{node_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _announce_after_commit(self, session: AsyncSession, nodes: set[uuid.UUID]) -> None:
         # The consumer commits after this handler returns; a rollback announces nothing.

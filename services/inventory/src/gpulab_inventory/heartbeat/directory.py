@@ -176,7 +176,9 @@ class Directory:
                         desired_assignments.c.reported_state,
                         desired_assignments.c.reported_message,
                     )
-                    .where(desired_assignments.c.node_id == node_id)
+                    # Withheld: left out of the reply because the node's state would not fit one
+                    # (desired/fitting.py); recorded as failed, never sent, its reports ignored.
+                    .where(desired_assignments.c.node_id == node_id, desired_assignments.c.withheld.is_(False))
                     .order_by(desired_assignments.c.assignment_id)
                 )
             ).all()

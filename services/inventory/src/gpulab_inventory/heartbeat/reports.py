@@ -9,8 +9,8 @@ each through the outbox. The UPDATE compares with the row as it is, so two repli
 heartbeats) racing with the same report produce one event.
 
 - Only the assignments the node was given count: an id that is not in the node's desired state (never
-  sent to it, another node's, or one that ended and left its list) is ignored. Nothing a node reports
-  can touch another node's assignment.
+  sent to it, another node's, one that ended and left its list, or one withheld from its reply by
+  desired/fitting.py) is ignored. Nothing a node reports can touch another node's assignment.
 - Bounds: more than MAX_ENTRIES entries is refused (INVALID_ARGUMENT), like an out-of-bounds hardware
   report. A message is the node's free-text sentence: it is cut to MESSAGE_MAX characters and a NUL
   (which PostgreSQL text cannot hold) replaced, never refused, because refusing the heartbeat over a
@@ -23,7 +23,7 @@ heartbeats) racing with the same report produce one event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpulab.agent.v1 import heartbeat_pb2 as pb
@@ -54,7 +54,7 @@ _RECORD = text(
     "UPDATE inventory.desired_assignments AS d "
     "SET reported_state = v.state, reported_message = v.message, reported_at = clock_timestamp() "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:messages AS text[])) AS v(id, state, message) "
-    "WHERE d.assignment_id = v.id AND d.node_id = :node_id "
+    "WHERE d.assignment_id = v.id AND d.node_id = :node_id AND NOT d.withheld "
     "AND (d.reported_state, d.reported_message) IS DISTINCT FROM (v.state, v.message) "
     "RETURNING d.assignment_id, d.reported_state, d.reported_message, d.reported_at"
 ).bindparams(bindparam("ids"), bindparam("states"), bindparam("messages"), bindparam("node_id"))
@@ -104,6 +104,13 @@ async def record(session: AsyncSession, node_id: uuid.UUID, outcomes: Mapping[st
             },
         )
     ).all()
+    await announce(session, node_id, rows)
+    return len(rows)
+
+
+async def announce(session: AsyncSession, node_id: uuid.UUID, rows: Sequence[Any]) -> None:
+    """One `inventory.assignment_state_reported` per recorded outcome: rows of (assignment_id,
+    reported_state, reported_message, reported_at)."""
     for row in rows:
         event = c.AssignmentStateReported(
             assignment_id=row.assignment_id,
@@ -115,4 +122,3 @@ async def record(session: AsyncSession, node_id: uuid.UUID, outcomes: Mapping[st
         await outbox.emit(
             session, tables.outbox, c.ASSIGNMENT_STATE_REPORTED, event.model_dump(mode="json"), source=SOURCE
         )
-    return len(rows)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from gpulab.agent.v1 import heartbeat_pb2 as pb
 from gpulab.agent.v1 import heartbeat_pb2_grpc as pb_grpc
+from prometheus_client import Counter
 
 from gpulab_core import telemetry
 from gpulab_core.errors import GpulabError
 from gpulab_inventory.config import Settings
+from gpulab_inventory.desired import fitting
 from gpulab_inventory.heartbeat.directory import HEARTBEATS, Directory, NodeRefused
 from gpulab_inventory.pki_client import PkiClient
 
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 GRACE_S = 5.0  # calls in flight at shutdown get this long to finish
 RETRY_S = 2.0  # waiting for pki to sign the port's certificate
 PEER_CACHE_SIZE = 100_000  # parsed client certificates remembered (~200 bytes each)
+TRIMMED = Counter(
+    "gpulab_inventory_heartbeat_replies_trimmed_total", "Heartbeat replies cut down to fit the message limit"
+)
 
 
 @dataclass(frozen=True)
@@ -73,10 +79,19 @@ def _parse(pem: bytes) -> Peer | None:
 
 
 class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
-    def __init__(self, directory: Directory, interval_s: int, peers: Peers) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        interval_s: int,
+        peers: Peers,
+        max_message_bytes: int,
+        on_too_large: Callable[[uuid.UUID], None] | None = None,
+    ) -> None:
         self._directory = directory
         self._interval = interval_s
         self._peers = peers
+        self._max_bytes = max_message_bytes
+        self._on_too_large = on_too_large
 
     async def Heartbeat(  # noqa: N802 (the gRPC method name)
         self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -103,7 +118,30 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
             HEARTBEATS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         HEARTBEATS.labels("ok").inc()
-        return pb.HeartbeatResponse(assignments=assignments, heartbeat_interval_s=self._interval)
+        reply = pb.HeartbeatResponse(assignments=assignments, heartbeat_interval_s=self._interval)
+        if reply.ByteSize() > self._max_bytes:
+            reply = self._fitted(peer.node_id, assignments)
+        return reply
+
+    def _fitted(self, node_id: uuid.UUID, assignments: list[Any]) -> pb.HeartbeatResponse:
+        """The desired state is fitted to one reply where it changes (desired/fitting.py), so this is a
+        net: a node whose state was never fitted, or fitted for a larger limit. gRPC would refuse the
+        whole reply and the node would hear nothing, keeping every tenant's stale access; instead the
+        node gets what fits now, and the node is fitted in the database (recorded as failed, shown in
+        REST) off this path."""
+        sizes = {a.assignment_id: fitting.reply_size(a) for a in assignments}
+        plan = fitting.fit(sizes, self._max_bytes)
+        TRIMMED.inc()
+        log.error(
+            "node %s: heartbeat reply over %d bytes; left out %s until the node is fitted",
+            node_id,
+            self._max_bytes,
+            ", ".join(sorted(plan.withheld)),
+        )
+        if self._on_too_large is not None:
+            self._on_too_large(node_id)
+        kept = [a for a in assignments if a.assignment_id not in plan.withheld]
+        return pb.HeartbeatResponse(assignments=kept, heartbeat_interval_s=self._interval)
 
 
 def make_csr() -> tuple[bytes, str]:
@@ -121,6 +159,7 @@ class HeartbeatServer:
     settings: Settings
     directory: Directory
     pki: PkiClient
+    on_too_large: Callable[[uuid.UUID], None] | None = None  # a node's reply did not fit: fit the node
     port: int = 0  # the port actually bound, once started
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _server: grpc.aio.Server | None = field(default=None, init=False)
@@ -156,9 +195,10 @@ class HeartbeatServer:
             ],
             maximum_concurrent_rpcs=s.heartbeat_max_concurrent_rpcs,
         )
-        pb_grpc.add_HeartbeatServicer_to_server(
-            HeartbeatServicer(self.directory, s.heartbeat_interval_s, Peers()), server
+        servicer = HeartbeatServicer(
+            self.directory, s.heartbeat_interval_s, Peers(), s.heartbeat_max_message_bytes, self.on_too_large
         )
+        pb_grpc.add_HeartbeatServicer_to_server(servicer, server)
         self.port = server.add_secure_port(f"{s.heartbeat_host}:{s.heartbeat_port}", credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {s.heartbeat_host}:{s.heartbeat_port}")

@@ -19,13 +19,15 @@ from gpulab_core import outbox, pagination
 from gpulab_core.contracts import inventory as c
 from gpulab_core.errors import Conflict, NotFound
 from gpulab_inventory.config import Settings
+from gpulab_inventory.desired import fitting
+from gpulab_inventory.desired import repository as desired_repo
 from gpulab_inventory.models import nodes, tables
 from gpulab_inventory.pki_client import PkiClient
 
 SOURCE = "inventory"
 
 
-def to_node(row: Any) -> c.Node:
+def to_node(row: Any, problems: list[str] | None = None) -> c.Node:
     return c.Node(
         id=row.id,
         hostname=row.hostname,
@@ -36,7 +38,14 @@ def to_node(row: Any) -> c.Node:
         agent_version=row.agent_version,
         hardware=c.Hardware.model_validate(row.hardware) if row.hardware is not None else None,
         created_at=row.created_at,
+        problems=problems or [],
     )
+
+
+async def _problems(session: AsyncSession, node_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    """Each node's problems: assignments withheld from its heartbeat reply (desired/fitting.py)."""
+    counts = await desired_repo.withheld_counts(session, node_ids)
+    return {node_id: [fitting.problem(count)] for node_id, count in counts.items()}
 
 
 def install_command(settings: Settings, token: str, fingerprint: str) -> str:
@@ -109,7 +118,8 @@ async def _get_row(session: AsyncSession, node_id: uuid.UUID, *, lock: bool = Fa
 
 
 async def get(session: AsyncSession, req: c.NodeIdRequest) -> c.Node:
-    return to_node(await _get_row(session, req.id))
+    row = await _get_row(session, req.id)
+    return to_node(row, (await _problems(session, [row.id])).get(row.id))
 
 
 async def new_token(session: AsyncSession, req: c.NodeIdRequest, pki: PkiClient, settings: Settings) -> c.Enrollment:
@@ -145,4 +155,5 @@ async def list_page(session: AsyncSession, req: c.ListNodesRequest) -> c.NodePag
     if req.status is not None:
         query = query.where(nodes.c.status == req.status)
     rows, cursor = await pagination.oldest_first(session, query, nodes, req.cursor, req.limit)
-    return c.NodePage(items=[to_node(r) for r in rows], next_cursor=cursor)
+    problems = await _problems(session, [r.id for r in rows])
+    return c.NodePage(items=[to_node(r, problems.get(r.id)) for r in rows], next_cursor=cursor)
