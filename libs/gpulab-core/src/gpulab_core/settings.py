@@ -12,9 +12,9 @@ import sys
 import typing
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretBytes, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretBytes, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "GPULAB_"
@@ -28,6 +28,32 @@ def redact(text: str) -> str:
     """`text` with the password of every URL in it replaced by `***`: what may be printed or logged
     of a database or NATS URL (the user, host and port say which one, the password nothing)."""
     return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+# The starts of values copied from examples (deploy/.env.example, compose files, READMEs) instead of
+# chosen: refused for every secret setting (SecretStr fields and the password of a URL setting).
+PLACEHOLDER_PREFIXES = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "example", "placeholder")
+# The settings that are URLs and may carry a password (`scheme://user:password@host`).
+URL_SETTINGS = ("database_url", "migration_database_url", "nats_url")
+
+
+def is_placeholder(secret: str | bytes) -> bool:
+    """Whether a secret is a placeholder from an example (compared without case or surrounding space)."""
+    text = (secret.decode(errors="replace") if isinstance(secret, bytes) else secret).strip().lower()
+    return text.startswith(PLACEHOLDER_PREFIXES)
+
+
+def url_passwords(value: str) -> list[str]:
+    """The passwords in a URL setting (a comma-separated list for NATS), percent-decoded."""
+    found = []
+    for url in value.split(","):
+        try:
+            password = urlsplit(url.strip()).password
+        except ValueError:
+            continue  # not a URL at all: the setting's own check says so
+        if password:
+            found.append(unquote(password))
+    return found
 
 
 def is_secret_field(settings_cls: type[BaseSettings], name: str) -> bool:
@@ -100,6 +126,22 @@ class CoreSettings(BaseSettings):
         if ":" in host:  # an IPv6 literal needs brackets in host:port
             host = f"[{host}]"
         return f"{host}:{port}"
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_placeholder_secret(cls, value: object, info: ValidationInfo) -> object:
+        """One rule for every secret setting, of this class and of each service's subclass: a value
+        copied from an example is refused (the error line never shows a secret: `describe_error`)."""
+        if isinstance(value, SecretStr | SecretBytes):
+            secrets: list[str | bytes] = [value.get_secret_value()]
+        elif info.field_name in URL_SETTINGS and isinstance(value, str):
+            secrets = list(url_passwords(value))
+        else:
+            return value
+        if any(is_placeholder(s) for s in secrets):
+            what = "the password in this URL" if info.field_name in URL_SETTINGS else "this secret"
+            raise ValueError(f"{what} is a placeholder from an example (change-me...); set a random one")
+        return value
 
     @field_validator("database_url", "migration_database_url")
     @classmethod

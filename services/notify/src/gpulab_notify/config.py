@@ -80,7 +80,9 @@ class Settings(CoreSettings):
     @field_validator("smtp_username")
     @classmethod
     def _both_or_neither(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if (value is None) != (info.data.get("smtp_password") is None):
+        if "smtp_password" not in info.data:
+            return value  # the password was refused itself (a placeholder): that error says it
+        if (value is None) != (info.data["smtp_password"] is None):
             raise ValueError("set both GPULAB_SMTP_USERNAME and GPULAB_SMTP_PASSWORD, or neither")
         return value
 
