@@ -86,8 +86,8 @@ async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one
     assert account.gecos.startswith("gpulab-managed"), account
     assert account.uid >= UID_MIN
     assert account.home == f"/home/{name}"
-    ssh_dir, keys = inside(pid, f"/home/{name}/.ssh"), inside(pid, keys_path)
-    for path, mode in ((ssh_dir, 0o700), (keys, 0o600)):
+    home, ssh_dir, keys = inside(pid, f"/home/{name}"), inside(pid, f"/home/{name}/.ssh"), inside(pid, keys_path)
+    for path, mode in ((home, 0o700), (ssh_dir, 0o700), (keys, 0o600)):
         st = path.stat()
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (account.uid, mode), path
     assert [line for line in keys.read_text().splitlines() if line and not line.startswith("#")] == [public_key]

@@ -13,6 +13,21 @@ export const FLAGS = [
   '--disable-sync',
 ];
 
+/**
+ * What the Content-Security-Policy refuses on this page (an inline script or handler, a foreign
+ * origin), collected into the returned list. Chromium reports each refusal on the console only,
+ * and a refused stylesheet handler breaks no script, so nothing else would notice: every browser
+ * test fails on one.
+ */
+export function recordCspRefusals(page, into = []) {
+  page.on('console', (msg) => {
+    if (msg.text().includes('Content Security Policy')) {
+      into.push(msg.text());
+    }
+  });
+  return into;
+}
+
 export async function runInBrowser(name, scenario) {
   try {
     const browser = await chromium.launch({
@@ -21,9 +36,13 @@ export async function runInBrowser(name, scenario) {
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const refused = recordCspRefusals(page);
       let failure = null;
       try {
         await scenario(page);
+        if (refused.length > 0) {
+          throw new Error(`the Content-Security-Policy refused: ${refused.join('; ')}`);
+        }
       } catch (err) {
         failure = err;
       }

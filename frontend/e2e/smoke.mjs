@@ -28,6 +28,13 @@ async function smoke(page) {
 
   const response = await page.goto(baseUrl, { waitUntil: 'load', timeout: TIMEOUT_MS });
   check(response?.ok(), `GET ${baseUrl} answered ${response?.status()}`);
+  // The app must work under the policy the deployment sends (docs/api.md): scripts only from itself
+  // (runInBrowser fails the run on anything the policy refused).
+  const csp = response.headers()['content-security-policy'] ?? '';
+  check(
+    csp.split(';').some((d) => d.trim() === "script-src 'self'"),
+    `the page came without script-src 'self' in its Content-Security-Policy (${JSON.stringify(csp)})`,
+  );
 
   // The panel settles on "ready" (a healthz reply, ok or degraded) or "error" (no usable reply).
   const panel = page.locator(

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/gpu/gputest"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
 	"github.com/gpulab/gpulab/agent/internal/proxmox/pvetest"
 )
@@ -133,8 +132,8 @@ func TestAPendingDeviceChangeIsFinishedByTheNextApply(t *testing.T) {
 
 func TestDeviceFromProcMapsByUUID(t *testing.T) {
 	root := t.TempDir()
-	writeInfo(t, root, "0000:01:00.0", "GPU-aaaaaaaa-0000-0000-0000-000000000000", 1)
-	writeInfo(t, root, "0000:41:00.0", "GPU-bbbbbbbb-0000-0000-0000-000000000000", 0)
+	gputest.WriteDriverInfo(t, root, "0000:01:00.0", "GPU-aaaaaaaa-0000-0000-0000-000000000000", "1")
+	gputest.WriteDriverInfo(t, root, "0000:41:00.0", "GPU-bbbbbbbb-0000-0000-0000-000000000000", "0")
 	s, e := newHost(t, func(c *Config) { c.DeviceFor = DeviceFromProc(root) })
 	// nvidia-smi's index 0 is the board at minor 1.
 	mustApply(t, e, enforce.Assignment{ID: idA, LinuxUsername: "alice", RAMMB: 1024,
@@ -146,21 +145,6 @@ func TestDeviceFromProcMapsByUUID(t *testing.T) {
 		GPUs: []enforce.GPU{{Index: 2, UUID: "GPU-cccccccc-0000-0000-0000-000000000000"}}})
 	if err == nil || !strings.Contains(err.Error(), "not on this host") {
 		t.Errorf("Apply with an unknown GPU = %v", err)
-	}
-}
-
-// writeInfo writes a GPU's /proc/driver/nvidia/gpus/<bus>/information as
-// the driver does.
-func writeInfo(t *testing.T, root, bus, uuid string, minor int) {
-	t.Helper()
-	dir := filepath.Join(root, "proc/driver/nvidia/gpus", bus)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	info := fmt.Sprintf("Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 0\nGPU UUID: \t %s\n"+
-		"Video BIOS: \t 96.00.99.00.01\nBus Type: \t PCIe\nBus Location: \t %s\nDevice Minor: \t %d\nGPU Excluded:\t No\n", uuid, bus, minor)
-	if err := os.WriteFile(filepath.Join(dir, "information"), []byte(info), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/gpu"
 )
 
 // The markers that make a PVE object the agent's. A CT is the agent's only
@@ -185,40 +184,9 @@ func devArgs(cur, want spec) []string {
 }
 
 // DeviceFromProc returns a Config.DeviceFor that finds each GPU's device
-// node by UUID in the driver's /proc/driver/nvidia/gpus/*/information
-// ("GPU UUID:" and "Device Minor:") under root ("/" on the host). A GPU's
-// minor number, not nvidia-smi's index, names its /dev/nvidiaN, and the two
-// differ when the driver enumerates in another order; the UUID names one
-// board.
+// node by UUID in the driver's /proc under root ("/" on the host), as
+// gpu.DeviceNode does: the minor number, not nvidia-smi's index, names a
+// GPU's /dev/nvidiaN.
 func DeviceFromProc(root string) func(enforce.GPU) (string, error) {
-	return func(g enforce.GPU) (string, error) {
-		dir := filepath.Join(root, "proc/driver/nvidia/gpus")
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return "", fmt.Errorf("find the device of GPU %s: %w (is the NVIDIA driver loaded on the host?)", g.UUID, err)
-		}
-		for _, ent := range entries {
-			data, err := os.ReadFile(filepath.Join(dir, ent.Name(), "information"))
-			if err != nil {
-				continue
-			}
-			var uuid, minor string
-			for line := range strings.Lines(string(data)) {
-				k, v, _ := strings.Cut(line, ":")
-				switch strings.TrimSpace(k) {
-				case "GPU UUID":
-					uuid = strings.TrimSpace(v)
-				case "Device Minor":
-					minor = strings.TrimSpace(v)
-				}
-			}
-			if uuid == g.UUID {
-				if n, err := strconv.Atoi(minor); err == nil && n >= 0 {
-					return "/dev/nvidia" + strconv.Itoa(n), nil
-				}
-				return "", fmt.Errorf("find the device of GPU %s: %s has no device minor", g.UUID, ent.Name())
-			}
-		}
-		return "", fmt.Errorf("GPU %s is not on this host (not in %s)", g.UUID, dir)
-	}
+	return func(g enforce.GPU) (string, error) { return gpu.DeviceNode(root, g.UUID) }
 }

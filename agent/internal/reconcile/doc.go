@@ -19,7 +19,9 @@
 //   - For each username named by a valid, unexpired assignment: create the
 //     account if it is missing (useradd --create-home --shell /bin/bash
 //     --comment "gpulab-managed ..." --user-group; no password is set, so the
-//     password is locked ("!") and only key login works), undo an earlier
+//     password is locked ("!") and only key login works; the new home then
+//     gets mode 0700 on its descriptor, as useradd under login.defs' usual
+//     UMASK 022 makes it 0755, readable by every other tenant), undo an earlier
 //     lock, apply each assignment's enforcement (package enforce, chosen by
 //     the assignment's mode), and only then write ~/.ssh/authorized_keys with
 //     the union of the keys of the assignments whose enforcement was applied.

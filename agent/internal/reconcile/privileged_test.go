@@ -276,3 +276,28 @@ func TestPrivilegedSoftEnforcementWritesTheSshdDropIn(t *testing.T) {
 		t.Error("psoft is not locked")
 	}
 }
+
+// The attack: useradd makes a home of mode 0755 where login.defs says
+// UMASK 022 (Debian's default), so every other tenant of the node could
+// read a colleague's code, data and shell history.
+func TestPrivilegedAColleagueCannotReadAnotherTenantsHome(t *testing.T) {
+	r, _ := realHost(t)
+	ctx := context.Background()
+	st := r.Apply(ctx, []*agentv1.Assignment{assign("h-1", "phana", keyA1), assign("h-2", "pivan", keyC1)})
+	if got, want := outcome(st), []string{"h-1=APPLIED", "h-2=APPLIED"}; !slices.Equal(got, want) {
+		t.Fatalf("outcome = %q, want %q (errors %q)", got, want, st.GetErrors())
+	}
+	hana, ivan := realAccount(t, "phana"), realAccount(t, "pivan")
+	if mode := stat(t, "/home/phana").Mode & 0o7777; mode != 0o700 {
+		t.Errorf("/home/phana has mode %o, want 0700", mode)
+	}
+	mustWrite(t, "/home/phana/notes.txt", "unpublished results\n", 0o644)
+	if err := os.Chown("/home/phana/notes.txt", hana.uid, hana.gid); err != nil {
+		t.Fatal(err)
+	}
+	cat := exec.Command("cat", "/home/phana/notes.txt")
+	cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(ivan.uid), Gid: uint32(ivan.gid)}}
+	if out, err := cat.CombinedOutput(); err == nil {
+		t.Errorf("pivan read phana's file: %q", out)
+	}
+}

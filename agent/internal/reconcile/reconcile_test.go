@@ -47,6 +47,12 @@ func TestApplyCreatesMarkedUsersAndWritesTheirKeys(t *testing.T) {
 	}
 	checkKeys(t, h, alice, keysContent(keyA1, keyA2))
 	checkKeys(t, h, h.account("carol"), keysContent(keyC1))
+	// useradd (the stand-in as the real one under UMASK 022) made 0755.
+	for _, home := range []string{"home/alice", "home/carol"} {
+		if mode := stat(t, h.path(home)).Mode & 0o7777; mode != homeMode {
+			t.Errorf("%s has mode %o, want %o", home, mode, homeMode)
+		}
+	}
 }
 
 func TestSecondApplyWithTheSameInputChangesNothing(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 )
 
 // lockExpireDay is the shadow expire field lockArgs sets: day 1 after the
@@ -36,6 +37,9 @@ func (r *Reconciler) ensureAccount(ctx context.Context, accts map[string]*accoun
 			return nil, fmt.Errorf("linux user %s is not in the account list with the gpulab marker after useradd succeeded", name)
 		}
 		accts[name] = a
+		if err := makeHomePrivate(r.homePath(a), a.uid); err != nil {
+			return nil, fmt.Errorf("create linux user %s: %w", name, err)
+		}
 	}
 	if err := r.checkManageable(a); err != nil {
 		return nil, err
@@ -53,6 +57,35 @@ func (r *Reconciler) ensureAccount(ctx context.Context, accts map[string]*accoun
 		}
 	}
 	return a, nil
+}
+
+// homeMode is the mode of a home the agent creates: tenants of one node are
+// not each other's audience. useradd would give 0755 where login.defs says
+// UMASK 022 (Debian's and RHEL's default), and HOME_MODE is not in every
+// shadow version the agent meets, so the agent sets the mode itself.
+const homeMode = 0o700
+
+// makeHomePrivate gives the home useradd just made mode homeMode, through a
+// descriptor opened without following a symlink. A home that useradd found
+// already there, owned by someone else, was not made by the agent and is
+// left as it is.
+func makeHomePrivate(home string, uid int) error {
+	fd, err := syscall.Open(home, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open home %s: %w", home, err)
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat home %s: %w", home, err)
+	}
+	if int(st.Uid) != uid || st.Mode&0o7777 == homeMode {
+		return nil
+	}
+	if err := syscall.Fchmod(fd, homeMode); err != nil {
+		return fmt.Errorf("make home %s private (mode %o): %w", home, homeMode, err)
+	}
+	return nil
 }
 
 // removeUser takes away a managed account's access: lock, kill its

@@ -6,7 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from pydantic import Field, SecretStr
 
+from gpulab_core import db
+from gpulab_core.natsconn import connect_nats
 from gpulab_core.settings import CoreSettings, load_settings
 
 
@@ -54,3 +57,46 @@ def test_a_service_refuses_to_start_on_a_bad_value_without_a_traceback() -> None
     assert done.stderr.strip().splitlines() == [
         "gpulab-identity: invalid setting GPULAB_RPC_TIMEOUT_S='-1': Input should be greater than 0"
     ]
+
+
+SECRET = "s3cr3t-Pa55"
+
+
+class WithSecret(CoreSettings):
+    api_token: SecretStr = Field(min_length=20)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        ("GPULAB_DATABASE_URL", f"mysql://gpulab:{SECRET}@db/gpulab", "'mysql://gpulab:***@db/gpulab'"),
+        ("GPULAB_MIGRATION_DATABASE_URL", f"mysql://gpulab:{SECRET}@db/gpulab", "'mysql://gpulab:***@db/gpulab'"),
+        ("GPULAB_NATS_URL", f"nats://a:4222,http://gpulab:{SECRET}@b:4222", "'nats://a:4222,http://gpulab:***@b:4222'"),
+        ("GPULAB_API_TOKEN", SECRET, None),
+    ],
+)
+def test_a_refused_secret_setting_is_named_but_never_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, value: str, shown: str | None
+) -> None:
+    # The attack: the start-up error line lands in journald, `docker logs` and CI output, readable
+    # by far more people than the secret's own file.
+    monkeypatch.setenv("GPULAB_API_TOKEN", "a-token-long-enough-to-pass")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        load_settings(WithSecret, "gpulab-test")
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert err.startswith(f"gpulab-test: invalid setting {name}{'=' + shown if shown else ''}: "), err
+
+
+async def test_an_unreachable_nats_is_named_without_its_password() -> None:
+    with pytest.raises(ConnectionError) as failed:
+        await connect_nats(f"nats://gpulab:{SECRET}@127.0.0.1:1", "redaction-test", wait_s=0.5)
+    assert SECRET not in str(failed.value)
+    assert "nats://gpulab:***@127.0.0.1:1" in str(failed.value)
+
+
+def test_a_database_url_of_another_kind_is_refused_without_its_password() -> None:
+    with pytest.raises(ValueError, match=r"mysql://gpulab:\*\*\*@db/x") as failed:
+        db.async_url(f"mysql://gpulab:{SECRET}@db/x")
+    assert SECRET not in str(failed.value)

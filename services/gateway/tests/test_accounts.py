@@ -219,3 +219,16 @@ async def test_accepting_with_a_token_that_is_too_long_is_422(gateway: Gateway) 
     async with gateway.browser() as client:
         reply = await client.post(f"{API}/auth/invites/{'t' * 201}/accept", json={"name": "A", "password": PASSWORD})
     assert reply.status_code == 422
+
+
+async def test_an_invite_to_a_lab_internal_domain_is_accepted(admin: Browser) -> None:
+    # A self-hosted lab often mails on its own network's names: mDNS's .local, .test, .lan,
+    # .internal (ICANN's private-use TLD). Names that reach no mailbox stay refused.
+    tag = uuid.uuid4().hex[:10]
+    for domain in ("lab.internal", "lab.local", "gpu.lab.test", "lab.lan"):
+        created = await admin.post("/users/invites", json={"email": f"ada-{tag}@{domain}"})
+        assert created.status_code == 201, (domain, created.text)
+        assert created.json()["email"] == f"ada-{tag}@{domain}"
+    for address in (f"ada-{tag}@localhost", f"ada-{tag}@lab.invalid", f"ada-{tag}@x.onion", f"ada-{tag}@lab"):
+        refused = await admin.post("/users/invites", json={"email": address})
+        assert refused.status_code == 422, (address, refused.text)

@@ -74,15 +74,31 @@ async def test_login_sets_an_httponly_strict_cookie_that_is_not_secure_over_http
     assert len(cookie.value) >= 32
 
 
-async def test_login_cookie_is_secure_when_the_public_url_is_https(
-    make_gateway: GatewayFactory, admin_email: str
+async def test_over_https_the_session_cookie_is_host_prefixed_so_a_planted_one_is_ignored(
+    make_gateway: GatewayFactory, admin_email: str, new_user: UserFactory
 ) -> None:
+    # The attack: a sibling subdomain (or a plain-http page on the path) sets a cookie of the
+    # session's name holding the attacker's own session, and the victim then works in the attacker's
+    # account (adds their SSH key there). A `__Host-` cookie can only be set Secure, for Path=/,
+    # without Domain, by the host itself: browsers refuse anything else under that name.
     gateway = make_gateway(public_url="https://gpulab.example.org", base_url="https://gw")
     async with gateway.browser() as client:
         reply = await client.post(f"{API}/auth/login", json={"email": admin_email, "password": PASSWORD})
         assert reply.status_code == 200
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(reply.headers["set-cookie"])
+        assert list(jar) == [f"__Host-{COOKIE_NAME}"]
         assert attributes(reply) == {"httponly", "path=/", "samesite=strict", "secure"}
         assert (await client.get(f"{API}/auth/me")).status_code == 200
+        logged_out = await client.post(f"{API}/auth/logout", headers={"X-CSRF-Token": reply.json()["csrf_token"]})
+        assert logged_out.status_code == 204
+        assert logged_out.headers["set-cookie"].startswith(f"__Host-{COOKIE_NAME}=")
+
+    attacker = await new_user()
+    attacker_token = attacker.client.cookies[COOKIE_NAME]  # http: the unprefixed name
+    async with gateway.browser() as victim:
+        victim.cookies.set(COOKIE_NAME, attacker_token)
+        assert (await victim.get(f"{API}/auth/me")).status_code == 401
 
 
 async def test_unknown_email_and_wrong_password_get_the_same_401(gateway: Gateway, admin_email: str) -> None:

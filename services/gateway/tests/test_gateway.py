@@ -21,7 +21,7 @@ from gpulab_core.events import MAX_MESSAGE_BYTES
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
 from gpulab_devstack.testing import BACKEND, TEST_CA_PASSPHRASE, Stack, wait_until
-from gpulab_gateway import middleware
+from gpulab_gateway import frontend, middleware
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
 from gpulab_gateway.middleware import route_template
@@ -229,6 +229,27 @@ async def test_web_app_is_served_with_spa_fallback_once_built(client: httpx.Asyn
     escape = await client.get("/%2e%2e/secret.txt")
     assert "outside the web root" not in escape.text
     assert (await client.get("/api/v1/not-a-page")).headers["content-type"] == "application/problem+json"
+
+
+async def test_the_web_app_allows_scripts_only_from_its_own_origin_as_the_caddyfile_does(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # The attack: a script injected into a page (a name that reached the HTML, a compromised
+    # dependency's inline snippet) runs with the admin's session. `script-src 'self'` runs only the
+    # app's own files. The local run's gateway and the deployment's Caddy send the same policy.
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<html>gpulab app</html>")
+    (web / "main-ABCDEF12.js").write_text("console.log(1)")
+    for path in ("/", "/admin/nodes/123", "/main-ABCDEF12.js"):
+        reply = await client.get(path)
+        assert reply.status_code == 200, path
+        assert reply.headers["content-security-policy"] == frontend.CONTENT_SECURITY_POLICY, path
+    directives = dict(d.strip().split(" ", 1) for d in frontend.CONTENT_SECURITY_POLICY.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    caddyfile = (Path(__file__).resolve().parents[3] / "Caddyfile").read_text()
+    assert f'Content-Security-Policy "{frontend.CONTENT_SECURITY_POLICY}"' in caddyfile
 
 
 async def test_gateway_liveness_and_metrics(client: httpx.AsyncClient) -> None:

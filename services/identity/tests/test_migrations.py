@@ -1,4 +1,4 @@
-"""The migrations create exactly what the models declare (identity_0003's column included)."""
+"""The migrations create exactly what the models declare (identity_0004's per-user key uniqueness included)."""
 
 from __future__ import annotations
 

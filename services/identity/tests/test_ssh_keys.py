@@ -42,16 +42,24 @@ async def test_add_list_delete_and_has_ssh_key(identity: Identity, migrated: Sta
     assert actions[:2] == ["ssh_key.removed", "ssh_key.added"]
 
 
-async def test_same_key_twice_is_refused_for_anyone(identity: Identity, migrated: Stack, tmp_path: Path) -> None:
+async def test_a_colleague_who_registers_your_public_key_first_does_not_block_you(
+    identity: Identity, migrated: Stack, tmp_path: Path
+) -> None:
+    # The attack: a public key is public (GitHub serves everyone's); bob registers alice's before she
+    # does. Her key is hers to add all the same: uniqueness is per user.
     alice, _ = await make_user(identity, migrated)
     bob, _ = await make_user(identity, migrated)
-    line, _ = real_key(tmp_path, "shared")
-    await identity.call("ssh_keys.add", {"user_id": alice, "public_key": line})
+    line, fingerprint = real_key(tmp_path, "alice")
+    await identity.call("ssh_keys.add", {"user_id": bob, "public_key": line})
+    key = await identity.call("ssh_keys.add", {"user_id": alice, "public_key": line})
+    assert key["fingerprint"] == fingerprint
+    assert (await identity.call("ssh_keys.authorized", {"user_id": alice}))["public_keys"] == [line.strip()]
+    # One user still cannot hold one key twice.
     for owner in (alice, bob):
         with pytest.raises(RemoteError) as dup:
             await identity.call("ssh_keys.add", {"user_id": owner, "public_key": line})
         assert dup.value.code == "duplicate_ssh_key"
-    assert len((await identity.call("ssh_keys.list", {"user_id": alice}))["items"]) == 1
+        assert len((await identity.call("ssh_keys.list", {"user_id": owner}))["items"]) == 1
 
 
 async def test_invalid_key_says_why_and_nothing_is_stored(identity: Identity, migrated: Stack, tmp_path: Path) -> None:

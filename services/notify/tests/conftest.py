@@ -83,10 +83,14 @@ async def notify(
     """`await notify(server, **settings)`: the notify runtime in this process, stopped after the test."""
     started: list[Runtime] = []
 
-    async def start(server: SmtpServer, **overrides: Any) -> Runtime:
-        # Through the environment, as in production, so that the variables' names are tested too.
+    async def start(server: SmtpServer, *, unset: tuple[str, ...] = (), **overrides: Any) -> Runtime:
+        # Through the environment, as in production, so that the variables' names are tested too;
+        # `unset` leaves variables out, so that their defaults are tested.
         for name, value in smtp_env(server, tls).items():
-            monkeypatch.setenv(name, value)
+            if name in unset:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
         settings = Settings(database_url=migrated.database_url, nats_url=migrated.nats_url, metrics_port=0, **overrides)
         runtime = Runtime(spec, settings)
         await runtime.start()

@@ -24,6 +24,7 @@ SECRET = "hunter2-secret"
         (
             {
                 "GPULAB_SMTP_HOST": "smtp.example.org",
+                "GPULAB_SMTP_SECURITY": "none",
                 "GPULAB_SMTP_USERNAME": "u",
                 "GPULAB_SMTP_PASSWORD": SECRET,
             },
@@ -49,8 +50,9 @@ def test_a_bad_smtp_setting_stops_notify_at_start_with_one_line(
 def test_the_port_follows_the_security_mode_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [k for k in os.environ if k.startswith("GPULAB_")]:
         monkeypatch.delenv(name)
-    assert Settings().smtp_effective_port == 1025
-    assert Settings(smtp_security="starttls").smtp_effective_port == 587
+    assert Settings().smtp_security == "starttls", "clear text only when chosen"
+    assert Settings().smtp_effective_port == 587
+    assert Settings(smtp_security="none").smtp_effective_port == 1025
     assert Settings(smtp_security="tls").smtp_effective_port == 465
     assert Settings(smtp_security="tls", smtp_port=2465).smtp_effective_port == 2465
     monkeypatch.setenv("GPULAB_SMTP_USERNAME", "")

@@ -208,6 +208,21 @@ async def test_an_insecure_server_gets_no_mail_and_the_delivery_waits(
     assert server.sink.received == []
 
 
+async def test_without_a_security_setting_notify_insists_on_starttls_and_sends_nothing_in_clear(
+    smtp: MakeSmtp, notify: StartNotify, nc: NATS, delivery_events: DeliveryEvents
+) -> None:
+    # The attack: a deployment that forgot GPULAB_SMTP_SECURITY would mail every invite token in
+    # clear text past anyone on the path to the relay. Clear text is only ever chosen explicitly.
+    server = smtp("none")
+    await notify(server, unset=("GPULAB_SMTP_SECURITY",))
+    invite = new_invite()
+    await publish_invite(nc, invite)
+
+    await wait_until(lambda: delivery_events.states(invite) == ["pending", "retrying"], timeout_s=20)
+    assert "does not offer STARTTLS" in delivery_events.for_invite(invite)[-1]["data"]["detail"]
+    assert server.sink.received == []
+
+
 async def test_database_lost_after_the_server_accepted_does_not_send_the_mail_again(
     smtp: MakeSmtp, notify: StartNotify, nc: NATS, engine: AsyncEngine, delivery_events: DeliveryEvents
 ) -> None:

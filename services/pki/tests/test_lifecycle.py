@@ -85,11 +85,24 @@ async def test_wrong_passphrase_refuses_to_start_with_one_line(fresh_db: Stack, 
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("value", ["change-me-please-now-really", "short"])
-def test_weak_passphrase_refuses_to_start_without_echoing_it(fresh_db: Stack, tmp_path: Path, value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "code", "says"),
+    [
+        # A placeholder is refused with the settings, as every secret setting's (gpulab_core.settings).
+        (
+            "change-me-please-now-really",
+            2,
+            "gpulab-pki: invalid setting GPULAB_CA_PASSPHRASE: Value error, this secret",
+        ),
+        ("short", 1, "gpulab-pki: cannot start: the CA key passphrase"),
+    ],
+)
+def test_weak_passphrase_refuses_to_start_without_echoing_it(
+    fresh_db: Stack, tmp_path: Path, value: str, code: int, says: str
+) -> None:
     done = run_pki(fresh_db, tmp_path, GPULAB_CA_PASSPHRASE=value)
-    assert done.returncode == 1
-    assert "gpulab-pki: cannot start: the CA key passphrase" in done.stderr
+    assert done.returncode == code
+    assert says in done.stderr
     assert value not in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+	"github.com/gpulab/gpulab/agent/internal/gpu"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
 
@@ -71,7 +72,8 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.preflight(a); err != nil {
+	devs, err := e.preflight(a)
+	if err != nil {
 		return err
 	}
 	uid, err := e.uid(a.LinuxUsername)
@@ -93,7 +95,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	if d == nil {
 		d = &sliceDropIn{uid: uid}
 	}
-	want := entry{id: a.ID, user: a.LinuxUsername, cpus: a.CPUs, ramMB: a.RAMMB, gpus: slices.Clone(a.GPUs)}
+	want := entry{id: a.ID, user: a.LinuxUsername, cpus: a.CPUs, ramMB: a.RAMMB, devs: devs}
 	if d.set(want) {
 		changed = append(changed, d)
 	}
@@ -148,29 +150,35 @@ func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
 }
 
 // preflight refuses, before anything is written, a host that cannot enforce
-// a: the admin reads this sentence in the dashboard, so it names what is
-// missing and what to do.
-func (e *Enforcer) preflight(a enforce.Assignment) error {
+// a, and returns the device node of each of a's GPUs: the admin reads the
+// refusal in the dashboard, so it names what is missing and what to do.
+func (e *Enforcer) preflight(a enforce.Assignment) ([]device, error) {
 	if fi, err := os.Stat(e.path("run/systemd/system")); err != nil || !fi.IsDir() {
-		return errors.New("cgroup enforcement needs systemd as the init system, and this node does not run it (no /run/systemd/system); use the soft or container mode here")
+		return nil, errors.New("cgroup enforcement needs systemd as the init system, and this node does not run it (no /run/systemd/system); use the soft or container mode here")
 	}
 	data, err := os.ReadFile(e.path("sys/fs/cgroup/cgroup.controllers"))
 	if err != nil {
-		return errors.New("cgroup enforcement needs the unified cgroup v2 hierarchy, and /sys/fs/cgroup is not one (cgroup v1 or hybrid); boot with systemd.unified_cgroup_hierarchy=1")
+		return nil, errors.New("cgroup enforcement needs the unified cgroup v2 hierarchy, and /sys/fs/cgroup is not one (cgroup v1 or hybrid); boot with systemd.unified_cgroup_hierarchy=1")
 	}
 	have := strings.Fields(string(data))
 	for _, c := range []string{"cpu", "memory"} {
 		if !slices.Contains(have, c) {
-			return fmt.Errorf("cgroup enforcement needs the %s controller of cgroup v2, and this kernel does not offer it (cgroup.controllers: %q)", c, strings.TrimSpace(string(data)))
+			return nil, fmt.Errorf("cgroup enforcement needs the %s controller of cgroup v2, and this kernel does not offer it (cgroup.controllers: %q)", c, strings.TrimSpace(string(data)))
 		}
 	}
+	devs := make([]device, 0, len(a.GPUs))
 	for _, g := range a.GPUs {
-		dev := "/dev/nvidia" + strconv.Itoa(g.Index)
-		if _, err := os.Stat(e.path(dev)); err != nil {
-			return fmt.Errorf("cgroup enforcement cannot allow GPU %d: %s does not exist on this node (is the NVIDIA driver loaded?)", g.Index, dev)
+		// By UUID: nvidia-smi's index is not the device minor (gpu.DeviceNode).
+		node, err := gpu.DeviceNode(e.cfg.Root, g.UUID)
+		if err != nil {
+			return nil, fmt.Errorf("cgroup enforcement cannot allow GPU %s: %w", g.UUID, err)
 		}
+		if _, err := os.Stat(e.path(node)); err != nil {
+			return nil, fmt.Errorf("cgroup enforcement cannot allow GPU %s: %s does not exist on this node (is the NVIDIA driver loaded?)", g.UUID, node)
+		}
+		devs = append(devs, device{node: node, uuid: g.UUID})
 	}
-	return nil
+	return devs, nil
 }
 
 // uid reads user's uid from the host's passwd: the reconciler created the

@@ -13,10 +13,12 @@ import (
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/enforcetest"
 	"github.com/gpulab/gpulab/agent/internal/enforce/soft/softtest"
+	"github.com/gpulab/gpulab/agent/internal/gpu/gputest"
 )
 
 const (
 	uuid0 = "GPU-ee71c7e5-5947-4a1f-a220-6a316a1c0f02"
+	uuid1 = "GPU-5e6f7a8b-0000-4a1f-a220-6a316a1c0f01"
 	uuid3 = "GPU-1a2b3c4d-0000-4a1f-a220-6a316a1c0f03"
 )
 
@@ -41,6 +43,10 @@ func newFakeHost(t *testing.T) *fakeHost {
 	for _, n := range []string{"nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidiactl"} {
 		h.write(t, "dev/"+n, "")
 	}
+	// Here each GPU's device minor is its index; the attack test makes them differ.
+	gputest.WriteDriverInfo(t, root, "0000:01:00.0", uuid0, "0")
+	gputest.WriteDriverInfo(t, root, "0000:41:00.0", uuid1, "1")
+	gputest.WriteDriverInfo(t, root, "0000:81:00.0", uuid3, "3")
 	return h
 }
 
@@ -81,7 +87,7 @@ func TestApplyLimitsTheUsersSliceThenSetsTheirGPUs(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 	want := header +
-		"# gpulab-assignment a-1 user=gpulab-alice cpus=8 ram_mb=65536 gpus=3=" + uuid3 + "\n" +
+		"# gpulab-assignment a-1 user=gpulab-alice cpus=8 ram_mb=65536 gpus=nvidia3=" + uuid3 + "\n" +
 		"[Slice]\nCPUQuota=800%\nMemoryMax=65536M\nMemorySwapMax=0\nDevicePolicy=closed\n" +
 		"DeviceAllow=char-pts rw\nDeviceAllow=/dev/tty rw\nDeviceAllow=/dev/ptmx rw\n" +
 		"DeviceAllow=/dev/nvidiactl rw\nDeviceAllow=/dev/nvidia-uvm rw\nDeviceAllow=/dev/nvidia-uvm-tools rw\n" +
@@ -187,8 +193,14 @@ func TestAHostThatCannotEnforceIsRefusedWithWhatItLacks(t *testing.T) {
 			assignment("a-1", "gpulab-alice", 1, 1), "unified cgroup v2 hierarchy"},
 		"no memory controller": {func(h *fakeHost, t *testing.T) { h.write(t, "sys/fs/cgroup/cgroup.controllers", "cpu io pids\n") },
 			assignment("a-1", "gpulab-alice", 1, 1), "needs the memory controller"},
-		"no device node": {func(*fakeHost, *testing.T) {},
-			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 7, UUID: uuid0}), "/dev/nvidia7 does not exist"},
+		"no device node": {func(h *fakeHost, t *testing.T) { gputest.WriteDriverInfo(t, h.root, "0000:01:00.0", uuid0, "7") },
+			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 0, UUID: uuid0}), "/dev/nvidia7 does not exist"},
+		"a GPU the driver does not know": {func(h *fakeHost, t *testing.T) {
+			os.RemoveAll(filepath.Join(h.root, "proc/driver/nvidia/gpus/0000:01:00.0"))
+		},
+			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 0, UUID: uuid0}), "is not on this host"},
+		"no NVIDIA driver": {func(h *fakeHost, t *testing.T) { os.RemoveAll(filepath.Join(h.root, "proc/driver/nvidia")) },
+			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 0, UUID: uuid0}), "is the NVIDIA driver loaded?"},
 		"no such user": {func(*fakeHost, *testing.T) {},
 			assignment("a-1", "carol", 1, 1), "user carol does not exist"},
 		"newline in an id": {func(*fakeHost, *testing.T) {},
@@ -197,8 +209,6 @@ func TestAHostThatCannotEnforceIsRefusedWithWhatItLacks(t *testing.T) {
 			assignment("a-1", "gpulab-alice", 1, -5), "not a valid memory limit"},
 		"a MIG device": {func(*fakeHost, *testing.T) {},
 			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 0, UUID: "MIG-ee71c7e5-5947-4a1f-a220-6a316a1c0f02"}), "not GPU-<uuid>"},
-		"an index past any GPU": {func(*fakeHost, *testing.T) {},
-			assignment("a-1", "gpulab-alice", 1, 1, enforce.GPU{Index: 2048, UUID: uuid0}), "GPU index 2048"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newFakeHost(t)
@@ -228,7 +238,7 @@ func TestSystemdAcceptsTheDropIn(t *testing.T) {
 		t.Skip("systemd-analyze is not installed")
 	}
 	d := &sliceDropIn{uid: 1001}
-	d.set(entry{id: "a-1", user: "gpulab-alice", cpus: 8, ramMB: 4096, gpus: []enforce.GPU{{Index: 0, UUID: uuid0}, {Index: 10, UUID: uuid3}}})
+	d.set(entry{id: "a-1", user: "gpulab-alice", cpus: 8, ramMB: 4096, devs: []device{{"/dev/nvidia10", uuid3}, {"/dev/nvidia0", uuid0}}})
 	unit := filepath.Join(t.TempDir(), "gpulab-check.slice")
 	if err := os.WriteFile(unit, d.render(), 0o644); err != nil {
 		t.Fatal(err)
@@ -239,5 +249,24 @@ func TestSystemdAcceptsTheDropIn(t *testing.T) {
 	}
 	if !strings.Contains(string(d.render()), "DeviceAllow=/dev/nvidia0 rw\nDeviceAllow=/dev/nvidia10 rw\n") {
 		t.Errorf("devices out of order:\n%s", d.render())
+	}
+}
+
+// The attack: nvidia-smi's index and the driver's device minor differ (the
+// driver numbers /dev/nvidiaN in its own probe order, nvidia-smi by PCI bus
+// id), so a rule built from the index would open another tenant's GPU and
+// shut the user out of their own.
+func TestACgroupRuleNamesTheRightMinorWhenIndexIsNotMinor(t *testing.T) {
+	h := newFakeHost(t)
+	// nvidia-smi's index 3 is the board the driver calls /dev/nvidia1, and
+	// index 1 is /dev/nvidia3.
+	gputest.WriteDriverInfo(t, h.root, "0000:41:00.0", uuid1, "3")
+	gputest.WriteDriverInfo(t, h.root, "0000:81:00.0", uuid3, "1")
+	if err := h.enforcer().Apply(context.Background(), assignment("a-1", "gpulab-alice", 8, 65536, enforce.GPU{Index: 3, UUID: uuid3})); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	got := h.read(aliceSlice)
+	if !strings.Contains(got, "DeviceAllow=/dev/nvidia1 rw\n") || strings.Contains(got, "/dev/nvidia3") {
+		t.Errorf("slice drop-in =\n%s\nwant /dev/nvidia1 (the minor of %s) allowed and /dev/nvidia3 (another GPU) not", got, uuid3)
 	}
 }

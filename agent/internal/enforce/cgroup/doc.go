@@ -18,7 +18,12 @@
 //	DeviceAllow=/dev/nvidia3 rw
 //	...
 //
-// then `systemctl daemon-reload`. logind puts every session of the user
+// then `systemctl daemon-reload`. Each GPU's device node is found by its
+// UUID in the driver's /proc/driver/nvidia/gpus/<bus id>/information
+// ("Device Minor"), never from nvidia-smi's index: the two numberings differ
+// on some hosts, and a rule built from the index would open another
+// tenant's GPU. The node is looked up again at every Apply, so a reboot that
+// renumbers the devices is followed. logind puts every session of the user
 // (ssh, su, systemd --user and what it starts) under user-<uid>.slice, so the
 // limits cover all of the user's processes, and systemd applies a changed
 // drop-in of a running slice at the reload, not only at the next login. A
@@ -41,8 +46,19 @@
 // What it does not: CPUQuota limits time, not which cores (no cpuset), and
 // GPU memory and compute are the whole assigned GPU; two assignments never
 // share a GPU because the control plane does not place them so. Processes
-// the user starts outside their slice (a cron job of root's, a system
-// service) are not limited.
+// of the user's that systemd places outside their slice are not limited,
+// and that includes the user's own cron and at jobs on Debian and Ubuntu:
+// their cron and atd run jobs through PAM's common-session-noninteractive,
+// which has no pam_systemd (Debian registers it for interactive sessions
+// only), so a job stays in cron.service's or atd.service's cgroup under
+// system.slice, with every GPU device open to it. Where the cron daemon's
+// PAM stack does call pam_systemd (Fedora and RHEL's cronie, through
+// password-auth), a job is a logind session in the user's slice and is
+// limited. `grep pam_systemd /etc/pam.d/cron* /etc/pam.d/atd` on the node
+// tells which; where it finds nothing, deny the managed accounts cron and at
+// (/etc/cron.allow and /etc/at.allow naming only the accounts that may use
+// them). systemd --user units and timers run in the user's slice
+// (user@<uid>.service is in it) and are limited.
 //
 // What the host needs: systemd as the init system (/run/systemd/system), the
 // unified cgroup v2 hierarchy with the cpu and memory controllers (systemd

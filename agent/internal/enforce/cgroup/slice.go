@@ -46,11 +46,8 @@ func validate(a enforce.Assignment) error {
 	case a.RAMMB < 0 || a.RAMMB > 1<<40:
 		return fmt.Errorf("cgroup enforcement: %d MiB is not a valid memory limit", a.RAMMB)
 	}
-	for _, g := range a.GPUs {
-		if g.Index < 0 || g.Index > 1023 {
-			return fmt.Errorf("cgroup enforcement: GPU index %d is not one nvidia-smi reports", g.Index)
-		}
-	}
+	// GPUs reach the file by UUID (checked by CheckNames) and by the device
+	// node the driver gives that UUID (preflight); nvidia-smi's index not at all.
 	return nil
 }
 
@@ -59,11 +56,25 @@ type entry struct {
 	id, user string
 	cpus     int
 	ramMB    int64
-	gpus     []enforce.GPU
+	devs     []device
+}
+
+// device is one assigned GPU: its device node, found by UUID when the
+// assignment was applied (preflight), and the UUID.
+type device struct {
+	node string // "/dev/nvidia<minor>"
+	uuid string
+}
+
+func compareDeviceEntries(a, b device) int {
+	if c := compareDevices(a.node, b.node); c != 0 {
+		return c
+	}
+	return strings.Compare(a.uuid, b.uuid)
 }
 
 func (en entry) equal(o entry) bool {
-	return en.id == o.id && en.user == o.user && en.cpus == o.cpus && en.ramMB == o.ramMB && slices.Equal(en.gpus, o.gpus)
+	return en.id == o.id && en.user == o.user && en.cpus == o.cpus && en.ramMB == o.ramMB && slices.Equal(en.devs, o.devs)
 }
 
 // sliceDropIn is one user slice's drop-in: the assignments it enforces.
@@ -75,7 +86,7 @@ type sliceDropIn struct {
 // set records en, replacing the entry of the same id; it reports whether
 // anything changed.
 func (d *sliceDropIn) set(en entry) bool {
-	slices.SortFunc(en.gpus, enforce.CompareGPUs)
+	slices.SortFunc(en.devs, compareDeviceEntries)
 	i, found := slices.BinarySearchFunc(d.entries, en.id, func(x entry, id string) int { return strings.Compare(x.id, id) })
 	if found {
 		if d.entries[i].equal(en) {
@@ -127,7 +138,8 @@ func (e *Enforcer) readAll() ([]*sliceDropIn, error) {
 	return out, nil
 }
 
-// parseEntry reads "# gpulab-assignment <id> user=U cpus=N ram_mb=M gpus=I=UUID,...".
+// parseEntry reads "# gpulab-assignment <id> user=U cpus=N ram_mb=M gpus=nvidiaN=UUID,...",
+// N being the device minor.
 // A line edited out of shape is skipped: the next write drops it.
 func parseEntry(line string) (entry, bool) {
 	rest, ok := strings.CutPrefix(line, idLine)
@@ -151,12 +163,13 @@ func parseEntry(line string) (entry, bool) {
 	}
 	if gpus != "-" {
 		for _, g := range strings.Split(gpus, ",") {
-			index, uuid, _ := strings.Cut(g, "=")
-			i, err := strconv.Atoi(index)
-			if err != nil || !enforce.GPUUUIDRE.MatchString(uuid) {
+			name, uuid, _ := strings.Cut(g, "=")
+			minor, ok := strings.CutPrefix(name, "nvidia")
+			n, err := strconv.Atoi(minor)
+			if !ok || err != nil || n < 0 || !enforce.GPUUUIDRE.MatchString(uuid) {
 				return entry{}, false
 			}
-			en.gpus = append(en.gpus, enforce.GPU{Index: i, UUID: uuid})
+			en.devs = append(en.devs, device{node: "/dev/nvidia" + strconv.Itoa(n), uuid: uuid})
 		}
 	}
 	return en, true
@@ -172,9 +185,9 @@ func (d *sliceDropIn) render() []byte {
 	var devs []string
 	for _, en := range d.entries {
 		var gs []string
-		for _, g := range en.gpus {
-			gs = append(gs, strconv.Itoa(g.Index)+"="+g.UUID)
-			devs = append(devs, "/dev/nvidia"+strconv.Itoa(g.Index))
+		for _, d := range en.devs {
+			gs = append(gs, strings.TrimPrefix(d.node, "/dev/")+"="+d.uuid)
+			devs = append(devs, d.node)
 		}
 		list := strings.Join(gs, ",")
 		if list == "" {

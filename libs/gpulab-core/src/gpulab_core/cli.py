@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gpulab_core import migrations
 from gpulab_core.runtime import ServiceSpec, serve
-from gpulab_core.settings import load_settings
+from gpulab_core.settings import load_settings, redact
 
 
 def main(spec: ServiceSpec, service_dir: Path | None, argv: Sequence[str] | None = None) -> int:
@@ -33,13 +33,14 @@ def main(spec: ServiceSpec, service_dir: Path | None, argv: Sequence[str] | None
             assert spec.tables is not None, "a service with migrations owns a schema"
             migrations.upgrade(service_dir, spec.tables.schema, settings.database_url, settings.migration_database_url)
         except Exception as exc:
-            print(f"{program}: migration failed: {exc}", file=sys.stderr)  # noqa: T201
+            # A driver's message may quote the URL it was given, password included.
+            print(f"{program}: migration failed: {redact(str(exc))}", file=sys.stderr)  # noqa: T201
             return 1
         print(f"{program}: schema is at the latest migration")  # noqa: T201
         return 0
     try:
         asyncio.run(serve(spec, settings))
     except ConnectionError as exc:
-        print(f"{program}: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"{program}: {redact(str(exc))}", file=sys.stderr)  # noqa: T201
         return 1
     return 0

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import MetaData, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from gpulab_core.settings import redact
+
 # Constraint names follow one convention so that migrations are predictable and diffable.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,7 +30,7 @@ def async_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
-    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+    raise ValueError(f"not a PostgreSQL URL: {redact(repr(url))}")  # never the password in a message
 
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}

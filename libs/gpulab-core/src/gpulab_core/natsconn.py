@@ -7,6 +7,8 @@ import asyncio
 import nats
 from nats.aio.client import Client as NATS
 
+from gpulab_core.settings import redact
+
 
 async def connect_nats(url: str, name: str, *, wait_s: float = 60.0) -> NATS:
     """Connect, waiting up to `wait_s` for NATS to come up; later outages are ridden out by reconnects."""
@@ -15,16 +17,21 @@ async def connect_nats(url: str, name: str, *, wait_s: float = 60.0) -> NATS:
     delay = 0.2
     while True:
         try:
-            return await nats.connect(
-                servers=url.split(","),
-                name=name,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-                allow_reconnect=True,
-            )
+            # Bounded: with max_reconnect_attempts=-1 nats.connect itself retries a first connection
+            # forever, and `wait_s` would never end.
+            async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+                return await nats.connect(
+                    servers=url.split(","),
+                    name=name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                )
         except Exception as exc:
             if loop.time() + delay > deadline:
-                raise ConnectionError(f"cannot reach NATS at {url}: {exc}") from exc
+                # The URL may carry the password (nats://user:password@host): never in a message.
+                why = str(exc) or f"no connection within {wait_s:g} s"
+                raise ConnectionError(f"cannot reach NATS at {redact(url)}: {redact(why)}") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)

@@ -7,15 +7,65 @@ A bad value must stop the process at start with one line that names the variable
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
+import typing
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretBytes, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "GPULAB_"
+
+# The password of a URL (`scheme://user:password@host`), up to the `@` of that URL: a list of URLs
+# (`GPULAB_NATS_URL`, comma-separated) is redacted URL by URL.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s,]*):[^@\s,]*@")
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URL in it replaced by `***`: what may be printed or logged
+    of a database or NATS URL (the user, host and port say which one, the password nothing)."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+# The starts of values copied from examples (deploy/.env.example, compose files, READMEs) instead of
+# chosen: refused for every secret setting (SecretStr fields and the password of a URL setting).
+PLACEHOLDER_PREFIXES = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "example", "placeholder")
+# The settings that are URLs and may carry a password (`scheme://user:password@host`).
+URL_SETTINGS = ("database_url", "migration_database_url", "nats_url")
+
+
+def is_placeholder(secret: str | bytes) -> bool:
+    """Whether a secret is a placeholder from an example (compared without case or surrounding space)."""
+    text = (secret.decode(errors="replace") if isinstance(secret, bytes) else secret).strip().lower()
+    return text.startswith(PLACEHOLDER_PREFIXES)
+
+
+def url_passwords(value: str) -> list[str]:
+    """The passwords in a URL setting (a comma-separated list for NATS), percent-decoded."""
+    found = []
+    for url in value.split(","):
+        try:
+            password = urlsplit(url.strip()).password
+        except ValueError:
+            continue  # not a URL at all: the setting's own check says so
+        if password:
+            found.append(unquote(password))
+    return found
+
+
+def is_secret_field(settings_cls: type[BaseSettings], name: str) -> bool:
+    """Whether the field holds a secret (SecretStr or SecretBytes, optional or not): never shown."""
+    field = settings_cls.model_fields.get(name)
+    if field is None:
+        return False
+    annotation = field.annotation
+    return annotation in (SecretStr, SecretBytes) or any(
+        a in (SecretStr, SecretBytes) for a in typing.get_args(annotation)
+    )
+
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -77,6 +127,22 @@ class CoreSettings(BaseSettings):
             host = f"[{host}]"
         return f"{host}:{port}"
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_placeholder_secret(cls, value: object, info: ValidationInfo) -> object:
+        """One rule for every secret setting, of this class and of each service's subclass: a value
+        copied from an example is refused (the error line never shows a secret: `describe_error`)."""
+        if isinstance(value, SecretStr | SecretBytes):
+            secrets: list[str | bytes] = [value.get_secret_value()]
+        elif info.field_name in URL_SETTINGS and isinstance(value, str):
+            secrets = list(url_passwords(value))
+        else:
+            return value
+        if any(is_placeholder(s) for s in secrets):
+            what = "the password in this URL" if info.field_name in URL_SETTINGS else "this secret"
+            raise ValueError(f"{what} is a placeholder from an example (change-me...); set a random one")
+        return value
+
     @field_validator("database_url", "migration_database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:
@@ -96,14 +162,19 @@ class CoreSettings(BaseSettings):
 S = TypeVar("S", bound=BaseSettings)
 
 
-def describe_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
-    """One line per bad setting: `GPULAB_X='value': reason`."""
+def describe_error(
+    exc: ValidationError, settings_cls: type[BaseSettings] | None = None, prefix: str = ENV_PREFIX
+) -> str:
+    """One line per bad setting: `GPULAB_X='value': reason`. The value of a secret field is left out
+    (`GPULAB_X: reason`), and every URL's password shows as `***`: this line goes to logs."""
     parts = []
     for err in exc.errors():
         name = prefix + "_".join(str(p) for p in err["loc"]).upper()
         value = err.get("input")
-        shown = "" if isinstance(value, dict) else f"={value!r}"
-        parts.append(f"{name}{shown}: {err['msg']}")
+        field = str(err["loc"][0]) if err["loc"] else ""
+        secret = settings_cls is not None and is_secret_field(settings_cls, field)
+        shown = "" if isinstance(value, dict) or secret else f"={redact(repr(value))}"
+        parts.append(f"{name}{shown}: {redact(err['msg'])}")
     return "; ".join(parts)
 
 
@@ -112,5 +183,5 @@ def load_settings(cls: type[S], program: str) -> S:
     try:
         return cls()
     except ValidationError as exc:
-        print(f"{program}: invalid setting {describe_error(exc)}", file=sys.stderr)  # noqa: T201
+        print(f"{program}: invalid setting {describe_error(exc, cls)}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None

@@ -20,6 +20,16 @@ or run <code>make -C frontend build</code>). The API is up at <a href="/api/v1/h
 
 RESERVED = ("api/", "downloads/")
 
+# The web app's Content-Security-Policy, the Caddyfile's too (a test holds them equal): scripts only
+# from the app's own origin, so an injected <script>, inline handler or javascript: URL never runs
+# (the production build inlines none: angular.json turns critical-CSS inlining off, whose
+# `onload` handler is the one inline script Angular would emit); never inside someone's frame (the
+# portal shows one-time tokens and has admin buttons); no plugins; <base> and forms stay same-origin.
+CONTENT_SECURITY_POLICY = (
+    "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+CSP = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
+
 
 def _resolve(root: Path, path: str) -> Path | None:
     """The file under root that `path` names, or None; never a file outside root."""
@@ -38,14 +48,14 @@ async def app_file(path: str, request: Request) -> Response:
     root: Path = request.app.state.settings.frontend_dir
     index = root / "index.html"
     if not index.is_file():
-        return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Retry-After": "10"})
+        return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Retry-After": "10", **CSP})
     found = _resolve(root, path) if path else None
     if found is not None:
         # Angular's hashed bundles never change under a name; index.html must always be fresh.
         cache = (
             "public, max-age=31536000, immutable" if found.name != "index.html" and "-" in found.stem else "no-cache"
         )
-        return FileResponse(found, headers={"Cache-Control": cache})
+        return FileResponse(found, headers={"Cache-Control": cache, **CSP})
     if "." in path.rsplit("/", 1)[-1]:
         raise HTTPException(404, "no such file")
-    return FileResponse(index, headers={"Cache-Control": "no-cache"})
+    return FileResponse(index, headers={"Cache-Control": "no-cache", **CSP})

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request, Response, Security
+from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from gpulab_core import errors
@@ -27,6 +28,11 @@ from gpulab_gateway import problems, upstream
 from gpulab_gateway.config import Settings
 
 COOKIE_NAME = "gpulab_session"
+# Over https the cookie is `__Host-gpulab_session`: browsers accept a cookie of that name only
+# Secure, Path=/ and without Domain, from the host itself, so neither a sibling subdomain nor a
+# plain-http page can plant one (a session fixation). Over http (the local run) no prefix can hold,
+# as `__Host-` demands Secure.
+HOST_PREFIX = "__Host-"
 CSRF_HEADER = "X-CSRF-Token"
 # Methods that change nothing, so they need no CSRF token (RFC 9110 "safe" methods).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -36,11 +42,29 @@ SAME_SITE: Literal["strict"] = "strict"
 # identity's `SessionRequest.session_token` limit: anything longer is not a session of ours.
 TOKEN_MAX_CHARS = 200
 
-session_cookie = APIKeyCookie(
+
+def cookie_name(settings: Settings) -> str:
+    """The session cookie's name: `__Host-gpulab_session` over https, `gpulab_session` over http."""
+    return HOST_PREFIX + COOKIE_NAME if settings.secure_cookies else COOKIE_NAME
+
+
+class SessionCookie(APIKeyCookie):
+    """The session cookie under the name this deployment uses (`cookie_name`); the other is ignored.
+
+    OpenAPI's apiKey scheme holds one name: it says `gpulab_session` and its description the rest.
+    """
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        settings: Settings = request.app.state.settings
+        return self.check_api_key(request.cookies.get(cookie_name(settings)))
+
+
+session_cookie = SessionCookie(
     name=COOKIE_NAME,
     scheme_name="session",
     auto_error=False,
-    description="The session cookie `POST /auth/login` sets (HttpOnly, SameSite=Strict, Secure over https).",
+    description="The session cookie `POST /auth/login` sets (HttpOnly, SameSite=Strict; when the public URL is "
+    "https it is Secure and named `__Host-gpulab_session`).",
 )
 csrf_header = APIKeyHeader(
     name=CSRF_HEADER,
@@ -213,8 +237,9 @@ AdminWrite = Annotated[Session, Depends(admin_writer)]
 
 def set_cookie(response: Response, settings: Settings, token: str, expires_at: datetime) -> None:
     max_age = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
+    # `__Host-` over https: Secure, Path=/ and no Domain, as that prefix demands.
     response.set_cookie(
-        COOKIE_NAME,
+        cookie_name(settings),
         token,
         max_age=max_age,
         path="/",
@@ -225,4 +250,6 @@ def set_cookie(response: Response, settings: Settings, token: str, expires_at: d
 
 
 def clear_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(COOKIE_NAME, path="/", secure=settings.secure_cookies, httponly=True, samesite=SAME_SITE)
+    response.delete_cookie(
+        cookie_name(settings), path="/", secure=settings.secure_cookies, httponly=True, samesite=SAME_SITE
+    )

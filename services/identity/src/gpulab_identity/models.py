@@ -11,6 +11,7 @@ from sqlalchemy import (
     LargeBinary,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -105,13 +106,15 @@ ssh_keys = Table(
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("user_id", UUID(as_uuid=True), ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
     Column("type", Text, nullable=False),
-    # One key, one person: the same key may not be registered twice, by anyone.
-    Column("fingerprint", Text, nullable=False, unique=True),
+    Column("fingerprint", Text, nullable=False),
     Column("comment", Text, nullable=False),
     Column("public_key", Text, nullable=False),
     _now(),
+    # Unique per user, not globally: a public key is public, and a global rule let anyone who
+    # registered a colleague's key first keep the colleague from adding it (identity_0004). Its
+    # index, led by user_id, also serves every per-user query.
+    UniqueConstraint("user_id", "fingerprint"),
 )
-Index("ix_ssh_keys_user_id", ssh_keys.c.user_id)
 
 audit_log = Table(
     "audit_log",

@@ -40,8 +40,10 @@ class Settings(CoreSettings):
     smtp_host: str = Field(default="127.0.0.1", min_length=1)
     # Unset: the registered port of `smtp_security` (DEFAULT_PORTS).
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
-    # `none` is the local run's default only; a non-loopback host with it is logged as a warning at start.
-    smtp_security: SmtpSecurity = Field(default="none", validate_default=True)
+    # STARTTLS unless `none` is chosen explicitly: forgetting this setting must not send invite tokens
+    # in clear text. The local run's catcher sets `none` itself (gpulab_devstack.run); a non-loopback
+    # host with `none` is logged as a warning at start.
+    smtp_security: SmtpSecurity = Field(default="starttls", validate_default=True)
     smtp_from: str = "gpulab <gpulab@localhost>"
     # The name in EHLO; unset: the host of GPULAB_PUBLIC_URL (smtplib's own default does a reverse
     # DNS lookup per connection, which can stall for seconds in containers).
@@ -80,7 +82,9 @@ class Settings(CoreSettings):
     @field_validator("smtp_username")
     @classmethod
     def _both_or_neither(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if (value is None) != (info.data.get("smtp_password") is None):
+        if "smtp_password" not in info.data:
+            return value  # the password was refused itself (a placeholder): that error says it
+        if (value is None) != (info.data["smtp_password"] is None):
             raise ValueError("set both GPULAB_SMTP_USERNAME and GPULAB_SMTP_PASSWORD, or neither")
         return value
 

@@ -16,8 +16,9 @@ DEFAULT_HEARTBEAT_PORT = 50052
 
 class Settings(CoreSettings):
     metrics_port: int = 9102
-    # Encrypts the CA key at rest. Unset: the local run's generated file (see `passphrase`). It is not
-    # checked by a pydantic validator, because a refused value would be echoed in the error line.
+    # Encrypts the CA key at rest. Unset: the local run's generated file (see `passphrase`). A
+    # placeholder is refused at start, as for every secret (gpulab_core.settings); its length is
+    # checked where it is used (`passphrase`), with the same rules as the file's.
     ca_passphrase: SecretStr | None = None
     enroll_host: str = "127.0.0.1"  # containers set 0.0.0.0
     # 0 picks a free port (tests, replicas side by side).

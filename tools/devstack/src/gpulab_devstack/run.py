@@ -92,6 +92,7 @@ class DevRun:
         if not self.env.get("GPULAB_SMTP_HOST"):
             port = int(self.env.get("GPULAB_DEV_SMTP_PORT", DEFAULT_SMTP_PORT))
             self.mail = mailsink.start(self.data_dir / "mail", port, lambda text: self.out.line("mail", text))
+            # `none` explicitly: notify's default is starttls, which the catcher does not offer.
             self.env.update(GPULAB_SMTP_HOST="127.0.0.1", GPULAB_SMTP_PORT=str(port), GPULAB_SMTP_SECURITY="none")
             self.say(f"mail goes to a local catcher on 127.0.0.1:{port}: shown here, kept in {self.data_dir / 'mail'}")
         self.env.setdefault("GPULAB_PUBLIC_URL", f"http://127.0.0.1:{self.env.get('GPULAB_HTTP_PORT', '8080')}")

@@ -1744,7 +1744,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
-                    /** @description `gpulab_session`: the session (HttpOnly; SameSite=Strict; Path=/; Max-Age to the session's end; Secure when the public URL is https) */
+                    /** @description `gpulab_session`: the session (HttpOnly; SameSite=Strict; Path=/; Max-Age to the session's end; when the public URL is https, Secure and named `__Host-gpulab_session`) */
                     "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };

@@ -2,11 +2,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import email_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 # API.md: list `limit` defaults to 50, at most 500.
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+
+# The IANA special-use domain names a lab's own network uses for mail: mDNS's `.local` and `.test`.
+# email-validator refuses every special-use name; a self-hosted lab often has only such addresses.
+# `.internal` (ICANN's private-use TLD) and `.lan` are no special-use names and pass as they are;
+# `localhost`, `.invalid`, `.onion`, `.arpa` and names without a dot stay refused: no mailbox is there.
+LAB_DOMAIN_NAMES = ("local", "test")
+# email-validator reads this list at every call; removing names from it is its documented way to
+# admit them (its README, "Special Use Domain Names"). Every process that validates an email
+# imports this module (every contract does).
+for _name in LAB_DOMAIN_NAMES:
+    if _name in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(_name)
+
+# An email address as gpulab accepts one: syntax only (no DNS lookup), lab-internal names included.
+EmailAddress = EmailStr
 
 
 class Contract(BaseModel):

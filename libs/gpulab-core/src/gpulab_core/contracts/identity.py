@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
-from gpulab_core.contracts.common import Contract, Page
+from gpulab_core.contracts.common import Contract, EmailAddress, Page
 
 SERVICE = "identity"
 
@@ -82,7 +82,7 @@ class SessionReply(Contract):
 # ---- invites ----
 class InviteRequest(Contract):
     actor_id: uuid.UUID
-    email: EmailStr
+    email: EmailAddress
     role: Role = "user"
 
 

@@ -33,7 +33,8 @@ def _settings(request: Request) -> Settings:
             "headers": {
                 "Set-Cookie": {
                     "description": f"`{sessions.COOKIE_NAME}`: the session (HttpOnly; SameSite=Strict; Path=/; "
-                    "Max-Age to the session's end; Secure when the public URL is https)",
+                    "Max-Age to the session's end; when the public URL is https, Secure and named "
+                    f"`{sessions.HOST_PREFIX}{sessions.COOKIE_NAME}`)",
                     "schema": {"type": "string"},
                 }
             }
@@ -58,7 +59,7 @@ async def login(body: Credentials, request: Request, response: Response) -> Logi
     cache = sessions.cache_of(request)
     # Whatever session this browser had is over: its cookie is replaced below, and a session nobody
     # holds a cookie for should not stay valid on the server.
-    old = request.cookies.get(sessions.COOKIE_NAME)
+    old = request.cookies.get(sessions.cookie_name(_settings(request)))
     if old and old != reply.session_token and len(old) <= sessions.TOKEN_MAX_CHARS:
         try:
             await upstream.identity_command(request, "auth.logout", contract.SessionRequest(session_token=old))

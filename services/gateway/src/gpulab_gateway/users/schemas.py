@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gpulab_core.contracts import identity as contract
-from gpulab_core.contracts.common import Contract
+from gpulab_core.contracts.common import Contract, EmailAddress
 
 
 class NewInvite(Contract):
-    email: EmailStr
+    email: EmailAddress
     role: contract.Role = "user"
 
 

@@ -56,7 +56,8 @@ async def add(session: AsyncSession, user_id: uuid.UUID, text: str, max_keys: in
             row = await repo.insert(session, key_id, user_id, parsed)
     except IntegrityError:
         # Nothing is emitted for a refused key (the edge rolls the version back with the rest).
-        raise DuplicateSshKey(f"this key ({parsed.fingerprint}) is already registered") from None
+        # Only (user_id, fingerprint) is unique: another user holding the same key does not matter.
+        raise DuplicateSshKey(f"you have this key ({parsed.fingerprint}) already") from None
     await audit.append(
         session,
         action="ssh_key.added",

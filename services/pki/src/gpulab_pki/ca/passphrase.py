@@ -12,11 +12,10 @@ import secrets
 import stat
 from pathlib import Path
 
+from gpulab_core.settings import is_placeholder
 from gpulab_pki.ca.errors import CaKeyError, WeakPassphrase
 
 MIN_PASSPHRASE_CHARS = 16  # 16 random characters is > 90 bits even from a small alphabet
-# The starts of values copied from examples (.env.example, compose files) instead of chosen.
-PLACEHOLDER_PREFIXES = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "example", "placeholder")
 GENERATED_BYTES = 32  # 256 bits, written as base64
 _FILE_MAX_BYTES = 4096  # a passphrase file is one line; a bigger file is the wrong file
 
@@ -27,7 +26,8 @@ def check_passphrase(value: str | bytes) -> bytes:
     text = raw.strip()
     if not text:
         raise WeakPassphrase("the CA key passphrase is empty")
-    if text.lower().startswith(tuple(p.encode() for p in PLACEHOLDER_PREFIXES)):
+    # The rule of every secret setting (gpulab_core.settings), here also for the passphrase file.
+    if is_placeholder(text):
         raise WeakPassphrase("the CA key passphrase is a placeholder from an example; set a random one")
     if len(text) < MIN_PASSPHRASE_CHARS:
         raise WeakPassphrase(f"the CA key passphrase has {len(text)} characters; at least {MIN_PASSPHRASE_CHARS}")
