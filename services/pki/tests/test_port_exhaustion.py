@@ -128,6 +128,19 @@ async def flood(service: PkiService, count: int) -> list[asyncio.StreamWriter]:
     return held
 
 
+async def eventually(attempt: Any, within_s: float = 10.0) -> Any:
+    """attempt() once it succeeds: the server counts a closed connection out when its side of the
+    close has run, which a loaded machine delays (a freed place is not free at the same instant)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return await attempt()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def renew_once(service: PkiService) -> str:
     """A node enrolls, then renews as its agent does (a new key, the current certificate in the
     handshake), both from 127.0.0.1; the renewed certificate's CN."""
@@ -185,8 +198,7 @@ async def test_the_per_address_cap_admits_its_last_connection_and_refuses_the_ne
             await renew_once(service)
             # A place that frees up is taken again.
             held.pop().transport.abort()
-            await asyncio.sleep(0.2)
-            _reader, again = await tls_connect(service, ATTACKER)
+            _reader, again = await eventually(lambda: tls_connect(service, ATTACKER))
             held.append(again)
         finally:
             close_all(held)
@@ -244,7 +256,6 @@ async def test_the_whole_port_admits_its_last_connection_and_refuses_the_next_fr
                     await tls_connect(service, "127.0.0.6")
             assert "GPULAB_ENROLL_MAX_CONNECTIONS=3" in caplog.text
             held.pop().transport.abort()
-            await asyncio.sleep(0.2)
-            await renew_once(service)  # a place freed: the next one gets it
+            await eventually(lambda: renew_once(service))  # a place freed: the next one gets it
         finally:
             close_all(held)
