@@ -21,7 +21,8 @@ from gpulab_inventory import __version__
 from gpulab_inventory.config import Settings
 from gpulab_inventory.desired.service import CONSUMES, DESIRED_STATE_CHANGED, Projection, nodes_in_notice
 from gpulab_inventory.handlers import endpoints
-from gpulab_inventory.heartbeat.directory import Directory, record_revoked
+from gpulab_inventory.heartbeat.directory import Directory
+from gpulab_inventory.heartbeat.revocations import record_revoked
 from gpulab_inventory.heartbeat.server import HeartbeatServer
 from gpulab_inventory.models import tables
 from gpulab_inventory.pki_client import PkiClient

@@ -22,20 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf import json_format
 from gpulab.agent.v1 import assignment_pb2
 from prometheus_client import Counter, Gauge
-from pydantic import ValidationError
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gpulab_core import outbox
 from gpulab_core.contracts import inventory as c
 from gpulab_core.errors import InvalidRequest
-from gpulab_inventory.heartbeat import reports
+from gpulab_inventory.heartbeat import reports, revocations, wire
 from gpulab_inventory.heartbeat.reports import Outcome
-from gpulab_inventory.models import desired_assignments, nodes, revoked_certificates, tables
+from gpulab_inventory.models import desired_assignments, nodes, tables
 
 log = logging.getLogger(__name__)
 SOURCE = "inventory"
@@ -117,19 +114,19 @@ class Directory:
             if unchanged:  # the common case: nothing new
                 node_changes = False
             else:
-                parsed = _hardware_dict(hardware)
+                parsed = wire.hardware_dict(hardware)
                 if parsed == node.hardware:  # the same hardware, first seen by this replica's cache
                     node.hardware_wire = hardware_wire
                     node_changes = False
         else:
-            parsed = node.hardware if unchanged else _hardware_dict(hardware)
+            parsed = node.hardware if unchanged else wire.hardware_dict(hardware)
         if not node_changes and not news:
             if applied_wire is not None:
                 node.applied_wire = applied_wire
             self._seen[node_id] = now
             return node.assignments
-        wire = node.hardware_wire if hardware_wire is None else hardware_wire
-        node = await self._write(node, now, agent_version, wire, parsed, forgets, node_changes, news, applied_wire)
+        seen_wire = node.hardware_wire if hardware_wire is None else hardware_wire
+        node = await self._write(node, now, agent_version, seen_wire, parsed, forgets, node_changes, news, applied_wire)
         if node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
         return node.assignments
@@ -144,8 +141,7 @@ class Directory:
 
     async def reload_revoked(self) -> None:
         async with self.sessions() as session:
-            serials = (await session.execute(select(revoked_certificates.c.serial))).scalars().all()
-        self._revoked = frozenset(serials)
+            self._revoked = await revocations.revoked_serials(session)
 
     async def run_revoked_refresh(self, every_s: float) -> None:
         """The revoked serials, read again every `every_s` off the heartbeat path (pki's events add
@@ -182,7 +178,7 @@ class Directory:
                     .order_by(desired_assignments.c.assignment_id)
                 )
             ).all()
-        assignments = [_assignment(d.spec) for d in desired]
+        assignments = [wire.assignment_from_spec(d.spec) for d in desired]
         reported: dict[str, Outcome | None] = {
             a.assignment_id: (d.reported_state, d.reported_message) if d.reported_state is not None else None
             for a, d in zip(assignments, desired, strict=True)
@@ -359,15 +355,6 @@ class Directory:
                 log.warning("offline sweep failed, retrying: %s", exc)
 
 
-async def record_revoked(session: AsyncSession, serials: Sequence[str], node_id: uuid.UUID | None) -> None:
-    if serials:
-        await session.execute(
-            insert(revoked_certificates)
-            .values([{"serial": s, "node_id": node_id} for s in serials])
-            .on_conflict_do_nothing()
-        )
-
-
 def _cached(row: Any, assignments: list[assignment_pb2.Assignment], reported: dict[str, Outcome | None]) -> CachedNode:
     return CachedNode(
         id=row.id,
@@ -380,35 +367,3 @@ def _cached(row: Any, assignments: list[assignment_pb2.Assignment], reported: di
         reported=reported,
         loaded_at=time.monotonic(),
     )
-
-
-def _assignment(spec: dict[str, Any]) -> assignment_pb2.Assignment:
-    message = assignment_pb2.Assignment()
-    json_format.ParseDict(spec, message, ignore_unknown_fields=True)
-    return message
-
-
-def _hardware_dict(hardware: Any) -> dict[str, Any]:
-    """The agent's Hardware message as the REST `Node.hardware` object, checked like any input."""
-    raw = {
-        "cpu_model": hardware.cpu_model,
-        "cpu_cores": hardware.cpu_cores,
-        "ram_mb": hardware.ram_mb,
-        "gpus": [
-            {
-                "index": g.index,
-                "uuid": g.uuid,
-                "name": g.name,
-                "memory_mb": g.memory_mb,
-                "mig_capable": g.mig_capable,
-                "mig_enabled": g.mig_enabled,
-            }
-            for g in hardware.gpus
-        ],
-    }
-    try:
-        return c.Hardware.model_validate(raw).model_dump(mode="json")
-    except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidRequest(f"hardware.{where}: {first['msg']}") from None

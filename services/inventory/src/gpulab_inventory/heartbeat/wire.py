@@ -1,0 +1,45 @@
+"""The heartbeat's protobuf messages as the dicts the rest of inventory keeps: the one place that
+converts between the two (the gRPC edge), checking what a node sends like any other input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from gpulab.agent.v1 import assignment_pb2
+from pydantic import ValidationError
+
+from gpulab_core.contracts import inventory as c
+from gpulab_core.errors import InvalidRequest
+
+
+def assignment_from_spec(spec: dict[str, Any]) -> assignment_pb2.Assignment:
+    message = assignment_pb2.Assignment()
+    json_format.ParseDict(spec, message, ignore_unknown_fields=True)
+    return message
+
+
+def hardware_dict(hardware: Any) -> dict[str, Any]:
+    """The agent's Hardware message as the REST `Node.hardware` object, checked like any input."""
+    raw = {
+        "cpu_model": hardware.cpu_model,
+        "cpu_cores": hardware.cpu_cores,
+        "ram_mb": hardware.ram_mb,
+        "gpus": [
+            {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "memory_mb": g.memory_mb,
+                "mig_capable": g.mig_capable,
+                "mig_enabled": g.mig_enabled,
+            }
+            for g in hardware.gpus
+        ],
+    }
+    try:
+        return c.Hardware.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest(f"hardware.{where}: {first['msg']}") from None
