@@ -20,48 +20,29 @@ succeeds and a refused one is refused for who sent it, not for what it sent.
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import re
 import subprocess
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema_rs
-import nats
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core import db
-from gpulab_core.events import STREAM
 from gpulab_core.rpc import RpcClient
-from gpulab_devstack import mailsink
-from gpulab_devstack.servers import free_port, wait_for_port
-from gpulab_devstack.testing import BACKEND, Launcher, Stack, wait_until
+from gpulab_devstack.testing import Stack
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings as GatewaySettings
 
-from .agent_support import RECORDING, Agents
-from .gateway_support import (
-    API,
-    PASSWORD,
-    GatewayProcess,
-    log_in,
-    make_admin,
-    start_gateway,
-    unique_email,
-    wait_healthy,
-)
+from .gateway_support import API
+from .matrix_requests import BUILDERS, SESSION_ENDING, Call
+from .matrix_snapshot import differences, settled
+from .matrix_world import World, new_public_key, running_world
 
 pytestmark = pytest.mark.slow
 
@@ -80,11 +61,6 @@ PUBLIC = {
     ("GET", f"{API}/enrollment/ca"),
 }
 ADMIN_AREAS = ("/users", "/nodes", "/environments", "/assignments", "/audit-log")
-# The agent's heartbeat here, and how long the databases must stay unchanged to count as settled:
-# an agent's report of an earlier change arrives within one heartbeat.
-HEARTBEAT_INTERVAL_S = 1
-QUIET_S = 2.5 * HEARTBEAT_INTERVAL_S
-SETTLE_TIMEOUT_S = 60
 
 
 class Column(enum.Enum):
@@ -141,359 +117,6 @@ def expected(method: str, path: str, column: Column) -> Expected:
 # --- the running system --------------------------------------------------------------------------
 
 
-@dataclass
-class Person:
-    email: str
-    id: str = ""
-    client: httpx.AsyncClient | None = None
-    csrf: str = ""
-    key_id: str = ""  # one SSH key of theirs
-    assignment_id: str = ""  # one active assignment of theirs
-
-
-@dataclass
-class World:
-    stack: Stack
-    gateway: GatewayProcess
-    js: JetStreamContext
-    agents: Agents
-    mails: list[str]
-    admin: Person
-    user: Person
-    node_id: str = ""  # online, eight GPUs, in `environment_id`
-    environment_id: str = ""
-    spare_environment_id: str = ""  # no nodes
-    lookup_token: str = ""  # a pending invite's token
-    clients: list[httpx.AsyncClient] = field(default_factory=list)
-
-    def client(self) -> httpx.AsyncClient:
-        made = self.gateway.client()
-        self.clients.append(made)
-        return made
-
-    async def call_raw(self, person: Person, method: str, path: str, body: Any = None) -> httpx.Response:
-        assert person.client is not None
-        headers = {"X-CSRF-Token": person.csrf} if method != "GET" else {}
-        return await person.client.request(method, API + path, json=body, headers=headers)
-
-    async def call(self, person: Person, method: str, path: str, body: Any = None) -> Any:
-        reply = await self.call_raw(person, method, path, body)
-        assert reply.status_code < 300, f"{method} {path}: {reply.status_code} {reply.text}"
-        return reply.json() if reply.content else None
-
-    async def session_of(self, person: Person) -> Person:
-        """The person in a browser of their own, logged in anew."""
-        client = self.client()
-        return Person(person.email, person.id, client, await log_in(client, person.email))
-
-    async def invite_token(self) -> str:
-        """A pending invite, and its token as the email carries it."""
-        email = unique_email("invited")
-        await self.call(self.admin, "POST", "/users/invites", {"email": email, "role": "user"})
-        found: list[str] = []
-
-        def mailed() -> bool:
-            lines = list(self.mails)
-            for i, line in enumerate(lines):
-                if line.startswith(f"mail to {email}"):
-                    link = next(n for n in lines[i + 1 :] if "link: " in n)
-                    match = re.search(r"/invite/([A-Za-z0-9_\-]+)", link)
-                    assert match is not None, link
-                    found.append(match.group(1))
-                    return True
-            return False
-
-        await wait_until(mailed, timeout_s=60, interval_s=0.2)
-        return found[0]
-
-    async def pending_node(self) -> str:
-        body = {"hostname": f"spare-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.8"}
-        made = await self.call(self.admin, "POST", "/nodes", body)
-        node_id = str(made["node"]["id"])
-
-        async def known_to_scheduler() -> bool:  # inventory's node_created event reached it
-            probe = await self.call(self.admin, "POST", "/environments", environment_body())
-            attached = await self.call_raw(
-                self.admin, "POST", f"/environments/{probe['id']}/nodes", {"node_id": node_id}
-            )
-            await self.call(self.admin, "DELETE", f"/environments/{probe['id']}")
-            return attached.status_code == 204
-
-        await wait_until(known_to_scheduler, timeout_s=30, interval_s=0.3)
-        return node_id
-
-    async def assignment_for(self, person: Person) -> str:
-        body = {"user_id": person.id, "environment_id": self.environment_id, "gpus": 1, "placement": "dynamic"}
-        made: list[str] = []
-
-        async def placed() -> bool:  # the node's hardware may still be on its way to the scheduler
-            reply = await self.call_raw(self.admin, "POST", "/assignments", body)
-            if reply.status_code == 201:
-                made.append(str(reply.json()["id"]))
-            return reply.status_code == 201
-
-        await wait_until(placed, timeout_s=30, interval_s=0.3)
-        return made[0]
-
-    async def add_key(self, person: Person) -> str:
-        return str((await self.call(person, "POST", "/me/ssh-keys", {"public_key": new_public_key()}))["id"])
-
-
-def new_public_key() -> str:
-    public = Ed25519PrivateKey.generate().public_key()
-    line = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    return f"{line} matrix@laptop"
-
-
-def environment_body() -> dict[str, Any]:
-    return {"name": f"env-{uuid.uuid4().hex[:8]}", "enforcement_mode": "soft", "tunnel_provider": "ssh_proxy_jump"}
-
-
-@pytest.fixture(scope="module")
-async def world(migrated: Stack, agent_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    folder = tmp_path_factory.mktemp("matrix")
-    services = Launcher(migrated, folder)
-    agents = Agents(agent_binary, folder / "agent", RECORDING)
-    mails: list[str] = []
-    smtp_port, enroll_port, heartbeat_port, http_port = free_port(), free_port(), free_port(), free_port()
-    sink = mailsink.start(folder / "mail", smtp_port, mails.append)
-    world: World | None = None
-    nc = await nats.connect(migrated.nats_url)
-    try:
-        common = {
-            "GPULAB_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_INTERVAL_S),
-            "GPULAB_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
-        }
-        services.spawn("identity", **common)
-        services.spawn(
-            "pki",
-            GPULAB_ENROLL_PORT=str(enroll_port),
-            GPULAB_HEARTBEAT_ENDPOINT=f"127.0.0.1:{heartbeat_port}",
-            **common,
-        )
-        inventory = services.spawn("inventory", GPULAB_HEARTBEAT_PORT=str(heartbeat_port), **common)
-        services.spawn("scheduler", GPULAB_SSH_JUMP_HOST="bastion.example.org", **common)
-        services.spawn(
-            "notify",
-            GPULAB_SMTP_HOST="127.0.0.1",
-            GPULAB_SMTP_PORT=str(smtp_port),
-            GPULAB_SMTP_SECURITY="none",
-            **common,
-        )
-        await wait_healthy(RpcClient(nc, timeout_s=20), *BACKEND)
-        assert inventory.proc is not None
-        await asyncio.to_thread(wait_for_port, heartbeat_port, 30, inventory.proc)
-        gateway = await start_gateway(services, http_port, **common)
-
-        admin = Person(unique_email("admin"))
-        await make_admin(migrated, admin.email)
-        world = World(migrated, gateway, nc.jetstream(), agents, mails, admin, Person(""))
-        world.admin = await world.session_of(admin)
-        world.admin.id = str((await world.call(world.admin, "GET", "/auth/me"))["id"])
-
-        # The user comes in the way people do: invited, the emailed link, a password.
-        token = await world.invite_token()
-        async with world.gateway.client() as anonymous:
-            accepted = await anonymous.post(
-                f"{API}/auth/invites/{token}/accept", json={"name": "Ada", "password": PASSWORD}
-            )
-        assert accepted.status_code == 201, accepted.text
-        world.user = await world.session_of(Person(accepted.json()["email"], str(accepted.json()["id"])))
-        for person in (world.user, world.admin):
-            person.key_id = await world.add_key(person)
-
-        created = await world.call(
-            world.admin,
-            "POST",
-            "/nodes",
-            {"hostname": f"gpu-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.9"},
-        )
-        world.node_id = str(created["node"]["id"])
-        enrollment = created["enrollment"]
-        enrolled = await agents.enroll(f"127.0.0.1:{enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
-        assert enrolled.returncode == 0, enrolled.stderr
-        agents.run()
-
-        async def online() -> bool:
-            node = await world.call(world.admin, "GET", f"/nodes/{world.node_id}")
-            return bool(node["status"] == "online" and node["hardware"] is not None)
-
-        await wait_until(online, timeout_s=60, interval_s=0.3)
-        world.environment_id = str((await world.call(world.admin, "POST", "/environments", environment_body()))["id"])
-        world.spare_environment_id = str(
-            (await world.call(world.admin, "POST", "/environments", environment_body()))["id"]
-        )
-        await world.call(world.admin, "POST", f"/environments/{world.environment_id}/nodes", {"node_id": world.node_id})
-        for person in (world.user, world.admin):
-            person.assignment_id = await world.assignment_for(person)
-        world.lookup_token = await world.invite_token()
-        yield world
-    finally:
-        if world is not None:
-            for client in world.clients:
-                await client.aclose()
-        agents.close()
-        services.close()
-        mailsink.stop(sink)
-        await nc.drain()
-
-
-# --- one request per route, valid for the caller -------------------------------------------------
-
-
-@dataclass
-class Call:
-    params: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-
-
-# Builds a request for `me` (the caller, or the user when the caller is anonymous). `allowed`: the
-# request is expected to succeed, so what it destroys is made for it first; a refused one aims at
-# the world's own resources, which must then be unchanged.
-Builder = Callable[[World, Person, bool], Awaitable[Call]]
-
-
-async def nothing(_w: World, _me: Person, _allowed: bool) -> Call:
-    return Call()
-
-
-async def login(_w: World, me: Person, _allowed: bool) -> Call:
-    return Call(body={"email": me.email, "password": PASSWORD})
-
-
-async def invite_lookup(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"token": w.lookup_token})
-
-
-async def invite_accept(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"token": await w.invite_token()}, {"name": "Grace", "password": PASSWORD})
-
-
-async def new_invite(_w: World, _me: Person, _allowed: bool) -> Call:
-    return Call(body={"email": unique_email("invited"), "role": "user"})
-
-
-async def the_user(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"id": w.user.id})
-
-
-async def change_user(w: World, _me: Person, allowed: bool) -> Call:
-    if not allowed:  # the user making themselves an admin
-        return Call({"id": w.user.id}, {"role": "admin"})
-    other = unique_email("demoted")
-    await make_admin(w.stack, other)
-    users = await w.call(w.admin, "GET", "/users?role=admin&limit=500")
-    return Call({"id": next(u["id"] for u in users["items"] if u["email"] == other)}, {"role": "user"})
-
-
-async def new_key(_w: World, _me: Person, _allowed: bool) -> Call:
-    return Call(body={"public_key": new_public_key()})
-
-
-async def a_key(w: World, me: Person, allowed: bool) -> Call:
-    owner = w.admin if me.email == w.admin.email else w.user
-    return Call({"id": await w.add_key(owner) if allowed else me.key_id})
-
-
-async def new_node(_w: World, _me: Person, _allowed: bool) -> Call:
-    return Call(body={"hostname": f"gpu-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.7"})
-
-
-async def the_node(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"id": w.node_id})
-
-
-async def a_node_to_spend(w: World, _me: Person, allowed: bool) -> Call:
-    return Call({"id": await w.pending_node() if allowed else w.node_id})
-
-
-async def new_environment(_w: World, _me: Person, _allowed: bool) -> Call:
-    return Call(body=environment_body())
-
-
-async def the_environment(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"id": w.environment_id})
-
-
-async def rename_environment(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"id": w.environment_id}, {"name": f"lab-{uuid.uuid4().hex[:8]}"})
-
-
-async def an_environment_to_spend(w: World, _me: Person, allowed: bool) -> Call:
-    if not allowed:
-        return Call({"id": w.environment_id})
-    return Call({"id": str((await w.call(w.admin, "POST", "/environments", environment_body()))["id"])})
-
-
-async def attach(w: World, _me: Person, allowed: bool) -> Call:
-    target = await an_environment_to_spend(w, w.admin, allowed) if allowed else Call({"id": w.spare_environment_id})
-    return Call(target.params, {"node_id": w.node_id})
-
-
-async def detach(w: World, _me: Person, allowed: bool) -> Call:
-    env = w.environment_id
-    if allowed:
-        env = str((await w.call(w.admin, "POST", "/environments", environment_body()))["id"])
-        await w.call(w.admin, "POST", f"/environments/{env}/nodes", {"node_id": w.node_id})
-    return Call({"id": env, "node_id": w.node_id})
-
-
-async def new_assignment(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call(body={"user_id": w.user.id, "environment_id": w.environment_id, "gpus": 1, "placement": "dynamic"})
-
-
-async def the_assignment(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"id": w.user.assignment_id})
-
-
-async def an_assignment_to_spend(w: World, _me: Person, allowed: bool) -> Call:
-    return Call({"id": await w.assignment_for(w.user) if allowed else w.user.assignment_id})
-
-
-async def my_assignment(_w: World, me: Person, _allowed: bool) -> Call:
-    return Call({"id": me.assignment_id})
-
-
-BUILDERS: dict[tuple[str, str], Builder] = {
-    ("GET", "/healthz"): nothing,
-    ("POST", "/auth/login"): login,
-    ("POST", "/auth/logout"): nothing,
-    ("GET", "/auth/me"): nothing,
-    ("GET", "/auth/invites/{token}"): invite_lookup,
-    ("POST", "/auth/invites/{token}/accept"): invite_accept,
-    ("POST", "/users/invites"): new_invite,
-    ("GET", "/users"): nothing,
-    ("GET", "/users/{id}"): the_user,
-    ("PATCH", "/users/{id}"): change_user,
-    ("GET", "/me/ssh-keys"): nothing,
-    ("POST", "/me/ssh-keys"): new_key,
-    ("DELETE", "/me/ssh-keys/{id}"): a_key,
-    ("POST", "/nodes"): new_node,
-    ("GET", "/nodes"): nothing,
-    ("GET", "/nodes/{id}"): the_node,
-    ("DELETE", "/nodes/{id}"): a_node_to_spend,
-    ("POST", "/nodes/{id}/enrollment-tokens"): a_node_to_spend,
-    ("GET", "/enrollment/ca"): nothing,
-    ("POST", "/environments"): new_environment,
-    ("GET", "/environments"): nothing,
-    ("GET", "/environments/{id}"): the_environment,
-    ("PATCH", "/environments/{id}"): rename_environment,
-    ("DELETE", "/environments/{id}"): an_environment_to_spend,
-    ("POST", "/environments/{id}/nodes"): attach,
-    ("DELETE", "/environments/{id}/nodes/{node_id}"): detach,
-    ("POST", "/assignments"): new_assignment,
-    ("GET", "/assignments"): nothing,
-    ("GET", "/assignments/{id}"): the_assignment,
-    ("POST", "/assignments/{id}/revoke"): an_assignment_to_spend,
-    ("GET", "/me/assignments"): nothing,
-    ("GET", "/me/assignments/{id}/access"): my_assignment,
-    ("GET", "/audit-log"): nothing,
-    ("GET", "/audit-log/verify"): nothing,
-}
-# Routes whose call ends or replaces the caller's session: each gets a session of its own.
-SESSION_ENDING = {("POST", "/auth/login"), ("POST", "/auth/logout")}
-
-
 def check_body(method: str, path: str, body: Any) -> None:
     """The body is what the document asks for: a refusal is about the caller, not the request."""
     content = operation(method, path).get("requestBody", {}).get("content", {})
@@ -539,74 +162,10 @@ async def send(method: str, path: str, cell: Cell) -> httpx.Response:
     return await cell.client.request(method, url, json=cell.call.body, headers=cell.headers)
 
 
-# --- what "nothing changed" means ----------------------------------------------------------------
-
-# Written by the services on their own, whatever anyone asks: the agent's heartbeats (every second
-# here) and a session's last use. A refusal is not asked to leave these alone.
-VOLATILE_COLUMNS = {
-    ("inventory", "nodes", "last_seen_at"),
-    ("identity", "sessions", "last_seen_at"),
-}
-# The audit log is the one place a refusal may leave a trace (refused CSRF and 403 attempts are
-# audited, issue 12 finding 8).
-IGNORED_TABLES = {("identity", "audit_log")}
-SCHEMAS = ("identity", "pki", "inventory", "scheduler", "notify")
-
-Snapshot = dict[str, list[str]]
-
-
-async def snapshot(engine: AsyncEngine) -> Snapshot:
-    """Every row of every table of every service, as text, less what changes on its own."""
-    taken: Snapshot = {}
-    async with engine.connect() as conn:
-        tables = (
-            await conn.execute(
-                text(
-                    "SELECT table_schema, table_name FROM information_schema.tables "
-                    "WHERE table_schema = ANY(:schemas) AND table_type = 'BASE TABLE' ORDER BY 1, 2"
-                ),
-                {"schemas": list(SCHEMAS)},
-            )
-        ).all()
-        for schema, table in tables:
-            if (schema, table) in IGNORED_TABLES:
-                continue
-            result = await conn.execute(text(f'SELECT * FROM "{schema}"."{table}"'))
-            keep = [i for i, c in enumerate(result.keys()) if (schema, table, c) not in VOLATILE_COLUMNS]
-            taken[f"{schema}.{table}"] = sorted(repr([row[i] for i in keep]) for row in result.all())
-    return taken
-
-
-async def events_in_flight(js: JetStreamContext) -> int:
-    """Events the services' consumers have not yet handled (waiting, or delivered and not acked)."""
-    consumers = await js.consumers_info(STREAM)
-    return sum((c.num_pending or 0) + (c.num_ack_pending or 0) for c in consumers if c.name.startswith(BACKEND))
-
-
-async def settled(engine: AsyncEngine, js: JetStreamContext) -> Snapshot:
-    """A snapshot once everything earlier requests set going has finished: no event waits in an
-    outbox or for a consumer, and nothing changed for QUIET_S (the agent reported what it applied)."""
-    previous = await snapshot(engine)
-    quiet_since = time.monotonic()
-    deadline = quiet_since + SETTLE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        await asyncio.sleep(QUIET_S / 5)
-        current = await snapshot(engine)
-        outboxes = sum(len(rows) for table, rows in current.items() if table.endswith(".outbox"))
-        if current != previous or outboxes or await events_in_flight(js):
-            previous, quiet_since = current, time.monotonic()
-        elif time.monotonic() - quiet_since >= QUIET_S:
-            return current
-    raise AssertionError(f"the databases never stayed unchanged for {QUIET_S}s")
-
-
-def differences(before: Snapshot, after: Snapshot) -> list[str]:
-    return [
-        f"{table}: -{sorted(set(before.get(table, [])) - set(after.get(table, [])))} "
-        f"+{sorted(set(after.get(table, [])) - set(before.get(table, [])))}"
-        for table in sorted(set(before) | set(after))
-        if before.get(table) != after.get(table)
-    ]
+@pytest.fixture(scope="module")
+async def world(migrated: Stack, agent_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with running_world(migrated, agent_binary, tmp_path_factory.mktemp("matrix")) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
