@@ -20,7 +20,16 @@ from nats.aio.client import Client as NATS
 
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
-from .agent_support import EXIT_REENROLL, RECORDING, Agents, assign_two_gpus, recorded_gpus, start_plane
+from .agent_support import (
+    EXIT_REENROLL,
+    RECORDING,
+    AgentRun,
+    Agents,
+    Plane,
+    assign_two_gpus,
+    recorded_gpus,
+    start_plane,
+)
 from .throwaway_host import (
     UID_MIN,
     ThrowawayHost,
@@ -36,24 +45,31 @@ INTERVAL_S = 2
 JITTER = 0.1  # runloop: each interval is ±10 %
 
 
+async def enrolled_and_running(
+    plane: Plane, agents: Agents, folder: Path, prefix: str, management_ip: str
+) -> tuple[str, ThrowawayHost, AgentRun]:
+    """A new node, enrolled with its token, its agent running as root in a throwaway host and
+    removing (not locking) what it takes away."""
+    created = await plane.call(
+        "inventory",
+        "nodes.create",
+        {"hostname": f"{prefix}-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": management_ip},
+    )
+    node_id, enrollment = created["node"]["id"], created["enrollment"]
+    enrolled = await agents.enroll(f"127.0.0.1:{plane.enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
+    assert enrolled.returncode == 0, enrolled.stderr
+    host = ThrowawayHost.prepare(folder / "host")
+    agents.in_throwaway_host(host)
+    return node_id, host, agents.run(GPULAB_ON_REVOKE="remove")
+
+
 async def test_real_agent_creates_the_user_with_keys_and_removes_them_within_one_interval_of_revoke(
     services: Launcher, nc: NATS, migrated: Stack, agents: Agents, tmp_path: Path
 ) -> None:
     if reason := unavailable_reason() or no_sshd_reason():
         pytest.skip(f"throwaway host: {reason}")
     plane = await start_plane(services, nc, interval_s=INTERVAL_S)
-    created = await plane.call(
-        "inventory",
-        "nodes.create",
-        {"hostname": f"gpu-host-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.10"},
-    )
-    node_id, enrollment = created["node"]["id"], created["enrollment"]
-    enrolled = await agents.enroll(f"127.0.0.1:{plane.enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
-    assert enrolled.returncode == 0, enrolled.stderr
-
-    host = ThrowawayHost.prepare(tmp_path / "host")
-    agents.in_throwaway_host(host)
-    agent = agents.run(GPULAB_ON_REVOKE="remove")
+    node_id, host, agent = await enrolled_and_running(plane, agents, tmp_path, "gpu-host", "10.0.0.10")
     pid = agent.proc.pid
 
     async def online() -> bool:
@@ -136,17 +152,7 @@ async def test_a_deleted_nodes_agent_removes_its_managed_accounts_before_exiting
     if reason := unavailable_reason() or no_sshd_reason():
         pytest.skip(f"throwaway host: {reason}")
     plane = await start_plane(services, nc, interval_s=INTERVAL_S)
-    created = await plane.call(
-        "inventory",
-        "nodes.create",
-        {"hostname": f"gpu-gone-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.11"},
-    )
-    node_id, enrollment = created["node"]["id"], created["enrollment"]
-    enrolled = await agents.enroll(f"127.0.0.1:{plane.enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
-    assert enrolled.returncode == 0, enrolled.stderr
-    host = ThrowawayHost.prepare(tmp_path / "host")
-    agents.in_throwaway_host(host)
-    agent = agents.run(GPULAB_ON_REVOKE="remove")
+    node_id, host, agent = await enrolled_and_running(plane, agents, tmp_path, "gpu-gone", "10.0.0.11")
     made, public_key = await assign_two_gpus(plane, migrated, tmp_path, node_id)
     name = made["linux_username"]
     keys = host.folder / "home" / name / ".ssh/authorized_keys"
