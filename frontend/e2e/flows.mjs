@@ -137,6 +137,19 @@ function inviteLink(email) {
   return null;
 }
 
+/** Waits for the open dialog to close; if it shows the server's refusal instead, fails with it. */
+async function dialogClosed(page) {
+  const dialog = page.getByRole('dialog');
+  await waitFor('the dialog to close', async () => {
+    if ((await dialog.count()) === 0) return true;
+    const refusal = dialog.getByRole('alert');
+    if (await refusal.count()) {
+      throw new Error(`the dialog stayed open: ${await refusal.first().innerText()}`);
+    }
+    return false;
+  });
+}
+
 async function waitFor(what, probe, timeoutMs = TIMEOUT_MS) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -278,7 +291,8 @@ async function flows(browser) {
       await admin.getByLabel('Default RAM (MiB)').fill('1024');
       await admin.getByLabel('Default expiry (hours)').fill('48');
       await admin.getByRole('button', { name: 'Create Environment' }).click();
-      await admin.getByText(ENV_NAME).first().waitFor();
+      await dialogClosed(admin);
+      await admin.getByRole('heading', { level: 2, name: ENV_NAME, exact: true }).waitFor();
       await choose(admin, `Node to attach to ${ENV_NAME}`, HOST);
       await admin.getByRole('button', { name: `Attach node to ${ENV_NAME}` }).click();
       await admin.getByRole('button', { name: `Detach ${HOST} from ${ENV_NAME}` }).waitFor();
@@ -447,6 +461,22 @@ async function flows(browser) {
       await user
         .screenshot({ path: join(SHOTS, 'failure-user.png'), fullPage: true })
         .catch(() => {});
+    }
+    // What each page showed, in words, so a failure on CI can be read without the screenshots.
+    for (const [who, page] of [
+      ['admin', admin],
+      ['user', user],
+    ]) {
+      const text = await page
+        .evaluate(() => {
+          // Content hidden from assistive technology (an overlay left open) hides it from getByRole.
+          const hidden = [...document.body.children]
+            .filter((e) => e.getAttribute('aria-hidden') === 'true' || e.hasAttribute('inert'))
+            .map((e) => e.tagName.toLowerCase());
+          return `[hidden from the accessibility tree: ${hidden.join(', ') || 'nothing'}]\n${document.body.innerText}`;
+        })
+        .catch((e) => `(unreadable: ${e.message})`);
+      console.error(`e2e: the ${who} page at ${page.url()} showed:\n${text.slice(0, 3000)}`);
     }
     throw err;
   }
