@@ -124,6 +124,19 @@ async def node_assignments(session: AsyncSession, node_id: uuid.UUID) -> list[An
     return list((await session.execute(query.order_by(d.c.assignment_id))).all())
 
 
+async def node_desired_state(session: AsyncSession, node_id: uuid.UUID) -> list[Any]:
+    """(spec, reported_state, reported_message) of each assignment the node's heartbeat reply carries,
+    in assignment id order. Withheld ones are left out: the node's state would not fit one reply
+    (desired/fitting.py); recorded as failed, never sent, their reports ignored."""
+    d = desired_assignments
+    query = (
+        select(d.c.spec, d.c.reported_state, d.c.reported_message)
+        .where(d.c.node_id == node_id, d.c.withheld.is_(False))
+        .order_by(d.c.assignment_id)
+    )
+    return list((await session.execute(query)).all())
+
+
 async def withhold(session: AsyncSession, node_id: uuid.UUID, reasons: dict[uuid.UUID, str]) -> list[Any]:
     """Mark these assignments of the node withheld, recorded as `failed` with their reasons; returns
     (assignment_id, reported_state, reported_message, reported_at) of each, for its event."""
