@@ -8,28 +8,21 @@ port refuses a client without a certificate."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sslyze.mozilla_tls_profile.tls_config_checker import (
-    SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
-    MozillaTlsConfiguration,
-    ServerNotCompliantWithTlsConfiguration,
-    TlsConfigurationEnum,
-    check_server_against_tls_configuration,
-)
-from sslyze.scanner.models import ServerScanRequest, ServerScanResult, ServerScanStatusEnum
-from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum
-from sslyze.scanner.scanner import Scanner
-from sslyze.server_setting import ClientAuthenticationCredentials, ServerNetworkConfiguration, ServerNetworkLocation
 
 from .conftest import Agent, ControlPlane, enrolled, key_pem
 
-# sslyze reads its bundled public trust stores, where a few old roots have a non-positive serial
-# (cryptography warns; the tests turn warnings into errors). Ours are never among them.
-pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
+ROOT = Path(__file__).resolve().parents[3]
+# sslyze runs in its own locked environment (tools/tls-scan/pyproject.toml says why), made by
+# `make install`: the scan is a subprocess printing JSON.
+SCANNER_PYTHON = ROOT / ".tools" / "tls-scan" / "bin" / "python"
+SCANNER = ROOT / "tools" / "tls-scan" / "scan.py"
 # The one issue allowed: the lab's own CA is in no public trust store (sslyze's bundled ones).
 PRIVATE_CA_ONLY = {"certificate_path_validation"}
 # The heartbeat port's key-exchange groups are chosen by gRPC core itself (X25519, P-256, P-384 and
@@ -38,74 +31,55 @@ PRIVATE_CA_ONLY = {"certificate_path_validation"}
 # the profile leaves out: for client support, not strength. Exactly this issue is let through; any
 # other group (X448, a weak curve) still fails.
 GRPC_FIXED_GROUPS = {"tls_curves": "TLS curves {'secp521r1'} are supported, but should be rejected."}
-BELOW_TLS_1_2 = ("ssl_2_0_cipher_suites", "ssl_3_0_cipher_suites", "tls_1_0_cipher_suites", "tls_1_1_cipher_suites")
-# Well under the enrollment port's per-address cap (pki's enroll_max_connections_per_address, 32).
-SCAN_CONNECTIONS = 5
 SCAN_TIMEOUT_S = 300  # a full scan is a few hundred handshakes; the test machine is shared
 # A client's first HTTP/2 bytes: the connection preface and an empty SETTINGS frame.
 HTTP2_PREFACE_AND_SETTINGS = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
 
 
-def scan(port: int, client: ClientAuthenticationCredentials | None = None) -> ServerScanResult:
-    """Everything Mozilla's checker needs, against 127.0.0.1:port (blocking: run it in a thread, the
-    services answer on this process's event loop)."""
-    request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname="localhost", port=port, ip_address="127.0.0.1"),
-        network_configuration=ServerNetworkConfiguration(
-            tls_server_name_indication="localhost", tls_client_auth_credentials=client, network_timeout=20
-        ),
-        scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
+@dataclass(frozen=True)
+class ClientCertificate:
+    certificate_chain_path: Path
+    key_path: Path
+
+
+async def scan(port: int, client: ClientCertificate | None = None) -> dict[str, object]:
+    """sslyze's verdict on 127.0.0.1:port (tools/tls-scan/scan.py), as the JSON it prints."""
+    assert SCANNER_PYTHON.exists(), f"sslyze's environment is missing ({SCANNER_PYTHON}): run `make install`"
+    args = [str(port)] + ([str(client.certificate_chain_path), str(client.key_path)] if client else [])
+    process = await asyncio.create_subprocess_exec(
+        str(SCANNER_PYTHON), str(SCANNER), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    scanner = Scanner(per_server_concurrent_connections_limit=SCAN_CONNECTIONS)
-    scanner.queue_scans([request])
-    (result,) = scanner.get_results()
-    return result
+    out, err = await asyncio.wait_for(process.communicate(), SCAN_TIMEOUT_S)
+    assert process.returncode == 0, err.decode()
+    verdict: dict[str, object] = json.loads(out)
+    return verdict
 
 
-def mozilla_intermediate_issues(result: ServerScanResult) -> dict[str, str]:
-    try:
-        check_server_against_tls_configuration(
-            result, MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE)
-        )
-    except ServerNotCompliantWithTlsConfiguration as refused:
-        return refused.issues
-    return {}
-
-
-def assert_tls_1_2_and_up_and_intermediate(result: ServerScanResult, allowed: dict[str, str] | None = None) -> None:
-    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
-    attempts = result.scan_result
-    assert attempts is not None
-    failed = {
-        command.value: str(getattr(attempts, command.value).error_trace)
-        for command in SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER
-        if getattr(attempts, command.value).status != ScanCommandAttemptStatusEnum.COMPLETED
-    }
-    assert failed == {}, f"sslyze could not run: {failed}"
-    offered = [name for name in BELOW_TLS_1_2 if getattr(attempts, name).result.is_tls_version_supported]
-    assert offered == [], f"protocols below TLS 1.2 offered: {offered}"
-    issues = mozilla_intermediate_issues(result)
+def assert_tls_1_2_and_up_and_intermediate(verdict: dict[str, object], allowed: dict[str, str] | None = None) -> None:
+    assert verdict["completed"], verdict.get("error")
+    assert verdict["failed"] == {}, f"sslyze could not run: {verdict['failed']}"
+    assert verdict["below_tls_1_2"] == [], f"protocols below TLS 1.2 offered: {verdict['below_tls_1_2']}"
+    issues = dict(verdict["mozilla_intermediate_issues"])  # type: ignore[call-overload]
     for name, issue in (allowed or {}).items():
         if issues.get(name) == issue:
             del issues[name]
     assert set(issues) <= PRIVATE_CA_ONLY, f"Mozilla intermediate: {issues}"
 
 
-def client_credentials(agent: Agent, folder: Path) -> ClientAuthenticationCredentials:
+def client_credentials(agent: Agent, folder: Path) -> ClientCertificate:
     assert agent.cert_pem is not None
     cert, key = folder / "node.pem", folder / "node.key"
     cert.write_bytes(agent.cert_pem)
     key.write_bytes(key_pem(agent.key))
     key.chmod(0o600)
-    return ClientAuthenticationCredentials(certificate_chain_path=cert, key_path=key)
+    return ClientCertificate(certificate_chain_path=cert, key_path=key)
 
 
 @pytest.mark.timeout(2 * SCAN_TIMEOUT_S)
 async def test_sslyze_finds_only_tls_1_2_and_up_and_mozilla_intermediate_on_the_enrollment_port(
     plane: ControlPlane,
 ) -> None:
-    result = await asyncio.wait_for(asyncio.to_thread(scan, plane.enroll_port), SCAN_TIMEOUT_S)
-    assert_tls_1_2_and_up_and_intermediate(result)
+    assert_tls_1_2_and_up_and_intermediate(await scan(plane.enroll_port))
 
 
 @pytest.mark.timeout(2 * SCAN_TIMEOUT_S)
@@ -114,8 +88,7 @@ async def test_sslyze_with_a_node_certificate_finds_only_tls_1_2_and_up_and_mozi
 ) -> None:
     agent = await enrolled(plane, agents)
     client = client_credentials(agent, tmp_path)
-    result = await asyncio.wait_for(asyncio.to_thread(scan, plane.heartbeat_port, client), SCAN_TIMEOUT_S)
-    assert_tls_1_2_and_up_and_intermediate(result, allowed=GRPC_FIXED_GROUPS)
+    assert_tls_1_2_and_up_and_intermediate(await scan(plane.heartbeat_port, client), allowed=GRPC_FIXED_GROUPS)
 
 
 async def test_the_heartbeat_port_refuses_a_client_without_a_certificate(
@@ -130,7 +103,7 @@ async def test_the_heartbeat_port_refuses_a_client_without_a_certificate(
         assert refused is not None, f"{version.name}: a client without a certificate was served"
 
 
-def talk(port: int, version: ssl.TLSVersion, client: ClientAuthenticationCredentials | None) -> str | None:
+def talk(port: int, version: ssl.TLSVersion, client: ClientCertificate | None) -> str | None:
     """Speak HTTP/2 to the port over TLS `version`, with the client certificate or without one: None
     when the server answers, else how it refused. With TLS 1.3 the client's handshake ends before the
     server has judged its certificate: the refusal comes with the first read."""
