@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from gpulab_core.contracts.scheduler import ACCESS_PROVIDER_FAILED, ASSIGNMENT_ENDED_ALREADY
 from gpulab_core.errors import GpulabError, Unavailable
-from gpulab_scheduler.access import AccessUnavailable, NetBird, provider_for
+from gpulab_scheduler.access import AccessUnavailable, NetBird, netbird_client, provider_for
 from gpulab_scheduler.config import Settings
 
 from .access_support import target
@@ -75,7 +75,8 @@ async def test_a_one_off_setup_key_is_created_as_netbird_documents_it(
     netbird: FakeNetBird, http: httpx.AsyncClient
 ) -> None:
     before = datetime.now(UTC)
-    access = await netbird_provider(http, netbird.url).access(target(expires_at=None))
+    issued = await netbird_provider(http, netbird.url).create_key(target(expires_at=None))
+    access = issued.access
 
     [request] = netbird.requests
     assert (request.method, request.path) == ("POST", "/api/setup-keys")
@@ -90,6 +91,7 @@ async def test_a_one_off_setup_key_is_created_as_netbird_documents_it(
         "ephemeral": False,
     }
     [created] = netbird.keys.values()
+    assert (issued.id, issued.name) == (created["id"], created["name"])
     assert access.provider == "netbird"
     assert access.setup_key == created["key"]
     assert access.management_url == netbird.url
@@ -107,7 +109,9 @@ async def test_a_one_off_setup_key_is_created_as_netbird_documents_it(
 
 
 async def test_the_key_expires_no_later_than_the_assignment(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
-    access = await netbird_provider(http, netbird.url).access(target(expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    access = (
+        await netbird_provider(http, netbird.url).create_key(target(expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    ).access
 
     assert 3590 <= netbird.requests[0].json()["expires_in"] <= 3600
     assert access.expires_at is not None
@@ -116,7 +120,9 @@ async def test_the_key_expires_no_later_than_the_assignment(netbird: FakeNetBird
 
 async def test_an_expired_assignment_gets_no_key(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     with pytest.raises(GpulabError) as caught:
-        await netbird_provider(http, netbird.url).access(target(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        await netbird_provider(http, netbird.url).create_key(
+            target(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
     assert caught.value.code == ASSIGNMENT_ENDED_ALREADY
     assert netbird.requests == []
@@ -124,7 +130,7 @@ async def test_an_expired_assignment_gets_no_key(netbird: FakeNetBird, http: htt
 
 @pytest.mark.parametrize("suffix", ["/", "/api", "/api/"])
 async def test_the_api_url_may_name_the_api_path(suffix: str, netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
-    access = await netbird_provider(http, netbird.url + suffix).access(target())
+    access = (await netbird_provider(http, netbird.url + suffix).create_key(target())).access
 
     assert netbird.requests[0].path == "/api/setup-keys"
     assert access.management_url == netbird.url
@@ -139,28 +145,28 @@ async def test_the_provider_is_built_from_the_settings(netbird: FakeNetBird, htt
         ssh_jump_host="bastion.example.org",
     )
 
-    access = await provider_for("netbird", settings, http).access(target())
-    ssh = await provider_for("ssh_proxy_jump", settings, http).access(target())
+    access = (await netbird_client(settings, http).create_key(target())).access
+    ssh = await provider_for("ssh_proxy_jump", settings).access(target())
 
     assert access.setup_key is not None
     assert netbird.requests[0].json()["auto_groups"] == [GROUP]
     assert netbird.requests[0].json()["expires_in"] == 7200
     assert ssh.ssh_command == "ssh -J bastion.example.org alice@10.20.0.5"
     with pytest.raises(AccessUnavailable):
-        provider_for("wireguard", settings, http)
+        provider_for("wireguard", settings)
 
 
 async def test_a_wrong_token_is_reported_with_netbirds_words(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     netbird.tokens = {"nbp_another"}
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url).access(target())
+        await netbird_provider(http, netbird.url).create_key(target())
 
     assert_unavailable(caught.value, "HTTP 401", "token invalid", netbird.url)
 
 
 async def test_an_unknown_group_is_reported_with_netbirds_words(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url, auto_groups=["nosuchgroup"]).access(target())
+        await netbird_provider(http, netbird.url, auto_groups=["nosuchgroup"]).create_key(target())
 
     assert_unavailable(caught.value, "HTTP 422", "group not found: nosuchgroup")
 
@@ -191,7 +197,7 @@ async def test_netbird_errors_are_reported_without_the_token(
 ) -> None:
     netbird.fail_with(status, body, content_type)
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url).access(target())
+        await netbird_provider(http, netbird.url).create_key(target())
 
     assert_unavailable(caught.value, *words)
 
@@ -214,7 +220,7 @@ async def test_a_reply_that_cannot_be_used_is_reported(
 ) -> None:
     netbird.fail_with(200, body)
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url).access(target())
+        await netbird_provider(http, netbird.url).create_key(target())
 
     assert_unavailable(caught.value, "sent a reply gpulab cannot use", *words)
 
@@ -222,7 +228,7 @@ async def test_a_reply_that_cannot_be_used_is_reported(
 async def test_a_slow_netbird_is_reported_as_a_timeout(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     netbird.delay_s = 10.0
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url, timeout_s=0.2).access(target())
+        await netbird_provider(http, netbird.url, timeout_s=0.2).create_key(target())
 
     assert_unavailable(caught.value, "did not answer within 0.2 s", netbird.url)
 
@@ -232,7 +238,7 @@ async def test_an_unreachable_netbird_is_reported(http: httpx.AsyncClient) -> No
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there once closed
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, url).access(target())
+        await netbird_provider(http, url).create_key(target())
 
     assert_unavailable(caught.value, f"could not reach NetBird at {url}")
 
@@ -257,7 +263,7 @@ async def test_a_missing_or_unsafe_configuration_is_reported_before_anything_is_
     url: str | None, token: SecretStr | None, words: list[str], http: httpx.AsyncClient
 ) -> None:
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, url, api_token=token).access(target())
+        await netbird_provider(http, url, api_token=token).create_key(target())
 
     assert_unavailable(caught.value, *words)
     assert "hunter2" not in caught.value.message
