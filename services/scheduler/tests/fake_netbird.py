@@ -229,6 +229,10 @@ class FakeNetBird:
         raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
         self._failure = _Failure(status, raw, content_type)
 
+    def recover(self) -> None:
+        """Answer normally again after `fail_with`."""
+        self._failure = None
+
     @property
     def app(self) -> Starlette:
         return Starlette(
@@ -275,8 +279,11 @@ class FakeNetBird:
     async def _record(self, request: Request) -> Response | None:
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), await request.body()))
         if self.delay_s:
+            release = self._release
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._release.wait(), self.delay_s)
+                await asyncio.wait_for(release.wait(), self.delay_s)
+            if release.is_set():  # released by reset() or stop(): its test is over, it changes nothing now
+                return netbird_error(503, "the fake was reset while this request waited")
         if self._failure is not None:
             failure = self._failure
             return Response(failure.body, status_code=failure.status, media_type=failure.content_type)

@@ -18,7 +18,7 @@ from gpulab_scheduler.access import AccessUnavailable, NetBird, netbird_client, 
 from gpulab_scheduler.config import Settings
 
 from .access_support import target
-from .fake_netbird import FakeNetBird
+from .fake_netbird import EnrollmentRefused, FakeNetBird
 
 TOKEN = "nbp_S3cretT0kenThatMustNeverShowUp0123456"
 GROUP = "ch8i4ug6lnn4g9hqv7m0"
@@ -269,6 +269,57 @@ async def test_a_missing_or_unsafe_configuration_is_reported_before_anything_is_
     assert "hunter2" not in caught.value.message
 
 
+@pytest.mark.parametrize(("ttl_s", "accepted"), [(59, False), (60, True), (86400, True), (86401, False)])
+def test_the_setup_key_lifetime_is_a_minute_to_a_day(ttl_s: int, accepted: bool) -> None:
+    if accepted:
+        assert Settings(netbird_setup_key_ttl_s=ttl_s).netbird_setup_key_ttl_s == ttl_s
+    else:
+        with pytest.raises(ValueError, match="netbird_setup_key_ttl_s"):
+            Settings(netbird_setup_key_ttl_s=ttl_s)
+    assert Settings().netbird_setup_key_ttl_s == 3600
+
+
+async def test_an_assignments_group_keys_and_peers_are_removed_and_a_repeat_is_harmless(
+    netbird: FakeNetBird, http: httpx.AsyncClient
+) -> None:
+    client = netbird_provider(http, netbird.url)
+    group = await client.create_group("gpulab-assignment-1")
+    assert await client.create_group("gpulab-assignment-1") == group  # a retry finds the group it made
+    mine = await client.create_key(target(), group)
+    other = await client.create_key(target())
+    laptop = netbird.enroll(mine.access.setup_key or "", "ada-laptop")
+    bystander = netbird.enroll(other.access.setup_key or "", "bob-laptop")
+    assert await client.key_state(mine.id) == "overused"
+
+    removed = await client.remove_group(group)
+
+    assert (removed.setup_keys, removed.peers) == (1, ["ada-laptop"])
+    assert laptop not in netbird.peers
+    assert bystander in netbird.peers
+    assert list(netbird.keys) == [other.id]
+    assert group not in netbird.groups
+    assert await client.key_state(mine.id) is None
+    again = await client.remove_group(group)  # all gone already: nothing to do, no error
+    assert (again.setup_keys, again.peers) == (0, [])
+
+
+@pytest.mark.parametrize("bad_id", ["../users", "1/../../x", "a b", ""])
+async def test_an_id_that_could_change_the_url_is_never_sent(
+    bad_id: str, netbird: FakeNetBird, http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(AccessUnavailable, match="will not put in a URL"):
+        await netbird_provider(http, netbird.url).delete_key(bad_id)
+    assert netbird.requests == []
+
+
+async def test_a_failed_removal_says_what_netbird_answered(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
+    netbird.fail_with(500, {"message": "internal server error", "code": 500})
+    with pytest.raises(AccessUnavailable) as caught:
+        await netbird_provider(http, netbird.url).remove_group("ch8i4ug6lnn4g9hqv7m0")
+
+    assert_unavailable(caught.value, "refused to list setup keys", "HTTP 500", "internal server error")
+
+
 # ---- the fake itself answers as NetBird does ----
 
 
@@ -320,3 +371,36 @@ async def test_the_fake_treats_zero_expiry_as_never_and_a_bearer_pat_as_a_token(
     assert reply.status_code == 200
     assert reply.json()["expires"] == "0001-01-01T00:00:00Z"
     assert reply.json()["usage_limit"] == 0
+
+
+async def test_the_fake_refuses_a_used_expired_or_deleted_key_and_a_linked_group(
+    netbird: FakeNetBird, http: httpx.AsyncClient
+) -> None:
+    auth = {"Authorization": f"Token {TOKEN}"}
+    body = {"name": "k", "type": "one-off", "expires_in": 60, "auto_groups": [GROUP], "usage_limit": 1}
+    used, expiring, deleted = [
+        (await http.post(f"{netbird.url}/api/setup-keys", headers=auth, json=body)).json() for _ in range(3)
+    ]
+    netbird.enroll(used["key"], "first")
+    with pytest.raises(EnrollmentRefused, match="overused"):
+        netbird.enroll(used["key"], "second")
+    assert (await http.delete(f"{netbird.url}/api/setup-keys/{deleted['id']}", headers=auth)).json() == {}
+    with pytest.raises(EnrollmentRefused, match="invalid"):
+        netbird.enroll(deleted["key"], "third")
+    netbird.advance(61)
+    with pytest.raises(EnrollmentRefused, match="expired"):
+        netbird.enroll(expiring["key"], "fourth")
+    shown = (await http.get(f"{netbird.url}/api/setup-keys/{expiring['id']}", headers=auth)).json()
+    assert (shown["state"], shown["valid"]) == ("expired", False)
+
+    linked = await http.delete(f"{netbird.url}/api/groups/{GROUP}", headers=auth)
+    assert (linked.status_code, linked.json()["message"]) == (400, "group has been linked to setup key: k")
+    everyone = await http.delete(f"{netbird.url}/api/groups/{ALL_GROUP}", headers=auth)
+    assert everyone.status_code == 422
+    taken = await http.post(f"{netbird.url}/api/groups", headers=auth, json={"name": "gpulab-users"})
+    assert (taken.status_code, taken.json()["code"]) == (409, 409)
+    [peer] = (await http.get(f"{netbird.url}/api/peers", headers=auth)).json()
+    assert [g["name"] for g in peer["groups"]] == ["gpulab-users", "All"]
+    assert (await http.delete(f"{netbird.url}/api/peers/{peer['id']}", headers=auth)).json() == {}
+    gone = await http.delete(f"{netbird.url}/api/peers/{peer['id']}", headers=auth)
+    assert (gone.status_code, gone.json()["message"]) == (404, "peer not found")

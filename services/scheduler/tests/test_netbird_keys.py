@@ -149,3 +149,19 @@ async def test_netbird_key_issuance_and_removal_are_in_the_audit_log(cluster: Cl
     [gone] = await removed()
     assert gone["details"]["peers_removed"] == 1
     assert gone["details"]["setup_keys_removed"] == 1
+
+
+async def test_netbird_down_at_the_revoke_removes_the_peers_once_it_is_back(cluster: Cluster) -> None:
+    made, user = await netbird_assignment(cluster)
+    netbird = cluster.netbird
+    laptop = netbird.enroll((await view(cluster, made, user))["setup_key"], "ada-laptop")
+    netbird.fail_with(503, "<html>maintenance</html>", "text/html")
+    try:
+        before = len(netbird.requests)
+        await cluster.call("assignments.revoke", {"id": made["id"]})
+        await wait_until(lambda: len(netbird.requests) > before + 1, timeout_s=WAIT_S)  # tried, and tried again
+        assert laptop in netbird.peers  # NetBird refused: nothing was removed, nothing is marked removed
+    finally:
+        netbird.recover()
+
+    await wait_until(lambda: laptop not in netbird.peers and not keys_of(netbird, made), timeout_s=WAIT_S)
