@@ -41,7 +41,7 @@ async def main(argv: list[str]) -> None:
             http_port, bare_port = free_port(), free_port()
             env = {
                 **os.environ,
-                "GPULAB_DATABASE_URL": pg.app_url,
+                "GPULAB_DATABASE_URL": pg.service_url("identity"),
                 "GPULAB_MIGRATION_DATABASE_URL": pg.url,
                 "GPULAB_NATS_URL": js.url,
                 "GPULAB_METRICS_PORT": "0",
@@ -49,14 +49,15 @@ async def main(argv: list[str]) -> None:
                 "GPULAB_LOG_LEVEL": "warning",
                 "GPULAB_BOOTSTRAP_ADMIN_EMAIL": "bench@example.org",
                 "GPULAB_BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-                "BENCH_DATABASE_URL": pg.app_url,
+                "BENCH_DATABASE_URL": pg.service_url("identity"),
             }
             subprocess.run(
                 [sys.executable, "-m", "gpulab_identity", "migrate"], env=env, check=True, capture_output=True
             )
             seed(pg.url)
             procs.append(spawn([sys.executable, "-m", "gpulab_identity"], env, root / "identity.log"))
-            procs.append(spawn([sys.executable, "-m", "gpulab_gateway"], env, root / "gateway.log"))
+            gateway_env = {k: v for k, v in env.items() if "DATABASE_URL" not in k}  # the gateway holds none
+            procs.append(spawn([sys.executable, "-m", "gpulab_gateway"], gateway_env, root / "gateway.log"))
             procs.append(
                 spawn(
                     [

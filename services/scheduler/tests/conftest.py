@@ -167,7 +167,7 @@ StartScheduler = Callable[..., Awaitable[Runtime]]
 
 def scheduler_settings(stack: Stack, **extra: Any) -> SchedulerSettings:
     values: dict[str, Any] = {
-        "database_url": stack.app_database_url,
+        "database_url": stack.service_database_url("scheduler"),
         "nats_url": stack.nats_url,
         "metrics_port": 0,
         "ssh_jump_host": JUMP_HOST,
@@ -182,7 +182,11 @@ async def cluster(migrated: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
     identity = Runtime(
         identity_main.spec,
         IdentitySettings.model_validate(
-            {"database_url": migrated.app_database_url, "nats_url": migrated.nats_url, "metrics_port": 0}
+            {
+                "database_url": migrated.service_database_url("identity"),
+                "nats_url": migrated.nats_url,
+                "metrics_port": 0,
+            }
         ),
     )
     await identity.start()
