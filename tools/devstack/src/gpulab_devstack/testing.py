@@ -45,6 +45,13 @@ SERVICE_SECRETS: dict[str, dict[str, str]] = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 (pytest's hook signature)
+    """Services built in the test process read their secrets from the environment, as in a
+    deployment: the session's values (which `invite_token` opens with), whatever the shell had."""
+    for service_secrets in SERVICE_SECRETS.values():
+        os.environ.update(service_secrets)
+
+
 def invite_token(data: dict[str, Any]) -> str:
     """The token of an `identity.user_invited` event's data, opened as notify opens it."""
     return open_invite_token(TEST_INVITE_SEAL_KEY, uuid.UUID(str(data["invite_id"])), str(data["sealed_token"]))
@@ -104,18 +111,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         js = EmbeddedNats(root / "nats", free_port(), nats_log)
         pg.start()
         js.start()
-        # Services run in this process read their secrets from the environment, as in a deployment.
-        secrets = {k: v for service in SERVICE_SECRETS.values() for k, v in service.items()}
-        saved = {k: os.environ.get(k) for k in secrets}
-        os.environ.update(secrets)
         try:
             yield Stack(root, pg, js)
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
             js.stop()
             pg.stop()
 
