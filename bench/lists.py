@@ -17,6 +17,7 @@ import httpx
 
 from bench.rpc import compare_row, print_header
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port, pg_bin, wait_for_port
+from gpulab_devstack.testing import SERVICE_SECRETS
 
 USERS = 200
 PASSWORD = "benchmark password 1"
@@ -50,13 +51,17 @@ async def main(argv: list[str]) -> None:
                 "GPULAB_BOOTSTRAP_ADMIN_EMAIL": "bench@example.org",
                 "GPULAB_BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
                 "BENCH_DATABASE_URL": pg.service_url("identity"),
+                **SERVICE_SECRETS["identity"],
             }
             subprocess.run(
                 [sys.executable, "-m", "gpulab_identity", "migrate"], env=env, check=True, capture_output=True
             )
             seed(pg.url)
             procs.append(spawn([sys.executable, "-m", "gpulab_identity"], env, root / "identity.log"))
-            gateway_env = {k: v for k, v in env.items() if "DATABASE_URL" not in k}  # the gateway holds none
+            # The gateway holds no database credentials, nor identity's keys.
+            gateway_env = {
+                k: v for k, v in env.items() if "DATABASE_URL" not in k and k not in SERVICE_SECRETS["identity"]
+            }
             procs.append(spawn([sys.executable, "-m", "gpulab_gateway"], gateway_env, root / "gateway.log"))
             procs.append(
                 spawn(
