@@ -7,6 +7,9 @@ somewhere else. PostgreSQL itself must refuse each of them.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -65,3 +68,18 @@ async def test_every_service_role_reaches_its_own_schema_only(migrated: Stack) -
         ):
             error = await refused(url, statement)
             assert any(r in error for r in REFUSED), (service, statement, error)
+
+
+def test_a_migrate_job_needs_only_the_two_database_urls(migrated: Stack) -> None:
+    """The migrate step is handed no other secret (compose's migrate jobs get just these two):
+    identity's migrate runs, and grants identity's role, without identity's keys or NATS."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GPULAB_DATABASE_URL": migrated.service_database_url("identity"),
+        "GPULAB_MIGRATION_DATABASE_URL": migrated.database_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gpulab_identity", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "schema is at the latest migration" in done.stdout
