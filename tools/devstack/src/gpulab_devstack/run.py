@@ -86,7 +86,9 @@ class DevRun:
             port = int(self.env.get("GPULAB_DEV_NATS_PORT", DEFAULT_NATS_PORT))
             self.nats = EmbeddedNats(self.data_dir / "nats", port, open(logs / "nats.log", "ab"))
             self.env["GPULAB_NATS_URL"] = self.nats.start()
-            self.say(f"NATS with JetStream (embedded) at {self.nats.url}")
+            self.nats.write_env_files(self.nats_env_dir)
+            self.say(f"NATS with JetStream (embedded) at {self.nats.address}")
+            self.say(f"  each service connects as itself: {self.nats_env_dir}/<service>.env (docs/adr/0016)")
         else:
             self.say("NATS: using GPULAB_NATS_URL")
         if not self.env.get("GPULAB_SMTP_HOST"):
@@ -99,6 +101,18 @@ class DevRun:
         self.env.setdefault("GPULAB_DATA_DIR", str(self.data_dir))
         self.env.setdefault("GPULAB_LOG_FORMAT", "text")
         self.env["PYTHONUNBUFFERED"] = "1"
+
+    @property
+    def nats_env_dir(self) -> Path:
+        return self.data_dir / "nats"
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The shared environment plus, on the embedded NATS, the service's own identity from the file
+        written for it. With GPULAB_NATS_URL given, every service connects with that URL."""
+        if self.nats is None:
+            return self.env
+        lines = (self.nats_env_dir / f"{name}.env").read_text().splitlines()
+        return {**self.env, **dict(line.split("=", 1) for line in lines if "=" in line)}
 
     def stop_servers(self) -> None:
         if self.mail is not None:
@@ -138,7 +152,7 @@ class DevRun:
 
     async def start_services(self) -> None:
         for name in SERVICES:
-            proc = await self.spawn(name, sys.executable, "-m", f"gpulab_{name}")
+            proc = await self.spawn(name, sys.executable, "-m", f"gpulab_{name}", env=self.service_env(name))
             self.procs[name] = proc
             asyncio.create_task(self._watch(name, proc))
 

@@ -51,10 +51,22 @@ class Stack:
 
     @property
     def nats_url(self) -> str:
+        """The operator's URL (full access, tests only): for a test that plays any part."""
         return self.nats.url
 
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment for a service process pointed at this stack."""
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def nats_env(self, service: str) -> dict[str, str]:
+        """The `GPULAB_NATS_*` settings of `service`'s own identity, read from the file the stack
+        wrote for it ($GPULAB_DATA_DIR/nats/<service>.env), as the local run does."""
+        lines = (self.data_dir / "nats" / f"{service}.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    def env(self, service: str | None = None, **extra: str) -> dict[str, str]:
+        """Environment for a process pointed at this stack: as `service` (its own NATS identity), or
+        with the operator's full access (migrations, tools)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
         env.update(
             GPULAB_DATABASE_URL=self.app_database_url,
@@ -69,6 +81,8 @@ class Stack:
             GPULAB_LOG_FORMAT="json",
             PYTHONUNBUFFERED="1",
         )
+        if service is not None:
+            env.update(self.nats_env(service))
         env.update(extra)
         return env
 
@@ -83,6 +97,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         js = EmbeddedNats(root / "nats", free_port(), nats_log)
         pg.start()
         js.start()
+        js.write_env_files(root / "data" / "nats")
         try:
             yield Stack(root, pg, js)
         finally:
@@ -162,7 +177,7 @@ class Launcher:
 
     def spawn(self, name: str, **extra: str) -> ServiceProcess:
         log = self._folder / f"{name}-{len(self.started)}.log"
-        proc = ServiceProcess(name, self._stack.env(**extra), log).start()
+        proc = ServiceProcess(name, self._stack.env(name, **extra), log).start()
         self.started.append(proc)
         return proc
 

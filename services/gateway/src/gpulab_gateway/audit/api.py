@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
 from gpulab_gateway import sessions, upstream
 from gpulab_gateway.openapi import problems
@@ -38,9 +39,9 @@ async def audit_log(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
 ) -> AuditLogPage:
-    page = await upstream.identity(
+    page = await upstream.ask(
         request,
-        "audit.list",
+        ops.AUDIT_LIST,
         contract.ListAuditRequest(
             limit=limit,
             cursor=cursor,
@@ -51,7 +52,6 @@ async def audit_log(
             since=since,
             until=until,
         ),
-        contract.AuditPage,
     )
     return AuditLogPage(items=page.items, next_cursor=page.next_cursor)
 
@@ -72,6 +72,4 @@ async def verify_audit_log(
         str | None, Query(max_length=200, description="`next_cursor` of the previous call, to go on")
     ] = None,
 ) -> contract.AuditVerification:
-    return await upstream.identity(
-        request, "audit.verify", contract.VerifyAuditRequest(cursor=cursor), contract.AuditVerification
-    )
+    return await upstream.ask(request, ops.AUDIT_VERIFY, contract.VerifyAuditRequest(cursor=cursor))

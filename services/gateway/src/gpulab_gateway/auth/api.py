@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request, Response, Security
 
 from gpulab_core import errors
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_gateway import sessions, upstream
 from gpulab_gateway.auth.schemas import AcceptInvite, Credentials, InviteInfo, LoginResult
 from gpulab_gateway.config import Settings
@@ -50,11 +51,8 @@ def _settings(request: Request) -> Settings:
 async def login(body: Credentials, request: Request, response: Response) -> LoginResult:
     # The contract's limit (64) is far above any IP address; a stranger "host" must not break login.
     client_ip = request.client.host[:64] if request.client is not None else None
-    reply = await upstream.identity(
-        request,
-        "auth.login",
-        contract.LoginRequest(email=body.email, password=body.password, client_ip=client_ip),
-        contract.LoginReply,
+    reply = await upstream.ask(
+        request, ops.AUTH_LOGIN, contract.LoginRequest(email=body.email, password=body.password, client_ip=client_ip)
     )
     cache = sessions.cache_of(request)
     # Whatever session this browser had is over: its cookie is replaced below, and a session nobody
@@ -62,7 +60,7 @@ async def login(body: Credentials, request: Request, response: Response) -> Logi
     old = request.cookies.get(sessions.cookie_name(_settings(request)))
     if old and old != reply.session_token and len(old) <= sessions.TOKEN_MAX_CHARS:
         try:
-            await upstream.identity_command(request, "auth.logout", contract.SessionRequest(session_token=old))
+            await upstream.command(request, ops.AUTH_LOGOUT, contract.SessionRequest(session_token=old))
         except errors.GpulabError:
             pass  # best effort: the new session is what matters, and the old one expires anyway
         cache.end(sessions.token_key(old))
@@ -92,7 +90,7 @@ async def logout(request: Request, token: Annotated[str | None, Security(session
     session = await sessions.resolve(request, token)
     if session is not None and token is not None:
         sessions.check_csrf(request, session)
-        await upstream.identity_command(request, "auth.logout", contract.SessionRequest(session_token=token))
+        await upstream.command(request, ops.AUTH_LOGOUT, contract.SessionRequest(session_token=token))
         sessions.cache_of(request).end(session.key)
     response = Response(status_code=204)
     sessions.clear_cookie(response, _settings(request))
@@ -126,9 +124,7 @@ async def me(session: sessions.UserRead, response: Response) -> contract.User:
     responses=problems(404, 410, 422, meaning={410: "`invite_expired` or `invite_used`"}),
 )
 async def lookup_invite(token: InviteToken, request: Request) -> InviteInfo:
-    reply = await upstream.identity(
-        request, "invites.lookup", contract.InviteTokenRequest(token=token), contract.InviteLookupReply
-    )
+    reply = await upstream.ask(request, ops.INVITES_LOOKUP, contract.InviteTokenRequest(token=token))
     return InviteInfo(email=reply.email, expires_at=reply.expires_at)
 
 
@@ -147,9 +143,6 @@ async def lookup_invite(token: InviteToken, request: Request) -> InviteInfo:
     ),
 )
 async def accept_invite(token: InviteToken, body: AcceptInvite, request: Request) -> contract.User:
-    return await upstream.identity(
-        request,
-        "invites.accept",
-        contract.AcceptInviteRequest(token=token, name=body.name, password=body.password),
-        contract.User,
+    return await upstream.ask(
+        request, ops.INVITES_ACCEPT, contract.AcceptInviteRequest(token=token, name=body.name, password=body.password)
     )

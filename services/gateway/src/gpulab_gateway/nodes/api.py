@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from gpulab_core.contracts import inventory as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts import pki
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
 from gpulab_gateway import sessions, upstream
@@ -46,7 +47,7 @@ class CaCertificate(BaseModel):
 )
 async def create_node(body: contract.NewNode, session: sessions.AdminWrite, request: Request) -> contract.NodeCreated:
     payload = contract.CreateNodeRequest(actor_id=session.user.id, **body.model_dump())
-    return await upstream.ask(request, contract.SERVICE, "nodes.create", payload, contract.NodeCreated)
+    return await upstream.ask(request, ops.NODES_CREATE, payload)
 
 
 @router.get("/nodes", summary="Nodes, a page at a time", responses=problems(401, 403, 422, meaning=ADMIN_READ))
@@ -58,18 +59,14 @@ async def list_nodes(
     status: Annotated[contract.NodeStatus | None, Query(description="only nodes in this state")] = None,
 ) -> NodeList:
     page = await upstream.ask(
-        request,
-        contract.SERVICE,
-        "nodes.list",
-        contract.ListNodesRequest(limit=limit, cursor=cursor, status=status),
-        contract.NodePage,
+        request, ops.NODES_LIST, contract.ListNodesRequest(limit=limit, cursor=cursor, status=status)
     )
     return NodeList(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/nodes/{id}", summary="One node", responses=problems(401, 403, 404, 422, meaning=ADMIN_READ))
 async def get_node(id: uuid.UUID, _session: sessions.AdminRead, request: Request) -> contract.Node:
-    return await upstream.ask(request, contract.SERVICE, "nodes.get", contract.NodeIdRequest(id=id), contract.Node)
+    return await upstream.ask(request, ops.NODES_GET, contract.NodeIdRequest(id=id))
 
 
 @router.delete(
@@ -79,7 +76,7 @@ async def get_node(id: uuid.UUID, _session: sessions.AdminRead, request: Request
 )
 async def delete_node(id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> contract.Node:
     payload = contract.NodeIdRequest(id=id, actor_id=session.user.id)
-    return await upstream.ask(request, contract.SERVICE, "nodes.delete", payload, contract.Node)
+    return await upstream.ask(request, ops.NODES_DELETE, payload)
 
 
 @router.post(
@@ -98,7 +95,7 @@ async def delete_node(id: uuid.UUID, session: sessions.AdminWrite, request: Requ
 )
 async def new_token(id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> contract.Enrollment:
     payload = contract.NodeIdRequest(id=id, actor_id=session.user.id)
-    return await upstream.ask(request, contract.SERVICE, "nodes.new_token", payload, contract.Enrollment)
+    return await upstream.ask(request, ops.NODES_NEW_TOKEN, payload)
 
 
 @router.get(
@@ -107,5 +104,5 @@ async def new_token(id: uuid.UUID, session: sessions.AdminWrite, request: Reques
     responses=problems(503, meaning={503: "`service_unavailable`: pki did not answer"}),
 )
 async def enrollment_ca(request: Request) -> CaCertificate:
-    info = await upstream.ask(request, pki.SERVICE, "ca.get", pki.Empty(), pki.CaInfo)
+    info = await upstream.ask(request, ops.CA_GET, pki.Empty())
     return CaCertificate(certificate_pem=info.certificate_pem, sha256_fingerprint=info.sha256_fingerprint)

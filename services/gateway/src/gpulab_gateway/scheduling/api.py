@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts import scheduler as contract
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT, Contract, Page
 from gpulab_gateway import sessions, upstream
@@ -47,7 +48,7 @@ async def create_environment(
     body: contract.EnvironmentFields, session: sessions.AdminWrite, request: Request
 ) -> contract.Environment:
     payload = contract.CreateEnvironmentRequest(actor_id=session.user.id, **body.model_dump())
-    return await upstream.ask(request, S, "environments.create", payload, contract.Environment)
+    return await upstream.ask(request, ops.ENVIRONMENTS_CREATE, payload)
 
 
 @router.get(
@@ -56,17 +57,13 @@ async def create_environment(
 async def list_environments(
     _session: sessions.AdminRead, request: Request, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> EnvironmentList:
-    page = await upstream.ask(
-        request, S, "environments.list", Page(limit=limit, cursor=cursor), contract.EnvironmentPage
-    )
+    page = await upstream.ask(request, ops.ENVIRONMENTS_LIST, Page(limit=limit, cursor=cursor))
     return EnvironmentList(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/environments/{id}", summary="One Environment", responses=problems(401, 403, 404, 422, meaning=ADMIN_READ))
 async def get_environment(id: uuid.UUID, _session: sessions.AdminRead, request: Request) -> contract.Environment:
-    return await upstream.ask(
-        request, S, "environments.get", contract.EnvironmentIdRequest(id=id), contract.Environment
-    )
+    return await upstream.ask(request, ops.ENVIRONMENTS_GET, contract.EnvironmentIdRequest(id=id))
 
 
 @router.patch(
@@ -88,7 +85,7 @@ async def update_environment(
     id: uuid.UUID, body: contract.EnvironmentChange, session: sessions.AdminWrite, request: Request
 ) -> contract.Environment:
     payload = contract.UpdateEnvironmentRequest(id=id, actor_id=session.user.id, **body.model_dump(exclude_unset=True))
-    return await upstream.ask(request, S, "environments.update", payload, contract.Environment)
+    return await upstream.ask(request, ops.ENVIRONMENTS_UPDATE, payload)
 
 
 @router.delete(
@@ -101,7 +98,7 @@ async def update_environment(
 )
 async def delete_environment(id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> Response:
     payload = contract.EnvironmentIdRequest(id=id, actor_id=session.user.id)
-    await upstream.command(request, S, "environments.delete", payload)
+    await upstream.command(request, ops.ENVIRONMENTS_DELETE, payload)
     return Response(status_code=204)
 
 
@@ -120,7 +117,7 @@ async def delete_environment(id: uuid.UUID, session: sessions.AdminWrite, reques
 )
 async def attach_node(id: uuid.UUID, body: AttachNode, session: sessions.AdminWrite, request: Request) -> Response:
     payload = contract.EnvironmentNodeRequest(id=id, node_id=body.node_id, actor_id=session.user.id)
-    await upstream.ask(request, S, "environments.attach_node", payload, contract.Environment)
+    await upstream.ask(request, ops.ENVIRONMENTS_ATTACH_NODE, payload)
     return Response(status_code=204)
 
 
@@ -132,7 +129,7 @@ async def attach_node(id: uuid.UUID, body: AttachNode, session: sessions.AdminWr
 )
 async def detach_node(id: uuid.UUID, node_id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> Response:
     payload = contract.EnvironmentNodeRequest(id=id, node_id=node_id, actor_id=session.user.id)
-    await upstream.ask(request, S, "environments.detach_node", payload, contract.Environment)
+    await upstream.ask(request, ops.ENVIRONMENTS_DETACH_NODE, payload)
     return Response(status_code=204)
 
 
@@ -158,7 +155,7 @@ async def create_assignment(
     body: contract.NewAssignment, session: sessions.AdminWrite, request: Request
 ) -> contract.Assignment:
     payload = contract.CreateAssignmentRequest(actor_id=session.user.id, **body.model_dump())
-    return await upstream.ask(request, S, "assignments.create", payload, contract.Assignment)
+    return await upstream.ask(request, ops.ASSIGNMENTS_CREATE, payload)
 
 
 @router.get("/assignments", summary="Assignments, filtered", responses=problems(401, 403, 422, meaning=ADMIN_READ))
@@ -175,13 +172,13 @@ async def list_assignments(
     query = contract.ListAssignmentsRequest(
         limit=limit, cursor=cursor, user_id=user_id, environment_id=environment_id, node_id=node_id, status=status
     )
-    page = await upstream.ask(request, S, "assignments.list", query, contract.AssignmentPage)
+    page = await upstream.ask(request, ops.ASSIGNMENTS_LIST, query)
     return AssignmentList(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/assignments/{id}", summary="One assignment", responses=problems(401, 403, 404, 422, meaning=ADMIN_READ))
 async def get_assignment(id: uuid.UUID, _session: sessions.AdminRead, request: Request) -> contract.Assignment:
-    return await upstream.ask(request, S, "assignments.get", contract.AssignmentIdRequest(id=id), contract.Assignment)
+    return await upstream.ask(request, ops.ASSIGNMENTS_GET, contract.AssignmentIdRequest(id=id))
 
 
 @router.post(
@@ -193,7 +190,7 @@ async def get_assignment(id: uuid.UUID, _session: sessions.AdminRead, request: R
 )
 async def revoke_assignment(id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> contract.Assignment:
     payload = contract.AssignmentIdRequest(id=id, actor_id=session.user.id)
-    return await upstream.ask(request, S, "assignments.revoke", payload, contract.Assignment)
+    return await upstream.ask(request, ops.ASSIGNMENTS_REVOKE, payload)
 
 
 # ---- the user's own ----
@@ -206,7 +203,7 @@ async def my_assignments(
     status: Annotated[contract.AssignmentStatus | None, Query()] = None,
 ) -> AssignmentList:
     query = contract.ListAssignmentsRequest(limit=limit, cursor=cursor, user_id=session.user.id, status=status)
-    page = await upstream.ask(request, S, "assignments.list", query, contract.AssignmentPage)
+    page = await upstream.ask(request, ops.ASSIGNMENTS_LIST, query)
     return AssignmentList(items=page.items, next_cursor=page.next_cursor)
 
 
@@ -227,4 +224,4 @@ async def my_assignments(
 )
 async def my_access(id: uuid.UUID, session: sessions.UserRead, request: Request) -> contract.Access:
     payload = contract.MyAssignmentRequest(id=id, user_id=session.user.id)
-    return await upstream.ask(request, S, "assignments.access", payload, contract.Access)
+    return await upstream.ask(request, ops.ASSIGNMENTS_ACCESS, payload)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import Contract
 from gpulab_gateway import sessions, upstream
 from gpulab_gateway.openapi import problems
@@ -29,9 +30,7 @@ class SshKeyList(BaseModel):
 
 @router.get("", summary="My SSH public keys", responses=problems(401))
 async def list_keys(session: sessions.UserRead, request: Request) -> SshKeyList:
-    keys = await upstream.identity(
-        request, "ssh_keys.list", contract.ListSshKeysRequest(user_id=session.user.id), contract.SshKeyList
-    )
+    keys = await upstream.ask(request, ops.SSH_KEYS_LIST, contract.ListSshKeysRequest(user_id=session.user.id))
     return SshKeyList(items=keys.items, next_cursor=None)
 
 
@@ -51,11 +50,8 @@ async def list_keys(session: sessions.UserRead, request: Request) -> SshKeyList:
     ),
 )
 async def add_key(body: NewSshKey, session: sessions.UserWrite, request: Request) -> contract.SshKey:
-    key = await upstream.identity(
-        request,
-        "ssh_keys.add",
-        contract.AddSshKeyRequest(user_id=session.user.id, public_key=body.public_key),
-        contract.SshKey,
+    key = await upstream.ask(
+        request, ops.SSH_KEYS_ADD, contract.AddSshKeyRequest(user_id=session.user.id, public_key=body.public_key)
     )
     sessions.cache_of(request).forget(session.key)  # the user's `has_ssh_key` may have changed
     return key
@@ -69,8 +65,6 @@ async def add_key(body: NewSshKey, session: sessions.UserWrite, request: Request
     responses=problems(401, 403, 404, 422),
 )
 async def delete_key(id: uuid.UUID, session: sessions.UserWrite, request: Request) -> Response:
-    await upstream.identity_command(
-        request, "ssh_keys.delete", contract.DeleteSshKeyRequest(user_id=session.user.id, id=id)
-    )
+    await upstream.command(request, ops.SSH_KEYS_DELETE, contract.DeleteSshKeyRequest(user_id=session.user.id, id=id))
     sessions.cache_of(request).forget(session.key)
     return Response(status_code=204)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
 from gpulab_gateway import sessions, upstream
 from gpulab_gateway.openapi import problems
@@ -35,11 +36,8 @@ Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` 
     ),
 )
 async def invite(body: NewInvite, session: sessions.AdminWrite, request: Request) -> contract.User:
-    return await upstream.identity(
-        request,
-        "invites.create",
-        contract.InviteRequest(actor_id=session.user.id, email=body.email, role=body.role),
-        contract.User,
+    return await upstream.ask(
+        request, ops.INVITES_CREATE, contract.InviteRequest(actor_id=session.user.id, email=body.email, role=body.role)
     )
 
 
@@ -52,18 +50,15 @@ async def list_users(
     status: Annotated[contract.UserStatus | None, Query(description="only users in this state")] = None,
     role: Annotated[contract.Role | None, Query(description="only users with this role")] = None,
 ) -> UserList:
-    page = await upstream.identity(
-        request,
-        "users.list",
-        contract.ListUsersRequest(limit=limit, cursor=cursor, status=status, role=role),
-        contract.UserPage,
+    page = await upstream.ask(
+        request, ops.USERS_LIST, contract.ListUsersRequest(limit=limit, cursor=cursor, status=status, role=role)
     )
     return UserList(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/{id}", summary="One user", responses=problems(401, 403, 404, 422, meaning=ADMIN_READ))
 async def get_user(id: uuid.UUID, _session: sessions.AdminRead, request: Request) -> contract.User:
-    return await upstream.identity(request, "users.get", contract.UserIdRequest(id=id), contract.User)
+    return await upstream.ask(request, ops.USERS_GET, contract.UserIdRequest(id=id))
 
 
 @router.patch(
@@ -79,11 +74,10 @@ async def get_user(id: uuid.UUID, _session: sessions.AdminRead, request: Request
     ),
 )
 async def update_user(id: uuid.UUID, body: UserChange, session: sessions.AdminWrite, request: Request) -> contract.User:
-    user = await upstream.identity(
+    user = await upstream.ask(
         request,
-        "users.update",
+        ops.USERS_UPDATE,
         contract.UpdateUserRequest(actor_id=session.user.id, id=id, status=body.status, role=body.role),
-        contract.User,
     )
     # This replica stops trusting its cached sessions of that user at once; others within their TTL.
     sessions.cache_of(request).forget_user(user.id)
