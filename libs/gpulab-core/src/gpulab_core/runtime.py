@@ -154,7 +154,8 @@ class Runtime:
             inbox_prefix=natsauth.inbox_prefix(self.spec.name),
         )
         self.js = self.nc.jetstream()
-        await events.wait_for_stream(self.js)
+        if self.spec.tables is not None:  # it publishes and consumes events (the gateway does neither)
+            await events.wait_for_stream(self.js)
         self.checks["nats"] = self._check_nats
         if self.spec.tables is not None:
             self.engine = db.create_engine(

@@ -129,7 +129,7 @@ AUDIT_VERIFY = _op(IDENTITY, "audit.verify", idc.VerifyAuditRequest, idc.AuditVe
 
 # ---- pki: inventory's, apart from the CA the install script pins ----
 INV = (INVENTORY,)
-CA_GET = _op(PKI, "ca.get", pki.Empty, pki.CaInfo, callers=(GATEWAY, INVENTORY), errors=(pki.CA_UNAVAILABLE,))
+CA_GET = _op(PKI, "ca.get", pki.Empty, pki.CaInfo, callers=(GATEWAY, INVENTORY))
 TOKENS_ISSUE = _op(PKI, "tokens.issue", pki.IssueTokenRequest, pki.EnrollmentToken, callers=INV)
 # Nothing calls it today (a new token or a deleted node revokes inside pki): no identity may.
 TOKENS_REVOKE = _op(PKI, "tokens.revoke", pki.NodeRequest, Done, callers=())
@@ -220,6 +220,35 @@ ASSIGNMENTS_ACCESS = _op(
     callers=GW,
     errors=(NF, sch.ASSIGNMENT_ENDED_ALREADY, sch.ACCESS_PROVIDER_FAILED),
 )
+
+
+# What each code of an operation's `errors` tells its caller (the gateway's OpenAPI says it per route).
+ERROR_MEANING: dict[str, str] = {
+    errors.NOT_FOUND: "no such resource, or not yours",
+    errors.EVENT_TOO_LARGE: "the change would make an event larger than the bus carries (nothing was changed)",
+    idc.INVALID_CREDENTIALS: "the same for an unknown email and a wrong password",
+    idc.TOO_MANY_ATTEMPTS: "wait `Retry-After` seconds",
+    idc.UNAUTHENTICATED: "no valid session (log in first)",
+    idc.ALREADY_ACTIVE: "that email has an account already",
+    idc.INVITE_EXPIRED: "the invite has expired",
+    idc.INVITE_USED: "the invite was used already",
+    idc.INVALID_PASSWORD: "12 to 128 characters",
+    idc.LAST_ADMIN: "the last active admin cannot be disabled or demoted",
+    idc.INVALID_SSH_KEY: "the key is not valid (`reason` says why)",
+    idc.DUPLICATE_SSH_KEY: "you have this key already",
+    idc.TOO_MANY_SSH_KEYS: "you have as many keys as allowed",
+    pki.INVALID_CSR: "the certificate request is not valid",
+    pki.CA_UNAVAILABLE: "the CA key cannot be used",
+    inv.NODE_EXISTS: "a node with this host name exists",
+    inv.NODE_REVOKED: "the node was deleted",
+    sch.ENVIRONMENT_EXISTS: "the name is taken",
+    sch.NODE_NOT_MIG_CAPABLE: "a node reported no MIG-capable GPU",
+    sch.ENVIRONMENT_IN_USE: "it has active assignments",
+    sch.NO_CAPACITY: "the detail says what was short (no online node, GPUs, CPUs or RAM)",
+    sch.USER_HAS_NO_SSH_KEY: "the user has no SSH key to log in with",
+    sch.ASSIGNMENT_ENDED_ALREADY: "it has ended",
+    sch.ACCESS_PROVIDER_FAILED: "the jump host is not configured, or NetBird failed",
+}
 
 
 class NoRequest(Contract):

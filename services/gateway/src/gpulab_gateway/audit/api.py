@@ -12,7 +12,7 @@ from gpulab_core.contracts import identity as contract
 from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
 from gpulab_gateway import sessions, upstream
-from gpulab_gateway.openapi import problems
+from gpulab_gateway.openapi import problems_for
 
 router = APIRouter(tags=["audit"])
 
@@ -25,7 +25,7 @@ class AuditLogPage(BaseModel):
 @router.get(
     "/audit-log",
     summary="The audit log, filtered",
-    responses=problems(401, 403, 422, meaning={403: "`forbidden`: not an admin"}),
+    responses=problems_for(ops.AUDIT_LIST, 401, 403, 422, meaning={403: "`forbidden`: not an admin"}),
 )
 async def audit_log(
     _session: sessions.AdminRead,
@@ -61,8 +61,12 @@ async def audit_log(
     summary="Recompute the audit log's hash chain (what `gpulab audit verify` checks)",
     description="Checks for at most about half of `GPULAB_RPC_TIMEOUT_S` per call. While `valid` is null the "
     "check is not finished: call again with `cursor` = `next_cursor` (and show `checked` as progress).",
-    responses=problems(
-        401, 403, 422, meaning={403: "`forbidden`: not an admin", 422: "`invalid_request`: the cursor is not valid"}
+    responses=problems_for(
+        ops.AUDIT_VERIFY,
+        401,
+        403,
+        422,
+        meaning={403: "`forbidden`: not an admin", 422: "`invalid_request`: the cursor is not valid"},
     ),
 )
 async def verify_audit_log(

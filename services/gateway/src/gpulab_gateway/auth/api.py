@@ -12,7 +12,7 @@ from gpulab_core.contracts import operations as ops
 from gpulab_gateway import sessions, upstream
 from gpulab_gateway.auth.schemas import AcceptInvite, Credentials, InviteInfo, LoginResult
 from gpulab_gateway.config import Settings
-from gpulab_gateway.openapi import problems
+from gpulab_gateway.openapi import problems, problems_for
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -40,12 +40,7 @@ def _settings(request: Request) -> Settings:
                 }
             }
         },
-        **problems(
-            401,
-            422,
-            429,
-            meaning={401: "`invalid_credentials`: the same for an unknown email and a wrong password"},
-        ),
+        **problems_for(ops.AUTH_LOGIN, 422),
     },
 )
 async def login(body: Credentials, request: Request, response: Response) -> LoginResult:
@@ -83,7 +78,7 @@ async def login(body: Credentials, request: Request, response: Response) -> Logi
     response_class=Response,
     summary="Log out: ends the session on the server and clears the cookie",
     dependencies=[Security(sessions.csrf_header)],
-    responses=problems(403),
+    responses=problems_for(ops.AUTH_LOGOUT, 403),
 )
 async def logout(request: Request, token: Annotated[str | None, Security(sessions.session_cookie)]) -> Response:
     # Idempotent: without a live session there is nothing to end, and the cookie is cleared anyway.
@@ -121,7 +116,7 @@ async def me(session: sessions.UserRead, response: Response) -> contract.User:
 @router.get(
     "/invites/{token}",
     summary="What an invite is for, before accepting it",
-    responses=problems(404, 410, 422, meaning={410: "`invite_expired` or `invite_used`"}),
+    responses=problems_for(ops.INVITES_LOOKUP, 422),
 )
 async def lookup_invite(token: InviteToken, request: Request) -> InviteInfo:
     reply = await upstream.ask(request, ops.INVITES_LOOKUP, contract.InviteTokenRequest(token=token))
@@ -132,15 +127,7 @@ async def lookup_invite(token: InviteToken, request: Request) -> InviteInfo:
     "/invites/{token}/accept",
     status_code=201,
     summary="Accept an invite: set name and password; the account is active (log in next)",
-    responses=problems(
-        404,
-        410,
-        422,
-        meaning={
-            410: "`invite_expired` or `invite_used`",
-            422: "`invalid_password` (12 to 128 characters), `invalid_request` or `malformed_json`",
-        },
-    ),
+    responses=problems_for(ops.INVITES_ACCEPT),
 )
 async def accept_invite(token: InviteToken, body: AcceptInvite, request: Request) -> contract.User:
     return await upstream.ask(

@@ -11,7 +11,7 @@ from gpulab_core.contracts import identity as contract
 from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
 from gpulab_gateway import sessions, upstream
-from gpulab_gateway.openapi import problems
+from gpulab_gateway.openapi import problems_for
 from gpulab_gateway.users.schemas import NewInvite, UserChange, UserList
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -27,13 +27,7 @@ Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` 
     "/invites",
     status_code=201,
     summary="Invite someone: creates the user (status `invited`) and sends the invite email",
-    responses=problems(
-        401,
-        403,
-        409,
-        422,
-        meaning={**ADMIN_ONLY, 409: "`user_already_active`: that email has an account already"},
-    ),
+    responses=problems_for(ops.INVITES_CREATE, 401, 403, 422, meaning=ADMIN_ONLY),
 )
 async def invite(body: NewInvite, session: sessions.AdminWrite, request: Request) -> contract.User:
     return await upstream.ask(
@@ -41,7 +35,9 @@ async def invite(body: NewInvite, session: sessions.AdminWrite, request: Request
     )
 
 
-@router.get("", summary="Users, a page at a time", responses=problems(401, 403, 422, meaning=ADMIN_READ))
+@router.get(
+    "", summary="Users, a page at a time", responses=problems_for(ops.USERS_LIST, 401, 403, 422, meaning=ADMIN_READ)
+)
 async def list_users(
     _session: sessions.AdminRead,
     request: Request,
@@ -56,7 +52,7 @@ async def list_users(
     return UserList(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get("/{id}", summary="One user", responses=problems(401, 403, 404, 422, meaning=ADMIN_READ))
+@router.get("/{id}", summary="One user", responses=problems_for(ops.USERS_GET, 401, 403, 422, meaning=ADMIN_READ))
 async def get_user(id: uuid.UUID, _session: sessions.AdminRead, request: Request) -> contract.User:
     return await upstream.ask(request, ops.USERS_GET, contract.UserIdRequest(id=id))
 
@@ -64,14 +60,7 @@ async def get_user(id: uuid.UUID, _session: sessions.AdminRead, request: Request
 @router.patch(
     "/{id}",
     summary="Enable or disable a user, or change their role; a disabled user's sessions end",
-    responses=problems(
-        401,
-        403,
-        404,
-        409,
-        422,
-        meaning={**ADMIN_ONLY, 409: "`last_admin`: the last active admin cannot be disabled or demoted"},
-    ),
+    responses=problems_for(ops.USERS_UPDATE, 401, 403, 422, meaning=ADMIN_ONLY),
 )
 async def update_user(id: uuid.UUID, body: UserChange, session: sessions.AdminWrite, request: Request) -> contract.User:
     user = await upstream.ask(
