@@ -8,11 +8,13 @@ import asyncio
 from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.msg import Msg
 
 from gpulab_core import natsauth
 from gpulab_core.contracts import operations as ops
 from gpulab_core.events import STREAM
+from gpulab_core.natsconn import connect_nats
 from gpulab_devstack.testing import Stack
 
 from .nats_identity_support import connect_as
@@ -86,3 +88,12 @@ def test_the_deployment_users_conf_is_generated_from_the_table() -> None:
     """deploy/nats/users.conf is `python -m gpulab_core.natsauth deploy/nats/users.conf`'s output."""
     committed = (REPO / "deploy" / "nats" / "users.conf").read_text()
     assert committed == natsauth.deployment_conf(), "regenerate: python -m gpulab_core.natsauth deploy/nats/users.conf"
+
+
+async def test_a_refused_identity_is_named_without_its_password(migrated: Stack) -> None:
+    wrong = "not-notify-s-password-4f1c2a"
+    address = migrated.nats_env("notify")["GPULAB_NATS_URL"]
+    with pytest.raises(ConnectionError) as refused:
+        await connect_nats(address, "wrong-password", wait_s=2, user="notify", password=wrong)
+    assert wrong not in str(refused.value)
+    assert address in str(refused.value)

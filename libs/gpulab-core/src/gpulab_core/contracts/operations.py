@@ -255,8 +255,11 @@ class NoRequest(Contract):
     """The body of a request that carries nothing."""
 
 
-# Every back-end service answers `health` (gpulab_core.runtime); the gateway's /healthz asks each.
-HEALTH = {name: _op(name, "health", NoRequest, HealthReply, callers=GW) for name in BACKEND}
+# Every service answers `health` (gpulab_core.runtime); the gateway's /healthz asks each back-end
+# service's. Nothing asks the gateway's own over NATS (its HTTP /healthz and /readyz say it).
+HEALTH = {
+    name: _op(name, "health", NoRequest, HealthReply, callers=GW if name in BACKEND else ()) for name in SERVICES
+}
 
 OPERATIONS: tuple[Operation[Any, Any], ...] = (
     *(v for v in list(globals().values()) if isinstance(v, Operation)),
