@@ -75,6 +75,11 @@ class Endpoint(Generic[Req]):
     request_model: type[Req]
     handler: Callable[[Req], Awaitable[Any]]
 
+    @classmethod
+    def of(cls, op: operations.Operation[Req, Any], handler: Callable[[Req], Awaitable[Any]]) -> Endpoint[Req]:
+        """The endpoint that serves `op` of the table, with the table's request model."""
+        return cls(op.name, op.request, handler)
+
 
 class RpcServer:
     """Registers a service's endpoints as a NATS micro service and runs each request in its own task.

@@ -257,9 +257,7 @@ class NoRequest(Contract):
 
 # Every service answers `health` (gpulab_core.runtime); the gateway's /healthz asks each back-end
 # service's. Nothing asks the gateway's own over NATS (its HTTP /healthz and /readyz say it).
-HEALTH = {
-    name: _op(name, "health", NoRequest, HealthReply, callers=GW if name in BACKEND else ()) for name in SERVICES
-}
+HEALTH = {name: _op(name, "health", NoRequest, HealthReply, callers=GW if name in BACKEND else ()) for name in SERVICES}
 
 OPERATIONS: tuple[Operation[Any, Any], ...] = (
     *(v for v in list(globals().values()) if isinstance(v, Operation)),
