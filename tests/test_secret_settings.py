@@ -56,6 +56,8 @@ def test_every_service_has_its_secrets_checked() -> None:
         ("gpulab_pki", "ca_passphrase"),
         ("gpulab_scheduler", "netbird_api_token"),
         ("gpulab_gateway", "nats_url"),
+        ("gpulab_gateway", "nats_password"),
+        ("gpulab_notify", "nats_password"),
         ("gpulab_inventory", "database_url"),
         ("gpulab_identity", "invite_seal_key"),
         ("gpulab_identity", "audit_hmac_key"),

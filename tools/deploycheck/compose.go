@@ -24,10 +24,14 @@ func hasMigrations(service string) bool { return service != "gateway" }
 // requiredSecrets have no safe default: compose.yaml must refuse to load without each of them
 // (`${VAR:?message}`), rather than start with an empty password.
 var requiredSecrets = []string{
-	"GPULAB_POSTGRES_PASSWORD", "GPULAB_NATS_PASSWORD", "GPULAB_CA_PASSPHRASE",
+	"GPULAB_POSTGRES_PASSWORD", "GPULAB_CA_PASSPHRASE",
 	"GPULAB_POSTGRES_IDENTITY_PASSWORD", "GPULAB_POSTGRES_PKI_PASSWORD", "GPULAB_POSTGRES_INVENTORY_PASSWORD",
 	"GPULAB_POSTGRES_SCHEDULER_PASSWORD", "GPULAB_POSTGRES_NOTIFY_PASSWORD",
 	"GPULAB_INVITE_SEAL_KEY", "GPULAB_AUDIT_HMAC_KEY",
+	// One NATS identity per service and the setup step (docs/adr/0016).
+	"GPULAB_NATS_IDENTITY_PASSWORD", "GPULAB_NATS_PKI_PASSWORD", "GPULAB_NATS_INVENTORY_PASSWORD",
+	"GPULAB_NATS_SCHEDULER_PASSWORD", "GPULAB_NATS_NOTIFY_PASSWORD", "GPULAB_NATS_GATEWAY_PASSWORD",
+	"GPULAB_NATS_SETUP_PASSWORD",
 }
 
 // publishedPorts is everything the host may expose: the TLS edge and the agent's two gRPC ports.

@@ -20,7 +20,8 @@ func copyRepoFiles(t *testing.T, edits ...edit) deployFiles {
 	t.Helper()
 	src := defaultFiles(filepath.Join("..", ".."))
 	dst := defaultFiles(t.TempDir())
-	for _, pair := range [][2]string{{src.compose, dst.compose}, {src.envFile, dst.envFile}, {src.natsConf, dst.natsConf}} {
+	users := func(f deployFiles) string { return filepath.Join(filepath.Dir(f.natsConf), "users.conf") }
+	for _, pair := range [][2]string{{src.compose, dst.compose}, {src.envFile, dst.envFile}, {src.natsConf, dst.natsConf}, {users(src), users(dst)}} {
 		data, err := os.ReadFile(pair[0])
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +140,7 @@ func TestEachBrokenFileIsRefused(t *testing.T) {
 		},
 		{
 			name:  "a service connects as another service's role",
-			edits: []edit{{"compose.yaml", "      GPULAB_DATABASE_URL: *db-scheduler\n      GPULAB_METRICS_PORT", "      GPULAB_DATABASE_URL: *db-identity\n      GPULAB_METRICS_PORT"}},
+			edits: []edit{{"compose.yaml", "      GPULAB_DATABASE_URL: *db-scheduler\n      GPULAB_NATS_USER: scheduler\n", "      GPULAB_DATABASE_URL: *db-identity\n      GPULAB_NATS_USER: scheduler\n"}},
 			want:  "scheduler's GPULAB_DATABASE_URL must connect as gpulab_scheduler",
 		},
 		{
@@ -148,9 +149,22 @@ func TestEachBrokenFileIsRefused(t *testing.T) {
 			want:  "notify is given GPULAB_AUDIT_HMAC_KEY",
 		},
 		{
-			name:  "services and nats disagree on the password",
-			edits: []edit{{"compose.yaml", "nats://gpulab:${GPULAB_NATS_PASSWORD", "nats://gpulab2:${GPULAB_NATS_PASSWORD"}},
-			want:  "credentials in GPULAB_NATS_URL do not match",
+			name:  "a service connects as another service's NATS user",
+			edits: []edit{{"compose.yaml", "GPULAB_NATS_USER: notify\n", "GPULAB_NATS_USER: identity\n"}},
+			want:  "each service connects as its own NATS user",
+		},
+		{
+			name:  "a service and nats disagree on its password",
+			edits: []edit{{"compose.yaml", "      GPULAB_NATS_USER: gateway\n      GPULAB_NATS_PASSWORD: ${GPULAB_NATS_GATEWAY_PASSWORD", "      GPULAB_NATS_USER: gateway\n      GPULAB_NATS_PASSWORD: ${GPULAB_NATS_SETUP_PASSWORD"}},
+			want:  "GPULAB_NATS_PASSWORD does not match nats.conf's password for user \"gateway\"",
+		},
+		{
+			name: "a service's NATS user may use the whole bus",
+			edits: []edit{
+				{"users.conf", "user: \"notify\"", "user: \"notify-old\""},
+				{"users.conf", "  users = [\n", "  users = [\n    { user: \"notify\", password: $GPULAB_NATS_NOTIFY_PASSWORD }\n"},
+			},
+			want: "user \"notify\" no publish and subscribe permissions",
 		},
 	}
 	for _, tc := range cases {

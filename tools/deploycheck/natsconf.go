@@ -82,7 +82,12 @@ func checkNATSConf(files deployFiles, project *types.Project) []error {
 		}
 	}
 
-	// Every service must reach NATS at the port, with the user and password, that the server has.
+	// Every service must reach NATS at the port, as its own user (docs/adr/0016), with the password
+	// the server has for that user; and that user must have permissions (never the whole bus).
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+	}
 	for _, name := range gpulabServices {
 		svc, ok := project.Services[name]
 		if !ok {
@@ -97,9 +102,24 @@ func checkNATSConf(files deployFiles, project *types.Project) []error {
 		if u.Port() != strconv.Itoa(opts.Port) {
 			fail("%s: GPULAB_NATS_URL port %s, but nats.conf listens on %d", name, u.Port(), opts.Port)
 		}
-		pass, _ := u.User.Password()
-		if u.User.Username() != opts.Username || pass != opts.Password {
-			fail("%s: the credentials in GPULAB_NATS_URL do not match nats.conf's authorization block", name)
+		if u.User != nil {
+			fail("%s: GPULAB_NATS_URL carries credentials; use GPULAB_NATS_USER and GPULAB_NATS_PASSWORD", name)
+		}
+		user := envValue(svc, "GPULAB_NATS_USER")
+		if user != name {
+			fail("%s: GPULAB_NATS_USER is %q; each service connects as its own NATS user, %q", name, user, name)
+			continue
+		}
+		known, ok := users[user]
+		if !ok {
+			fail("%s: nats.conf has no user %q", name, user)
+			continue
+		}
+		if known.Password != envValue(svc, "GPULAB_NATS_PASSWORD") {
+			fail("%s: GPULAB_NATS_PASSWORD does not match nats.conf's password for user %q", name, user)
+		}
+		if known.Permissions == nil || known.Permissions.Publish == nil || known.Permissions.Subscribe == nil {
+			fail("%s: nats.conf gives user %q no publish and subscribe permissions: it could use the whole bus", name, user)
 		}
 	}
 	return errs

@@ -8,9 +8,11 @@ import pytest
 from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 
+from gpulab_core.contracts import operations as ops
 from gpulab_core.rpc import RpcClient
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
+from gpulab_gateway.problems import STATUS_BY_CODE
 
 # (method, path) → (success status, body schema or None, reply schema or None, error statuses)
 ROUTES: dict[tuple[str, str], tuple[str, str | None, str | None, set[str]]] = {
@@ -155,3 +157,32 @@ def test_login_and_me_document_the_cookie_the_csrf_header_and_retry_after(doc: d
     assert "Retry-After" in login["429"]["headers"]
     me = doc["paths"]["/api/v1/auth/me"]["get"]["responses"]
     assert "X-CSRF-Token" in me["200"]["headers"]
+
+
+def test_every_error_code_of_an_operation_has_a_status_and_a_meaning() -> None:
+    """The table of operations is where a route's service errors are listed: each code it names is
+    mapped to an HTTP status once (problems.STATUS_BY_CODE) and says what it means (ERROR_MEANING)."""
+    for op in ops.OPERATIONS:
+        for code in op.errors:
+            assert code in ops.ERROR_MEANING, (op.subject, code)
+            if ops.GATEWAY in op.callers:
+                assert code in STATUS_BY_CODE, (op.subject, code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "operation"),
+    [
+        ("post", "/api/v1/me/ssh-keys", "SSH_KEYS_ADD"),
+        ("post", "/api/v1/assignments", "ASSIGNMENTS_CREATE"),
+        ("post", "/api/v1/auth/login", "AUTH_LOGIN"),
+        ("delete", "/api/v1/environments/{id}", "ENVIRONMENTS_DELETE"),
+    ],
+)
+def test_a_route_documents_each_error_code_its_operation_lists(
+    doc: dict[str, Any], method: str, path: str, operation: str
+) -> None:
+    op = getattr(ops, operation)
+    responses = doc["paths"][path][method]["responses"]
+    for code in op.errors:
+        status = str(STATUS_BY_CODE[code])
+        assert f"`{code}`" in responses[status]["description"], (path, code)

@@ -8,9 +8,26 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gpulab_core import migrations
+from gpulab_core import events, migrations, natsauth
+from gpulab_core.natsconn import connect_nats
 from gpulab_core.runtime import ServiceSpec, serve
 from gpulab_core.settings import CoreSettings, DatabaseSettings, load_settings, redact
+
+
+async def make_stream(settings: CoreSettings) -> None:
+    """The setup step: create the event stream, or bring it to the current config, as the `setup`
+    identity (docs/adr/0016); services only wait for it."""
+    nc = await connect_nats(
+        settings.nats_url,
+        "gpulab-setup",
+        user=settings.nats_user,
+        password=settings.nats_password.get_secret_value() if settings.nats_password else None,
+        inbox_prefix=natsauth.inbox_prefix(natsauth.SETUP),
+    )
+    try:
+        await events.ensure_stream(nc.jetstream(), replicas=settings.events_replicas)
+    finally:
+        await nc.close()
 
 
 def main(spec: ServiceSpec, service_dir: Path | None, argv: Sequence[str] | None = None) -> int:
@@ -21,11 +38,21 @@ def main(spec: ServiceSpec, service_dir: Path | None, argv: Sequence[str] | None
     if service_dir is not None:
         sub.add_parser("migrate", help="bring this service's schema to the latest migration, then exit")
     sub.add_parser("version", help="print the version")
+    sub.add_parser("events-stream", help="create or update the event stream (as the `setup` NATS identity), then exit")
     args = parser.parse_args(argv)
 
     if args.command == "migrate":
         # Only what migrating needs: the migrate job is not handed the service's other secrets.
         return _migrate(program, spec, service_dir, load_settings(migration_settings(spec.settings_cls), program))
+    if args.command == "events-stream":
+        # Only the NATS settings: the setup job is handed no database URL or service secret.
+        try:
+            asyncio.run(make_stream(load_settings(CoreSettings, program)))
+        except Exception as exc:
+            print(f"{program}: could not set up the event stream: {redact(str(exc))}", file=sys.stderr)  # noqa: T201
+            return 1
+        print(f"{program}: the event stream is set up")  # noqa: T201
+        return 0
     settings = load_settings(spec.settings_cls, program)
     if args.command == "version":
         print(f"{program} {spec.version}")  # noqa: T201

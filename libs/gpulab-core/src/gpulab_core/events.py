@@ -89,6 +89,29 @@ async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
     await js.update_stream(config)
 
 
+# How long a service waits at start for the setup step to have made the stream (a deployment starts
+# both at once; the setup step takes seconds).
+STREAM_WAIT_S = 60.0
+
+
+async def wait_for_stream(js: JetStreamContext, *, wait_s: float = STREAM_WAIT_S) -> None:
+    """Return once the stream exists. Services do not create it: that is the setup step's identity's
+    job (docs/adr/0016), so that no service may change or delete what every other service relies on."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        try:
+            await js.stream_info(STREAM)
+            return
+        except NotFoundError:
+            if loop.time() > deadline:
+                raise ConnectionError(
+                    f"the event stream {STREAM} does not exist after {wait_s:g} s: run the setup step "
+                    "(`python -m gpulab_<service> events-stream`, or the local run) first"
+                ) from None
+            await asyncio.sleep(0.5)
+
+
 def processed_table(metadata: MetaData) -> Table:
     return Table(
         "processed_events",

@@ -10,8 +10,25 @@ from nats.aio.client import Client as NATS
 from gpulab_core.settings import redact
 
 
-async def connect_nats(url: str, name: str, *, wait_s: float = 60.0) -> NATS:
-    """Connect, waiting up to `wait_s` for NATS to come up; later outages are ridden out by reconnects."""
+async def connect_nats(
+    url: str,
+    name: str,
+    *,
+    wait_s: float = 60.0,
+    user: str | None = None,
+    password: str | None = None,
+    inbox_prefix: str | None = None,
+) -> NATS:
+    """Connect, waiting up to `wait_s` for NATS to come up; later outages are ridden out by reconnects.
+
+    `user`/`password`: the process's own identity (else the URL's credentials, if any);
+    `inbox_prefix`: where its replies arrive, the only inboxes its identity may read (natsauth)."""
+    extra: dict[str, str] = {}
+    if user is not None:
+        extra["user"] = user
+        extra["password"] = password or ""
+    if inbox_prefix is not None:
+        extra["inbox_prefix"] = inbox_prefix
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     delay = 0.2
@@ -27,11 +44,14 @@ async def connect_nats(url: str, name: str, *, wait_s: float = 60.0) -> NATS:
                     reconnect_time_wait=1,
                     connect_timeout=2,
                     allow_reconnect=True,
+                    **extra,
                 )
         except Exception as exc:
             if loop.time() + delay > deadline:
                 # The URL may carry the password (nats://user:password@host): never in a message.
                 why = str(exc) or f"no connection within {wait_s:g} s"
+                if password:
+                    why = why.replace(password, "***")
                 raise ConnectionError(f"cannot reach NATS at {redact(url)}: {redact(why)}") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)

@@ -28,6 +28,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from gpulab_core import errors, telemetry
+from gpulab_core.contracts import operations
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("gpulab_core.rpc")
@@ -45,6 +46,7 @@ RPC_SECONDS = Histogram(
 RPC_INFLIGHT_REJECTED = Counter("gpulab_rpc_busy_total", "Requests that waited for a free handler slot", ["service"])
 
 Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
 Handler = Callable[[Any], Awaitable[Any]]
 
 
@@ -73,6 +75,11 @@ class Endpoint(Generic[Req]):
     request_model: type[Req]
     handler: Callable[[Req], Awaitable[Any]]
 
+    @classmethod
+    def of(cls, op: operations.Operation[Req, Any], handler: Callable[[Req], Awaitable[Any]]) -> Endpoint[Req]:
+        """The endpoint that serves `op` of the table, with the table's request model."""
+        return cls(op.name, op.request, handler)
+
 
 class RpcServer:
     """Registers a service's endpoints as a NATS micro service and runs each request in its own task.
@@ -93,7 +100,18 @@ class RpcServer:
     def add(self, endpoint: Endpoint[Any]) -> None:
         self._endpoints.append(endpoint)
 
+    def _check_against_table(self) -> None:
+        """A gpulab service serves exactly the operations the table gives it, with the same request
+        models: the table is what its callers and the NATS permissions are made from."""
+        if self.name not in operations.SERVICES:
+            return  # a test's or benchmark's own service
+        for ep in self._endpoints:
+            op = operations.find(self.name, ep.operation)
+            if op is None or op.request is not ep.request_model:
+                raise ValueError(f"{self.name}.{ep.operation} is not in gpulab_core.contracts.operations as served")
+
     async def start(self) -> None:
+        self._check_against_table()
         self._service = await nats.micro.add_service(
             self._nc,
             name=self.name,
@@ -168,7 +186,10 @@ class RpcServer:
 
 
 class RpcClient:
-    """Calls other services and turns their envelope back into data or a `RemoteError`."""
+    """Calls other services and turns their envelope back into data or a `RemoteError`.
+
+    Services call through `ask`/`request` with an operation of the table; `call` by name is for
+    tests and tools."""
 
     def __init__(self, nc: NATS, *, timeout_s: float = 5.0) -> None:
         self._nc = nc
@@ -177,6 +198,21 @@ class RpcClient:
     @property
     def connected(self) -> bool:
         return bool(self._nc.is_connected)
+
+    async def ask(self, op: operations.Operation[Req, Rep], payload: Req, *, timeout_s: float | None = None) -> Rep:
+        """Call an operation of the table and return its reply as the table's reply model; error
+        replies raise `RemoteError`. A reply outside the contract is our bug, never the caller's."""
+        data = await self.request(op, payload, timeout_s=timeout_s)
+        try:
+            return op.reply.model_validate(data or {})
+        except ValidationError as exc:
+            log.error("%s replied outside its contract: %s", op.subject, exc.errors(include_input=False))
+            raise errors.GpulabError("internal error") from None
+
+    async def request(self, op: operations.Operation[Req, Any], payload: Req, *, timeout_s: float | None = None) -> Any:
+        """Call an operation of the table and return the reply's data as it came (for a caller that
+        reads it with a lenient model of its own)."""
+        return await self.call(op.service, op.name, payload, timeout_s=timeout_s)
 
     async def call(
         self,

@@ -15,15 +15,16 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from pydantic import BaseModel
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gpulab_core import db, events, health, logs, outbox, rpc, telemetry
+from gpulab_core import db, events, health, logs, natsauth, outbox, rpc, telemetry
+from gpulab_core.contracts import operations
+from gpulab_core.contracts.common import HealthReply
 from gpulab_core.natsconn import connect_nats
 from gpulab_core.settings import CoreSettings, DatabaseSettings
 
@@ -93,18 +94,6 @@ class ServiceSpec:
     setup: Setup | None = None
 
 
-class HealthReply(BaseModel):
-    status: Literal["ok", "degraded"]  # degraded: it serves, but `problems` says what is not whole
-    service: str
-    version: str
-    instance: str
-    problems: list[str] = []
-
-
-class _Empty(BaseModel):
-    pass
-
-
 @dataclass
 class Runtime:
     spec: ServiceSpec
@@ -130,6 +119,9 @@ class Runtime:
         self.rpc_server.add(endpoint)
 
     def add_consumer(self, durable: str, subjects: Sequence[str], handler: events.EventHandler) -> None:
+        if durable not in operations.CONSUMERS.get(self.spec.name, ()):
+            # Its NATS identity may create and read only the consumers the table lists (natsauth).
+            raise ValueError(f"consumer {durable!r} of {self.spec.name} is not in operations.CONSUMERS")
         tables, sessions = self.spec.tables, self.sessions
         # Consumers record processed ids in the service's own schema.
         assert tables is not None
@@ -154,9 +146,16 @@ class Runtime:
     # ---- lifecycle ----
     async def start(self) -> None:
         s = self.settings
-        self.nc = await connect_nats(s.nats_url, f"gpulab-{self.spec.name}-{self.instance}")
+        self.nc = await connect_nats(
+            s.nats_url,
+            f"gpulab-{self.spec.name}-{self.instance}",
+            user=s.nats_user,
+            password=s.nats_password.get_secret_value() if s.nats_password else None,
+            inbox_prefix=natsauth.inbox_prefix(self.spec.name),
+        )
         self.js = self.nc.jetstream()
-        await events.ensure_stream(self.js, replicas=s.events_replicas)
+        if self.spec.tables is not None:  # it publishes and consumes events (the gateway does neither)
+            await events.wait_for_stream(self.js)
         self.checks["nats"] = self._check_nats
         if self.spec.tables is not None:
             assert isinstance(s, DatabaseSettings), "a service that owns a schema reads DatabaseSettings"
@@ -177,7 +176,7 @@ class Runtime:
             self.problem_checks.append(relay.problems)
         self.rpc_server = rpc.RpcServer(self.nc, self.spec.name, self.spec.version, max_inflight=s.rpc_max_inflight)
         self.rpc_client = rpc.RpcClient(self.nc, timeout_s=s.rpc_timeout_s)
-        self.add_endpoint(rpc.Endpoint("health", _Empty, self._health))
+        self.add_endpoint(rpc.Endpoint("health", operations.NoRequest, self._health))
         if self.spec.setup is not None:
             await self.spec.setup(self)
         await self.rpc_server.start()
@@ -227,7 +226,7 @@ class Runtime:
         if not self.nc.is_connected:
             raise ConnectionError("not connected to NATS")
 
-    async def _health(self, _req: _Empty) -> HealthReply:
+    async def _health(self, _req: operations.NoRequest) -> HealthReply:
         results = await health.run_checks(self.checks)
         bad = {k: v for k, v in results.items() if v != "ok"}
         if bad:

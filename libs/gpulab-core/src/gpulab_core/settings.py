@@ -77,6 +77,11 @@ class CoreSettings(BaseSettings):
 
     # The local run's embedded server listens here (see tools/devstack); a deployment sets it.
     nats_url: str = "nats://127.0.0.1:42229"
+    # This process's own NATS identity (docs/adr/0016): the local run writes both for each service in
+    # $GPULAB_DATA_DIR/nats/<service>.env; a deployment takes them from its secrets. Unset: the URL's
+    # own credentials, if any.
+    nats_user: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")
+    nats_password: SecretStr | None = None
     data_dir: Path = Path(".gpulab")
     public_url: str = "http://localhost:8080"
     log_level: LogLevel = "info"

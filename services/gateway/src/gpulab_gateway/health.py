@@ -13,9 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from gpulab_core.contracts import operations as ops
 from gpulab_core.rpc import RpcClient
 
-BACKEND_SERVICES = ("identity", "pki", "inventory", "scheduler", "notify")
+BACKEND_SERVICES = ops.BACKEND
 
 State = Literal["ok", "down"]
 
@@ -46,7 +47,7 @@ async def service_state(client: RpcClient, service: str, timeout_s: float) -> tu
     """`ok` when a replica answers its `health` operation in time and says it is ready, with the
     problems it reports (none unless it says `degraded`)."""
     try:
-        reply = await client.call(service, "health", timeout_s=timeout_s)
+        reply = await client.request(ops.HEALTH[service], ops.NoRequest(), timeout_s=timeout_s)
     except Exception:
         return "down", []
     problems = reply.get("problems") if isinstance(reply, dict) else None

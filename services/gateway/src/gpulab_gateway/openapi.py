@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from gpulab_gateway.problems import PROBLEM_JSON, Problem
+from gpulab_core.contracts import operations
+from gpulab_gateway.problems import PROBLEM_JSON, STATUS_BY_CODE, Problem
 
 # What each status means in this API (API.md, Conventions); a route may say more about its own.
 _MEANING = {
@@ -40,6 +41,23 @@ def problems(*statuses: int, meaning: Mapping[int, str] | None = None) -> dict[i
             entry["headers"] = _RETRY_AFTER
         documented[status] = entry
     return documented
+
+
+def problems_for(
+    op: operations.Operation[Any, Any], *statuses: int, meaning: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route that asks `op`: the statuses of the error codes the table of
+    operations lists for it, each saying which codes and what they mean, plus the route's own
+    `statuses` (a session's 401 and 403); `meaning` says what a route's own status means there."""
+    by_status: dict[int, list[str]] = {}
+    for code in op.errors:
+        by_status.setdefault(STATUS_BY_CODE.get(code, 422), []).append(f"`{code}`: {operations.ERROR_MEANING[code]}")
+    said = dict(meaning or {})
+    for status, lines in by_status.items():
+        if status == 422:  # any request may also be malformed
+            lines.append(_MEANING[422])
+        said[status] = "; ".join([*lines, *([said[status]] if status in said else [])])
+    return problems(*statuses, *by_status, meaning=said)
 
 
 def install(app: FastAPI) -> None:

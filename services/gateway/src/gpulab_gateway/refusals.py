@@ -17,6 +17,7 @@ from fastapi import Request
 from prometheus_client import Counter
 
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.rpc import RpcClient
 from gpulab_gateway.middleware import route_template
 
@@ -66,7 +67,7 @@ class RefusalReporter:
 
     async def _send(self, req: contract.RecordRefusalRequest) -> None:
         try:
-            await self._rpc.call(contract.SERVICE, "audit.record_refusal", req)
+            await self._rpc.ask(ops.AUDIT_RECORD_REFUSAL, req)
         except Exception as exc:  # the refusal stands either way; only its record is missing
             NOT_REPORTED.labels("unavailable").inc()
             log.warning("a refused %s %s was not audited: %s", req.method, req.route, exc)

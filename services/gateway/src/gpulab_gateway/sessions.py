@@ -24,6 +24,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from gpulab_core import errors
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_gateway import problems, upstream
 from gpulab_gateway.config import Settings
 
@@ -175,9 +176,7 @@ async def resolve(request: Request, token: str | None) -> Session | None:
     if cached is not None:
         return cached.session
     try:
-        reply = await upstream.identity(
-            request, "auth.session", contract.SessionRequest(session_token=token), contract.SessionReply
-        )
+        reply = await upstream.ask(request, ops.AUTH_SESSION, contract.SessionRequest(session_token=token))
     except errors.RemoteError as exc:
         if exc.code == contract.UNAUTHENTICATED:
             return None

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from gpulab_core.contracts import identity as c
+from gpulab_core.contracts import operations as ops
 from gpulab_core.errors import NotFound
 from gpulab_core.rpc import Endpoint
 from gpulab_identity.audit import repository as audit_repo
@@ -77,20 +78,20 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         deps.settings.audit_refusals_per_address_per_minute, deps.settings.audit_refusals_per_minute
     )
     return [
-        Endpoint("auth.login", c.LoginRequest, login),
-        Endpoint("auth.logout", c.SessionRequest, tx(logout)),
-        Endpoint("auth.session", c.SessionRequest, tx(lambda s, r: auth.current(s, r.session_token, deps.settings))),
-        Endpoint("invites.create", c.InviteRequest, tx(lambda s, r: invites.create(s, r, ttl, seal_key))),
-        Endpoint("invites.lookup", c.InviteTokenRequest, tx(lambda s, r: invites.lookup(s, r.token))),
-        Endpoint("invites.accept", c.AcceptInviteRequest, tx(lambda s, r: invites.accept(s, r, deps.passwords))),
-        Endpoint("users.list", c.ListUsersRequest, tx(list_users)),
-        Endpoint("users.get", c.UserIdRequest, tx(get_user)),
-        Endpoint("users.update", c.UpdateUserRequest, tx(users.update_user)),
-        Endpoint("ssh_keys.list", c.ListSshKeysRequest, tx(list_keys)),
-        Endpoint("ssh_keys.add", c.AddSshKeyRequest, tx(lambda s, r: keys.add(s, r.user_id, r.public_key, max_keys))),
-        Endpoint("ssh_keys.delete", c.DeleteSshKeyRequest, tx(delete_key)),
-        Endpoint("ssh_keys.authorized", c.ListSshKeysRequest, tx(lambda s, r: keys.authorized(s, r.user_id))),
-        Endpoint("audit.list", c.ListAuditRequest, tx(list_audit)),
-        Endpoint("audit.record_refusal", c.RecordRefusalRequest, tx(lambda s, r: audit.record_refusal(s, r, bounds))),
-        Endpoint("audit.verify", c.VerifyAuditRequest, tx(lambda s, r: audit.verify_chain(s, r, verify_budget_s))),
+        Endpoint.of(ops.AUTH_LOGIN, login),
+        Endpoint.of(ops.AUTH_LOGOUT, tx(logout)),
+        Endpoint.of(ops.AUTH_SESSION, tx(lambda s, r: auth.current(s, r.session_token, deps.settings))),
+        Endpoint.of(ops.INVITES_CREATE, tx(lambda s, r: invites.create(s, r, ttl, seal_key))),
+        Endpoint.of(ops.INVITES_LOOKUP, tx(lambda s, r: invites.lookup(s, r.token))),
+        Endpoint.of(ops.INVITES_ACCEPT, tx(lambda s, r: invites.accept(s, r, deps.passwords))),
+        Endpoint.of(ops.USERS_LIST, tx(list_users)),
+        Endpoint.of(ops.USERS_GET, tx(get_user)),
+        Endpoint.of(ops.USERS_UPDATE, tx(users.update_user)),
+        Endpoint.of(ops.SSH_KEYS_LIST, tx(list_keys)),
+        Endpoint.of(ops.SSH_KEYS_ADD, tx(lambda s, r: keys.add(s, r.user_id, r.public_key, max_keys))),
+        Endpoint.of(ops.SSH_KEYS_DELETE, tx(delete_key)),
+        Endpoint.of(ops.SSH_KEYS_AUTHORIZED, tx(lambda s, r: keys.authorized(s, r.user_id))),
+        Endpoint.of(ops.AUDIT_LIST, tx(list_audit)),
+        Endpoint.of(ops.AUDIT_RECORD_REFUSAL, tx(lambda s, r: audit.record_refusal(s, r, bounds))),
+        Endpoint.of(ops.AUDIT_VERIFY, tx(lambda s, r: audit.verify_chain(s, r, verify_budget_s))),
     ]

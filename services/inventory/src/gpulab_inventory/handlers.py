@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gpulab_core.contracts import inventory as c
+from gpulab_core.contracts import operations as ops
 from gpulab_core.rpc import Endpoint
 from gpulab_inventory.config import Settings
 from gpulab_inventory.nodes import service as nodes
@@ -28,9 +28,9 @@ def endpoints(sessions: async_sessionmaker[AsyncSession], pki: PkiClient, settin
         return run
 
     return [
-        Endpoint("nodes.create", c.CreateNodeRequest, tx(lambda s, r: nodes.create(s, r, pki, settings))),
-        Endpoint("nodes.list", c.ListNodesRequest, tx(nodes.list_page)),
-        Endpoint("nodes.get", c.NodeIdRequest, tx(nodes.get)),
-        Endpoint("nodes.delete", c.NodeIdRequest, tx(lambda s, r: nodes.delete(s, r, pki))),
-        Endpoint("nodes.new_token", c.NodeIdRequest, tx(lambda s, r: nodes.new_token(s, r, pki, settings))),
+        Endpoint.of(ops.NODES_CREATE, tx(lambda s, r: nodes.create(s, r, pki, settings))),
+        Endpoint.of(ops.NODES_LIST, tx(nodes.list_page)),
+        Endpoint.of(ops.NODES_GET, tx(nodes.get)),
+        Endpoint.of(ops.NODES_DELETE, tx(lambda s, r: nodes.delete(s, r, pki))),
+        Endpoint.of(ops.NODES_NEW_TOKEN, tx(lambda s, r: nodes.new_token(s, r, pki, settings))),
     ]

@@ -11,6 +11,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict
 
 from gpulab_core.contracts import identity
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import MAX_LIMIT
 from gpulab_core.rpc import RpcClient
 
@@ -44,7 +45,7 @@ async def active_admins(rpc: RpcClient) -> list[Admin]:
     cursor: str | None = None
     while True:
         request = identity.ListUsersRequest(role="admin", status="active", limit=MAX_LIMIT, cursor=cursor)
-        page = _Page.model_validate(await rpc.call(identity.SERVICE, "users.list", request))
+        page = _Page.model_validate(await rpc.request(ops.USERS_LIST, request))
         for user in page.items:
             # identity filters already; checked again because a mail to a disabled account is the one
             # mistake this list must never make.

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts import pki as c
 from gpulab_core.rpc import Endpoint
 from gpulab_pki.certificates import service as certs
@@ -37,10 +38,10 @@ def endpoints(pki: Pki) -> list[Endpoint[Any]]:
         return {}
 
     return [
-        Endpoint("ca.get", c.Empty, ca_get),
-        Endpoint("tokens.issue", c.IssueTokenRequest, tx(lambda s, r: tokens.issue(s, r, pki.token_ttl))),
-        Endpoint("tokens.revoke", c.NodeRequest, tx(revoke_tokens)),
-        Endpoint("certs.revoke_node", c.NodeRequest, tx(certs.revoke_node)),
-        Endpoint("certs.revoked", c.Empty, tx(lambda s, _r: certs.revoked(s))),
-        Endpoint("certs.sign_server", c.SignServerRequest, tx(lambda s, r: certs.sign_server(s, ca, r))),
+        Endpoint.of(ops.CA_GET, ca_get),
+        Endpoint.of(ops.TOKENS_ISSUE, tx(lambda s, r: tokens.issue(s, r, pki.token_ttl))),
+        Endpoint.of(ops.TOKENS_REVOKE, tx(revoke_tokens)),
+        Endpoint.of(ops.CERTS_REVOKE_NODE, tx(certs.revoke_node)),
+        Endpoint.of(ops.CERTS_REVOKED, tx(lambda s, _r: certs.revoked(s))),
+        Endpoint.of(ops.CERTS_SIGN_SERVER, tx(lambda s, r: certs.sign_server(s, ca, r))),
     ]

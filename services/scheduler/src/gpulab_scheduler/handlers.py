@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts import scheduler as c
-from gpulab_core.contracts.common import Page
 from gpulab_core.errors import Conflict, NotFound, Unavailable
 from gpulab_core.rpc import Endpoint
 from gpulab_scheduler.access import AccessTarget, netbird_client, netbird_keys, provider_for
@@ -99,17 +99,17 @@ def endpoints(
         return revoked
 
     return [
-        Endpoint("environments.create", c.CreateEnvironmentRequest, tx(environments.create)),
-        Endpoint("environments.list", Page, tx(environments.list_page)),
-        Endpoint("environments.get", c.EnvironmentIdRequest, tx(environments.get)),
-        Endpoint("environments.update", c.UpdateEnvironmentRequest, tx(environments.update_environment)),
-        Endpoint("environments.delete", c.EnvironmentIdRequest, tx(environments.delete_environment)),
-        Endpoint("environments.attach_node", c.EnvironmentNodeRequest, tx(environments.attach)),
-        Endpoint("environments.detach_node", c.EnvironmentNodeRequest, tx(environments.detach)),
-        Endpoint("assignments.create", c.CreateAssignmentRequest, create_assignment),
-        Endpoint("assignments.list", c.ListAssignmentsRequest, tx(assignments.list_page)),
-        Endpoint("assignments.get", c.AssignmentIdRequest, tx(assignments.get)),
-        Endpoint("assignments.revoke", c.AssignmentIdRequest, revoke),
-        Endpoint("assignments.get_mine", c.MyAssignmentRequest, tx(assignments.get_mine)),
-        Endpoint("assignments.access", c.MyAssignmentRequest, access),
+        Endpoint.of(ops.ENVIRONMENTS_CREATE, tx(environments.create)),
+        Endpoint.of(ops.ENVIRONMENTS_LIST, tx(environments.list_page)),
+        Endpoint.of(ops.ENVIRONMENTS_GET, tx(environments.get)),
+        Endpoint.of(ops.ENVIRONMENTS_UPDATE, tx(environments.update_environment)),
+        Endpoint.of(ops.ENVIRONMENTS_DELETE, tx(environments.delete_environment)),
+        Endpoint.of(ops.ENVIRONMENTS_ATTACH_NODE, tx(environments.attach)),
+        Endpoint.of(ops.ENVIRONMENTS_DETACH_NODE, tx(environments.detach)),
+        Endpoint.of(ops.ASSIGNMENTS_CREATE, create_assignment),
+        Endpoint.of(ops.ASSIGNMENTS_LIST, tx(assignments.list_page)),
+        Endpoint.of(ops.ASSIGNMENTS_GET, tx(assignments.get)),
+        Endpoint.of(ops.ASSIGNMENTS_REVOKE, revoke),
+        Endpoint.of(ops.ASSIGNMENTS_GET_MINE, tx(assignments.get_mine)),
+        Endpoint.of(ops.ASSIGNMENTS_ACCESS, access),
     ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from gpulab_core.contracts import identity as c
+from gpulab_core.contracts import operations as ops
 from gpulab_core.errors import RemoteError
 from gpulab_core.rpc import RpcClient
 
@@ -36,7 +37,7 @@ class IdentityClient:
 
     async def user(self, user_id: uuid.UUID) -> UserFacts | None:
         try:
-            reply = await self.rpc.call(c.SERVICE, "users.get", c.UserIdRequest(id=user_id))
+            reply = await self.rpc.request(ops.USERS_GET, c.UserIdRequest(id=user_id))
         except RemoteError as exc:
             if exc.code == "not_found":
                 return None
@@ -44,5 +45,5 @@ class IdentityClient:
         return UserFacts.model_validate(reply)
 
     async def authorized_keys(self, user_id: uuid.UUID) -> AuthorizedKeys:
-        reply = await self.rpc.call(c.SERVICE, "ssh_keys.authorized", c.ListSshKeysRequest(user_id=user_id))
+        reply = await self.rpc.request(ops.SSH_KEYS_AUTHORIZED, c.ListSshKeysRequest(user_id=user_id))
         return AuthorizedKeys.model_validate(reply)

@@ -111,7 +111,9 @@ class DevRun:
             port = int(self.env.get("GPULAB_DEV_NATS_PORT", DEFAULT_NATS_PORT))
             self.nats = EmbeddedNats(self.data_dir / "nats", port, open(logs / "nats.log", "ab"))
             self.env["GPULAB_NATS_URL"] = self.nats.start()
-            self.say(f"NATS with JetStream (embedded) at {self.nats.url}")
+            self.nats.write_env_files(self.nats_env_dir)
+            self.say(f"NATS with JetStream (embedded) at {self.nats.address}")
+            self.say(f"  each service connects as itself: {self.nats_env_dir}/<service>.env (docs/adr/0016)")
         else:
             self.say("NATS: using GPULAB_NATS_URL")
         if not self.env.get("GPULAB_SMTP_HOST"):
@@ -125,6 +127,10 @@ class DevRun:
         self.secrets = {name: local_secret(self.data_dir, name) for name in LOCAL_SECRETS}
         self.env.setdefault("GPULAB_LOG_FORMAT", "text")
         self.env["PYTHONUNBUFFERED"] = "1"
+
+    @property
+    def nats_env_dir(self) -> Path:
+        return self.data_dir / "nats"
 
     def stop_servers(self) -> None:
         if self.mail is not None:
@@ -170,8 +176,13 @@ class DevRun:
             asyncio.create_task(self._watch(name, proc))
 
     def service_env(self, name: str) -> dict[str, str]:
-        """The run's environment with `name`'s own database role; the gateway's has no database."""
+        """The run's environment with `name`'s own database role (the gateway's has no database), its
+        own secrets only, and, on the embedded NATS, its own NATS identity from the file written for
+        it. With GPULAB_NATS_URL given, every service connects with that URL."""
         env = dict(self.env)
+        if self.nats is not None:
+            lines = (self.nats_env_dir / f"{name}.env").read_text().splitlines()
+            env.update(dict(line.split("=", 1) for line in lines if "=" in line))
         if name not in MIGRATED:
             env.pop("GPULAB_DATABASE_URL", None)
             env.pop("GPULAB_MIGRATION_DATABASE_URL", None)

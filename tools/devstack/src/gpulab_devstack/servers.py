@@ -6,11 +6,15 @@ keep their data under one folder, so a second start reuses it, and listen on loo
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import importlib.util
+import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -23,7 +27,9 @@ from typing import IO, Any
 
 import psutil
 
-from gpulab_core.events import MAX_MESSAGE_BYTES
+from gpulab_core import natsauth
+from gpulab_core.events import MAX_MESSAGE_BYTES, ensure_stream
+from gpulab_core.natsconn import connect_nats
 from gpulab_core.settings import service_role
 
 # PostgreSQL refuses to run as root; the local run (and CI) may be root, so it runs as this user.
@@ -229,7 +235,13 @@ jetstream {{
   # must survive kill -9 of nats-server (the default syncs every 2 minutes). See docs/adr/0003.
   sync_interval: always
 }}
-"""
+# One identity per service, each allowed only what the table of operations gives it (docs/adr/0016).
+{authorization}"""
+
+# The tests' and tools' own identity, allowed everything: only on the embedded server (the local run
+# and the tests, loopback only), never in a deployment. Tests use it to play any part, benchmarks to
+# drive the services; each service process gets its own identity (EmbeddedNats.identity_env).
+OPERATOR = "operator"
 
 
 class EmbeddedNats:
@@ -240,15 +252,66 @@ class EmbeddedNats:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
+    def address(self) -> str:
+        """The server's URL without credentials: what a service's env file names."""
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The operator's URL (password included): for tests and tools, never for a service."""
+        return f"nats://{OPERATOR}:{self._passwords()[OPERATOR]}@127.0.0.1:{self.port}"
+
+    def _passwords(self) -> dict[str, str]:
+        """Each identity's password: made once, kept (0600) with the server's data so that a restart of
+        the local run keeps them."""
+        path = self.data_dir / "identities.json"
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        wanted = [*natsauth.IDENTITIES, OPERATOR]
+        if all(name in known for name in wanted):
+            return known
+        made = {name: known.get(name) or secrets.token_urlsafe(32) for name in wanted}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(made, out)
+        return made
+
+    def identity_env(self, identity: str) -> dict[str, str]:
+        """The `GPULAB_NATS_*` settings a process connects with as `identity`."""
+        return {
+            "GPULAB_NATS_URL": self.address,
+            "GPULAB_NATS_USER": identity,
+            "GPULAB_NATS_PASSWORD": self._passwords()[identity],
+        }
+
+    def write_env_files(self, folder: Path) -> None:
+        """`<folder>/<service>.env` for each service (0600): the settings that service connects with."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for identity in natsauth.IDENTITIES:
+            path = folder / f"{identity}.env"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.writelines(f"{k}={v}\n" for k, v in self.identity_env(identity).items())
 
     def start(self, timeout_s: float = 30) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats.conf"
-        conf.write_text(
-            NATS_CONF.format(port=self.port, store=self.data_dir / "jetstream", max_payload=MAX_MESSAGE_BYTES)
+        passwords = self._passwords()
+        authorization = natsauth.authorization_block(
+            {name: passwords[name] for name in natsauth.IDENTITIES},
+            literal=True,
+            full_access={OPERATOR: passwords[OPERATOR]},
         )
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
+        with os.fdopen(fd, "w") as out:
+            out.write(
+                NATS_CONF.format(
+                    port=self.port,
+                    store=self.data_dir / "jetstream",
+                    max_payload=MAX_MESSAGE_BYTES,
+                    authorization=authorization,
+                )
+            )
         self.proc = subprocess.Popen(
             [nats_server_bin(), "-c", str(conf)],
             stdout=self._log or subprocess.DEVNULL,
@@ -257,7 +320,26 @@ class EmbeddedNats:
             preexec_fn=die_with_parent,
         )
         wait_for_port(self.port, timeout_s, self.proc)
-        return self.url
+        # In a thread of its own: start() is also called from inside a running event loop.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self.setup_stream()).result()
+        return self.address
+
+    async def setup_stream(self) -> None:
+        """The setup step (docs/adr/0016): the event stream, made as the `setup` identity."""
+        env = self.identity_env(natsauth.SETUP)
+        nc = await connect_nats(
+            env["GPULAB_NATS_URL"],
+            "gpulab-setup",
+            wait_s=30,
+            user=natsauth.SETUP,
+            password=env["GPULAB_NATS_PASSWORD"],
+            inbox_prefix=natsauth.inbox_prefix(natsauth.SETUP),
+        )
+        try:
+            await ensure_stream(nc.jetstream())
+        finally:
+            await nc.close()
 
     def kill(self) -> None:
         """kill -9: what a crash looks like to JetStream."""

@@ -74,11 +74,23 @@ class Stack:
 
     @property
     def nats_url(self) -> str:
+        """The operator's URL (full access, tests only): for a test that plays any part."""
         return self.nats.url
 
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def nats_env(self, service: str) -> dict[str, str]:
+        """The `GPULAB_NATS_*` settings of `service`'s own identity, read from the file the stack
+        wrote for it ($GPULAB_DATA_DIR/nats/<service>.env), as the local run does."""
+        lines = (self.data_dir / "nats" / f"{service}.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
     def env(self, service: str | None = None, **extra: str) -> dict[str, str]:
-        """Environment for `service`'s process pointed at this stack: its own database role, and
-        none for the gateway (nor for `None`: a process that is no service, e.g. the agent)."""
+        """Environment for a process pointed at this stack: as `service` (its own NATS identity and
+        database role; the gateway has no database role), or with the operator's full NATS access
+        and no database (None: migrations, tools, the agent)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
         if service in BACKEND:
             env.update(
@@ -97,6 +109,8 @@ class Stack:
             GPULAB_LOG_FORMAT="json",
             PYTHONUNBUFFERED="1",
         )
+        if service is not None:
+            env.update(self.nats_env(service))
         env.update(extra)
         return env
 
@@ -111,6 +125,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         js = EmbeddedNats(root / "nats", free_port(), nats_log)
         pg.start()
         js.start()
+        js.write_env_files(root / "data" / "nats")
         try:
             yield Stack(root, pg, js)
         finally:

@@ -1312,7 +1312,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `user_has_no_ssh_key`, `invalid_request` (e.g. a node outside the Environment) */
+            /** @description `user_has_no_ssh_key`: the user has no SSH key to log in with; `event_too_large`: the change would make an event larger than the bus carries (nothing was changed); `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1446,7 +1446,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `assignment_not_active`: it has expired already */
+            /** @description `assignment_not_active`: it has ended */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1636,7 +1636,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `invite_expired` or `invite_used` */
+            /** @description `invite_expired`: the invite has expired; `invite_used`: the invite was used already */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -1699,7 +1699,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `invite_expired` or `invite_used` */
+            /** @description `invite_expired`: the invite has expired; `invite_used`: the invite was used already */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -1708,7 +1708,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `invalid_password` (12 to 128 characters), `invalid_request` or `malformed_json` */
+            /** @description `invalid_password`: 12 to 128 characters; `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2219,7 +2219,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `environment_exists`: the name is taken; `node_not_mig_capable`: a node cannot serve `mig` */
+            /** @description `environment_exists`: the name is taken; `node_not_mig_capable`: a node reported no MIG-capable GPU */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2297,7 +2297,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `node_not_mig_capable`: the node reported no MIG-capable GPU */
+            /** @description `node_not_mig_capable`: a node reported no MIG-capable GPU */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2619,7 +2619,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `duplicate_ssh_key`: you have this key already */
+            /** @description `duplicate_ssh_key`: you have this key already; `too_many_ssh_keys`: you have as many keys as allowed */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2628,7 +2628,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `invalid_ssh_key` (with `reason`), `invalid_request` or `malformed_json` */
+            /** @description `invalid_ssh_key`: the key is not valid (`reason` says why); `event_too_large`: the change would make an event larger than the bus carries (nothing was changed); `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import email_validator
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -43,3 +43,13 @@ class Contract(BaseModel):
 class Page(Contract):
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(default=None, max_length=200)
+
+
+class HealthReply(BaseModel):
+    """What every back-end service's `health` operation answers (gpulab_core.runtime)."""
+
+    status: Literal["ok", "degraded"]  # degraded: it serves, but `problems` says what is not whole
+    service: str
+    version: str
+    instance: str
+    problems: list[str] = []

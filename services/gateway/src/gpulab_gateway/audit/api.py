@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
 from gpulab_gateway import sessions, upstream
-from gpulab_gateway.openapi import problems
+from gpulab_gateway.openapi import problems_for
 
 router = APIRouter(tags=["audit"])
 
@@ -24,7 +25,7 @@ class AuditLogPage(BaseModel):
 @router.get(
     "/audit-log",
     summary="The audit log, filtered",
-    responses=problems(401, 403, 422, meaning={403: "`forbidden`: not an admin"}),
+    responses=problems_for(ops.AUDIT_LIST, 401, 403, 422, meaning={403: "`forbidden`: not an admin"}),
 )
 async def audit_log(
     _session: sessions.AdminRead,
@@ -38,9 +39,9 @@ async def audit_log(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
 ) -> AuditLogPage:
-    page = await upstream.identity(
+    page = await upstream.ask(
         request,
-        "audit.list",
+        ops.AUDIT_LIST,
         contract.ListAuditRequest(
             limit=limit,
             cursor=cursor,
@@ -51,7 +52,6 @@ async def audit_log(
             since=since,
             until=until,
         ),
-        contract.AuditPage,
     )
     return AuditLogPage(items=page.items, next_cursor=page.next_cursor)
 
@@ -61,8 +61,12 @@ async def audit_log(
     summary="Recompute the audit log's hash chain (what `gpulab audit verify` checks)",
     description="Checks for at most about half of `GPULAB_RPC_TIMEOUT_S` per call. While `valid` is null the "
     "check is not finished: call again with `cursor` = `next_cursor` (and show `checked` as progress).",
-    responses=problems(
-        401, 403, 422, meaning={403: "`forbidden`: not an admin", 422: "`invalid_request`: the cursor is not valid"}
+    responses=problems_for(
+        ops.AUDIT_VERIFY,
+        401,
+        403,
+        422,
+        meaning={403: "`forbidden`: not an admin", 422: "`invalid_request`: the cursor is not valid"},
     ),
 )
 async def verify_audit_log(
@@ -72,6 +76,4 @@ async def verify_audit_log(
         str | None, Query(max_length=200, description="`next_cursor` of the previous call, to go on")
     ] = None,
 ) -> contract.AuditVerification:
-    return await upstream.identity(
-        request, "audit.verify", contract.VerifyAuditRequest(cursor=cursor), contract.AuditVerification
-    )
+    return await upstream.ask(request, ops.AUDIT_VERIFY, contract.VerifyAuditRequest(cursor=cursor))

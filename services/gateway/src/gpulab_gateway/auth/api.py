@@ -8,10 +8,11 @@ from fastapi import APIRouter, Path, Request, Response, Security
 
 from gpulab_core import errors
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_gateway import sessions, upstream
 from gpulab_gateway.auth.schemas import AcceptInvite, Credentials, InviteInfo, LoginResult
 from gpulab_gateway.config import Settings
-from gpulab_gateway.openapi import problems
+from gpulab_gateway.openapi import problems, problems_for
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -39,22 +40,14 @@ def _settings(request: Request) -> Settings:
                 }
             }
         },
-        **problems(
-            401,
-            422,
-            429,
-            meaning={401: "`invalid_credentials`: the same for an unknown email and a wrong password"},
-        ),
+        **problems_for(ops.AUTH_LOGIN, 422),
     },
 )
 async def login(body: Credentials, request: Request, response: Response) -> LoginResult:
     # The contract's limit (64) is far above any IP address; a stranger "host" must not break login.
     client_ip = request.client.host[:64] if request.client is not None else None
-    reply = await upstream.identity(
-        request,
-        "auth.login",
-        contract.LoginRequest(email=body.email, password=body.password, client_ip=client_ip),
-        contract.LoginReply,
+    reply = await upstream.ask(
+        request, ops.AUTH_LOGIN, contract.LoginRequest(email=body.email, password=body.password, client_ip=client_ip)
     )
     cache = sessions.cache_of(request)
     # Whatever session this browser had is over: its cookie is replaced below, and a session nobody
@@ -62,7 +55,7 @@ async def login(body: Credentials, request: Request, response: Response) -> Logi
     old = request.cookies.get(sessions.cookie_name(_settings(request)))
     if old and old != reply.session_token and len(old) <= sessions.TOKEN_MAX_CHARS:
         try:
-            await upstream.identity_command(request, "auth.logout", contract.SessionRequest(session_token=old))
+            await upstream.command(request, ops.AUTH_LOGOUT, contract.SessionRequest(session_token=old))
         except errors.GpulabError:
             pass  # best effort: the new session is what matters, and the old one expires anyway
         cache.end(sessions.token_key(old))
@@ -85,14 +78,14 @@ async def login(body: Credentials, request: Request, response: Response) -> Logi
     response_class=Response,
     summary="Log out: ends the session on the server and clears the cookie",
     dependencies=[Security(sessions.csrf_header)],
-    responses=problems(403),
+    responses=problems_for(ops.AUTH_LOGOUT, 403),
 )
 async def logout(request: Request, token: Annotated[str | None, Security(sessions.session_cookie)]) -> Response:
     # Idempotent: without a live session there is nothing to end, and the cookie is cleared anyway.
     session = await sessions.resolve(request, token)
     if session is not None and token is not None:
         sessions.check_csrf(request, session)
-        await upstream.identity_command(request, "auth.logout", contract.SessionRequest(session_token=token))
+        await upstream.command(request, ops.AUTH_LOGOUT, contract.SessionRequest(session_token=token))
         sessions.cache_of(request).end(session.key)
     response = Response(status_code=204)
     sessions.clear_cookie(response, _settings(request))
@@ -123,12 +116,10 @@ async def me(session: sessions.UserRead, response: Response) -> contract.User:
 @router.get(
     "/invites/{token}",
     summary="What an invite is for, before accepting it",
-    responses=problems(404, 410, 422, meaning={410: "`invite_expired` or `invite_used`"}),
+    responses=problems_for(ops.INVITES_LOOKUP, 422),
 )
 async def lookup_invite(token: InviteToken, request: Request) -> InviteInfo:
-    reply = await upstream.identity(
-        request, "invites.lookup", contract.InviteTokenRequest(token=token), contract.InviteLookupReply
-    )
+    reply = await upstream.ask(request, ops.INVITES_LOOKUP, contract.InviteTokenRequest(token=token))
     return InviteInfo(email=reply.email, expires_at=reply.expires_at)
 
 
@@ -136,20 +127,9 @@ async def lookup_invite(token: InviteToken, request: Request) -> InviteInfo:
     "/invites/{token}/accept",
     status_code=201,
     summary="Accept an invite: set name and password; the account is active (log in next)",
-    responses=problems(
-        404,
-        410,
-        422,
-        meaning={
-            410: "`invite_expired` or `invite_used`",
-            422: "`invalid_password` (12 to 128 characters), `invalid_request` or `malformed_json`",
-        },
-    ),
+    responses=problems_for(ops.INVITES_ACCEPT),
 )
 async def accept_invite(token: InviteToken, body: AcceptInvite, request: Request) -> contract.User:
-    return await upstream.identity(
-        request,
-        "invites.accept",
-        contract.AcceptInviteRequest(token=token, name=body.name, password=body.password),
-        contract.User,
+    return await upstream.ask(
+        request, ops.INVITES_ACCEPT, contract.AcceptInviteRequest(token=token, name=body.name, password=body.password)
     )

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from gpulab_core.contracts import inventory as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts import pki
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT
 from gpulab_gateway import sessions, upstream
-from gpulab_gateway.openapi import problems
+from gpulab_gateway.openapi import problems_for
 
 router = APIRouter(tags=["nodes"])
 
@@ -35,21 +36,18 @@ class CaCertificate(BaseModel):
     "/nodes",
     status_code=201,
     summary="Add a node: it stays `pending` until its agent enrolls with the token (shown this once)",
-    responses=problems(
-        401,
-        403,
-        409,
-        422,
-        503,
-        meaning={**ADMIN_ONLY, 409: "`node_exists`: a node with this host name exists", **UNAVAILABLE},
-    ),
+    responses=problems_for(ops.NODES_CREATE, 401, 403, 422, 503, meaning={**ADMIN_ONLY, **UNAVAILABLE}),
 )
 async def create_node(body: contract.NewNode, session: sessions.AdminWrite, request: Request) -> contract.NodeCreated:
     payload = contract.CreateNodeRequest(actor_id=session.user.id, **body.model_dump())
-    return await upstream.ask(request, contract.SERVICE, "nodes.create", payload, contract.NodeCreated)
+    return await upstream.ask(request, ops.NODES_CREATE, payload)
 
 
-@router.get("/nodes", summary="Nodes, a page at a time", responses=problems(401, 403, 422, meaning=ADMIN_READ))
+@router.get(
+    "/nodes",
+    summary="Nodes, a page at a time",
+    responses=problems_for(ops.NODES_LIST, 401, 403, 422, meaning=ADMIN_READ),
+)
 async def list_nodes(
     _session: sessions.AdminRead,
     request: Request,
@@ -58,54 +56,42 @@ async def list_nodes(
     status: Annotated[contract.NodeStatus | None, Query(description="only nodes in this state")] = None,
 ) -> NodeList:
     page = await upstream.ask(
-        request,
-        contract.SERVICE,
-        "nodes.list",
-        contract.ListNodesRequest(limit=limit, cursor=cursor, status=status),
-        contract.NodePage,
+        request, ops.NODES_LIST, contract.ListNodesRequest(limit=limit, cursor=cursor, status=status)
     )
     return NodeList(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get("/nodes/{id}", summary="One node", responses=problems(401, 403, 404, 422, meaning=ADMIN_READ))
+@router.get("/nodes/{id}", summary="One node", responses=problems_for(ops.NODES_GET, 401, 403, 422, meaning=ADMIN_READ))
 async def get_node(id: uuid.UUID, _session: sessions.AdminRead, request: Request) -> contract.Node:
-    return await upstream.ask(request, contract.SERVICE, "nodes.get", contract.NodeIdRequest(id=id), contract.Node)
+    return await upstream.ask(request, ops.NODES_GET, contract.NodeIdRequest(id=id))
 
 
 @router.delete(
     "/nodes/{id}",
     summary="Delete a node: its certificates are revoked, its agent is refused from then on (status `revoked`)",
-    responses=problems(401, 403, 404, 422, 503, meaning={**ADMIN_ONLY, **UNAVAILABLE}),
+    responses=problems_for(ops.NODES_DELETE, 401, 403, 422, 503, meaning={**ADMIN_ONLY, **UNAVAILABLE}),
 )
 async def delete_node(id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> contract.Node:
     payload = contract.NodeIdRequest(id=id, actor_id=session.user.id)
-    return await upstream.ask(request, contract.SERVICE, "nodes.delete", payload, contract.Node)
+    return await upstream.ask(request, ops.NODES_DELETE, payload)
 
 
 @router.post(
     "/nodes/{id}/enrollment-tokens",
     status_code=201,
     summary="A new one-time enrollment token for the node; its earlier tokens stop working",
-    responses=problems(
-        401,
-        403,
-        404,
-        409,
-        422,
-        503,
-        meaning={**ADMIN_ONLY, 409: "`node_revoked`: the node was deleted", **UNAVAILABLE},
-    ),
+    responses=problems_for(ops.NODES_NEW_TOKEN, 401, 403, 422, 503, meaning={**ADMIN_ONLY, **UNAVAILABLE}),
 )
 async def new_token(id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> contract.Enrollment:
     payload = contract.NodeIdRequest(id=id, actor_id=session.user.id)
-    return await upstream.ask(request, contract.SERVICE, "nodes.new_token", payload, contract.Enrollment)
+    return await upstream.ask(request, ops.NODES_NEW_TOKEN, payload)
 
 
 @router.get(
     "/enrollment/ca",
     summary="The CA certificate agents trust, and its fingerprint (the install command pins it)",
-    responses=problems(503, meaning={503: "`service_unavailable`: pki did not answer"}),
+    responses=problems_for(ops.CA_GET, 503, meaning={503: "`service_unavailable`: pki did not answer"}),
 )
 async def enrollment_ca(request: Request) -> CaCertificate:
-    info = await upstream.ask(request, pki.SERVICE, "ca.get", pki.Empty(), pki.CaInfo)
+    info = await upstream.ask(request, ops.CA_GET, pki.Empty())
     return CaCertificate(certificate_pem=info.certificate_pem, sha256_fingerprint=info.sha256_fingerprint)

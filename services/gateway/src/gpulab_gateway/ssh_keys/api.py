@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from gpulab_core.contracts import identity as contract
+from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import Contract
 from gpulab_gateway import sessions, upstream
-from gpulab_gateway.openapi import problems
+from gpulab_gateway.openapi import problems_for
 
 router = APIRouter(prefix="/me/ssh-keys", tags=["ssh keys"])
 
@@ -27,11 +28,9 @@ class SshKeyList(BaseModel):
     next_cursor: str | None = Field(description="always null: a user's keys fit in one page")
 
 
-@router.get("", summary="My SSH public keys", responses=problems(401))
+@router.get("", summary="My SSH public keys", responses=problems_for(ops.SSH_KEYS_LIST, 401))
 async def list_keys(session: sessions.UserRead, request: Request) -> SshKeyList:
-    keys = await upstream.identity(
-        request, "ssh_keys.list", contract.ListSshKeysRequest(user_id=session.user.id), contract.SshKeyList
-    )
+    keys = await upstream.ask(request, ops.SSH_KEYS_LIST, contract.ListSshKeysRequest(user_id=session.user.id))
     return SshKeyList(items=keys.items, next_cursor=None)
 
 
@@ -39,23 +38,11 @@ async def list_keys(session: sessions.UserRead, request: Request) -> SshKeyList:
     "",
     status_code=201,
     summary="Add an SSH public key",
-    responses=problems(
-        401,
-        403,
-        409,
-        422,
-        meaning={
-            409: "`duplicate_ssh_key`: you have this key already",
-            422: "`invalid_ssh_key` (with `reason`), `invalid_request` or `malformed_json`",
-        },
-    ),
+    responses=problems_for(ops.SSH_KEYS_ADD, 401, 403),
 )
 async def add_key(body: NewSshKey, session: sessions.UserWrite, request: Request) -> contract.SshKey:
-    key = await upstream.identity(
-        request,
-        "ssh_keys.add",
-        contract.AddSshKeyRequest(user_id=session.user.id, public_key=body.public_key),
-        contract.SshKey,
+    key = await upstream.ask(
+        request, ops.SSH_KEYS_ADD, contract.AddSshKeyRequest(user_id=session.user.id, public_key=body.public_key)
     )
     sessions.cache_of(request).forget(session.key)  # the user's `has_ssh_key` may have changed
     return key
@@ -66,11 +53,9 @@ async def add_key(body: NewSshKey, session: sessions.UserWrite, request: Request
     status_code=204,
     response_class=Response,
     summary="Remove one of my SSH public keys",
-    responses=problems(401, 403, 404, 422),
+    responses=problems_for(ops.SSH_KEYS_DELETE, 401, 403, 422),
 )
 async def delete_key(id: uuid.UUID, session: sessions.UserWrite, request: Request) -> Response:
-    await upstream.identity_command(
-        request, "ssh_keys.delete", contract.DeleteSshKeyRequest(user_id=session.user.id, id=id)
-    )
+    await upstream.command(request, ops.SSH_KEYS_DELETE, contract.DeleteSshKeyRequest(user_id=session.user.id, id=id))
     sessions.cache_of(request).forget(session.key)
     return Response(status_code=204)
