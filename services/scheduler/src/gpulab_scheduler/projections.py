@@ -55,14 +55,25 @@ async def _upsert(session: AsyncSession, node_id: Any, hostname: str, at: dateti
             .values(hardware=facts["hardware"], hardware_at=at)
         )
     if "management_ip" in facts:
-        await session.execute(update(nodes).where(nodes.c.id == node_id).values(management_ip=facts["management_ip"]))
+        await session.execute(
+            update(nodes)
+            .where(nodes.c.id == node_id)
+            .values(management_ip=facts["management_ip"], ssh_port=facts.get("ssh_port", inv.DEFAULT_SSH_PORT))
+        )
 
 
 async def on_node_event(session: AsyncSession, event: Event) -> None:
     at = event.occurred_at
     if event.type == inv.NODE_CREATED:
         created = inv.NodeCreatedEvent.model_validate(event.data)
-        await _upsert(session, created.node_id, created.hostname, at, management_ip=created.management_ip)
+        await _upsert(
+            session,
+            created.node_id,
+            created.hostname,
+            at,
+            management_ip=created.management_ip,
+            ssh_port=created.ssh_port,
+        )
     elif event.type == inv.NODE_ONLINE:
         online = inv.NodeOnlineEvent.model_validate(event.data)
         await _upsert(session, online.node_id, online.hostname, at, status="online")

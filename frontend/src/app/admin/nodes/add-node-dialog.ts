@@ -132,7 +132,7 @@ export class AddNodeDialog {
   private readonly ref = inject<MatDialogRef<AddNodeDialog, Node>>(MatDialogRef);
 
   protected readonly typeWords = TYPE_WORDS;
-  protected readonly types = (['linux', 'proxmox'] as const).map((value) => ({
+  protected readonly types = (['linux', 'proxmox', 'jump'] as const).map((value) => ({
     value,
     ...TYPE_WORDS[value],
   }));

@@ -33,6 +33,7 @@ def to_node(row: Any, problems: list[str] | None = None) -> c.Node:
         hostname=row.hostname,
         type=row.type,
         management_ip=row.management_ip,
+        ssh_port=row.ssh_port,
         status=row.status,
         last_seen_at=row.last_seen_at,
         agent_version=row.agent_version,
@@ -86,6 +87,7 @@ async def create(session: AsyncSession, req: c.CreateNodeRequest, pki: PkiClient
                 hostname=req.hostname,
                 type=req.type,
                 management_ip=req.management_ip,
+                ssh_port=req.ssh_port,
                 created_by=req.actor_id,
             )
             # Two admins adding the same host at once: one node, one 409.
@@ -100,6 +102,7 @@ async def create(session: AsyncSession, req: c.CreateNodeRequest, pki: PkiClient
         hostname=req.hostname,
         type=req.type,
         management_ip=req.management_ip,
+        ssh_port=req.ssh_port,
         actor_id=req.actor_id,
     )
     await outbox.emit(session, tables.outbox, c.NODE_CREATED, event.model_dump(mode="json"), source=SOURCE)
