@@ -10,6 +10,7 @@ import (
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/cgroup"
 	"github.com/gpulab/gpulab/agent/internal/enforce/container"
+	"github.com/gpulab/gpulab/agent/internal/enforce/jump"
 	"github.com/gpulab/gpulab/agent/internal/enforce/mig"
 	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
 )
@@ -78,6 +79,11 @@ var modeNames = map[agentv1.EnforcementMode]string{
 func (r *Reconciler) enforcerFor(mode agentv1.EnforcementMode) (string, enforce.Enforcer, error) {
 	if mode == agentv1.EnforcementMode_ENFORCEMENT_MODE_UNSPECIFIED {
 		return "", nil, errors.New("enforcement mode is unspecified; the agent does not guess one")
+	}
+	if mode == agentv1.EnforcementMode_ENFORCEMENT_MODE_JUMP {
+		// Not in the registry: the mode has no host state to list or
+		// remove, and no node but the jump host is sent it.
+		return jump.Mode, jump.Enforcer{}, nil
 	}
 	name, ok := modeNames[mode]
 	if !ok {

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gpulab_core import outbox
 from gpulab_core.contracts import inventory as c
 from gpulab_core.errors import InvalidRequest
-from gpulab_inventory.heartbeat import reports, revocations, wire
+from gpulab_inventory.heartbeat import jump, reports, revocations, wire
 from gpulab_inventory.heartbeat.reports import Outcome
 from gpulab_inventory.models import desired_assignments, nodes, tables
 
@@ -53,6 +53,7 @@ class NodeRefused(Exception):
 class CachedNode:
     id: uuid.UUID
     hostname: str
+    type: str
     status: str
     agent_version: str | None
     hardware: dict[str, Any] | None
@@ -98,7 +99,8 @@ class Directory:
         if serial in self._revoked:
             raise NodeRefused("the client certificate has been revoked")
         node = self._nodes.get(node_id)
-        if node is None or now_mono - node.loaded_at > self.cache_s:
+        # The jump host's state is every node's (heartbeat/jump.py): read at each of its heartbeats.
+        if node is None or node.type == jump.JUMP_TYPE or now_mono - node.loaded_at > self.cache_s:
             node = await self._load(node_id, forgets)
         if node is None or node.status == "revoked":
             raise NodeRefused("the client certificate names no node that may connect")
@@ -165,6 +167,12 @@ class Directory:
             if row is None:
                 self._nodes.pop(node_id, None)
                 return None
+            if row.type == jump.JUMP_TYPE:
+                # Its entries stand for users, not for assignments of its own: nothing it reports is
+                # recorded (no key in `reported`).
+                node = _cached(row, await jump.accounts(session), {})
+                self._keep(node, forgets)
+                return node
             desired = (
                 await session.execute(
                     select(
@@ -359,6 +367,7 @@ def _cached(row: Any, assignments: list[assignment_pb2.Assignment], reported: di
     return CachedNode(
         id=row.id,
         hostname=row.hostname,
+        type=row.type,
         status=row.status,
         agent_version=row.agent_version,
         hardware=row.hardware,
