@@ -2,7 +2,7 @@
 
 As root, two throwaway hosts (tests/throwaway_host.py), each with the real agent binary and a real
 `sshd` started in its mount namespace: a GPU node, and the jump host (a node of type `jump`, whose
-agent keeps one forwarding-only account per user: docs/adr/0016-managed-jump-host.md). The user logs
+agent keeps one forwarding-only account per user: docs/adr/0017-managed-jump-host.md). The user logs
 in the way a new user would: `ssh -F <config> gpulab-<node>`, where the config is exactly what the API
 generated (`assignments.access`), followed by the user's own `Host *` lines (their key, and no host key
 prompt for these throwaway hosts). `echo $CUDA_VISIBLE_DEVICES` prints exactly the assigned GPUs'

@@ -338,7 +338,7 @@ async def _node(plane: ControlPlane, agents: list[Agent], **fields: Any) -> Agen
 async def test_the_jump_host_gets_one_forwarding_entry_per_user_limited_to_the_nodes_they_hold(
     plane: ControlPlane, agents: list[Agent]
 ) -> None:
-    """docs/adr/0016-managed-jump-host.md: the jump host's reply holds, per user with an active
+    """docs/adr/0017-managed-jump-host.md: the jump host's reply holds, per user with an active
     assignment, their keys and the `ip:port` of each node they hold; an ended assignment takes its
     node out, the last one takes the user out, and no node but the jump host gets such an entry."""
     a = await _node(plane, agents, management_ip="10.0.0.7")

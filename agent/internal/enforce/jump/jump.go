@@ -1,5 +1,5 @@
 // Package jump is the "jump" enforcement mode, used only on the SSH jump
-// host (a node of type jump; docs/adr/0016-managed-jump-host.md). The
+// host (a node of type jump; docs/adr/0017-managed-jump-host.md). The
 // control plane sends the jump host one entry per user holding an active
 // assignment anywhere: the user's Linux user name, keys, and PermitOpen, the
 // "host:port" of the sshd of each node they hold. The reconciler creates the

@@ -1,6 +1,6 @@
 """nodes.ssh_port (the port of the node's sshd, 22 unless the admin says otherwise) and node type
 `jump`: the SSH jump host, whose agent keeps one forwarding-only account per user holding an active
-assignment (docs/adr/0016-managed-jump-host.md).
+assignment (docs/adr/0017-managed-jump-host.md).
 
 Revision ID: inventory_0007_ssh_port_jump
 Revises: inventory_0006_withheld

@@ -16,7 +16,7 @@ from gpulab_core.contracts.events import EventPayload
 SERVICE = "inventory"
 
 # `jump` (added): the SSH jump host users connect through. Its agent keeps one forwarding-only account
-# per user holding an active assignment anywhere, limited to those nodes (docs/adr/0016-managed-jump-host.md).
+# per user holding an active assignment anywhere, limited to those nodes (docs/adr/0017-managed-jump-host.md).
 NodeType = Literal["linux", "proxmox", "jump"]
 # The port sshd listens on when a node is created without one.
 DEFAULT_SSH_PORT = 22

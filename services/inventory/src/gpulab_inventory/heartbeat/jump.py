@@ -1,5 +1,5 @@
 """The jump host's desired state: one forwarding-only account per user holding an active assignment
-on any node, limited to those nodes' sshd (docs/adr/0016-managed-jump-host.md).
+on any node, limited to those nodes' sshd (docs/adr/0017-managed-jump-host.md).
 
 A node of type `jump` gets, instead of assignments of its own, one `ENFORCEMENT_MODE_JUMP` entry per
 user: its id is the user's id (stable while the user holds anything), its Linux user name and keys

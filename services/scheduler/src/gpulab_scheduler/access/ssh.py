@@ -100,7 +100,7 @@ def parse_jump_host(raw: str) -> str:
 def jump_hop(jump_host: str, linux_username: str) -> str:
     """The ProxyJump value: the jump host with the account the hop logs in as. Without one, ssh would
     log in to the jump host as the person's local user name, which is nobody's account there. The
-    managed jump host (a node of type `jump`, docs/adr/0016-managed-jump-host.md) keeps an account per
+    managed jump host (a node of type `jump`, docs/adr/0017-managed-jump-host.md) keeps an account per
     user under the same Linux user name as on the nodes; an account named in GPULAB_SSH_JUMP_HOST (a
     jump host kept by hand, shared by everyone) is kept as the admin wrote it."""
     return jump_host if "@" in jump_host else f"{linux_username}@{jump_host}"
