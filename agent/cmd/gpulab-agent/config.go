@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
-	"github.com/gpulab/gpulab/agent/internal/proxmox"
+	"github.com/gpulab/gpulab/agent/internal/enforce/modes"
 	"github.com/gpulab/gpulab/agent/internal/reconcile"
 )
 
@@ -41,7 +38,7 @@ func reconcileConfig(lookupEnv func(string) (string, bool)) (reconcile.Config, e
 	default:
 		return cfg, fmt.Errorf("%s=%q: want lock (keep the account locked with its home) or remove (delete it with its home)", envOnRevoke, v)
 	}
-	opts := reconcile.Options{}
+	opts := modes.Options{}
 	if v, _ := lookupEnv(envStateDir); v != "" {
 		if !filepath.IsAbs(v) {
 			return cfg, fmt.Errorf("%s=%q: want an absolute path", envStateDir, v)
@@ -53,37 +50,13 @@ func reconcileConfig(lookupEnv func(string) (string, bool)) (reconcile.Config, e
 	if opts.ContainerSocket != "" && !filepath.IsAbs(opts.ContainerSocket) {
 		return cfg, fmt.Errorf("%s=%q: want the absolute path of a unix socket", envContainerSocket, opts.ContainerSocket)
 	}
-	pve, err := proxmoxEnforcer(lookupEnv)
+	opts.ProxmoxConfig, _ = lookupEnv(envProxmoxConfig)
+	// opts.Host stays zero: the real host and the commands' bare names, as
+	// the reconciler's own.
+	reg, err := modes.New(opts)
 	if err != nil {
 		return cfg, err
 	}
-	if pve != nil {
-		opts.Container = pve
-	}
-	// opts.Soft stays zero: the real host and the commands' bare names, as
-	// the reconciler's own defaults.
-	cfg.Enforcers = reconcile.DefaultEnforcers(opts)
+	cfg.Enforcers = reg
 	return cfg, nil
-}
-
-// proxmoxEnforcer is the Proxmox VE container mode when this node has its
-// configuration, else nil.
-func proxmoxEnforcer(lookupEnv func(string) (string, bool)) (*proxmox.Enforcer, error) {
-	path, explicit := lookupEnv(envProxmoxConfig)
-	if path == "" {
-		path, explicit = proxmox.DefaultConfigPath, false
-	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !explicit {
-		return nil, nil
-	}
-	cfg, err := proxmox.LoadConfig(path)
-	if err != nil {
-		return nil, fmt.Errorf("proxmox configuration (%s): %w", path, err)
-	}
-	cfg.DeviceFor = proxmox.DeviceFromProc("/")
-	e, err := proxmox.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("proxmox configuration (%s): %w", path, err)
-	}
-	return e, nil
 }

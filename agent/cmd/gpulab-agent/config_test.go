@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce/container"
-	"github.com/gpulab/gpulab/agent/internal/proxmox"
+	"github.com/gpulab/gpulab/agent/internal/enforce/proxmox"
 )
 
 func env(m map[string]string) func(string) (string, bool) {

@@ -57,10 +57,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "gpulab-agent run: %v\n", err)
 			return exitUsage
 		}
+		reconciler, err := reconcile.New(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "gpulab-agent run: %v\n", err)
+			return exitUsage
+		}
 		return runloop.Command(context.Background(), rest, runloop.Deps{
 			Version:    version.Version,
 			Hardware:   discover.New(hostexec.Exec{}),
-			Reconciler: reconcile.New(cfg),
+			Reconciler: reconciler,
 			LookupEnv:  os.LookupEnv,
 		}, stdout, stderr)
 	}

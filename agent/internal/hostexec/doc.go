@@ -1,5 +1,6 @@
 // Package hostexec is the one seam through which the agent runs OS commands
-// (nvidia-smi, useradd, systemctl, ...).
+// (nvidia-smi, useradd, systemctl, ...), and Host, the seam every enforcement
+// mode and the reconciler reach the node through (root, runner, command names).
 //
 // Contract:
 //   - A command is a program name and an argument list. Nothing is ever passed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 )
@@ -70,5 +71,21 @@ func needProgram(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
 		t.Skipf("%s is not installed: %v", name, err)
+	}
+}
+
+func TestTheZeroHostIsTheRealOneWithTheBareCommandNames(t *testing.T) {
+	h := Host{}.WithDefaults()
+	if h.Root != "/" || h.Runner != (Exec{}) {
+		t.Errorf("zero Host = root %q, runner %T; want /, Exec", h.Root, h.Runner)
+	}
+	c := h.Commands
+	if got := []string{c.Sshd, c.Systemctl, c.Useradd, c.Usermod, c.Userdel, c.Pkill, c.NvidiaSMI, c.Pct}; !slices.Equal(got,
+		[]string{"sshd", "systemctl", "useradd", "usermod", "userdel", "pkill", "nvidia-smi", "pct"}) {
+		t.Errorf("commands = %q", got)
+	}
+	set := Host{Root: "/tmp/x", Commands: Commands{Sshd: "/opt/sshd"}}.WithDefaults()
+	if set.Root != "/tmp/x" || set.Commands.Sshd != "/opt/sshd" || set.Path("/etc/passwd") != "/tmp/x/etc/passwd" {
+		t.Errorf("a Host's own settings were not kept: %+v", set)
 	}
 }

@@ -4,65 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/enforce"
-	"github.com/gpulab/gpulab/agent/internal/enforce/cgroup"
-	"github.com/gpulab/gpulab/agent/internal/enforce/container"
 	"github.com/gpulab/gpulab/agent/internal/enforce/jump"
-	"github.com/gpulab/gpulab/agent/internal/enforce/mig"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
 )
-
-// Options configure the enforcers of DefaultEnforcers.
-type Options struct {
-	// Soft holds the host root and the commands every mode's sshd drop-in
-	// uses (Root "" is "/").
-	Soft soft.Config
-	// StateDir is where mig and container keep their state; Root's
-	// var/lib/gpulab when empty.
-	StateDir string
-	// ContainerSocket and ContainerImage configure the container mode (see
-	// package container for the defaults).
-	ContainerSocket, ContainerImage string
-	// Container, when set, enforces the container mode instead of the
-	// engine-backed one: on a Proxmox host, the assignment's LXC (package
-	// proxmox).
-	Container enforce.Enforcer
-}
-
-// DefaultEnforcers is the registry of this build: every mode of the
-// Environment's enforcement_mode, each enforced by its package.
-func DefaultEnforcers(o Options) *enforce.Registry {
-	root := o.Soft.Root
-	if root == "" {
-		root = "/"
-	}
-	o.Soft.Root = root
-	if o.StateDir == "" {
-		o.StateDir = filepath.Join(root, "var/lib/gpulab")
-	}
-	if o.ContainerSocket == "" && root != "/" {
-		// A host under another root (the tests') never reaches this
-		// machine's engine.
-		o.ContainerSocket = filepath.Join(root, "var/run/docker.sock")
-	}
-	ctr := o.Container
-	if ctr == nil {
-		ctr = container.New(container.Config{
-			Socket: o.ContainerSocket, Image: o.ContainerImage,
-			StateDir: filepath.Join(o.StateDir, "containers"), Soft: o.Soft,
-		})
-	}
-	reg := enforce.NewRegistry()
-	// Register cannot fail here: the names are distinct and non-empty.
-	_ = reg.Register(soft.ModeSoft, soft.New(o.Soft))
-	_ = reg.Register(cgroup.Mode, cgroup.New(cgroup.Config{Root: root, Runner: o.Soft.Runner, Sshd: o.Soft.Sshd, Systemctl: o.Soft.Systemctl}))
-	_ = reg.Register(mig.Mode, mig.New(mig.Config{Runner: o.Soft.Runner, StateDir: o.StateDir, Soft: o.Soft}))
-	_ = reg.Register(container.Mode, ctr)
-	return reg
-}
 
 // modeNames are the registry names of the enforcement modes, the values of
 // the REST Environment.enforcement_mode.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
 
 // fakeHost is a fake root (etc/passwd, etc/shadow, etc/group, home/, proc/)
@@ -62,14 +63,15 @@ func newFakeHost(t *testing.T) *fakeHost {
 	}
 
 	cfg := Config{
-		Root:      root,
-		Useradd:   filepath.Join(root, "bin/useradd"),
-		Usermod:   filepath.Join(root, "bin/usermod"),
-		Userdel:   filepath.Join(root, "bin/userdel"),
-		Pkill:     filepath.Join(root, "bin/pkill"),
-		Sshd:      filepath.Join(root, "bin/sshd"),
-		Systemctl: filepath.Join(root, "bin/systemctl"),
-		Now:       func() time.Time { return testNow },
+		Host: hostexec.Host{Root: root, Commands: hostexec.Commands{
+			Useradd:   filepath.Join(root, "bin/useradd"),
+			Usermod:   filepath.Join(root, "bin/usermod"),
+			Userdel:   filepath.Join(root, "bin/userdel"),
+			Pkill:     filepath.Join(root, "bin/pkill"),
+			Sshd:      filepath.Join(root, "bin/sshd"),
+			Systemctl: filepath.Join(root, "bin/systemctl"),
+		}},
+		Now: func() time.Time { return testNow },
 	}
 	if euid := os.Geteuid(); euid == 0 {
 		// Root can chown, so fake users get distinct uids as useradd gives.
@@ -85,7 +87,14 @@ func newFakeHost(t *testing.T) *fakeHost {
 
 var testNow = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func (h *fakeHost) reconciler() *Reconciler { return New(h.cfg) }
+func (h *fakeHost) reconciler() *Reconciler {
+	h.t.Helper()
+	r, err := New(h.cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
 
 func (h *fakeHost) path(p string) string { return filepath.Join(h.root, p) }
 

@@ -131,7 +131,22 @@ func (r *recorder) take() [][]string {
 func realHost(t *testing.T) (*Reconciler, *recorder) {
 	rec := &recorder{}
 	sshd, systemctl := softCommands(t)
-	return New(Config{Runner: rec, Sshd: sshd, Systemctl: systemctl, Now: func() time.Time { return testNow }}), rec
+	return newReconciler(t, Config{Host: softHost(rec, sshd, systemctl), Now: func() time.Time { return testNow }}), rec
+}
+
+// softHost is the real host, its commands run by rec, with the soft
+// enforcer's sshd and systemctl.
+func softHost(rec *recorder, sshd, systemctl string) hostexec.Host {
+	return hostexec.Host{Runner: rec, Commands: hostexec.Commands{Sshd: sshd, Systemctl: systemctl}}
+}
+
+func newReconciler(t *testing.T, cfg Config) *Reconciler {
+	t.Helper()
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // softCommands readies the soft enforcer's commands in the namespace and

@@ -202,7 +202,7 @@ func TestPrivilegedASymlinkPlantedInTheHomeIsNotFollowed(t *testing.T) {
 func TestPrivilegedRemoveHomesDeletesTheAccount(t *testing.T) {
 	rec := &recorder{}
 	sshd, systemctl := softCommands(t)
-	r := New(Config{Runner: rec, Sshd: sshd, Systemctl: systemctl, RemoveHomes: true, Now: func() time.Time { return testNow }})
+	r := newReconciler(t, Config{Host: softHost(rec, sshd, systemctl), RemoveHomes: true, Now: func() time.Time { return testNow }})
 	ctx := context.Background()
 	r.Apply(ctx, []*agentv1.Assignment{assign("f-1", "pfrank", keyA1)})
 
@@ -233,7 +233,7 @@ func TestPrivilegedSoftEnforcementWritesTheSshdDropIn(t *testing.T) {
 		t.Logf("openssh-server is not installed: sshd -T is a stand-in, the drop-in's content is checked")
 	}
 	rec := &recorder{}
-	r := New(Config{Runner: rec, Sshd: sshd, Systemctl: systemctl, Now: func() time.Time { return testNow }})
+	r := newReconciler(t, Config{Host: softHost(rec, sshd, systemctl), Now: func() time.Time { return testNow }})
 	ctx := context.Background()
 	const gpuA, gpuB = "GPU-ee71c7e5-5947-4a1f-a220-6a316a1c0f02", "GPU-11111111-2222-3333-4444-555555555555"
 	a := assign("s-1", "psoft", keyA1)

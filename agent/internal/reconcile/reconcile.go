@@ -13,21 +13,18 @@ import (
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/jump"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+	"github.com/gpulab/gpulab/agent/internal/enforce/modes"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
 
-// Config says where the host's files are and which commands change it. The
-// zero value, filled in by New, is the real host.
+// Config says which host to change and how. The zero value, filled in by
+// New, is the real host.
 type Config struct {
-	// Root prefixes every host path read or written: /etc/passwd,
-	// /etc/shadow, /proc and the homes. "" or "/" is the real host; tests
-	// point it at a fake root that the fake commands also edit.
-	Root string
-	// Runner runs the commands; hostexec.Exec{} when nil.
-	Runner hostexec.Runner
-	// Command names or paths; the bare names, found on PATH, when empty.
-	Useradd, Usermod, Userdel, Pkill string
+	// Host is the node: its Root prefixes every host path read or written
+	// (/etc/passwd, /etc/shadow, /proc and the homes), its Runner runs
+	// useradd, usermod, userdel and pkill (Host.Commands). Tests point it at
+	// a fake root that the fake commands also edit.
+	Host hostexec.Host
 	// MinUID is the lowest uid of an account gpulab manages: useradd's
 	// UID_MIN default (login.defs), below which uids belong to the system.
 	// 1000 when zero.
@@ -38,12 +35,8 @@ type Config struct {
 	// Now is the clock for assignment expiry; time.Now when nil.
 	Now func() time.Time
 	// Enforcers picks the Enforcer of each assignment by mode name; nil is
-	// DefaultEnforcers over Root and Runner with Sshd and Systemctl, and
-	// the other modes' defaults.
+	// what package modes detects on Host with its defaults.
 	Enforcers *enforce.Registry
-	// Sshd and Systemctl are the soft enforcer's commands (see package
-	// soft); the bare names when empty.
-	Sshd, Systemctl string
 }
 
 // defaultMinUID is UID_MIN of login.defs on Debian, Ubuntu and RHEL.
@@ -61,18 +54,10 @@ type Reconciler struct {
 	known map[string]string
 }
 
-// New returns a Reconciler for cfg, with the defaults filled in.
-func New(cfg Config) *Reconciler {
-	if cfg.Root == "" {
-		cfg.Root = "/"
-	}
-	if cfg.Runner == nil {
-		cfg.Runner = hostexec.Exec{}
-	}
-	cfg.Useradd = orDefault(cfg.Useradd, "useradd")
-	cfg.Usermod = orDefault(cfg.Usermod, "usermod")
-	cfg.Userdel = orDefault(cfg.Userdel, "userdel")
-	cfg.Pkill = orDefault(cfg.Pkill, "pkill")
+// New returns a Reconciler for cfg, with the defaults filled in. It fails
+// only when cfg.Enforcers is nil and package modes cannot make them.
+func New(cfg Config) (*Reconciler, error) {
+	cfg.Host = cfg.Host.WithDefaults()
 	if cfg.MinUID == 0 {
 		cfg.MinUID = defaultMinUID
 	}
@@ -80,16 +65,13 @@ func New(cfg Config) *Reconciler {
 		cfg.Now = time.Now
 	}
 	if cfg.Enforcers == nil {
-		cfg.Enforcers = DefaultEnforcers(Options{Soft: soft.Config{Root: cfg.Root, Runner: cfg.Runner, Sshd: cfg.Sshd, Systemctl: cfg.Systemctl}})
+		reg, err := modes.New(modes.Options{Host: cfg.Host})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Enforcers = reg
 	}
-	return &Reconciler{cfg: cfg, known: make(map[string]string)}
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
+	return &Reconciler{cfg: cfg, known: make(map[string]string)}, nil
 }
 
 // entry is one desired assignment after validation.
@@ -117,7 +99,7 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 
 	entries := r.validate(desired, state)
 
-	accts, err := readAccounts(r.cfg.Root)
+	accts, err := readAccounts(r.cfg.Host.Root)
 	if err != nil {
 		state.Errors = append(state.Errors, sentence(err))
 		for _, e := range entries {
@@ -348,7 +330,7 @@ func (r *Reconciler) checkManageable(a *account) error {
 }
 
 func (r *Reconciler) homePath(a *account) string {
-	return filepath.Join(r.cfg.Root, a.home)
+	return filepath.Join(r.cfg.Host.Root, a.home)
 }
 
 func result(id string, s agentv1.ApplyState) *agentv1.AppliedAssignment {

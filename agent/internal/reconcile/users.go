@@ -29,11 +29,11 @@ func (r *Reconciler) ensureAccount(ctx context.Context, accts map[string]*accoun
 	}
 	if !ok {
 		comment := markerPrefix + " (created for assignment " + firstID + ")"
-		if err := r.run(ctx, r.cfg.Useradd, "--create-home", "--shell", shell,
+		if err := r.run(ctx, r.cfg.Host.Commands.Useradd, "--create-home", "--shell", shell,
 			"--comment", comment, "--user-group", name); err != nil {
 			return nil, fmt.Errorf("create linux user %s: %w", name, err)
 		}
-		fresh, err := readAccounts(r.cfg.Root)
+		fresh, err := readAccounts(r.cfg.Host.Root)
 		if err != nil {
 			return nil, fmt.Errorf("read linux user %s after creating it: %w", name, err)
 		}
@@ -56,7 +56,7 @@ func (r *Reconciler) ensureAccount(ctx context.Context, accts map[string]*accoun
 		if strings.HasPrefix(a.password, "!") && len(a.password) > 1 {
 			args = append([]string{"--unlock"}, args...)
 		}
-		if err := r.run(ctx, r.cfg.Usermod, append(args, name)...); err != nil {
+		if err := r.run(ctx, r.cfg.Host.Commands.Usermod, append(args, name)...); err != nil {
 			return nil, fmt.Errorf("unlock linux user %s: %w", name, err)
 		}
 	}
@@ -100,16 +100,16 @@ func (r *Reconciler) removeUser(ctx context.Context, a *account) error {
 	var errs []error
 	if !a.locked() {
 		// Lock first, so that no new session starts while the rest runs.
-		if err := r.run(ctx, r.cfg.Usermod, "--lock", "--expiredate", lockExpireDay, a.name); err != nil {
+		if err := r.run(ctx, r.cfg.Host.Commands.Usermod, "--lock", "--expiredate", lockExpireDay, a.name); err != nil {
 			errs = append(errs, fmt.Errorf("lock linux user %s: %w", a.name, err))
 		}
 	}
-	running, err := hasProcesses(r.cfg.Root, a.uid)
+	running, err := hasProcesses(r.cfg.Host.Root, a.uid)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("look for processes of %s: %w", a.name, err))
 	}
 	if running {
-		if err := r.run(ctx, r.cfg.Pkill, "-KILL", "-u", a.name); err != nil && !noProcessMatched(err) {
+		if err := r.run(ctx, r.cfg.Host.Commands.Pkill, "-KILL", "-u", a.name); err != nil && !noProcessMatched(err) {
 			errs = append(errs, fmt.Errorf("kill processes of %s: %w", a.name, err))
 		}
 	}
@@ -117,7 +117,7 @@ func (r *Reconciler) removeUser(ctx context.Context, a *account) error {
 		errs = append(errs, fmt.Errorf("empty authorized_keys of %s: %w", a.name, err))
 	}
 	if r.cfg.RemoveHomes && len(errs) == 0 {
-		if err := r.run(ctx, r.cfg.Userdel, "--remove", a.name); err != nil {
+		if err := r.run(ctx, r.cfg.Host.Commands.Userdel, "--remove", a.name); err != nil {
 			errs = append(errs, fmt.Errorf("delete linux user %s: %w", a.name, err))
 		}
 	}
@@ -134,7 +134,7 @@ func noProcessMatched(err error) bool {
 // run runs one command and folds the first line of its stderr into the
 // error, where the tool says what went wrong.
 func (r *Reconciler) run(ctx context.Context, name string, args ...string) error {
-	_, stderr, err := r.cfg.Runner.Run(ctx, name, args...)
+	_, stderr, err := r.cfg.Host.Runner.Run(ctx, name, args...)
 	if err == nil {
 		return nil
 	}

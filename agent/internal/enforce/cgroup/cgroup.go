@@ -13,52 +13,34 @@ import (
 	"sync"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
 	"github.com/gpulab/gpulab/agent/internal/gpu"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/sshd"
 )
 
-// Mode is this enforcer's mode name; its sshd drop-ins are soft's with it.
+// Mode is this enforcer's mode name, also its sshd drop-ins' (10-gpulab-cgroup-<user>.conf).
 const Mode = "cgroup"
-
-// Config says where the host's files are and which commands to run. The zero
-// value, filled in by New, is the real host.
-type Config struct {
-	// Root prefixes every host path (/etc, /run, /sys, /dev); "" is "/".
-	Root string
-	// Runner runs systemctl (and, through soft, sshd); hostexec.Exec{} when
-	// nil.
-	Runner hostexec.Runner
-	// Sshd and Systemctl are command names or paths; the bare names when
-	// empty.
-	Sshd, Systemctl string
-}
 
 // Enforcer is the cgroup mode's enforce.Enforcer. It is safe for concurrent
 // use.
 type Enforcer struct {
-	cfg  Config
-	soft *soft.Enforcer
+	host  hostexec.Host
+	drops *sshd.DropIns
 
 	mu sync.Mutex
 }
 
 var _ enforce.Enforcer = (*Enforcer)(nil)
 
-// New returns an Enforcer for cfg, with the defaults filled in.
-func New(cfg Config) *Enforcer {
-	if cfg.Root == "" {
-		cfg.Root = "/"
+// New returns the cgroup Enforcer of host h (its Root's /etc, /run, /sys and
+// /dev; its systemctl), whose drop-ins srv checks and reloads; nil srv is a
+// Server of its own over h.
+func New(h hostexec.Host, srv *sshd.Server) *Enforcer {
+	h = h.WithDefaults()
+	if srv == nil {
+		srv = sshd.NewServer(h)
 	}
-	if cfg.Runner == nil {
-		cfg.Runner = hostexec.Exec{}
-	}
-	if cfg.Systemctl == "" {
-		cfg.Systemctl = "systemctl"
-	}
-	return &Enforcer{cfg: cfg, soft: soft.New(soft.Config{
-		Root: cfg.Root, Runner: cfg.Runner, Sshd: cfg.Sshd, Systemctl: cfg.Systemctl, Mode: Mode,
-	})}
+	return &Enforcer{host: h, drops: sshd.NewDropIns(srv, sshd.DropInConfig{Mode: Mode})}
 }
 
 // Apply limits a.LinuxUsername's slice to a (summed with the user's other
@@ -102,7 +84,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	if err := e.save(ctx, changed); err != nil {
 		return err
 	}
-	return e.soft.Apply(ctx, a)
+	return e.drops.Apply(ctx, a)
 }
 
 // Remove takes id out of its slice drop-in (deleting the drop-in with its
@@ -124,7 +106,7 @@ func (e *Enforcer) Remove(ctx context.Context, id string) error {
 	if err := e.save(ctx, changed); err != nil {
 		return err
 	}
-	return e.soft.Remove(ctx, id)
+	return e.drops.Remove(ctx, id)
 }
 
 // Applied lists the assignment ids that a slice drop-in or a cgroup sshd
@@ -136,7 +118,7 @@ func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := e.soft.Applied(ctx)
+	ids, err := e.drops.Applied(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +151,7 @@ func (e *Enforcer) preflight(a enforce.Assignment) ([]device, error) {
 	devs := make([]device, 0, len(a.GPUs))
 	for _, g := range a.GPUs {
 		// By UUID: nvidia-smi's index is not the device minor (gpu.DeviceNode).
-		node, err := gpu.DeviceNode(e.cfg.Root, g.UUID)
+		node, err := gpu.DeviceNode(e.host.Root, g.UUID)
 		if err != nil {
 			return nil, fmt.Errorf("cgroup enforcement cannot allow GPU %s: %w", g.UUID, err)
 		}
@@ -223,13 +205,13 @@ func (e *Enforcer) save(ctx context.Context, changed []*sliceDropIn) error {
 // reload makes systemd read the changed drop-ins and apply them to the
 // slices that are running.
 func (e *Enforcer) reload(ctx context.Context) error {
-	if _, stderr, err := e.cfg.Runner.Run(ctx, e.cfg.Systemctl, "daemon-reload"); err != nil {
+	if _, stderr, err := e.host.Runner.Run(ctx, e.host.Commands.Systemctl, "daemon-reload"); err != nil {
 		return fmt.Errorf("cgroup enforcement: systemctl daemon-reload: %w: %s", err, strings.TrimSpace(string(stderr)))
 	}
 	return nil
 }
 
-func (e *Enforcer) path(p string) string { return filepath.Join(e.cfg.Root, p) }
+func (e *Enforcer) path(p string) string { return filepath.Join(e.host.Root, p) }
 
 func findUID(all []*sliceDropIn, uid int) *sliceDropIn {
 	for _, d := range all {

@@ -12,8 +12,9 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/enforcetest"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft/softtest"
 	"github.com/gpulab/gpulab/agent/internal/gpu/gputest"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/sshd/sshdtest"
 )
 
 const (
@@ -25,14 +26,14 @@ const (
 // fakeHost is a node with systemd, cgroup v2 and four GPU device nodes under
 // a temporary root; its Runner answers systemctl and sshd -T as they would.
 type fakeHost struct {
-	*softtest.Host
+	*sshdtest.Host
 	root string
 }
 
 func newFakeHost(t *testing.T) *fakeHost {
 	t.Helper()
 	root := t.TempDir()
-	h := &fakeHost{root: root, Host: &softtest.Host{Dir: filepath.Join(root, "etc/ssh/sshd_config.d"), Extra: daemonReload}}
+	h := &fakeHost{root: root, Host: &sshdtest.Host{Dir: filepath.Join(root, "etc/ssh/sshd_config.d"), Extra: daemonReload}}
 	for _, d := range []string{"run/systemd/system", "sys/fs/cgroup", "dev", "etc/ssh/sshd_config.d", "etc/systemd/system"} {
 		if err := os.MkdirAll(filepath.Join(h.root, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -62,10 +63,10 @@ func (h *fakeHost) read(p string) string {
 	return string(data)
 }
 
-func (h *fakeHost) enforcer() *Enforcer { return New(Config{Root: h.root, Runner: h}) }
+func (h *fakeHost) enforcer() *Enforcer { return New(hostexec.Host{Root: h.root, Runner: h}, nil) }
 
 // daemonReload answers systemctl daemon-reload, which cgroup adds to what
-// soft runs.
+// package sshd runs.
 func daemonReload(name string, args []string) ([]byte, []byte, error, bool) {
 	return nil, nil, nil, name == "systemctl" && slices.Equal(args, []string{"daemon-reload"})
 }

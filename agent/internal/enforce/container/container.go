@@ -15,7 +15,8 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/atomicfile"
 	"github.com/gpulab/gpulab/agent/internal/enforce"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/sshd"
 )
 
 // Mode is this enforcement mode's name, also the name of its sshd drop-ins
@@ -28,8 +29,8 @@ const (
 	DefaultStateDir = "/var/lib/gpulab/containers"
 )
 
-// DefaultSockets are tried in order when Config.Socket is empty: Docker's,
-// then rootful Podman's.
+// DefaultSockets are tried in order, under the host's root, when
+// Config.Socket is empty: Docker's, then rootful Podman's.
 var DefaultSockets = []string{"/var/run/docker.sock", "/run/podman/podman.sock"}
 
 // Config says which engine, image and directories to use. The zero value,
@@ -43,41 +44,42 @@ type Config struct {
 	// when empty. The host must hold it or be allowed to pull it.
 	Image string
 	// StateDir holds one directory per assignment with its authorized_keys;
-	// DefaultStateDir when empty.
+	// DefaultStateDir under the host's root when empty.
 	StateDir string
-	// Soft configures the host-side sshd drop-in (Root, Runner, Sshd,
-	// Systemctl). Its Mode and Session are set by New.
-	Soft soft.Config
 }
 
 // Enforcer is the container mode's enforce.Enforcer. It is safe for
 // concurrent use.
 type Enforcer struct {
-	cfg  Config
-	soft *soft.Enforcer
+	host  hostexec.Host
+	cfg   Config
+	drops *sshd.DropIns
 
 	mu sync.Mutex
 	// ports is the published sshd port of each running gpulab container,
 	// read from the engine just before the drop-in is rendered (the
-	// soft enforcer's Session hook has no context to ask it itself).
+	// drop-ins' Session hook has no context to ask it itself).
 	ports map[string]int
 }
 
 var _ enforce.Enforcer = (*Enforcer)(nil)
 
-// New returns an Enforcer for cfg, with the defaults filled in.
-func New(cfg Config) *Enforcer {
+// New returns the container Enforcer of host h (the engine's sockets and the
+// state under its Root; its sshd, through srv, for the host-side drop-in; nil
+// srv is a Server of its own over h), with cfg's defaults filled in.
+func New(h hostexec.Host, srv *sshd.Server, cfg Config) *Enforcer {
+	h = h.WithDefaults()
 	if cfg.Image == "" {
 		cfg.Image = DefaultImage
 	}
 	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
+		cfg.StateDir = h.Path(DefaultStateDir)
 	}
-	e := &Enforcer{cfg: cfg}
-	sc := cfg.Soft
-	sc.Mode = Mode
-	sc.Session = e.session
-	e.soft = soft.New(sc)
+	if srv == nil {
+		srv = sshd.NewServer(h)
+	}
+	e := &Enforcer{host: h, cfg: cfg}
+	e.drops = sshd.NewDropIns(srv, sshd.DropInConfig{Mode: Mode, Session: e.session})
 	return e
 }
 
@@ -114,7 +116,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 		return err
 	}
 	if g == nil {
-		return errNoEngine(e.cfg.Socket)
+		return e.errNoEngine()
 	}
 	defer g.close()
 
@@ -128,7 +130,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 		return err
 	}
 	// The host account sees no GPU: it only forwards (ForceCommand).
-	return e.soft.Apply(ctx, enforce.Assignment{ID: a.ID, LinuxUsername: a.LinuxUsername})
+	return e.drops.Apply(ctx, enforce.Assignment{ID: a.ID, LinuxUsername: a.LinuxUsername})
 }
 
 // ensure makes the container gpulab-<id> exist with this spec and run.
@@ -219,7 +221,7 @@ func (e *Enforcer) Remove(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	if err := e.soft.Remove(ctx, id); err != nil {
+	if err := e.drops.Remove(ctx, id); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(e.keysDir(id)); err != nil {
@@ -251,7 +253,7 @@ func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
 			}
 		}
 	}
-	softIDs, err := e.soft.Applied(ctx)
+	softIDs, err := e.drops.Applied(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +274,7 @@ func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
 
 // socket is the engine socket to use, or "" when none exists.
 func (e *Enforcer) socket() string {
-	candidates := DefaultSockets
+	candidates := e.defaultSockets()
 	if e.cfg.Socket != "" {
 		candidates = []string{e.cfg.Socket}
 	}
@@ -299,8 +301,18 @@ func (e *Enforcer) connect(ctx context.Context) (*engine, error) {
 	return g, nil
 }
 
-func errNoEngine(socket string) error {
-	where := strings.Join(DefaultSockets, " or ")
+// defaultSockets are DefaultSockets under the host's root.
+func (e *Enforcer) defaultSockets() []string {
+	out := make([]string, len(DefaultSockets))
+	for i, s := range DefaultSockets {
+		out[i] = e.host.Path(s)
+	}
+	return out
+}
+
+func (e *Enforcer) errNoEngine() error {
+	where := strings.Join(e.defaultSockets(), " or ")
+	socket := e.cfg.Socket
 	if socket != "" {
 		where = socket
 	}

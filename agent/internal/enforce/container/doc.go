@@ -9,7 +9,7 @@
 // engine chooses. The user's host account (created by the reconciler, with
 // the same keys) becomes a jump host and nothing more: an sshd drop-in,
 // /etc/ssh/sshd_config.d/10-gpulab-container-<user>.conf, written by the
-// soft enforcer with Mode "container", says for that user
+// package sshd's DropIns with mode "container", says for that user
 //
 //	AllowTcpForwarding local
 //	PermitOpen 127.0.0.1:<port of each of the user's containers>
@@ -81,6 +81,6 @@
 //     /bin/sh, and /usr/sbin/sshd or apt-get (the default image installs
 //     openssh-server on its first start, which needs network access and
 //     takes a minute; an image with sshd built in avoids both).
-//   - What package soft needs for the drop-in: OpenSSH 7.8 or later with
+//   - What package sshd needs for the drop-in: OpenSSH 7.8 or later with
 //     sshd_config.d included, sshd under systemd.
 package container

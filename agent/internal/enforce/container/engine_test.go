@@ -17,7 +17,7 @@ func TestWithoutAnEngineApplyFailsClearlyAndChangesNothing(t *testing.T) {
 	h := newFakeHost(t)
 	cfg := h.config()
 	cfg.Socket = filepath.Join(t.TempDir(), "docker.sock") // nothing there
-	e := New(cfg)
+	e := New(h.host(), nil, cfg)
 	ctx := context.Background()
 
 	err := e.Apply(ctx, assignment("a-1", "alice"))
@@ -52,7 +52,7 @@ func TestAnEngineThatDoesNotAnswerIsAClearError(t *testing.T) {
 	if err := os.WriteFile(cfg.Socket, nil, 0o600); err != nil { // a file, no listener
 		t.Fatal(err)
 	}
-	e := New(cfg)
+	e := New(h.host(), nil, cfg)
 	err := e.Apply(context.Background(), assignment("a-1", "alice"))
 	if err == nil || !strings.Contains(err.Error(), "needs a Docker-compatible engine API at "+cfg.Socket) ||
 		!strings.Contains(err.Error(), "it does not answer") {

@@ -11,8 +11,9 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/container/dockertest"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft/softtest"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/sshd"
+	"github.com/gpulab/gpulab/agent/internal/sshd/sshdtest"
 )
 
 const (
@@ -31,7 +32,7 @@ type fakeHost struct {
 	root     string
 	stateDir string
 	docker   *dockertest.Server
-	*softtest.Host
+	*sshdtest.Host
 }
 
 func newFakeHost(t *testing.T, images ...string) *fakeHost {
@@ -40,7 +41,7 @@ func newFakeHost(t *testing.T, images ...string) *fakeHost {
 		images = []string{DefaultImage}
 	}
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, soft.DropInDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, sshd.DropInDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return &fakeHost{
@@ -48,7 +49,7 @@ func newFakeHost(t *testing.T, images ...string) *fakeHost {
 		root:     root,
 		stateDir: filepath.Join(t.TempDir(), "containers"),
 		docker:   dockertest.New(t, images...),
-		Host:     &softtest.Host{Dir: filepath.Join(root, soft.DropInDir)},
+		Host:     &sshdtest.Host{Dir: filepath.Join(root, sshd.DropInDir)},
 	}
 }
 
@@ -56,14 +57,15 @@ func (h *fakeHost) config() Config {
 	return Config{
 		Socket:   h.docker.Socket,
 		StateDir: h.stateDir,
-		Soft:     soft.Config{Root: h.root, Runner: h},
 	}
 }
 
-func (h *fakeHost) enforcer() *Enforcer { return New(h.config()) }
+func (h *fakeHost) host() hostexec.Host { return hostexec.Host{Root: h.root, Runner: h} }
+
+func (h *fakeHost) enforcer() *Enforcer { return New(h.host(), nil, h.config()) }
 
 func (h *fakeHost) dropInPath(user string) string {
-	return filepath.Join(h.root, soft.DropInDir, "10-gpulab-container-"+user+".conf")
+	return filepath.Join(h.root, sshd.DropInDir, "10-gpulab-container-"+user+".conf")
 }
 
 func (h *fakeHost) dropIn(user string) (string, bool) {

@@ -196,7 +196,7 @@ func containerName(id string) string { return "gpulab-" + id }
 
 func (e *Enforcer) keysDir(id string) string { return filepath.Join(e.cfg.StateDir, id) }
 
-// session is the soft enforcer's Session hook: the sshd lines that make the
+// session is the drop-ins' Session hook: the sshd lines that make the
 // user's host account a jump host to their containers' sshd and nothing
 // else. ports holds the published port of each running container by id.
 func (e *Enforcer) session(user string, ids []string) ([]string, error) {

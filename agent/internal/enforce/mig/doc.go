@@ -12,7 +12,7 @@
 // memory and SMs of the profile and no more. Sessions see the instances
 // through CUDA_VISIBLE_DEVICES=MIG-<uuid>,... set by an sshd drop-in,
 // /etc/ssh/sshd_config.d/10-gpulab-mig-<user>.conf, exactly as in the soft
-// mode (package soft, Mode "mig"), with the MIG devices sorted by the index
+// mode (package sshd's DropIns, mode "mig"), with the MIG devices sorted by the index
 // of their GPU.
 //
 // What it does not guarantee. Which instance a process runs on is chosen by

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,8 +12,8 @@ import (
 	"time"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/sshd"
 )
 
 // Mode is this enforcement mode's name, also the drop-ins' (10-gpulab-mig-
@@ -26,62 +25,44 @@ const Mode = "mig"
 // driver makes nvidia-smi wait for minutes, and the heartbeat must go on.
 const DefaultTimeout = 30 * time.Second
 
-// Config says which commands to run and where the state lives. The zero
-// value, filled in by New, is the real host.
+// Config says where the state lives and how long nvidia-smi may take. The
+// zero value, filled in by New, is the defaults.
 type Config struct {
-	// Runner runs nvidia-smi (and, unless Soft.Runner is set, sshd and
-	// systemctl); hostexec.Exec{} when nil.
-	Runner hostexec.Runner
-	// NvidiaSMI is nvidia-smi's name or path; "nvidia-smi" when empty.
-	NvidiaSMI string
-	// StateDir holds StateFile; "/var/lib/gpulab" when empty. Created 0700
-	// on first write.
+	// StateDir holds StateFile; the host's /var/lib/gpulab when empty.
+	// Created 0700 on first write.
 	StateDir string
 	// Timeout bounds each nvidia-smi run; DefaultTimeout when zero.
 	Timeout time.Duration
-	// Soft configures the sshd drop-ins that expose the MIG devices. Its
-	// Mode and MIGDevices are set here ("mig", true); the rest (Root, Sshd,
-	// Systemctl, Session) is passed on as given.
-	Soft soft.Config
 }
 
 // Enforcer is the mig mode's enforce.Enforcer. It is safe for concurrent
 // use: one mutex serialises Apply and Remove, which is what makes the
 // before/after diff of nvidia-smi -L name the device an Apply created.
 type Enforcer struct {
-	cfg  Config
-	soft *soft.Enforcer
-	root string // the soft drop-ins' root
+	host  hostexec.Host
+	cfg   Config
+	drops *sshd.DropIns
 
 	mu sync.Mutex
 }
 
 var _ enforce.Enforcer = (*Enforcer)(nil)
 
-// New returns an Enforcer for cfg with the defaults filled in.
-func New(cfg Config) *Enforcer {
-	if cfg.Runner == nil {
-		cfg.Runner = hostexec.Exec{}
-	}
-	if cfg.NvidiaSMI == "" {
-		cfg.NvidiaSMI = "nvidia-smi"
-	}
+// New returns the mig Enforcer of host h (its nvidia-smi; its sshd, through
+// srv, for the drop-ins that expose the MIG devices; nil srv is a Server of
+// its own over h), with cfg's defaults filled in.
+func New(h hostexec.Host, srv *sshd.Server, cfg Config) *Enforcer {
+	h = h.WithDefaults()
 	if cfg.StateDir == "" {
-		cfg.StateDir = "/var/lib/gpulab"
+		cfg.StateDir = h.Path("/var/lib/gpulab")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	sc := cfg.Soft
-	sc.Mode, sc.MIGDevices = Mode, true
-	if sc.Runner == nil {
-		sc.Runner = cfg.Runner
+	if srv == nil {
+		srv = sshd.NewServer(h)
 	}
-	root := sc.Root
-	if root == "" {
-		root = "/"
-	}
-	return &Enforcer{cfg: cfg, soft: soft.New(sc), root: root}
+	return &Enforcer{host: h, cfg: cfg, drops: sshd.NewDropIns(srv, sshd.DropInConfig{Mode: Mode, MIGDevices: true})}
 }
 
 // The names from the control plane are checked before any command runs
@@ -124,10 +105,10 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// soft needs the drop-in directory; a host without it is refused
+	// The drop-ins need their directory; a host without it is refused
 	// before any instance is created for nothing.
-	if dir := filepath.Join(e.root, soft.DropInDir); !isDir(dir) {
-		return fmt.Errorf("mig enforcement needs an sshd that includes /%s/*.conf; %s is not a directory", soft.DropInDir, dir)
+	if dir := e.host.Path(sshd.DropInDir); !isDir(dir) {
+		return fmt.Errorf("mig enforcement needs an sshd that includes %s/*.conf; %s is not a directory", sshd.DropInDir, dir)
 	}
 	st, err := e.load()
 	if err != nil {
@@ -189,7 +170,7 @@ func (e *Enforcer) Apply(ctx context.Context, a enforce.Assignment) error {
 	return e.expose(ctx, a, rec)
 }
 
-// expose makes rec's MIG devices the user's CUDA devices through a soft
+// expose makes rec's MIG devices the user's CUDA devices through an sshd
 // drop-in of mode "mig", ordered by their GPU's index.
 func (e *Enforcer) expose(ctx context.Context, a enforce.Assignment, rec *record) error {
 	devs := make([]enforce.GPU, 0, len(rec.Instances))
@@ -197,7 +178,7 @@ func (e *Enforcer) expose(ctx context.Context, a enforce.Assignment, rec *record
 		devs = append(devs, enforce.GPU{Index: in.GPUIndex, UUID: in.MIGUUID})
 	}
 	a.GPUs = devs
-	if err := e.soft.Apply(ctx, a); err != nil {
+	if err := e.drops.Apply(ctx, a); err != nil {
 		return fmt.Errorf("expose the MIG devices to %s's sessions: %w", a.LinuxUsername, err)
 	}
 	return nil
@@ -212,7 +193,7 @@ func (e *Enforcer) Remove(ctx context.Context, id string) error {
 	// First, so that no new session gets the devices about to go; its
 	// failure must not keep the GPU slices held, so the destroy goes on.
 	var errs []error
-	if err := e.soft.Remove(ctx, id); err != nil {
+	if err := e.drops.Remove(ctx, id); err != nil {
 		errs = append(errs, fmt.Errorf("take the MIG devices away from the user's sessions: %w", err))
 	}
 	st, err := e.load()
@@ -256,7 +237,7 @@ func (e *Enforcer) Remove(ctx context.Context, id string) error {
 // assignment whose instances a GPU reset destroyed is still listed, so that
 // the reconciler's Remove clears it from the state.
 func (e *Enforcer) Applied(ctx context.Context) ([]string, error) {
-	ids, err := e.soft.Applied(ctx)
+	ids, err := e.drops.Applied(ctx)
 	if err != nil {
 		return nil, err
 	}

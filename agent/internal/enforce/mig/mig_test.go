@@ -12,7 +12,8 @@ import (
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/enforcetest"
 	"github.com/gpulab/gpulab/agent/internal/enforce/mig/migtest"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/sshd"
 )
 
 const (
@@ -34,7 +35,7 @@ type env struct {
 func newEnv(t *testing.T, m migtest.Model, uuids ...string) *env {
 	t.Helper()
 	v := &env{t: t, fake: migtest.New(m, uuids...), root: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state")}
-	if err := os.MkdirAll(filepath.Join(v.root, soft.DropInDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(v.root, sshd.DropInDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	v.fake.SSHDRoot = v.root
@@ -43,11 +44,11 @@ func newEnv(t *testing.T, m migtest.Model, uuids ...string) *env {
 
 // enforcer is a new Enforcer over the node, as after an agent restart.
 func (v *env) enforcer() *Enforcer {
-	return New(Config{Runner: v.fake, StateDir: v.stateDir, Soft: soft.Config{Root: v.root}})
+	return New(hostexec.Host{Root: v.root, Runner: v.fake}, nil, Config{StateDir: v.stateDir})
 }
 
 func (v *env) dropIn(user string) (string, bool) {
-	data, err := os.ReadFile(filepath.Join(v.root, soft.DropInDir, "10-gpulab-mig-"+user+".conf"))
+	data, err := os.ReadFile(filepath.Join(v.root, sshd.DropInDir, "10-gpulab-mig-"+user+".conf"))
 	if os.IsNotExist(err) {
 		return "", false
 	}
@@ -193,7 +194,7 @@ func TestARepeatedApplyChangesNothing(t *testing.T) {
 		if m := slices.DeleteFunc(slices.Clone(calls), func(c []string) bool { return !migtest.Mutating(c) }); len(m) != 0 {
 			t.Errorf("Apply #%d ran %q", i+1, m)
 		}
-		// The restarted soft enforcer reloads sshd once; after that, only
+		// The restarted enforcer reloads sshd once; after that, only
 		// nvidia-smi's read-only lists run.
 		if i == 1 && slices.ContainsFunc(calls, func(c []string) bool { return c[0] != "nvidia-smi" }) {
 			t.Errorf("second Apply ran %q, want only nvidia-smi listings", calls)

@@ -97,7 +97,7 @@ func (r *racingRunner) Run(ctx context.Context, name string, args ...string) ([]
 
 func TestAFailedCreationDestroysWhatTheApplyCreated(t *testing.T) {
 	v := newEnv(t, migtest.A100SXM440GB, uuid0, uuid1)
-	e := New(Config{Runner: &racingRunner{Fake: v.fake}, StateDir: v.stateDir, Soft: v.enforcer().cfg.Soft})
+	e := New(hostexec.Host{Root: v.root, Runner: &racingRunner{Fake: v.fake}}, nil, Config{StateDir: v.stateDir})
 	err := e.Apply(ctx, assign("a-1", "3g.20gb", uuid0, uuid1))
 	wantErr(t, err, "GPU 1 (NVIDIA A100-SXM4-40GB, "+uuid1+") has no room for a 3g.20gb instance", "Insufficient Resources")
 	// Only the admin's instance is left; GPU 0's was destroyed again.

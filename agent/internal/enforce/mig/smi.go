@@ -55,12 +55,12 @@ const (
 func (e *Enforcer) smi(ctx context.Context, args ...string) (string, error) {
 	runCtx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
-	stdout, stderr, err := e.cfg.Runner.Run(runCtx, e.cfg.NvidiaSMI, args...)
+	stdout, stderr, err := e.host.Runner.Run(runCtx, e.host.Commands.NvidiaSMI, args...)
 	switch {
 	case err == nil:
 		return string(stdout), nil
 	case errors.Is(err, hostexec.ErrNotFound):
-		return "", fmt.Errorf("mig enforcement needs nvidia-smi from an NVIDIA driver R470 or later; %s is not installed: %w", e.cfg.NvidiaSMI, err)
+		return "", fmt.Errorf("mig enforcement needs nvidia-smi from an NVIDIA driver R470 or later; %s is not installed: %w", e.host.Commands.NvidiaSMI, err)
 	case ctx.Err() == nil && runCtx.Err() != nil:
 		return "", fmt.Errorf("nvidia-smi %s did not answer within %v, a sign of a hung NVIDIA driver", strings.Join(args, " "), e.cfg.Timeout)
 	}

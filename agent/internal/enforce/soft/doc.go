@@ -1,50 +1,9 @@
 // Package soft is the "soft" enforcement mode: every SSH session of an
 // assignment's user sees exactly the assigned GPUs, through
-// CUDA_VISIBLE_DEVICES set to their UUIDs. It is a convention, not a limit:
-// the user can unset or change the variable (export, env -u, their own
+// CUDA_VISIBLE_DEVICES set to their UUIDs by an sshd drop-in (package sshd
+// says how, and what the host needs). It is a convention, not a limit: the
+// user can unset or change the variable (export, env -u, their own
 // ~/.pam_environment where PAM reads it) and reach every GPU of the node, and
 // tools that do not use CUDA's device list (nvidia-smi, NVML) show all GPUs.
 // CPU and RAM shares are not enforced at all in this mode.
-//
-// Mechanism: one sshd drop-in per user, /etc/ssh/sshd_config.d/
-// 10-gpulab-soft-<user>.conf, holding
-//
-//	Match User <user>
-//		SetEnv CUDA_VISIBLE_DEVICES=GPU-<uuid>,GPU-<uuid>
-//	Match all
-//
-// sshd's SetEnv reaches every session of the user whatever it runs:
-// interactive shells, non-interactive `ssh host cmd`, scp and sftp, any login
-// shell, and it overrides what the client sends (AcceptEnv) or
-// ~/.ssh/environment sets (sshd_config(5)). The alternatives fall short:
-// /etc/profile.d only runs for login shells, so `ssh host cmd` misses it;
-// pam_env's files are global (pam_env.conf, /etc/environment) or owned by the
-// user (~/.pam_environment, deprecated and off by default since PAM 1.5); an
-// environment="..." option in authorized_keys needs PermitUserEnvironment,
-// which would let users set any variable (LD_PRELOAD included).
-//
-// UUIDs, not indexes: nvidia-smi indexes change when a GPU fails or the
-// driver enumerates in another order, and an index would then expose another
-// user's GPU; a UUID names one board. The variable holds the union of the
-// GPUs of every soft assignment of the user, sorted by index; a user whose
-// assignments hold no GPU gets CUDA_VISIBLE_DEVICES= (empty), which hides
-// every GPU from CUDA.
-//
-// What the host needs: OpenSSH 7.8 or later (SetEnv), a main sshd_config that
-// includes /etc/ssh/sshd_config.d/*.conf (Debian 11+, Ubuntu 20.04+, RHEL 9
-// ship it), and sshd managed by systemd as ssh.service or sshd.service. No
-// earlier Match block may set SetEnv for the user: sshd takes the first
-// SetEnv that matches, and a matching one replaces a global SetEnv.
-//
-// Every change is checked before sshd sees it: the drop-in is written
-// atomically (temporary file, fsync, rename; the temporary name does not end
-// in .conf, so sshd never reads a partial file), then `sshd -T -C user=...`
-// must accept the whole configuration and print the expected SetEnv for the
-// user. Otherwise the previous drop-in is put back and Apply fails, so a
-// broken configuration is never reloaded (on RHEL the reload is a bare
-// SIGHUP, and sshd exits on a configuration it cannot parse). Then `systemctl
-// try-reload-or-restart` makes the listening sshd read it: sshd hands its
-// configuration to each new connection, so without the reload new sessions
-// would not see the change. Sessions already open keep the environment they
-// started with.
 package soft

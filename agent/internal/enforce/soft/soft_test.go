@@ -12,7 +12,9 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/enforcetest"
-	"github.com/gpulab/gpulab/agent/internal/enforce/soft/softtest"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+	"github.com/gpulab/gpulab/agent/internal/sshd"
+	"github.com/gpulab/gpulab/agent/internal/sshd/sshdtest"
 )
 
 const (
@@ -40,13 +42,13 @@ type fakeHost struct {
 
 func newFakeHost(t *testing.T) *fakeHost {
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, DropInDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, sshd.DropInDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return &fakeHost{t: t, root: root, units: []string{"ssh.service"}}
 }
 
-func (h *fakeHost) enforcer() *Enforcer { return New(Config{Root: h.root, Runner: h}) }
+func (h *fakeHost) enforcer() *Enforcer { return New(hostexec.Host{Root: h.root, Runner: h}, nil) }
 
 func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, []byte, error) {
 	h.mu.Lock()
@@ -63,7 +65,7 @@ func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, 
 		}
 		return []byte("not-found\n"), nil, nil
 	}
-	stdout, stderr, err, ok := softtest.Answer(filepath.Join(h.root, DropInDir), name, args)
+	stdout, stderr, err, ok := sshdtest.Answer(filepath.Join(h.root, sshd.DropInDir), name, args)
 	if !ok {
 		return nil, nil, errors.New("unexpected command")
 	}
@@ -79,7 +81,7 @@ func (h *fakeHost) take() [][]string {
 }
 
 func (h *fakeHost) dropIn(user string) (string, bool) {
-	data, err := os.ReadFile(filepath.Join(h.root, DropInDir, fileName(user)))
+	data, err := os.ReadFile(filepath.Join(h.root, sshd.DropInDir, fileName(user)))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", false
 	}
@@ -117,7 +119,7 @@ func TestApplyWritesAnSshdDropInWithTheGPUsByUUID(t *testing.T) {
 	if got != want {
 		t.Errorf("drop-in =\n%s\nwant\n%s", got, want)
 	}
-	fi, err := os.Stat(filepath.Join(h.root, DropInDir, fileName("alice")))
+	fi, err := os.Stat(filepath.Join(h.root, sshd.DropInDir, fileName("alice")))
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("drop-in mode = %v, %v; want 0644", fi.Mode(), err)
 	}
@@ -235,7 +237,7 @@ func TestAConfigurationSshdRefusesOrIgnoresIsRolledBackAndNotReloaded(t *testing
 			if got, want := h.take(), [][]string{checkAlice}; !slices.EqualFunc(got, want, slices.Equal) {
 				t.Errorf("commands = %q, want only the check (no reload)", got)
 			}
-			entries, _ := os.ReadDir(filepath.Join(h.root, DropInDir))
+			entries, _ := os.ReadDir(filepath.Join(h.root, sshd.DropInDir))
 			if len(entries) != 1 {
 				t.Errorf("drop-in directory holds %d entries, want 1 (no temporary file left)", len(entries))
 			}
@@ -305,7 +307,7 @@ func TestNamesThatWouldReachSshdsConfigurationAreRefused(t *testing.T) {
 			if c := h.take(); len(c) != 0 {
 				t.Errorf("ran %q", c)
 			}
-			if entries, _ := os.ReadDir(filepath.Join(h.root, DropInDir)); len(entries) != 0 {
+			if entries, _ := os.ReadDir(filepath.Join(h.root, sshd.DropInDir)); len(entries) != 0 {
 				t.Errorf("wrote %d files", len(entries))
 			}
 		})
@@ -314,18 +316,18 @@ func TestNamesThatWouldReachSshdsConfigurationAreRefused(t *testing.T) {
 
 func TestAHostWithoutTheDropInDirectoryFailsWithoutCreatingIt(t *testing.T) {
 	h := newFakeHost(t)
-	if err := os.Remove(filepath.Join(h.root, DropInDir)); err != nil {
+	if err := os.Remove(filepath.Join(h.root, sshd.DropInDir)); err != nil {
 		t.Fatal(err)
 	}
 	err := h.enforcer().Apply(context.Background(), assignment("a-1", "alice"))
 	if err == nil || !strings.Contains(err.Error(), "needs an sshd that includes /etc/ssh/sshd_config.d/*.conf") {
 		t.Errorf("Apply error = %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(h.root, DropInDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(h.root, sshd.DropInDir)); !os.IsNotExist(err) {
 		t.Errorf("the directory was created (%v)", err)
 	}
 }
 
 // fileName and header are the default (soft) mode's drop-in name and header.
-func fileName(user string) string { return New(Config{}).fileName(user) }
-func header() string              { return New(Config{}).header() }
+func fileName(user string) string { return sshd.FileName(Mode, user) }
+func header() string              { return sshd.Header(Mode) }

@@ -1,9 +1,9 @@
-// Package softtest answers the commands package soft runs, for the tests of
-// every mode built on it: `sshd -T -C user=U,...` prints the SetEnv lines of
+// Package sshdtest answers the commands package sshd runs, for the tests of
+// every mode that composes it: `sshd -T -C user=U,...` prints the SetEnv lines of
 // every `Match User U` block in the drop-ins of a directory, as the real sshd
 // prints its effective configuration ("setenv NAME=value"), and systemctl
 // has a loaded ssh.service that reloads.
-package softtest
+package sshdtest
 
 import (
 	"context"

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
-	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
 
 // DefaultConfigPath is where the agent reads the Proxmox settings.
@@ -62,14 +61,6 @@ type Config struct {
 	// DeviceFor maps an assigned GPU to the host device node passed into its
 	// CT; nil means /dev/nvidia<Index>. DeviceFromProc maps by UUID instead.
 	DeviceFor func(enforce.GPU) (string, error) `json:"-"`
-	// Runner runs pct, which sets the CTs' devN options and pushes changed
-	// SSH keys into them (pct exec, pct push): PVE lets only root@pam
-	// configure device passthrough, never an API token (403 "configuring
-	// device passthrough is only allowed for root@pam"), the API writes no
-	// file into a CT, and pct on the node runs as root@pam. hostexec.Exec{} when nil; Pct is
-	// the command, "pct" when empty.
-	Runner hostexec.Runner `json:"-"`
-	Pct    string          `json:"-"`
 	// TempDir holds the short-lived file (mode 0600) with a user's SSH keys
 	// that `pct push` copies into the CT; os.TempDir() when empty.
 	TempDir string `json:"-"`

@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/proxmox/pvetest"
 	"github.com/gpulab/gpulab/agent/internal/gpu/gputest"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
-	"github.com/gpulab/gpulab/agent/internal/proxmox/pvetest"
 )
 
 func TestChangedGPUsAreUpdatedInPlaceAndTheCTRestarted(t *testing.T) {
@@ -70,7 +70,7 @@ func TestMemoryWithoutAGrant(t *testing.T) {
 	if got := formOf(t, s.Requests(), "POST", "/nodes/pve1/lxc").Get("memory"); got != "262144" {
 		t.Errorf("memory = %q, want the node's 262144 MiB", got)
 	}
-	s2, e2 := newHost(t, func(c *Config) { c.DefaultMemoryMB = 4096 })
+	s2, e2 := newHost(t, func(_ *hostexec.Host, c *Config) { c.DefaultMemoryMB = 4096 })
 	mustApply(t, e2, gpuAssignment(idA, "alice", 0, 0))
 	if got := formOf(t, s2.Requests(), "POST", "/nodes/pve1/lxc").Get("memory"); got != "4096" {
 		t.Errorf("memory = %q, want default_memory_mb 4096", got)
@@ -134,7 +134,7 @@ func TestDeviceFromProcMapsByUUID(t *testing.T) {
 	root := t.TempDir()
 	gputest.WriteDriverInfo(t, root, "0000:01:00.0", "GPU-aaaaaaaa-0000-0000-0000-000000000000", "1")
 	gputest.WriteDriverInfo(t, root, "0000:41:00.0", "GPU-bbbbbbbb-0000-0000-0000-000000000000", "0")
-	s, e := newHost(t, func(c *Config) { c.DeviceFor = DeviceFromProc(root) })
+	s, e := newHost(t, func(_ *hostexec.Host, c *Config) { c.DeviceFor = DeviceFromProc(root) })
 	// nvidia-smi's index 0 is the board at minor 1.
 	mustApply(t, e, enforce.Assignment{ID: idA, LinuxUsername: "alice", RAMMB: 1024,
 		GPUs: []enforce.GPU{{Index: 0, UUID: "GPU-aaaaaaaa-0000-0000-0000-000000000000"}}})
@@ -149,8 +149,8 @@ func TestDeviceFromProcMapsByUUID(t *testing.T) {
 }
 
 func TestWithoutPctTheGPUsCannotBeSet(t *testing.T) {
-	s, e := newHost(t, func(c *Config) {
-		c.Runner = runnerFunc(func(context.Context, string, ...string) ([]byte, []byte, error) {
+	s, e := newHost(t, func(h *hostexec.Host, _ *Config) {
+		h.Runner = runnerFunc(func(context.Context, string, ...string) ([]byte, []byte, error) {
 			return nil, nil, fmt.Errorf("run pct: %w", hostexec.ErrNotFound)
 		})
 	})

@@ -117,13 +117,17 @@ func (e *Enforcer) pushKeys(ctx context.Context, vmid int, id, desc string, keys
 	return nil
 }
 
-// pct runs `pct args...` on the node (see Config.Runner for why not the
-// API); what says what it was for, in errors.
+// pct runs `pct args...` on the node through the host's Runner; what says
+// what it was for, in errors. pct sets the CTs' devN options and pushes
+// changed SSH keys into them (pct exec, pct push), not the API: PVE lets only
+// root@pam configure device passthrough, never an API token (403
+// "configuring device passthrough is only allowed for root@pam"), the API
+// writes no file into a CT, and pct on the node runs as root@pam.
 func (e *Enforcer) pct(ctx context.Context, what string, args ...string) error {
-	_, stderr, err := e.cfg.Runner.Run(ctx, e.cfg.Pct, args...)
+	_, stderr, err := e.host.Runner.Run(ctx, e.host.Commands.Pct, args...)
 	switch {
 	case errors.Is(err, hostexec.ErrNotFound):
-		return fmt.Errorf("%s: %s not found; the proxmox mode runs on the PVE node, whose pct acts as root@pam: %w", what, e.cfg.Pct, err)
+		return fmt.Errorf("%s: %s not found; the proxmox mode runs on the PVE node, whose pct acts as root@pam: %w", what, e.host.Commands.Pct, err)
 	case err != nil:
 		if msg := strings.TrimSpace(string(stderr)); msg != "" {
 			return fmt.Errorf("%s: pct %s: %s (%w)", what, args[0], msg, err)

@@ -19,6 +19,7 @@ import (
 // use; calls are serialized, since two creates racing for /cluster/nextid
 // would collide.
 type Enforcer struct {
+	host      hostexec.Host
 	c         *Client
 	cfg       Config
 	deviceFor func(enforce.GPU) (string, error)
@@ -32,9 +33,10 @@ type Enforcer struct {
 
 var _ enforce.Enforcer = (*Enforcer)(nil)
 
-// New validates cfg and returns its Enforcer. It does not call the API, so
-// an agent starts while pveproxy is down; the first Apply says what is wrong.
-func New(cfg Config) (*Enforcer, error) {
+// New validates cfg and returns the Enforcer of host h, the PVE node whose
+// pct it runs (see pct for why not the API). It does not call the API, so an
+// agent starts while pveproxy is down; the first Apply says what is wrong.
+func New(h hostexec.Host, cfg Config) (*Enforcer, error) {
 	if !cfg.validated() {
 		if err := cfg.Validate(); err != nil {
 			return nil, err
@@ -44,20 +46,14 @@ func New(cfg Config) (*Enforcer, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Enforcer{c: c, cfg: cfg, deviceFor: cfg.DeviceFor, creating: map[string]string{}}
+	e := &Enforcer{host: h.WithDefaults(), c: c, cfg: cfg, deviceFor: cfg.DeviceFor, creating: map[string]string{}}
 	if e.deviceFor == nil {
 		e.deviceFor = indexDevice
-	}
-	if e.cfg.Runner == nil {
-		e.cfg.Runner = hostexec.Exec{}
-	}
-	if e.cfg.Pct == "" {
-		e.cfg.Pct = "pct"
 	}
 	return e, nil
 }
 
-// setDevices runs `pct set <vmid> args...` (see Config.Runner for why not
+// setDevices runs `pct set <vmid> args...` (see pct for why not
 // the API).
 func (e *Enforcer) setDevices(ctx context.Context, vmid int, args []string) error {
 	return e.pct(ctx, fmt.Sprintf("set the GPUs of CT %d", vmid), append([]string{"set", strconv.Itoa(vmid)}, args...)...)
@@ -254,7 +250,7 @@ func (e *Enforcer) create(ctx context.Context, a enforce.Assignment, want spec) 
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	// Devices after the create: a token may not pass them (Config.Runner).
+	// Devices after the create: a token may not pass them (see pct).
 	// Should this fail, the next Apply finds the CT stopped and without
 	// them, and sets them before it starts the CT.
 	if args := devArgs(spec{}, want); args != nil {

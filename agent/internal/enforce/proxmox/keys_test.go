@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
-	"github.com/gpulab/gpulab/agent/internal/proxmox/pvetest"
+	"github.com/gpulab/gpulab/agent/internal/enforce/proxmox/pvetest"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
 
 // sha is the digest line's value for an authorized_keys content, computed
@@ -55,7 +56,7 @@ func withKeys(a enforce.Assignment, keys ...string) enforce.Assignment {
 
 func TestChangedKeysArePushedIntoTheRunningCT(t *testing.T) {
 	tmp := t.TempDir()
-	s, e := newHost(t, func(c *Config) { c.TempDir = tmp })
+	s, e := newHost(t, func(_ *hostexec.Host, c *Config) { c.TempDir = tmp })
 	a := gpuAssignment(idA, "alice", 8, 65536, 0)
 	mustApply(t, e, withKeys(a, keyA))
 	if f := authorizedKeysOf(t, s); f.Content != keyA+"\n" {
@@ -176,10 +177,10 @@ func TestKeysChangedOnAStoppedCTArePushedAfterTheStart(t *testing.T) {
 func TestAFailedKeyPushIsReportedAndRetried(t *testing.T) {
 	tmp := t.TempDir()
 	failPush := true
-	s, e := newHost(t, func(c *Config) {
+	s, e := newHost(t, func(h *hostexec.Host, c *Config) {
 		c.TempDir = tmp
-		pct := c.Runner
-		c.Runner = runnerFunc(func(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
+		pct := h.Runner
+		h.Runner = runnerFunc(func(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
 			if failPush && len(args) > 0 && args[0] == "push" {
 				return nil, []byte("failed to open /root/.ssh/authorized_keys for writing: Read-only file system\n"), errors.New("exit status 255")
 			}

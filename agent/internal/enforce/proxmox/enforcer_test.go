@@ -11,7 +11,8 @@ import (
 
 	"github.com/gpulab/gpulab/agent/internal/enforce"
 	"github.com/gpulab/gpulab/agent/internal/enforce/enforcetest"
-	"github.com/gpulab/gpulab/agent/internal/proxmox/pvetest"
+	"github.com/gpulab/gpulab/agent/internal/enforce/proxmox/pvetest"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
 
 const (
@@ -24,19 +25,22 @@ const (
 
 func testConfig(s *pvetest.Server) Config {
 	return Config{URL: s.APIURL(), TokenID: pvetest.TokenID, Secret: pvetest.Secret, Node: pvetest.Node,
-		OSTemplate: template, TLSFingerprint: s.Fingerprint(), Runner: s.Pct()}
+		OSTemplate: template, TLSFingerprint: s.Fingerprint()}
 }
+
+// testHost is a node whose pct is the fake PVE's.
+func testHost(s *pvetest.Server) hostexec.Host { return hostexec.Host{Runner: s.Pct()} }
 
 // newHost returns a fake PVE and an Enforcer over it, polling tasks every
 // millisecond or so.
-func newHost(t *testing.T, edit ...func(*Config)) (*pvetest.Server, *Enforcer) {
+func newHost(t *testing.T, edit ...func(*hostexec.Host, *Config)) (*pvetest.Server, *Enforcer) {
 	t.Helper()
 	s := pvetest.New(t)
-	cfg := testConfig(s)
+	h, cfg := testHost(s), testConfig(s)
 	for _, f := range edit {
-		f(&cfg)
+		f(&h, &cfg)
 	}
-	e, err := New(cfg)
+	e, err := New(h, cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

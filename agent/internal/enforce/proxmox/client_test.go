@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpulab/gpulab/agent/internal/proxmox/pvetest"
+	"github.com/gpulab/gpulab/agent/internal/enforce/proxmox/pvetest"
 )
 
 func newClient(t *testing.T, s *pvetest.Server, edit ...func(*Config)) *Client {
@@ -98,7 +98,7 @@ func TestBadTokenIsAClearError(t *testing.T) {
 	s := pvetest.New(t)
 	cfg := testConfig(s)
 	cfg.Secret = "00000000-dead-beef-0000-000000000000"
-	e, err := New(cfg)
+	e, err := New(testHost(s), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,201 @@
+package sshd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gpulab/gpulab/agent/internal/atomicfile"
+	"github.com/gpulab/gpulab/agent/internal/hostexec"
+)
+
+// DropInDir is where sshd reads drop-ins, as the host sees it.
+const DropInDir = "/etc/ssh/sshd_config.d"
+
+// Server is the host's OpenSSH server as the agent changes it: drop-in files
+// written, checked with `sshd -T` and put back when sshd refuses them, and
+// the running sshd reloaded. One Server serves every mode's drop-ins, so that
+// a reload (which reads them all) is one host-wide fact. It is safe for
+// concurrent use; one change, check and reload runs at a time.
+type Server struct {
+	host hostexec.Host
+
+	mu sync.Mutex
+	// unit is the systemd unit running sshd, found on the first reload.
+	unit string
+	// reloadPending: a drop-in changed and sshd has not been reloaded since
+	// (a failed reload, or an agent restarted after one), so that a write
+	// finding the file already right still reloads.
+	reloadPending bool
+}
+
+// NewServer returns the Server of h (its defaults filled in).
+func NewServer(h hostexec.Host) *Server {
+	// Pending from the start: an earlier run may have written a drop-in
+	// and died before its reload. One reload per agent start is harmless.
+	return &Server{host: h.WithDefaults(), reloadPending: true}
+}
+
+// Dir is the drop-in directory under the host's root.
+func (s *Server) Dir() string { return s.host.Path(DropInDir) }
+
+// Change is the new content of one drop-in file and what sshd must then
+// apply.
+type Change struct {
+	// Name is the file's name in DropInDir; it must end in .conf.
+	Name string
+	// TmpPattern names the temporary file (os.CreateTemp's pattern); it must
+	// not end in .conf, or sshd's Include glob would read a half-written file.
+	TmpPattern string
+	// Content is the file's new content; nil removes the file.
+	Content []byte
+	// User is the account whose effective configuration `sshd -T -C` checks.
+	User string
+	// WantSetEnv, when set, is a "NAME=value" that sshd must apply to User's
+	// sessions after the change (sshd prints it as "setenv NAME=value").
+	WantSetEnv string
+	// Who names the writer (the enforcement mode) in errors.
+	Who string
+}
+
+// Write makes c the host's: the file written atomically (temporary file,
+// fsync, rename) or removed, then the whole configuration checked with
+// `sshd -T` (with c.WantSetEnv required for c.User) and sshd reloaded. When
+// sshd refuses or ignores the change, the previous file is put back and
+// sshd is not reloaded, so that a broken configuration never reaches the
+// running sshd (on RHEL the reload is a bare SIGHUP, and sshd exits on a
+// configuration it cannot parse). Unchanged content runs nothing unless a
+// reload is pending.
+func (s *Server) Write(ctx context.Context, c Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir := s.Dir()
+	path := filepath.Join(dir, c.Name)
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read sshd drop-in %s: %w", path, err)
+	}
+	existed := err == nil
+	want := c.Content
+	if (want == nil && !existed) || (want != nil && existed && bytes.Equal(old, want)) {
+		if want != nil && s.reloadPending {
+			return s.checkAndReload(ctx, c.User, "")
+		}
+		return nil
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("sshd drop-in directory %s: %w (%s enforcement needs an sshd that includes %s/*.conf)", dir, err, c.Who, DropInDir)
+	}
+	if want == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove sshd drop-in %s: %w", path, err)
+		}
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return err
+		}
+	} else if err := atomicfile.Write(dir, c.Name, c.TmpPattern, want, 0o644); err != nil {
+		return fmt.Errorf("sshd drop-in for %s: %w", c.User, err)
+	}
+	s.reloadPending = true
+	wantEnv := ""
+	if want != nil {
+		wantEnv = c.WantSetEnv
+	}
+	if err := s.checkAndReload(ctx, c.User, wantEnv); err != nil {
+		// Put the old file back so that the next reload, by anyone, does
+		// not read a configuration sshd refused or ignores.
+		if rerr := restore(dir, c.Name, c.TmpPattern, old, existed); rerr != nil {
+			return fmt.Errorf("%w; restoring the previous drop-in also failed: %w", err, rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+func restore(dir, name, tmpPattern string, old []byte, existed bool) error {
+	if existed {
+		return atomicfile.Write(dir, name, tmpPattern, old, 0o644)
+	}
+	if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return atomicfile.SyncDir(dir)
+}
+
+// checkAndReload asks sshd for the effective configuration of user's
+// sessions, which also fails on any syntax error in the whole configuration,
+// and with wantEnv set requires the SetEnv line; then reloads sshd.
+func (s *Server) checkAndReload(ctx context.Context, user, wantEnv string) error {
+	// laddr and lport are given too, because older sshd versions refuse -C
+	// without every connection field their Match blocks might test.
+	spec := "user=" + user + ",host=localhost,addr=127.0.0.1,laddr=127.0.0.1,lport=22"
+	out, err := s.run(ctx, s.host.Commands.Sshd, "-T", "-C", spec)
+	if err != nil {
+		return fmt.Errorf("check the sshd configuration with sshd -T: %w", err)
+	}
+	if wantEnv != "" {
+		var got []string
+		for line := range strings.Lines(string(out)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "setenv "); ok {
+				got = append(got, v)
+			}
+		}
+		if !slices.Contains(got, wantEnv) {
+			return fmt.Errorf("sshd does not apply the gpulab drop-in to user %s (effective setenv %q): it needs OpenSSH 7.8 or later, an sshd_config that includes %s/*.conf, and no earlier Match block setting SetEnv for this user",
+				user, got, DropInDir)
+		}
+	}
+	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	s.reloadPending = false
+	return nil
+}
+
+// sshdUnits are the systemd unit names of OpenSSH's server: Debian and
+// Ubuntu's, then RHEL's and most others'.
+var sshdUnits = []string{"ssh.service", "sshd.service"}
+
+// reload makes the running sshd read its configuration again. It leaves
+// sshd alone when it is not running (try-): the next start reads the files.
+func (s *Server) reload(ctx context.Context) error {
+	systemctl := s.host.Commands.Systemctl
+	if s.unit == "" {
+		for _, u := range sshdUnits {
+			out, err := s.run(ctx, systemctl, "show", "--property=LoadState", "--value", u)
+			if err != nil {
+				return fmt.Errorf("find the sshd systemd unit: %w", err)
+			}
+			if strings.TrimSpace(string(out)) == "loaded" {
+				s.unit = u
+				break
+			}
+		}
+		if s.unit == "" {
+			return fmt.Errorf("reload sshd: neither %s is a loaded systemd unit on this host", strings.Join(sshdUnits, " nor "))
+		}
+	}
+	if _, err := s.run(ctx, systemctl, "try-reload-or-restart", s.unit); err != nil {
+		return fmt.Errorf("reload sshd (%s): %w", s.unit, err)
+	}
+	return nil
+}
+
+// run runs one command and folds the first line of its stderr into the
+// error, where the tool says what went wrong.
+func (s *Server) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	stdout, stderr, err := s.host.Runner.Run(ctx, name, args...)
+	if err == nil {
+		return stdout, nil
+	}
+	if line, _, _ := bytes.Cut(bytes.TrimSpace(stderr), []byte("\n")); len(line) > 0 {
+		return stdout, fmt.Errorf("%w (%s)", err, line)
+	}
+	return stdout, err
+}
