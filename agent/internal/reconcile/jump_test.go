@@ -12,7 +12,7 @@ import (
 func jumpEntry(id, user string, permitOpen []string, keys ...string) *agentv1.Assignment {
 	a := assign(id, user, keys...)
 	a.EnforcementMode = agentv1.EnforcementMode_ENFORCEMENT_MODE_JUMP
-	a.PermitOpen = permitOpen
+	a.ForwardTargets = permitOpen
 	return a
 }
 

@@ -259,7 +259,7 @@ func (r *Reconciler) validate(desired []*agentv1.Assignment, state *agentv1.Appl
 		}
 		if e.mode == jump.Mode {
 			// The jump host: each key may only forward to the user's nodes.
-			if e.keys, e.err = jumpKeys(e.keys, a.GetPermitOpen()); e.err != nil {
+			if e.keys, e.err = jumpKeys(e.keys, a.GetForwardTargets()); e.err != nil {
 				continue
 			}
 		}

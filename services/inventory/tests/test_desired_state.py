@@ -355,7 +355,7 @@ async def test_the_jump_host_gets_one_forwarding_entry_per_user_limited_to_the_n
 
     async def permits(user_id: uuid.UUID, want: list[str]) -> bool:
         found = await entry(user_id)
-        return (list(found.permit_open) if found else []) == want
+        return (list(found.forward_targets) if found else []) == want
 
     await wait_until(lambda: permits(user, ["10.0.0.7:22", "[fd00::5]:2222"]), timeout_s=WAIT_S)
     mine = await entry(user)

@@ -1,7 +1,7 @@
 // Package jump is the "jump" enforcement mode, used only on the SSH jump
 // host (a node of type jump; docs/adr/0017-managed-jump-host.md). The
 // control plane sends the jump host one entry per user holding an active
-// assignment anywhere: the user's Linux user name, keys, and PermitOpen, the
+// assignment anywhere: the user's Linux user name, keys, and ForwardTargets, the
 // "host:port" of the sshd of each node they hold. The reconciler creates the
 // account with the shell Shell and writes each key as KeyLine makes it:
 //
@@ -11,7 +11,7 @@
 // (OpenSSH's ProxyJump, "ssh -W"): no shell, no command, no pty, no agent or
 // X11 forwarding, no remote forwarding, no other destination. sshd reads
 // authorized_keys at every login, so no sshd reload is needed: a revoke
-// that removes the entry (or narrows PermitOpen) holds from the next
+// that removes the entry (or narrows ForwardTargets) holds from the next
 // heartbeat's reconcile on, and removing the account kills its open
 // forwardings with its processes.
 //
@@ -44,9 +44,12 @@ const Shell = "/usr/sbin/nologin"
 // KeyLine checks the line that results against sshd's own limit.
 const MaxPermitOpen = 256
 
-// maxKeyLine is sshd's limit on one authorized_keys line (SSH_MAX_PUBKEY_BYTES
-// is 16 KiB, and authfile.c reads lines of up to that); a line over it is a
-// key sshd would skip, so it is refused here instead.
+// maxKeyLine bounds one authorized_keys line the mode writes: 16 KiB,
+// OpenSSH's SSH_MAX_PUBKEY_BYTES, the line buffer older sshd versions read
+// authorized_keys with (a longer line would be cut there, and its key
+// skipped). The key itself is at most 8 KiB (identity's and the agent's
+// limit), so this leaves 8 KiB for the options: MaxPermitOpen IPv6 targets
+// of 60 bytes each would not fit, and such an entry is refused whole.
 const maxKeyLine = 16 * 1024
 
 // Enforcer is the jump mode's enforce.Enforcer: the account and its keys
@@ -78,15 +81,15 @@ func ValidatePermitOpen(dests []string) ([]string, error) {
 	for _, d := range dests {
 		host, port, err := net.SplitHostPort(d)
 		if err != nil {
-			return nil, fmt.Errorf("permit_open %.64q is not host:port", d)
+			return nil, fmt.Errorf("forward target %.64q is not host:port", d)
 		}
 		addr, err := netip.ParseAddr(host)
 		if err != nil || addr.Zone() != "" {
-			return nil, fmt.Errorf("permit_open %.64q does not name an IP address", d)
+			return nil, fmt.Errorf("forward target %.64q does not name an IP address", d)
 		}
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-			return nil, fmt.Errorf("permit_open %.64q does not name a port 1-65535", d)
+			return nil, fmt.Errorf("forward target %.64q does not name a port 1-65535", d)
 		}
 		out = append(out, netip.AddrPortFrom(addr, uint16(n)).String())
 	}

@@ -46,7 +46,7 @@ const (
 	// "jump": sent only to a node of type jump, the SSH jump host. The
 	// assignment stands for one user (its id is the user's id), holds no GPU,
 	// and its account may do nothing but forward TCP to the addresses in
-	// permit_open: each key is written with
+	// forward_targets: each key is written with
 	// restrict,port-forwarding,permitopen="<host:port>",... and the account's
 	// shell is nologin. When the user holds no active assignment any more the
 	// entry leaves the list and the account is removed like any other.
@@ -131,9 +131,9 @@ type Assignment struct {
 	// For enforcement_mode JUMP: the "host:port" (IPv6 in brackets) of the
 	// sshd of each node the user holds an active assignment on, the only
 	// places the jump account may forward to. Ignored by the other modes.
-	PermitOpen    []string `protobuf:"bytes,10,rep,name=permit_open,json=permitOpen,proto3" json:"permit_open,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ForwardTargets []string `protobuf:"bytes,10,rep,name=forward_targets,json=forwardTargets,proto3" json:"forward_targets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Assignment) Reset() {
@@ -229,9 +229,9 @@ func (x *Assignment) GetMigProfile() string {
 	return ""
 }
 
-func (x *Assignment) GetPermitOpen() []string {
+func (x *Assignment) GetForwardTargets() []string {
 	if x != nil {
-		return x.PermitOpen
+		return x.ForwardTargets
 	}
 	return nil
 }
@@ -295,7 +295,7 @@ var File_gpulab_agent_v1_assignment_proto protoreflect.FileDescriptor
 
 const file_gpulab_agent_v1_assignment_proto_rawDesc = "" +
 	"\n" +
-	" gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x03\n" +
+	" gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x03\n" +
 	"\n" +
 	"Assignment\x12#\n" +
 	"\rassignment_id\x18\x01 \x01(\tR\fassignmentId\x12%\n" +
@@ -308,10 +308,9 @@ const file_gpulab_agent_v1_assignment_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1f\n" +
 	"\vmig_profile\x18\t \x01(\tR\n" +
-	"migProfile\x12\x1f\n" +
-	"\vpermit_open\x18\n" +
-	" \x03(\tR\n" +
-	"permitOpen\"7\n" +
+	"migProfile\x12'\n" +
+	"\x0fforward_targets\x18\n" +
+	" \x03(\tR\x0eforwardTargets\"7\n" +
 	"\vAssignedGpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid*\xc0\x01\n" +

@@ -3,7 +3,7 @@ on any node, limited to those nodes' sshd (docs/adr/0017-managed-jump-host.md).
 
 A node of type `jump` gets, instead of assignments of its own, one `ENFORCEMENT_MODE_JUMP` entry per
 user: its id is the user's id (stable while the user holds anything), its Linux user name and keys
-are the user's (as the nodes get them), and `permit_open` lists `<management address>:<ssh port>` of
+are the user's (as the nodes get them), and `forward_targets` lists `<management address>:<ssh port>` of
 each node the user holds a sent (not withheld) assignment on that is not deleted. When the user's
 last assignment ends (revoked, expired, node deleted, user disabled), the entry leaves the list and
 the jump host's agent removes the account at its next heartbeat, as any node removes an ended one.
@@ -64,7 +64,7 @@ def _account(user_id: uuid.UUID, held: list[Any]) -> assignment_pb2.Assignment:
         linux_username=latest.linux_username,
         ssh_public_keys=list(latest.ssh_public_keys),
         enforcement_mode=assignment_pb2.ENFORCEMENT_MODE_JUMP,
-        permit_open=sorted({permit_open(r.management_ip, r.ssh_port) for r in held}),
+        forward_targets=sorted({permit_open(r.management_ip, r.ssh_port) for r in held}),
     )
     # The account lasts as long as the longest of the assignments it serves: none if one never expires.
     if all(s.HasField("expires_at") for s in specs):

@@ -26,7 +26,7 @@ ENFORCEMENT_MODE_CONTAINER: EnforcementMode
 ENFORCEMENT_MODE_JUMP: EnforcementMode
 
 class Assignment(_message.Message):
-    __slots__ = ("assignment_id", "linux_username", "ssh_public_keys", "enforcement_mode", "gpus", "cpus", "ram_mb", "expires_at", "mig_profile", "permit_open")
+    __slots__ = ("assignment_id", "linux_username", "ssh_public_keys", "enforcement_mode", "gpus", "cpus", "ram_mb", "expires_at", "mig_profile", "forward_targets")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     LINUX_USERNAME_FIELD_NUMBER: _ClassVar[int]
     SSH_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
@@ -36,7 +36,7 @@ class Assignment(_message.Message):
     RAM_MB_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     MIG_PROFILE_FIELD_NUMBER: _ClassVar[int]
-    PERMIT_OPEN_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_TARGETS_FIELD_NUMBER: _ClassVar[int]
     assignment_id: str
     linux_username: str
     ssh_public_keys: _containers.RepeatedScalarFieldContainer[str]
@@ -46,8 +46,8 @@ class Assignment(_message.Message):
     ram_mb: int
     expires_at: _timestamp_pb2.Timestamp
     mig_profile: str
-    permit_open: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, assignment_id: _Optional[str] = ..., linux_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[str]] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ..., gpus: _Optional[_Iterable[_Union[AssignedGpu, _Mapping]]] = ..., cpus: _Optional[int] = ..., ram_mb: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mig_profile: _Optional[str] = ..., permit_open: _Optional[_Iterable[str]] = ...) -> None: ...
+    forward_targets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, assignment_id: _Optional[str] = ..., linux_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[str]] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ..., gpus: _Optional[_Iterable[_Union[AssignedGpu, _Mapping]]] = ..., cpus: _Optional[int] = ..., ram_mb: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mig_profile: _Optional[str] = ..., forward_targets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AssignedGpu(_message.Message):
     __slots__ = ("index", "uuid")
