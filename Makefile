@@ -29,7 +29,13 @@ $(CURDIR)/$(TOOLS)/bin/uv:
 	$(PY) -m compileall -q $(PY_SOURCES)
 	@touch $@
 
-install: .venv/.installed ## install the Python workspace (uv), the web app's and the agent's dependencies
+# sslyze for the TLS test, in its own locked environment (tools/tls-scan/pyproject.toml says why).
+TLS_SCAN := $(TOOLS)/tls-scan
+$(TLS_SCAN)/.installed: $(UV) tools/tls-scan/uv.lock tools/tls-scan/pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(TLS_SCAN) $(UV) sync --frozen --project tools/tls-scan
+	@touch $@
+
+install: .venv/.installed $(TLS_SCAN)/.installed ## install the Python workspace (uv), the web app's and the agent's dependencies
 	$(MAKE) --no-print-directory -C frontend install
 	cd agent && go mod download
 

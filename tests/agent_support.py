@@ -134,6 +134,8 @@ class Agents:
     def close(self) -> None:
         for run in self.runs:
             run.close()
+        if self.host is not None:
+            self.host.close()
 
 
 @dataclass

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import shutil
 import signal
 import stat
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client as NATS
 
+from gpulab_devstack.servers import free_port, wait_for_port
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
 from .agent_support import (
@@ -182,3 +185,92 @@ async def test_a_deleted_nodes_agent_removes_its_managed_accounts_before_exiting
     assert not list((host.folder / "etc/ssh/sshd_config.d").glob(f"*{name}*")), back.output()
     # Nothing is left that a restart without the control plane would apply again.
     assert agents.desired() is None, back.output()
+
+
+async def test_without_systemd_the_agent_reloads_the_real_sshd_by_its_pid_file_and_the_login_sees_the_gpus(
+    services: Launcher, nc: NATS, migrated: Stack, agents: Agents, tmp_path: Path
+) -> None:
+    """A node without systemd (a container, a minimal or non-systemd distribution) running OpenSSH's
+    own sshd: the agent must still make the listening sshd read its drop-in, here by SIGHUP to the pid
+    in sshd's PID file, or soft enforcement fails, no key is written and the user cannot log in. The
+    proof is OpenSSH itself: a real login on the host's real sshd sees exactly the assigned GPUs,
+    which only a reloaded sshd applies to a new connection; after the revoke it is refused."""
+    if reason := unavailable_reason() or no_sshd_reason():
+        pytest.skip(f"throwaway host: {reason}")
+    if not shutil.which("sshd") or not shutil.which("ssh"):
+        pytest.skip("needs OpenSSH's real sshd and ssh (`make test` installs openssh-server as root)")
+    plane = await start_plane(services, nc, interval_s=INTERVAL_S)
+    created = await plane.call(
+        "inventory",
+        "nodes.create",
+        {"hostname": f"no-systemd-{uuid.uuid4().hex[:8]}", "type": "linux", "management_ip": "10.0.0.12"},
+    )
+    node_id, enrollment = created["node"]["id"], created["enrollment"]
+    enrolled = await agents.enroll(f"127.0.0.1:{plane.enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
+    assert enrolled.returncode == 0, enrolled.stderr
+    port = free_port()
+    host = ThrowawayHost.prepare(tmp_path / "host", systemd=False, sshd_port=port)
+    agents.in_throwaway_host(host)
+    agent = agents.run(GPULAB_ON_REVOKE="remove")
+    pid = agent.proc.pid
+    await asyncio.to_thread(wait_for_port, port, 30, agent.proc)
+    await wait_until(lambda: host.sshd_pid() is not None, timeout_s=10, interval_s=0.1)
+    sshd_pid = host.sshd_pid()
+    assert not inside(pid, "/run/systemd/system").exists()
+
+    made, public_key = await assign_two_gpus(plane, migrated, tmp_path, node_id)
+    name = made["linux_username"]
+    keys_path = inside(pid, f"/home/{name}/.ssh/authorized_keys")
+
+    def access_granted() -> bool:
+        return keys_path.exists() and public_key in keys_path.read_text()
+
+    try:
+        await wait_until(access_granted, timeout_s=10 * INTERVAL_S, interval_s=0.1)
+    except AssertionError:
+        raise AssertionError(f"no access for {name}; agent output:\n{agent.output()}") from None
+    # The agent says how it reloads sshd here, and sshd was reloaded in place, not restarted.
+    assert "reload sshd by SIGHUP to the pid in /run/sshd.pid" in agent.output(), agent.output()
+    assert host.sshd_pid() == sshd_pid
+
+    def login() -> subprocess.CompletedProcess[str]:
+        # sshd re-executes itself on SIGHUP and listens again a moment later: a connection refused in
+        # that moment is tried again.
+        deadline = time.monotonic() + 10
+        while True:
+            done = ssh()
+            if "Connection refused" not in done.stderr or time.monotonic() > deadline:
+                return done
+            time.sleep(0.1)
+
+    def ssh() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "ssh", "-F", "/dev/null", "-i", str(tmp_path / "id_user"), "-p", str(port),
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
+                f"{name}@127.0.0.1", 'echo "CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"',
+            ],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    uuids = [g["uuid"] for g in sorted(made["gpus"], key=lambda g: g["index"])]
+    logged_in = await asyncio.to_thread(login)
+    assert logged_in.returncode == 0, f"{logged_in.stderr}\nagent output:\n{agent.output()}"
+    assert logged_in.stdout.strip() == f"CUDA_VISIBLE_DEVICES={','.join(uuids)}"
+
+    await plane.call("scheduler", "assignments.revoke", {"id": made["id"]})
+
+    def removed() -> bool:
+        return name not in accounts(pid)
+
+    try:
+        await wait_until(removed, timeout_s=4 * INTERVAL_S, interval_s=0.05)
+    except AssertionError:
+        raise AssertionError(f"{name} is still there; agent output:\n{agent.output()}") from None
+    refused = await asyncio.to_thread(login)
+    assert refused.returncode == 255, refused.stdout
+    assert host.sshd_pid() == sshd_pid, agent.output()
+
+    agent.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(agent.wait, 15) == 0, agent.output()

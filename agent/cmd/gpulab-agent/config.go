@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 
 	"github.com/gpulab/gpulab/agent/internal/enforce/modes"
@@ -29,7 +30,8 @@ const (
 
 // reconcileConfig is the reconciler's configuration from the environment;
 // an invalid value is an error naming the variable and what it accepts.
-func reconcileConfig(lookupEnv func(string) (string, bool)) (reconcile.Config, error) {
+// The modes log to log what they find out about the host.
+func reconcileConfig(lookupEnv func(string) (string, bool), log *slog.Logger) (reconcile.Config, error) {
 	var cfg reconcile.Config
 	switch v, _ := lookupEnv(envOnRevoke); v {
 	case "", "lock":
@@ -38,7 +40,7 @@ func reconcileConfig(lookupEnv func(string) (string, bool)) (reconcile.Config, e
 	default:
 		return cfg, fmt.Errorf("%s=%q: want lock (keep the account locked with its home) or remove (delete it with its home)", envOnRevoke, v)
 	}
-	opts := modes.Options{}
+	opts := modes.Options{Log: log}
 	if v, _ := lookupEnv(envStateDir); v != "" {
 		if !filepath.IsAbs(v) {
 			return cfg, fmt.Errorf("%s=%q: want an absolute path", envStateDir, v)

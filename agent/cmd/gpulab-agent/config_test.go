@@ -49,7 +49,7 @@ func TestRunSettingsFromTheEnvironment(t *testing.T) {
 		"named proxmox missing": {env: map[string]string{envProxmoxConfig: filepath.Join(t.TempDir(), "none.json")}, wantErr: "proxmox configuration"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg, err := reconcileConfig(env(tc.env))
+			cfg, err := reconcileConfig(env(tc.env), nil)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)

@@ -52,7 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return enroll.Command(context.Background(), rest, os.LookupEnv, os.Stdin, stdout, stderr)
 	}
 	if cmd == "run" {
-		cfg, err := reconcileConfig(os.LookupEnv)
+		log := runloop.NewLogger(stderr)
+		cfg, err := reconcileConfig(os.LookupEnv, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "gpulab-agent run: %v\n", err)
 			return exitUsage
@@ -67,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Hardware:   discover.New(hostexec.Exec{}),
 			Reconciler: reconciler,
 			LookupEnv:  os.LookupEnv,
+			Log:        log,
 		}, stdout, stderr)
 	}
 	if len(rest) > 0 {

@@ -1,6 +1,9 @@
 package hostexec
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"syscall"
+)
 
 // Host is the one seam through which the agent reaches the node it runs on:
 // where the node's files are (Root), what runs its commands (Runner), and
@@ -15,6 +18,9 @@ type Host struct {
 	Runner Runner
 	// Commands are the programs' names or paths.
 	Commands Commands
+	// Kill sends sig to process pid (sshd's reload without systemd);
+	// syscall.Kill when nil.
+	Kill func(pid int, sig syscall.Signal) error
 }
 
 // Commands names the programs the agent runs on the host. An empty field is
@@ -28,13 +34,16 @@ type Commands struct {
 }
 
 // WithDefaults returns h with every empty field filled in: Root "/", Runner
-// Exec{}, each command its bare name.
+// Exec{}, Kill syscall.Kill, each command its bare name.
 func (h Host) WithDefaults() Host {
 	if h.Root == "" {
 		h.Root = "/"
 	}
 	if h.Runner == nil {
 		h.Runner = Exec{}
+	}
+	if h.Kill == nil {
+		h.Kill = syscall.Kill
 	}
 	c := &h.Commands
 	for _, f := range []struct {

@@ -123,12 +123,12 @@ func TestAnAssignmentSwitchedToAModeTheHostCannotEnforceLosesItsAccessAndItsDrop
 	a := withGPUs(assign("a-1", "alice", keyA1), gpu0)
 	r.Apply(context.Background(), []*agentv1.Assignment{a})
 
-	// The fake host runs no systemd, so cgroup enforcement refuses.
+	// The fake host has no cgroup v2 hierarchy, so cgroup enforcement refuses.
 	st := r.Apply(context.Background(), []*agentv1.Assignment{withMode(a, agentv1.EnforcementMode_ENFORCEMENT_MODE_CGROUP)})
 
 	got := outcome(st)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "a-1=FAILED: Cgroup enforcement was not applied, so this assignment grants no access: ") ||
-		!strings.Contains(got[0], "needs systemd as the init system") {
+		!strings.Contains(got[0], "needs the unified cgroup v2 hierarchy") {
 		t.Errorf("outcome = %q, want FAILED with the host's lack", got)
 	}
 	checkKeys(t, h, h.account("alice"), keysHeader)

@@ -42,7 +42,7 @@ const (
 func newFakeHost(t *testing.T) *fakeHost {
 	t.Helper()
 	root := t.TempDir()
-	for _, d := range []string{"etc", "etc/ssh/sshd_config.d", "home", "bin", "home/bob/.ssh"} {
+	for _, d := range []string{"etc", "etc/ssh/sshd_config.d", "home", "bin", "home/bob/.ssh", "run/systemd/system"} {
 		mustMkdir(t, filepath.Join(root, d))
 	}
 	mustWrite(t, filepath.Join(root, "etc/passwd"), basePasswd, 0o644)

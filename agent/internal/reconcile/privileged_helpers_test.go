@@ -153,9 +153,18 @@ func newReconciler(t *testing.T, cfg Config) *Reconciler {
 // returns them: the real sshd when openssh-server is installed (the tests do
 // not install it), else the stand-in of testdata/fakebin reading the
 // namespace's /etc/ssh/sshd_config.d; systemctl is always the stand-in, so
-// that no test reloads the host's sshd.
+// that no test reloads the host's sshd. The namespace gets a /run of its own
+// that says systemd runs (/run/systemd/system), so that sshd is reloaded
+// through the stand-in whether or not the machine runs systemd.
 func softCommands(t *testing.T) (sshd, systemctl string) {
 	t.Helper()
+	if err := syscall.Mount("gpulab-test-run", "/run", "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatalf("mount a tmpfs on the namespace's /run: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount("/run", syscall.MNT_DETACH) })
+	if err := os.MkdirAll("/run/systemd/system", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll("/etc/ssh/sshd_config.d", 0o755); err != nil {
 		t.Fatal(err)
 	}

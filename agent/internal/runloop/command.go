@@ -72,6 +72,8 @@ type Deps struct {
 	// LookupEnv reads GPULAB_URL (from agent.env) for the re-enroll message.
 	LookupEnv func(string) (string, bool)
 	Clock     Clock // nil: RealClock
+	// Log is the agent's log; nil: NewLogger(stderr).
+	Log *slog.Logger
 }
 
 // Command runs `gpulab-agent run` with args (after "run") until SIGTERM or
@@ -96,7 +98,10 @@ func Command(ctx context.Context, args []string, deps Deps, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "gpulab-agent run: --dir must not be empty\n\n%s", Usage)
 		return exitUsage
 	}
-	log := newLogger(stderr)
+	log := deps.Log
+	if log == nil {
+		log = NewLogger(stderr)
+	}
 	lookupEnv := deps.LookupEnv
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
@@ -152,9 +157,9 @@ func reenrollAdvice(lookupEnv func(string) (string, bool), fingerprint string) s
 		" (systemd does not restart the agent until then)"
 }
 
-// newLogger logs to w (the journal, under systemd) without timestamps,
-// which the journal adds.
-func newLogger(w io.Writer) *slog.Logger {
+// NewLogger is the agent's log: to w (the journal, under systemd) without
+// timestamps, which the journal adds.
+func NewLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {

@@ -301,7 +301,7 @@ func (b *logBuffer) lines(s string) int {
 	return n
 }
 
-func (b *logBuffer) logger() *slog.Logger { return newLogger(b) }
+func (b *logBuffer) logger() *slog.Logger { return NewLogger(b) }
 
 // startLoop runs Run in the background; wait returns its result.
 func startLoop(t *testing.T, ctx context.Context, cfg Config) (wait func() error) {

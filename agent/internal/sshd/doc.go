@@ -31,9 +31,9 @@
 //
 // What the host needs: OpenSSH 7.8 or later (SetEnv), a main sshd_config that
 // includes /etc/ssh/sshd_config.d/*.conf (Debian 11+, Ubuntu 20.04+, RHEL 9
-// ship it), and sshd managed by systemd as ssh.service or sshd.service. No
-// earlier Match block may set SetEnv for the user: sshd takes the first
-// SetEnv that matches, and a matching one replaces a global SetEnv.
+// ship it), and an sshd the agent can reload (below). No earlier Match block
+// may set SetEnv for the user: sshd takes the first SetEnv that matches, and
+// a matching one replaces a global SetEnv.
 //
 // Every change is checked before sshd sees it (Server.Write): the drop-in is
 // written atomically (temporary file, fsync, rename; the temporary name does
@@ -42,8 +42,19 @@
 // SetEnv for the user. Otherwise the previous drop-in is put back and the
 // write fails, so a broken configuration is never reloaded (on RHEL the
 // reload is a bare SIGHUP, and sshd exits on a configuration it cannot
-// parse). Then `systemctl try-reload-or-restart` makes the listening sshd
-// read it: sshd hands its configuration to each new connection, so without
-// the reload new sessions would not see the change. Sessions already open
-// keep the environment they started with.
+// parse). Then the listening sshd is reloaded: sshd hands its configuration
+// to each new connection, so without the reload new sessions would not see
+// the change. Sessions already open keep the environment they started with.
+//
+// Reload however sshd runs (reload.go), found out once, by the first reload
+// that can, and logged ("will reload sshd ..."): on a host booted with
+// systemd (/run/systemd/system exists) whose ssh.service or sshd.service is
+// loaded, `systemctl try-reload-or-restart <unit>`; otherwise (no systemd: a
+// container, a minimal or non-systemd distribution; or sshd not a unit)
+// SIGHUP to the pid in sshd's PID file (the PidFile `sshd -T` prints, then
+// /run/sshd.pid and /var/run/sshd.pid), read again on every reload and
+// signalled only when /proc/<pid>/comm says it is sshd, so that a stale file
+// never signals another process. When neither works, the change fails with
+// why each did not, is put back, and the assignment that needed it is
+// reported failed: it grants no access.
 package sshd

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,21 +26,27 @@ const DropInDir = "/etc/ssh/sshd_config.d"
 // concurrent use; one change, check and reload runs at a time.
 type Server struct {
 	host hostexec.Host
+	log  *slog.Logger
 
 	mu sync.Mutex
-	// unit is the systemd unit running sshd, found on the first reload.
-	unit string
+	// reloader is how this host's sshd is reloaded, detected by the first
+	// reload that finds one (see reload.go).
+	reloader reloader
 	// reloadPending: a drop-in changed and sshd has not been reloaded since
 	// (a failed reload, or an agent restarted after one), so that a write
 	// finding the file already right still reloads.
 	reloadPending bool
 }
 
-// NewServer returns the Server of h (its defaults filled in).
-func NewServer(h hostexec.Host) *Server {
+// NewServer returns the Server of h (its defaults filled in). It logs to
+// log (nil: nowhere) how it reloads sshd, once it has found out.
+func NewServer(h hostexec.Host, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	// Pending from the start: an earlier run may have written a drop-in
 	// and died before its reload. One reload per agent start is harmless.
-	return &Server{host: h.WithDefaults(), reloadPending: true}
+	return &Server{host: h.WithDefaults(), log: log, reloadPending: true}
 }
 
 // Dir is the drop-in directory under the host's root.
@@ -151,39 +158,10 @@ func (s *Server) checkAndReload(ctx context.Context, user, wantEnv string) error
 				user, got, DropInDir)
 		}
 	}
-	if err := s.reload(ctx); err != nil {
+	if err := s.reload(ctx, out); err != nil {
 		return err
 	}
 	s.reloadPending = false
-	return nil
-}
-
-// sshdUnits are the systemd unit names of OpenSSH's server: Debian and
-// Ubuntu's, then RHEL's and most others'.
-var sshdUnits = []string{"ssh.service", "sshd.service"}
-
-// reload makes the running sshd read its configuration again. It leaves
-// sshd alone when it is not running (try-): the next start reads the files.
-func (s *Server) reload(ctx context.Context) error {
-	systemctl := s.host.Commands.Systemctl
-	if s.unit == "" {
-		for _, u := range sshdUnits {
-			out, err := s.run(ctx, systemctl, "show", "--property=LoadState", "--value", u)
-			if err != nil {
-				return fmt.Errorf("find the sshd systemd unit: %w", err)
-			}
-			if strings.TrimSpace(string(out)) == "loaded" {
-				s.unit = u
-				break
-			}
-		}
-		if s.unit == "" {
-			return fmt.Errorf("reload sshd: neither %s is a loaded systemd unit on this host", strings.Join(sshdUnits, " nor "))
-		}
-	}
-	if _, err := s.run(ctx, systemctl, "try-reload-or-restart", s.unit); err != nil {
-		return fmt.Errorf("reload sshd (%s): %w", s.unit, err)
-	}
 	return nil
 }
 

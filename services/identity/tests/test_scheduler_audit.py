@@ -204,3 +204,41 @@ async def test_a_malformed_scheduler_event_writes_nothing_and_the_consumer_goes_
     assert len(dropped) == 4
     assert secret not in caplog.text, "a rejected payload's values are not logged"
     assert await chain_intact(identity)
+
+
+async def test_netbird_key_issuance_and_removal_make_one_row_each_without_the_key(identity: Identity) -> None:
+    assignment_id, user = uuid.uuid4(), identity.admin_id
+    secret = str(uuid.uuid4()).upper()  # a plain setup key, as a careless producer might add one
+    issued = sch.NetbirdKeyIssued(
+        assignment_id=assignment_id,
+        user_id=user,
+        user_email=identity.admin_email,
+        node_hostname="gpu-01.lab",
+        setup_key_id="2531583362",
+        setup_key_name=f"gpulab {assignment_id} ada@example.org",
+        netbird_group_id="ch8i4ug6lnn4g9hqv7m0",
+        expires_at=OCCURRED + timedelta(hours=1),
+        actor_id=user,
+    ).model_dump(mode="json")
+    removed = sch.NetbirdAccessRemoved(
+        assignment_id=assignment_id,
+        user_id=user,
+        user_email=identity.admin_email,
+        netbird_group_id="ch8i4ug6lnn4g9hqv7m0",
+        setup_keys_removed=1,
+        peers_removed=["ada-laptop"],
+    ).model_dump(mode="json")
+    await publish(identity, event(sch.NETBIRD_KEY_ISSUED, {**issued, "setup_key": secret}))
+    await publish(identity, event(sch.NETBIRD_ACCESS_REMOVED, removed, occurred_at=OCCURRED + timedelta(minutes=1)))
+
+    rows = list(reversed(await recorded(identity, "assignment", assignment_id, 2)))
+    assert [(r["action"], r["actor_id"]) for r in rows] == [
+        ("assignment.netbird_key_issued", str(user)),
+        ("assignment.netbird_access_removed", None),
+    ]
+    assert rows[0]["details"]["setup_key_id"] == "2531583362"
+    assert rows[0]["details"]["expires_at"] == (OCCURRED + timedelta(hours=1)).isoformat()
+    assert rows[1]["details"]["peers_removed"] == 1
+    assert rows[1]["details"]["peer_names"] == ["ada-laptop"]
+    assert secret not in json.dumps(rows)
+    assert await chain_intact(identity)

@@ -54,7 +54,7 @@ class ControlPlane:
         return server.port
 
     @property
-    def directory(self) -> Directory:
+    def directory(self) -> Directory[Any]:
         directory = self.inventory.parts["directory"]
         assert isinstance(directory, Directory)
         return directory

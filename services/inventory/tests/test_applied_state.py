@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import scheduler as s
 from gpulab_devstack.testing import Stack, wait_until
+from gpulab_inventory.heartbeat import wire
 from gpulab_inventory.heartbeat.directory import Directory
 from gpulab_inventory.heartbeat.reports import MAX_ENTRIES, MESSAGE_MAX
 from gpulab_inventory.heartbeat.server import HeartbeatServer
@@ -203,14 +204,13 @@ async def test_the_same_report_again_costs_no_database_round_trip(plane: Control
     await agent.heartbeat()
     assignment = await assigned(plane, agent)
     sessions = CountingSessions(plane)
-    directory = Directory(sessions, cache_s=300, offline_after_s=30)  # type: ignore[arg-type]
+    directory = Directory(sessions, cache_s=300, decode=wire.assignment_from_spec)  # type: ignore[arg-type]
     node_id, serial = uuid.UUID(agent.node_id or ""), "not-revoked"
     hw = hardware()
-    hw_wire = hw.SerializeToString(deterministic=True)
 
     async def beat(report: pb.AppliedState) -> None:
-        wire = report.SerializeToString(deterministic=True)
-        await directory.heartbeat(node_id, serial, "1.0.0", hw_wire, hw, wire, report)
+        request = pb.HeartbeatRequest(agent_version="1.0.0", hardware=hw, applied_state=report)
+        await directory.heartbeat(node_id, serial, wire.beat(request))
 
     await beat(applied((assignment, APPLIED, "")))
     assert sessions.opened == 2  # the node read once, the outcome written once

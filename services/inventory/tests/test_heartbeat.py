@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_devstack.testing import wait_until
-from gpulab_inventory.heartbeat.directory import Directory
+from gpulab_inventory.heartbeat.sweeper import Sweeper
 from gpulab_pki.ca import certificate_pem, create_root, issue_client_cert, validate_node_csr
 
 from .conftest import INTERVAL_S, Agent, ControlPlane, csr_pem, enrolled, events_of, hardware, key_pem
@@ -285,7 +285,7 @@ async def test_a_deleted_nodes_certificate_is_refused_from_then_on(plane: Contro
     # The revoked serial reached the projection too (pki's event), so even a node row put back could
     # not use it.
     serial = format(x509.load_pem_x509_certificate(agent.cert_pem or b"").serial_number, "040x")
-    await wait_until(lambda: serial in plane.directory._revoked, timeout_s=10)
+    await wait_until(lambda: serial in plane.directory.revoked, timeout_s=10)
 
 
 async def test_a_quiet_node_goes_offline_once_and_comes_back_online(plane: ControlPlane, agents: list[Agent]) -> None:
@@ -308,6 +308,10 @@ async def _status(plane: ControlPlane, node_id: str | None, status: str) -> bool
     return bool((await node(plane, node_id))["status"] == status)
 
 
+async def _nothing() -> None:
+    pass
+
+
 async def test_sweepers_of_several_replicas_mark_a_node_offline_exactly_once(
     plane: ControlPlane, agents: list[Agent], db: AsyncEngine
 ) -> None:
@@ -319,7 +323,8 @@ async def test_sweepers_of_several_replicas_mark_a_node_offline_exactly_once(
             text("UPDATE inventory.nodes SET last_seen_at = now() - interval '1 hour' WHERE id = :id"),
             {"id": agent.node_id},
         )
-    sweepers = [Directory(plane.inventory.sessions, cache_s=1, offline_after_s=3) for _ in range(4)]  # type: ignore[arg-type]
+    assert plane.inventory.sessions is not None
+    sweepers = [Sweeper(plane.inventory.sessions, 3, flush=_nothing, forget=lambda _: None) for _ in range(4)]
     results = await asyncio.gather(*(s.sweep() for s in sweepers))
     marked = [r for r in results if uuid.UUID(agent.node_id or "") in r]
     assert len(marked) == 1

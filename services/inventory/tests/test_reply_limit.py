@@ -19,7 +19,7 @@ from gpulab_devstack.testing import wait_until
 from gpulab_inventory.config import Settings
 from gpulab_inventory.desired import fitting
 from gpulab_inventory.desired.service import assignment_spec
-from gpulab_inventory.heartbeat.server import TRIMMED
+from gpulab_inventory.heartbeat.metrics import TRIMMED
 
 from .conftest import Agent, ControlPlane, enrolled, events_of
 from .test_applied_state import applied

@@ -32,8 +32,14 @@ from gpulab_identity.passwords import Passwords
 from gpulab_scheduler import main as scheduler_main
 from gpulab_scheduler.config import Settings as SchedulerSettings
 
+from .fake_netbird import FakeNetBird
+
 PASSWORD = "correct horse battery staple"
 JUMP_HOST = "jump.example.org"
+# The lab's NetBird, as the cluster's schedulers see it: a fake of NetBird's documented API.
+NETBIRD_TOKEN = "nbp_LabT0kenOfTheSchedulerTests0123456789"
+NETBIRD_LAB_GROUP = "ch8i4ug6lnn4g9hqv7lab"
+NETBIRD_ALL_GROUP = "ch8i4ug6lnn4g9hqv7all"
 
 
 def gpus(n: int, *, mig: bool = False, prefix: str | None = None) -> list[dict[str, Any]]:
@@ -66,6 +72,7 @@ class Cluster:
     replicas: list[Runtime]
     engine: AsyncEngine
     keys_dir: Path
+    netbird: FakeNetBird
     _made: list[Any] = field(default_factory=list)
 
     async def call(self, operation: str, payload: dict[str, Any] | None = None) -> Any:
@@ -165,6 +172,16 @@ class Cluster:
 StartScheduler = Callable[..., Awaitable[Runtime]]
 
 
+@pytest.fixture(scope="session")
+async def lab_netbird() -> AsyncIterator[FakeNetBird]:
+    fake = FakeNetBird(tokens={NETBIRD_TOKEN}, groups={NETBIRD_LAB_GROUP: "gpulab-users", NETBIRD_ALL_GROUP: "All"})
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
 def scheduler_settings(stack: Stack, **extra: Any) -> SchedulerSettings:
     values: dict[str, Any] = {
         "database_url": stack.app_database_url,
@@ -178,7 +195,9 @@ def scheduler_settings(stack: Stack, **extra: Any) -> SchedulerSettings:
 
 
 @pytest.fixture(scope="session")
-async def cluster(migrated: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+async def cluster(
+    migrated: Stack, tmp_path_factory: pytest.TempPathFactory, lab_netbird: FakeNetBird
+) -> AsyncIterator[Cluster]:
     identity = Runtime(
         identity_main.spec,
         IdentitySettings.model_validate(
@@ -186,7 +205,12 @@ async def cluster(migrated: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
         ),
     )
     await identity.start()
-    replicas = [Runtime(scheduler_main.spec, scheduler_settings(migrated)) for _ in range(2)]
+    netbird = {
+        "netbird_api_url": lab_netbird.url,
+        "netbird_api_token": NETBIRD_TOKEN,
+        "netbird_auto_groups": NETBIRD_LAB_GROUP,
+    }
+    replicas = [Runtime(scheduler_main.spec, scheduler_settings(migrated, **netbird)) for _ in range(2)]
     for replica in replicas:
         await replica.start()
     engine = create_engine(migrated.database_url, schema=None, app_name="scheduler-tests")
@@ -198,6 +222,7 @@ async def cluster(migrated: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
             replicas,
             engine,
             tmp_path_factory.mktemp("keys"),
+            lab_netbird,
         )
     finally:
         await engine.dispose()

@@ -14,11 +14,11 @@ from pydantic import SecretStr
 
 from gpulab_core.contracts.scheduler import ACCESS_PROVIDER_FAILED, ASSIGNMENT_ENDED_ALREADY
 from gpulab_core.errors import GpulabError, Unavailable
-from gpulab_scheduler.access import AccessUnavailable, NetBird, provider_for
+from gpulab_scheduler.access import AccessUnavailable, NetBird, netbird_client, provider_for
 from gpulab_scheduler.config import Settings
 
 from .access_support import target
-from .fake_netbird import FakeNetBird
+from .fake_netbird import EnrollmentRefused, FakeNetBird
 
 TOKEN = "nbp_S3cretT0kenThatMustNeverShowUp0123456"
 GROUP = "ch8i4ug6lnn4g9hqv7m0"
@@ -75,7 +75,8 @@ async def test_a_one_off_setup_key_is_created_as_netbird_documents_it(
     netbird: FakeNetBird, http: httpx.AsyncClient
 ) -> None:
     before = datetime.now(UTC)
-    access = await netbird_provider(http, netbird.url).access(target(expires_at=None))
+    issued = await netbird_provider(http, netbird.url).create_key(target(expires_at=None))
+    access = issued.access
 
     [request] = netbird.requests
     assert (request.method, request.path) == ("POST", "/api/setup-keys")
@@ -90,6 +91,7 @@ async def test_a_one_off_setup_key_is_created_as_netbird_documents_it(
         "ephemeral": False,
     }
     [created] = netbird.keys.values()
+    assert (issued.id, issued.name) == (created["id"], created["name"])
     assert access.provider == "netbird"
     assert access.setup_key == created["key"]
     assert access.management_url == netbird.url
@@ -107,7 +109,9 @@ async def test_a_one_off_setup_key_is_created_as_netbird_documents_it(
 
 
 async def test_the_key_expires_no_later_than_the_assignment(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
-    access = await netbird_provider(http, netbird.url).access(target(expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    access = (
+        await netbird_provider(http, netbird.url).create_key(target(expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    ).access
 
     assert 3590 <= netbird.requests[0].json()["expires_in"] <= 3600
     assert access.expires_at is not None
@@ -116,7 +120,9 @@ async def test_the_key_expires_no_later_than_the_assignment(netbird: FakeNetBird
 
 async def test_an_expired_assignment_gets_no_key(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     with pytest.raises(GpulabError) as caught:
-        await netbird_provider(http, netbird.url).access(target(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        await netbird_provider(http, netbird.url).create_key(
+            target(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
     assert caught.value.code == ASSIGNMENT_ENDED_ALREADY
     assert netbird.requests == []
@@ -124,7 +130,7 @@ async def test_an_expired_assignment_gets_no_key(netbird: FakeNetBird, http: htt
 
 @pytest.mark.parametrize("suffix", ["/", "/api", "/api/"])
 async def test_the_api_url_may_name_the_api_path(suffix: str, netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
-    access = await netbird_provider(http, netbird.url + suffix).access(target())
+    access = (await netbird_provider(http, netbird.url + suffix).create_key(target())).access
 
     assert netbird.requests[0].path == "/api/setup-keys"
     assert access.management_url == netbird.url
@@ -139,28 +145,28 @@ async def test_the_provider_is_built_from_the_settings(netbird: FakeNetBird, htt
         ssh_jump_host="bastion.example.org",
     )
 
-    access = await provider_for("netbird", settings, http).access(target())
-    ssh = await provider_for("ssh_proxy_jump", settings, http).access(target())
+    access = (await netbird_client(settings, http).create_key(target())).access
+    ssh = await provider_for("ssh_proxy_jump", settings).access(target())
 
     assert access.setup_key is not None
     assert netbird.requests[0].json()["auto_groups"] == [GROUP]
     assert netbird.requests[0].json()["expires_in"] == 7200
     assert ssh.ssh_command == "ssh -J alice@bastion.example.org alice@10.20.0.5"
     with pytest.raises(AccessUnavailable):
-        provider_for("wireguard", settings, http)
+        provider_for("wireguard", settings)
 
 
 async def test_a_wrong_token_is_reported_with_netbirds_words(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     netbird.tokens = {"nbp_another"}
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url).access(target())
+        await netbird_provider(http, netbird.url).create_key(target())
 
     assert_unavailable(caught.value, "HTTP 401", "token invalid", netbird.url)
 
 
 async def test_an_unknown_group_is_reported_with_netbirds_words(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url, auto_groups=["nosuchgroup"]).access(target())
+        await netbird_provider(http, netbird.url, auto_groups=["nosuchgroup"]).create_key(target())
 
     assert_unavailable(caught.value, "HTTP 422", "group not found: nosuchgroup")
 
@@ -191,7 +197,7 @@ async def test_netbird_errors_are_reported_without_the_token(
 ) -> None:
     netbird.fail_with(status, body, content_type)
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url).access(target())
+        await netbird_provider(http, netbird.url).create_key(target())
 
     assert_unavailable(caught.value, *words)
 
@@ -214,7 +220,7 @@ async def test_a_reply_that_cannot_be_used_is_reported(
 ) -> None:
     netbird.fail_with(200, body)
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url).access(target())
+        await netbird_provider(http, netbird.url).create_key(target())
 
     assert_unavailable(caught.value, "sent a reply gpulab cannot use", *words)
 
@@ -222,7 +228,7 @@ async def test_a_reply_that_cannot_be_used_is_reported(
 async def test_a_slow_netbird_is_reported_as_a_timeout(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
     netbird.delay_s = 10.0
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, netbird.url, timeout_s=0.2).access(target())
+        await netbird_provider(http, netbird.url, timeout_s=0.2).create_key(target())
 
     assert_unavailable(caught.value, "did not answer within 0.2 s", netbird.url)
 
@@ -232,7 +238,7 @@ async def test_an_unreachable_netbird_is_reported(http: httpx.AsyncClient) -> No
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there once closed
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, url).access(target())
+        await netbird_provider(http, url).create_key(target())
 
     assert_unavailable(caught.value, f"could not reach NetBird at {url}")
 
@@ -257,10 +263,61 @@ async def test_a_missing_or_unsafe_configuration_is_reported_before_anything_is_
     url: str | None, token: SecretStr | None, words: list[str], http: httpx.AsyncClient
 ) -> None:
     with pytest.raises(AccessUnavailable) as caught:
-        await netbird_provider(http, url, api_token=token).access(target())
+        await netbird_provider(http, url, api_token=token).create_key(target())
 
     assert_unavailable(caught.value, *words)
     assert "hunter2" not in caught.value.message
+
+
+@pytest.mark.parametrize(("ttl_s", "accepted"), [(59, False), (60, True), (86400, True), (86401, False)])
+def test_the_setup_key_lifetime_is_a_minute_to_a_day(ttl_s: int, accepted: bool) -> None:
+    if accepted:
+        assert Settings(netbird_setup_key_ttl_s=ttl_s).netbird_setup_key_ttl_s == ttl_s
+    else:
+        with pytest.raises(ValueError, match="netbird_setup_key_ttl_s"):
+            Settings(netbird_setup_key_ttl_s=ttl_s)
+    assert Settings().netbird_setup_key_ttl_s == 3600
+
+
+async def test_an_assignments_group_keys_and_peers_are_removed_and_a_repeat_is_harmless(
+    netbird: FakeNetBird, http: httpx.AsyncClient
+) -> None:
+    client = netbird_provider(http, netbird.url)
+    group = await client.create_group("gpulab-assignment-1")
+    assert await client.create_group("gpulab-assignment-1") == group  # a retry finds the group it made
+    mine = await client.create_key(target(), group)
+    other = await client.create_key(target())
+    laptop = netbird.enroll(mine.access.setup_key or "", "ada-laptop")
+    bystander = netbird.enroll(other.access.setup_key or "", "bob-laptop")
+    assert await client.key_state(mine.id) == "overused"
+
+    removed = await client.remove_group(group)
+
+    assert (removed.setup_keys, removed.peers) == (1, ["ada-laptop"])
+    assert laptop not in netbird.peers
+    assert bystander in netbird.peers
+    assert list(netbird.keys) == [other.id]
+    assert group not in netbird.groups
+    assert await client.key_state(mine.id) is None
+    again = await client.remove_group(group)  # all gone already: nothing to do, no error
+    assert (again.setup_keys, again.peers) == (0, [])
+
+
+@pytest.mark.parametrize("bad_id", ["../users", "1/../../x", "a b", ""])
+async def test_an_id_that_could_change_the_url_is_never_sent(
+    bad_id: str, netbird: FakeNetBird, http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(AccessUnavailable, match="will not put in a URL"):
+        await netbird_provider(http, netbird.url).delete_key(bad_id)
+    assert netbird.requests == []
+
+
+async def test_a_failed_removal_says_what_netbird_answered(netbird: FakeNetBird, http: httpx.AsyncClient) -> None:
+    netbird.fail_with(500, {"message": "internal server error", "code": 500})
+    with pytest.raises(AccessUnavailable) as caught:
+        await netbird_provider(http, netbird.url).remove_group("ch8i4ug6lnn4g9hqv7m0")
+
+    assert_unavailable(caught.value, "refused to list setup keys", "HTTP 500", "internal server error")
 
 
 # ---- the fake itself answers as NetBird does ----
@@ -314,3 +371,36 @@ async def test_the_fake_treats_zero_expiry_as_never_and_a_bearer_pat_as_a_token(
     assert reply.status_code == 200
     assert reply.json()["expires"] == "0001-01-01T00:00:00Z"
     assert reply.json()["usage_limit"] == 0
+
+
+async def test_the_fake_refuses_a_used_expired_or_deleted_key_and_a_linked_group(
+    netbird: FakeNetBird, http: httpx.AsyncClient
+) -> None:
+    auth = {"Authorization": f"Token {TOKEN}"}
+    body = {"name": "k", "type": "one-off", "expires_in": 60, "auto_groups": [GROUP], "usage_limit": 1}
+    used, expiring, deleted = [
+        (await http.post(f"{netbird.url}/api/setup-keys", headers=auth, json=body)).json() for _ in range(3)
+    ]
+    netbird.enroll(used["key"], "first")
+    with pytest.raises(EnrollmentRefused, match="overused"):
+        netbird.enroll(used["key"], "second")
+    assert (await http.delete(f"{netbird.url}/api/setup-keys/{deleted['id']}", headers=auth)).json() == {}
+    with pytest.raises(EnrollmentRefused, match="invalid"):
+        netbird.enroll(deleted["key"], "third")
+    netbird.advance(61)
+    with pytest.raises(EnrollmentRefused, match="expired"):
+        netbird.enroll(expiring["key"], "fourth")
+    shown = (await http.get(f"{netbird.url}/api/setup-keys/{expiring['id']}", headers=auth)).json()
+    assert (shown["state"], shown["valid"]) == ("expired", False)
+
+    linked = await http.delete(f"{netbird.url}/api/groups/{GROUP}", headers=auth)
+    assert (linked.status_code, linked.json()["message"]) == (400, "group has been linked to setup key: k")
+    everyone = await http.delete(f"{netbird.url}/api/groups/{ALL_GROUP}", headers=auth)
+    assert everyone.status_code == 422
+    taken = await http.post(f"{netbird.url}/api/groups", headers=auth, json={"name": "gpulab-users"})
+    assert (taken.status_code, taken.json()["code"]) == (409, 409)
+    [peer] = (await http.get(f"{netbird.url}/api/peers", headers=auth)).json()
+    assert [g["name"] for g in peer["groups"]] == ["gpulab-users", "All"]
+    assert (await http.delete(f"{netbird.url}/api/peers/{peer['id']}", headers=auth)).json() == {}
+    gone = await http.delete(f"{netbird.url}/api/peers/{peer['id']}", headers=auth)
+    assert (gone.status_code, gone.json()["message"]) == (404, "peer not found")

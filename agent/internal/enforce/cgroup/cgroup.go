@@ -38,7 +38,7 @@ var _ enforce.Enforcer = (*Enforcer)(nil)
 func New(h hostexec.Host, srv *sshd.Server) *Enforcer {
 	h = h.WithDefaults()
 	if srv == nil {
-		srv = sshd.NewServer(h)
+		srv = sshd.NewServer(h, nil)
 	}
 	return &Enforcer{host: h, drops: sshd.NewDropIns(srv, sshd.DropInConfig{Mode: Mode})}
 }

@@ -76,7 +76,7 @@ func New(h hostexec.Host, srv *sshd.Server, cfg Config) *Enforcer {
 		cfg.StateDir = h.Path(DefaultStateDir)
 	}
 	if srv == nil {
-		srv = sshd.NewServer(h)
+		srv = sshd.NewServer(h, nil)
 	}
 	e := &Enforcer{host: h, cfg: cfg}
 	e.drops = sshd.NewDropIns(srv, sshd.DropInConfig{Mode: Mode, Session: e.session})

@@ -41,8 +41,11 @@ func newFakeHost(t *testing.T, images ...string) *fakeHost {
 		images = []string{DefaultImage}
 	}
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, sshd.DropInDir), 0o755); err != nil {
-		t.Fatal(err)
+	// A node booted with systemd, whose sshd is reloaded through its unit.
+	for _, d := range []string{sshd.DropInDir, "/run/systemd/system"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &fakeHost{
 		t:        t,

@@ -60,7 +60,7 @@ func New(h hostexec.Host, srv *sshd.Server, cfg Config) *Enforcer {
 		cfg.Timeout = DefaultTimeout
 	}
 	if srv == nil {
-		srv = sshd.NewServer(h)
+		srv = sshd.NewServer(h, nil)
 	}
 	return &Enforcer{host: h, cfg: cfg, drops: sshd.NewDropIns(srv, sshd.DropInConfig{Mode: Mode, MIGDevices: true})}
 }

@@ -35,8 +35,11 @@ type env struct {
 func newEnv(t *testing.T, m migtest.Model, uuids ...string) *env {
 	t.Helper()
 	v := &env{t: t, fake: migtest.New(m, uuids...), root: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state")}
-	if err := os.MkdirAll(filepath.Join(v.root, sshd.DropInDir), 0o755); err != nil {
-		t.Fatal(err)
+	// A node booted with systemd, whose sshd is reloaded through its unit.
+	for _, d := range []string{sshd.DropInDir, "/run/systemd/system"} {
+		if err := os.MkdirAll(filepath.Join(v.root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	v.fake.SSHDRoot = v.root
 	return v

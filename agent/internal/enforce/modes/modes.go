@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -44,6 +45,9 @@ type Options struct {
 	// file must exist. When empty, proxmox.DefaultConfigPath under the
 	// host's root is used if it exists.
 	ProxmoxConfig string
+	// Log is where the modes say what they found out about the host (how
+	// sshd is reloaded); nil: nowhere.
+	Log *slog.Logger
 }
 
 // New detects the kind of node and returns its Registry. It fails only on a
@@ -53,7 +57,7 @@ func New(o Options) (*enforce.Registry, error) {
 	if o.StateDir == "" {
 		o.StateDir = h.Path("/var/lib/gpulab")
 	}
-	srv := sshd.NewServer(h)
+	srv := sshd.NewServer(h, o.Log)
 	ctr, err := proxmoxMode(h, o.ProxmoxConfig)
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ var _ enforce.Enforcer = (*Enforcer)(nil)
 // reloads; nil srv is a Server of its own over h.
 func New(h hostexec.Host, srv *sshd.Server) *Enforcer {
 	if srv == nil {
-		srv = sshd.NewServer(h)
+		srv = sshd.NewServer(h, nil)
 	}
 	return &Enforcer{sshd.NewDropIns(srv, sshd.DropInConfig{Mode: Mode})}
 }

@@ -42,8 +42,11 @@ type fakeHost struct {
 
 func newFakeHost(t *testing.T) *fakeHost {
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, sshd.DropInDir), 0o755); err != nil {
-		t.Fatal(err)
+	// A node booted with systemd, whose sshd is reloaded through its unit.
+	for _, d := range []string{sshd.DropInDir, "/run/systemd/system"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &fakeHost{t: t, root: root, units: []string{"ssh.service"}}
 }

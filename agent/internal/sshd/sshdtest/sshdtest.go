@@ -2,7 +2,8 @@
 // every mode that composes it: `sshd -T -C user=U,...` prints the SetEnv lines of
 // every `Match User U` block in the drop-ins of a directory, as the real sshd
 // prints its effective configuration ("setenv NAME=value"), and systemctl
-// has a loaded ssh.service that reloads.
+// has a loaded ssh.service that reloads. The tests' root must have
+// /run/systemd/system for package sshd to reload through systemctl.
 package sshdtest
 
 import (

@@ -21,10 +21,14 @@ from gpulab_inventory import __version__
 from gpulab_inventory.config import Settings
 from gpulab_inventory.desired.service import CONSUMES, DESIRED_STATE_CHANGED, Projection, nodes_in_notice
 from gpulab_inventory.handlers import endpoints
+from gpulab_inventory.heartbeat import tasks, wire
 from gpulab_inventory.heartbeat.directory import Directory
+from gpulab_inventory.heartbeat.metrics import PENDING_LAST_SEEN
 from gpulab_inventory.heartbeat.revocations import record_revoked
 from gpulab_inventory.heartbeat.server import HeartbeatServer
+from gpulab_inventory.heartbeat.sweeper import Sweeper
 from gpulab_inventory.models import tables
+from gpulab_inventory.nodes import liveness
 from gpulab_inventory.pki_client import PkiClient
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -44,7 +48,8 @@ async def setup(runtime: Runtime) -> None:
     for endpoint in endpoints(sessions, pki, settings):
         runtime.add_endpoint(endpoint)
 
-    directory = Directory(sessions, cache_s=settings.node_cache_s, offline_after_s=settings.offline_after_s)
+    directory = Directory(sessions, cache_s=settings.node_cache_s, decode=wire.assignment_from_spec)
+    sweeper = Sweeper(sessions, settings.offline_after_s, flush=directory.flush_last_seen, forget=directory.forget)
     # The desired state: a projection of the scheduler's assignments and identity's SSH keys. Each
     # change, once committed, is announced to every replica, which drops those nodes' cached copies.
     projection = Projection(settings.heartbeat_max_message_bytes)
@@ -57,11 +62,29 @@ async def setup(runtime: Runtime) -> None:
     runtime.add_task(server.run)
     runtime.on_stop(server.stop)
     runtime.on_stop(directory.final_flush)  # after the port stopped taking heartbeats
-    # Written often enough that a live node's last contact is never older than a quarter of the
-    # offline threshold, whatever the setting says.
-    runtime.add_task(lambda: directory.run_flusher(min(settings.last_seen_flush_s, settings.offline_after_s / 4)))
-    runtime.add_task(lambda: directory.run_sweeper(settings.sweep_interval_s))
-    runtime.add_task(lambda: directory.run_revoked_refresh(max(settings.node_cache_s, 1.0)))
+    flush_s = liveness.flush_every(settings.last_seen_flush_s, settings.offline_after_s)
+
+    async def flush() -> None:
+        PENDING_LAST_SEEN.set(len(directory.pending))
+        await directory.flush_last_seen()
+
+    runtime.add_task(lambda: tasks.repeat(flush, flush_s, "writing last_seen_at", first_after_s=flush_s))
+    # First a whole offline threshold of listening: after a restart of every replica, the last
+    # contacts in the database are as old as the outage, and a live node is only judged once it
+    # has had the time to heartbeat again (agents retry), never for the control plane's absence.
+    runtime.add_task(
+        lambda: tasks.repeat(
+            sweeper.sweep,
+            settings.sweep_interval_s,
+            "offline sweep",
+            first_after_s=settings.offline_after_s + settings.sweep_interval_s,
+        )
+    )
+    # The revoked serials, read again off the heartbeat path (pki's events add to them at once; this
+    # catches what another replica's consumer recorded).
+    runtime.add_task(
+        lambda: tasks.repeat(directory.reload_revoked, max(settings.node_cache_s, 1.0), "reading the revoked serials")
+    )
 
     async def on_revoked(session: AsyncSession, event: Event) -> None:
         revoked = pki_c.CertificatesRevoked.model_validate(event.data)

@@ -4,6 +4,9 @@ from pydantic import Field, SecretStr
 
 from gpulab_core.settings import CoreSettings
 
+NETBIRD_SETUP_KEY_TTL_DEFAULT_S = 3600
+NETBIRD_SETUP_KEY_TTL_MAX_S = 24 * 3600
+
 
 class Settings(CoreSettings):
     metrics_port: int = 9104
@@ -18,6 +21,8 @@ class Settings(CoreSettings):
     # The NetBird groups a setup key puts the user's peer in (comma-separated group ids), so that the
     # lab's NetBird policies let it reach the nodes.
     netbird_auto_groups: str = ""
-    # How long a one-off setup key stays usable (NetBird's `expires_in`, seconds).
-    netbird_setup_key_ttl_s: int = Field(default=24 * 3600, ge=60, le=365 * 24 * 3600)
+    # How long a one-off setup key stays usable (NetBird's `expires_in`, seconds): short, since a view
+    # after it expired unused simply gets a new one; an hour lets a user install NetBird first. At most a
+    # day (issue 12: keys are short-lived); at least a minute.
+    netbird_setup_key_ttl_s: int = Field(default=NETBIRD_SETUP_KEY_TTL_DEFAULT_S, ge=60, le=NETBIRD_SETUP_KEY_TTL_MAX_S)
     netbird_timeout_s: float = Field(default=10.0, gt=0, le=120)

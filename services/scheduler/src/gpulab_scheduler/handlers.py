@@ -17,7 +17,7 @@ from gpulab_core.contracts import scheduler as c
 from gpulab_core.contracts.common import Page
 from gpulab_core.errors import Conflict, NotFound, Unavailable
 from gpulab_core.rpc import Endpoint
-from gpulab_scheduler.access import AccessTarget, provider_for
+from gpulab_scheduler.access import AccessTarget, netbird_client, netbird_keys, provider_for
 from gpulab_scheduler.assignments import service as assignments
 from gpulab_scheduler.assignments.placement import Busy
 from gpulab_scheduler.config import Settings
@@ -32,7 +32,11 @@ PLACEMENT_ATTEMPTS = 50
 
 
 def endpoints(
-    sessions: async_sessionmaker[AsyncSession], identity: IdentityClient, settings: Settings, http: Any
+    sessions: async_sessionmaker[AsyncSession],
+    identity: IdentityClient,
+    settings: Settings,
+    http: Any,
+    on_revoked: Callable[[], None] | None = None,
 ) -> list[Endpoint[Any]]:
     def tx(fn: Callable[[AsyncSession, Req], Awaitable[Any]]) -> Callable[[Req], Awaitable[Any]]:
         """The edge owns the transaction: commit when the rule returns, roll back when it raises."""
@@ -82,7 +86,18 @@ def endpoints(
             ssh_port=node.ssh_port,
             expires_at=row.expires_at,
         )
-        return await provider_for(env.tunnel_provider, settings, http).access(target)
+        if env.tunnel_provider == "netbird":
+            async with sessions() as session, session.begin():
+                return await netbird_keys.view(session, netbird_client(settings, http), target, row.user_id)
+        return await provider_for(env.tunnel_provider, settings).access(target)
+
+    async def revoke(req: c.AssignmentIdRequest) -> c.Assignment:
+        async with sessions() as session, session.begin():
+            revoked = await assignments.revoke(session, req)
+        # Its NetBird peers go now rather than at the next sweep; the sweep retries whatever fails.
+        if on_revoked is not None:
+            on_revoked()
+        return revoked
 
     return [
         Endpoint("environments.create", c.CreateEnvironmentRequest, tx(environments.create)),
@@ -95,7 +110,7 @@ def endpoints(
         Endpoint("assignments.create", c.CreateAssignmentRequest, create_assignment),
         Endpoint("assignments.list", c.ListAssignmentsRequest, tx(assignments.list_page)),
         Endpoint("assignments.get", c.AssignmentIdRequest, tx(assignments.get)),
-        Endpoint("assignments.revoke", c.AssignmentIdRequest, tx(assignments.revoke)),
+        Endpoint("assignments.revoke", c.AssignmentIdRequest, revoke),
         Endpoint("assignments.get_mine", c.MyAssignmentRequest, tx(assignments.get_mine)),
         Endpoint("assignments.access", c.MyAssignmentRequest, access),
     ]

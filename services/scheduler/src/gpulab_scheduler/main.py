@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 from gpulab_core import cli as core_cli
 from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_scheduler import __version__
+from gpulab_scheduler.access import netbird_client, netbird_keys
 from gpulab_scheduler.assignments import ends
 from gpulab_scheduler.config import Settings
 from gpulab_scheduler.handlers import endpoints
@@ -37,7 +39,8 @@ async def setup(runtime: Runtime) -> None:
     assert sessions is not None
     http = httpx.AsyncClient(timeout=settings.netbird_timeout_s)
     runtime.on_stop(http.aclose)
-    for endpoint in endpoints(sessions, IdentityClient(runtime.rpc_client), settings, http):
+    ended = asyncio.Event()  # set when an assignment ended: its NetBird access goes without waiting
+    for endpoint in endpoints(sessions, IdentityClient(runtime.rpc_client), settings, http, ended.set):
         runtime.add_endpoint(endpoint)
     runtime.add_consumer("nodes", NODE_EVENTS, on_node_event)
     runtime.add_consumer("users", USER_EVENTS, on_user_event)
@@ -50,14 +53,31 @@ async def setup(runtime: Runtime) -> None:
             try:
                 async with sessions() as session, session.begin():
                     await ends.warn_expiring(session, warning)
-                    ended = await ends.expire_due(session)
-                if ended:
-                    log.info("%d assignment(s) expired", ended)
+                    expired = await ends.expire_due(session)
+                if expired:
+                    log.info("%d assignment(s) expired", expired)
+                    ended.set()
             except Exception as exc:
                 log.warning("expiry sweep failed, retrying: %s", exc)
             await asyncio.sleep(settings.expiry_sweep_s)
 
+    async def netbird_removal() -> None:
+        """Deletes the NetBird keys and peers of ended assignments (revoked, expired, node deleted, user
+        disabled): right after a revoke or an expiry here, else every sweep; a failure is retried."""
+        netbird = netbird_client(settings, http)
+        while True:
+            try:
+                removed = await netbird_keys.remove_ended(sessions, netbird)
+                if removed:
+                    log.info("removed the NetBird access of %d ended assignment(s)", removed)
+            except Exception as exc:
+                log.warning("NetBird removal sweep failed, retrying: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), settings.expiry_sweep_s)
+            ended.clear()
+
     runtime.add_task(expiry)
+    runtime.add_task(netbird_removal)
 
 
 spec = ServiceSpec(name="scheduler", version=__version__, settings_cls=Settings, tables=tables, setup=setup)

@@ -123,3 +123,21 @@ Index(
     unique=True,
     postgresql_where=text("active"),
 )
+
+# The NetBird access of an assignment whose Environment uses `netbird` (access/netbird_keys.py): the
+# NetBird group its peers join, and its one current setup key, shown on every view while NetBird says it
+# is valid. `setup_key` is the plain key (one-off, short-lived): kept so that a second view shows it
+# again rather than minting another; cleared with the key id once the access is removed (`removed_at`),
+# after the assignment ended.
+netbird_access = Table(
+    "netbird_access",
+    metadata,
+    Column("assignment_id", UUID(as_uuid=True), primary_key=True),
+    Column("group_id", Text, nullable=False),
+    Column("setup_key_id", Text),
+    Column("setup_key", Text),
+    Column("setup_key_expires_at", DateTime(timezone=True)),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("removed_at", DateTime(timezone=True)),
+)
+Index("ix_netbird_access_not_removed", netbird_access.c.assignment_id, postgresql_where=text("removed_at IS NULL"))

@@ -7,7 +7,7 @@ import { CopyButton } from '../../shared/copy-button';
 import { netbirdCommand, sshAlias } from './assignment-view';
 import { Countdown } from './countdown';
 
-/** The access of one assignment, asked for once (a NetBird key is made anew on every request). */
+/** The access of one assignment, asked for once (a NetBird key is the assignment's one key until used or expired). */
 export type AccessState =
   { kind: 'loading' } | { kind: 'ready'; access: Access } | { kind: 'error'; message: string };
 

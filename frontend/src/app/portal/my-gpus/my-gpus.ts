@@ -181,7 +181,7 @@ export class MyGpus {
   protected readonly endedWord = endedWord;
 
   constructor() {
-    // Access is asked for once per active assignment: a NetBird setup key is made on every request.
+    // Access is asked for once per active assignment (the server shows a NetBird key again until it is used).
     effect(() => {
       const known = this.access();
       for (const a of this.active()) {

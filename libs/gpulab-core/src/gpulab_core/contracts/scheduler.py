@@ -178,6 +178,10 @@ ASSIGNMENT_CREATED = "scheduler.assignment_created"
 ASSIGNMENT_ENDED = "scheduler.assignment_ended"
 ASSIGNMENT_EXPIRING = "scheduler.assignment_expiring"
 ASSIGNMENT_FAILED = "scheduler.assignment_failed"
+# The NetBird setup key of an assignment, made for its user (audited), and the NetBird group, keys and
+# peers of an ended assignment removed (issue 12, finding 7).
+NETBIRD_KEY_ISSUED = "scheduler.netbird_key_issued"
+NETBIRD_ACCESS_REMOVED = "scheduler.netbird_access_removed"
 
 
 class EnvironmentEvent(EventPayload):
@@ -258,6 +262,33 @@ class AssignmentFailed(EventPayload):
     linux_username: str
     message: str | None  # the node's sentence (at most 500 characters)
     reported_at: datetime
+
+
+class NetbirdKeyIssued(EventPayload):
+    """A one-off NetBird setup key made for an assignment's user; never the key itself, only its
+    NetBird id (what NetBird's dashboard and activity log name it by)."""
+
+    assignment_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    node_hostname: str
+    setup_key_id: str
+    setup_key_name: str
+    netbird_group_id: str
+    expires_at: datetime | None
+    replaced_setup_key_id: str | None = None  # the used or expired key this one replaces
+    actor_id: uuid.UUID | None = None  # the user whose view of the access page made it
+
+
+class NetbirdAccessRemoved(EventPayload):
+    """An ended assignment's NetBird group, the setup keys that name it and the peers in it, deleted."""
+
+    assignment_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    netbird_group_id: str
+    setup_keys_removed: int
+    peers_removed: list[str]  # the removed peers' names, as NetBird lists them
 
 
 # ---- error codes ----

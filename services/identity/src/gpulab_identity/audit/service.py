@@ -157,6 +157,34 @@ def _assignment_ended(data: dict[str, Any]) -> _Entry:
     return _Entry(action, "assignment", p.assignment_id, p.actor_id, details)
 
 
+def _netbird_key_issued(data: dict[str, Any]) -> _Entry:
+    """A NetBird setup key made for the assignment's user (by their view of the access page): its
+    NetBird id and name, never the key."""
+    p = sch.NetbirdKeyIssued.model_validate(data)
+    details = {
+        "setup_key_id": p.setup_key_id,
+        "setup_key_name": p.setup_key_name,
+        "netbird_group_id": p.netbird_group_id,
+        "expires_at": p.expires_at.isoformat() if p.expires_at else None,
+        "replaced_setup_key_id": p.replaced_setup_key_id,
+        "user_email": p.user_email,
+        "node_hostname": p.node_hostname,
+    }
+    return _Entry("assignment.netbird_key_issued", "assignment", p.assignment_id, p.actor_id, details)
+
+
+def _netbird_access_removed(data: dict[str, Any]) -> _Entry:
+    p = sch.NetbirdAccessRemoved.model_validate(data)
+    details = {
+        "netbird_group_id": p.netbird_group_id,
+        "setup_keys_removed": p.setup_keys_removed,
+        "peers_removed": len(p.peers_removed),
+        "peer_names": p.peers_removed,
+        "user_email": p.user_email,
+    }
+    return _Entry("assignment.netbird_access_removed", "assignment", p.assignment_id, None, details)
+
+
 # `scheduler.assignment_expiring` is a reminder, not a change: not audited.
 _SCHEDULER_ENTRIES: dict[str, _Build] = {
     sch.ENVIRONMENT_CREATED: _environment("environment.created"),
@@ -166,6 +194,8 @@ _SCHEDULER_ENTRIES: dict[str, _Build] = {
     sch.NODE_DETACHED: _environment_node("environment.node_detached"),
     sch.ASSIGNMENT_CREATED: _assignment_created,
     sch.ASSIGNMENT_ENDED: _assignment_ended,
+    sch.NETBIRD_KEY_ISSUED: _netbird_key_issued,
+    sch.NETBIRD_ACCESS_REMOVED: _netbird_access_removed,
 }
 SCHEDULER_EVENTS = tuple(_SCHEDULER_ENTRIES)
 

@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gpulab.agent.v1 import heartbeat_pb2 as pb
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,11 +43,9 @@ MESSAGE_MAX = 500  # characters of a failure's message kept and shown
 # (state, message): the outcome of one assignment as recorded. message is None unless it failed.
 Outcome = tuple[str, str | None]
 
-_STATES = {
-    pb.APPLY_STATE_APPLIED: "applied",
-    pb.APPLY_STATE_FAILED: "failed",
-    pb.APPLY_STATE_REMOVED: "removed",
-}
+# One entry of the report as the gRPC edge hands it over (heartbeat/wire.py): (assignment id, the
+# state it names, None when it names none we know; the agent's error sentence).
+Entry = tuple[str, str | None, str]
 
 _RECORD = text(
     "UPDATE inventory.desired_assignments AS d "
@@ -60,21 +57,18 @@ _RECORD = text(
 ).bindparams(bindparam("ids"), bindparam("states"), bindparam("messages"), bindparam("node_id"))
 
 
-def outcomes(applied: Any, desired: Mapping[str, Outcome | None]) -> dict[str, Outcome]:
+def outcomes(entries: Sequence[Entry], desired: Mapping[str, Outcome | None]) -> dict[str, Outcome]:
     """The report's outcome for each assignment of `desired` (id → last recorded outcome) it names;
     the first entry of an id counts (as the agent itself does with a repeated id). An entry with no
     known state is skipped. Raises InvalidRequest when the report is out of bounds."""
-    entries = applied.assignments
     if len(entries) > MAX_ENTRIES:
         raise InvalidRequest(f"applied_state has more than {MAX_ENTRIES} assignments")
     found: dict[str, Outcome] = {}
-    for entry in entries:
-        assignment_id = entry.assignment_id
+    for assignment_id, state, error in entries:
         if assignment_id not in desired or assignment_id in found:
             continue
-        state = _STATES.get(entry.state)
         if state is not None:
-            found[assignment_id] = (state, _message(entry.error) if state == "failed" else None)
+            found[assignment_id] = (state, _message(error) if state == "failed" else None)
     return found
 
 

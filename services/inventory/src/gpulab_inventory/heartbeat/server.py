@@ -20,24 +20,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from gpulab.agent.v1 import assignment_pb2
 from gpulab.agent.v1 import heartbeat_pb2 as pb
 from gpulab.agent.v1 import heartbeat_pb2_grpc as pb_grpc
-from prometheus_client import Counter
 
 from gpulab_core import telemetry
 from gpulab_core.errors import GpulabError
 from gpulab_inventory.config import Settings
 from gpulab_inventory.desired import fitting
-from gpulab_inventory.heartbeat.directory import HEARTBEATS, Directory, NodeRefused
+from gpulab_inventory.heartbeat import wire
+from gpulab_inventory.heartbeat.directory import Directory, NodeRefused
+from gpulab_inventory.heartbeat.metrics import HEARTBEATS, TRIMMED
 from gpulab_inventory.pki_client import PkiClient
 
 log = logging.getLogger(__name__)
 GRACE_S = 5.0  # calls in flight at shutdown get this long to finish
 RETRY_S = 2.0  # waiting for pki to sign the port's certificate
 PEER_CACHE_SIZE = 100_000  # parsed client certificates remembered (~200 bytes each)
-TRIMMED = Counter(
-    "gpulab_inventory_heartbeat_replies_trimmed_total", "Heartbeat replies cut down to fit the message limit"
-)
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def _parse(pem: bytes) -> Peer | None:
 class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
     def __init__(
         self,
-        directory: Directory,
+        directory: Directory[assignment_pb2.Assignment],
         interval_s: int,
         peers: Peers,
         max_message_bytes: int,
@@ -101,16 +100,8 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
             HEARTBEATS.labels("refused").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate does not name a node")
         assert peer is not None
-        # No Hardware message at all: nothing to report this time (what was recorded stays).
-        hardware = request.hardware if request.HasField("hardware") else None
-        wire = hardware.SerializeToString(deterministic=True) if hardware is not None else None
-        # Unset before the agent's first reconcile: nothing to record.
-        applied = request.applied_state if request.HasField("applied_state") else None
-        applied_wire = applied.SerializeToString(deterministic=True) if applied is not None else None
         try:
-            assignments = await self._directory.heartbeat(
-                peer.node_id, peer.serial, request.agent_version, wire, hardware, applied_wire, applied
-            )
+            assignments = await self._directory.heartbeat(peer.node_id, peer.serial, wire.beat(request))
         except NodeRefused as exc:
             HEARTBEATS.labels("refused").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
@@ -157,7 +148,7 @@ def make_csr() -> tuple[bytes, str]:
 @dataclass
 class HeartbeatServer:
     settings: Settings
-    directory: Directory
+    directory: Directory[assignment_pb2.Assignment]
     pki: PkiClient
     on_too_large: Callable[[uuid.UUID], None] | None = None  # a node's reply did not fit: fit the node
     port: int = 0  # the port actually bound, once started

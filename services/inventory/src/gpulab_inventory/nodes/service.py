@@ -11,17 +11,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpulab_core import outbox, pagination
+from gpulab_core import outbox
 from gpulab_core.contracts import inventory as c
 from gpulab_core.errors import Conflict, NotFound
 from gpulab_inventory.config import Settings
 from gpulab_inventory.desired import fitting
 from gpulab_inventory.desired import repository as desired_repo
-from gpulab_inventory.models import nodes, tables
+from gpulab_inventory.models import tables
+from gpulab_inventory.nodes import repository
+from gpulab_inventory.nodes.liveness import REVOKED
 from gpulab_inventory.pki_client import PkiClient
 
 SOURCE = "inventory"
@@ -79,22 +79,9 @@ async def _enrollment(pki: PkiClient, settings: Settings, node_id: uuid.UUID, ac
 
 async def create(session: AsyncSession, req: c.CreateNodeRequest, pki: PkiClient, settings: Settings) -> c.NodeCreated:
     node_id = uuid.uuid4()
-    row = (
-        await session.execute(
-            insert(nodes)
-            .values(
-                id=node_id,
-                hostname=req.hostname,
-                type=req.type,
-                management_ip=req.management_ip,
-                ssh_port=req.ssh_port,
-                created_by=req.actor_id,
-            )
-            # Two admins adding the same host at once: one node, one 409.
-            .on_conflict_do_nothing(index_elements=[nodes.c.hostname], index_where=text("status <> 'revoked'"))
-            .returning(*nodes.c)
-        )
-    ).first()
+    row = await repository.add(
+        session, node_id, req.hostname, req.type, req.management_ip, req.actor_id, ssh_port=req.ssh_port
+    )
     if row is None:
         raise Conflict(f"a node named {req.hostname} exists already", code=c.NODE_EXISTS)
     event = c.NodeCreatedEvent(
@@ -111,10 +98,7 @@ async def create(session: AsyncSession, req: c.CreateNodeRequest, pki: PkiClient
 
 
 async def _get_row(session: AsyncSession, node_id: uuid.UUID, *, lock: bool = False) -> Any:
-    query = select(nodes).where(nodes.c.id == node_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
+    row = await repository.get(session, node_id, lock=lock)
     if row is None:
         raise NotFound("no such node")
     return row
@@ -127,7 +111,7 @@ async def get(session: AsyncSession, req: c.NodeIdRequest) -> c.Node:
 
 async def new_token(session: AsyncSession, req: c.NodeIdRequest, pki: PkiClient, settings: Settings) -> c.Enrollment:
     row = await _get_row(session, req.id, lock=True)  # a delete running now waits, or this sees it
-    if row.status == "revoked":
+    if row.status == REVOKED:
         raise Conflict("the node was deleted; add it again to enroll it", code=c.NODE_REVOKED)
     return await _enrollment(pki, settings, req.id, req.actor_id)
 
@@ -136,27 +120,16 @@ async def delete(session: AsyncSession, req: c.NodeIdRequest, pki: PkiClient) ->
     """Revoke the node: its certificates and tokens stop working, its record stays (status `revoked`).
     Deleting a deleted node changes nothing and answers the same."""
     row = await _get_row(session, req.id, lock=True)
-    if row.status == "revoked":
+    if row.status == REVOKED:
         return to_node(row)
     await pki.revoke_node(req.id, req.actor_id)  # tokens too; before the commit, so a failure changes nothing
-    now = datetime.now(UTC)
-    row = (
-        await session.execute(
-            update(nodes)
-            .where(nodes.c.id == req.id)
-            .values(status="revoked", revoked_at=now, status_changed_at=now)
-            .returning(*nodes.c)
-        )
-    ).one()
+    row = await repository.mark_revoked(session, req.id, datetime.now(UTC))
     event = c.NodeDeletedEvent(node_id=req.id, hostname=row.hostname, actor_id=req.actor_id)
     await outbox.emit(session, tables.outbox, c.NODE_DELETED, event.model_dump(mode="json"), source=SOURCE)
     return to_node(row)
 
 
 async def list_page(session: AsyncSession, req: c.ListNodesRequest) -> c.NodePage:
-    query = select(nodes)
-    if req.status is not None:
-        query = query.where(nodes.c.status == req.status)
-    rows, cursor = await pagination.oldest_first(session, query, nodes, req.cursor, req.limit)
+    rows, cursor = await repository.page(session, req.status, req.cursor, req.limit)
     problems = await _problems(session, [r.id for r in rows])
     return c.NodePage(items=[to_node(r, problems.get(r.id)) for r in rows], next_cursor=cursor)

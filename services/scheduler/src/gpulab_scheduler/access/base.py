@@ -27,9 +27,10 @@ class AccessTarget:
 class TunnelProvider(Protocol):
     """Tells a user how to reach an assignment's node.
 
-    `access` has no effect on gpulab's own state; a provider may create something outside it (a NetBird
-    setup key). It raises `AccessUnavailable` (`access_provider_unavailable`) when the provider is not
-    configured, cannot be reached, refuses, or would have to emit a value it cannot make safe.
+    `access` has no effect on gpulab's own state or anywhere else (NetBird, which keeps a key per
+    assignment, is netbird_keys.view). It raises `AccessUnavailable` (`access_provider_unavailable`) when
+    the provider is not configured, cannot be reached, refuses, or would have to emit a value it cannot
+    make safe.
     """
 
     async def access(self, target: AccessTarget) -> Access: ...
