@@ -1,9 +1,9 @@
 """nodes.ssh_port: the port of the node's sshd (inventory's node_created), which the generated SSH
 config names when it is not 22. Nodes projected before it keep 22, what they were reached on.
 
-Revision ID: scheduler_0006_node_ssh_port
-Revises: scheduler_0005_dead_letters
-Create Date: 2026-12-16 09:00:00+00:00
+Revision ID: scheduler_0007_node_ssh_port
+Revises: scheduler_0006_netbird_access
+Create Date: 2026-12-16 10:00:00+00:00
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "scheduler_0006_node_ssh_port"
-down_revision: str | None = "scheduler_0005_dead_letters"
+revision: str = "scheduler_0007_node_ssh_port"
+down_revision: str | None = "scheduler_0006_netbird_access"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
