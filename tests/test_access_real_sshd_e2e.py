@@ -1,8 +1,9 @@
 """Access that works for real and really ends, proven with OpenSSH itself (issue 12, finding 9).
 
-As root, two throwaway hosts (tests/throwaway_host.py), each with the real agent binary and a real
-`sshd` started in its mount namespace: a GPU node, and the jump host (a node of type `jump`, whose
-agent keeps one forwarding-only account per user: docs/adr/0017-managed-jump-host.md). The user logs
+As root, two throwaway hosts without systemd (tests/throwaway_host.py), each with the real agent
+binary and a real `sshd` started before the agent, which reloads it through its PID file: a GPU node,
+and the jump host (a node of type `jump`, whose agent keeps one forwarding-only account per user:
+docs/adr/0017-managed-jump-host.md). The user logs
 in the way a new user would: `ssh -F <config> gpulab-<node>`, where the config is exactly what the API
 generated (`assignments.access`), followed by the user's own `Host *` lines (their key, and no host key
 prompt for these throwaway hosts). `echo $CUDA_VISIBLE_DEVICES` prints exactly the assigned GPUs'
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NATS
 
-from gpulab_devstack.servers import free_port, wait_for_port
+from gpulab_devstack.servers import free_port
 from gpulab_devstack.testing import Launcher, Stack, wait_until
 
 from .agent_support import RECORDING, AgentRun, Agents, Plane, assign_two_gpus, recorded_gpus, start_plane
@@ -40,42 +40,6 @@ LOGIN_SLACK_S = 2.0
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
-class Sshds:
-    """Real sshd processes, each started in a throwaway host's mount namespace; stopped afterwards."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, agent: AgentRun, port: int, log: Path) -> subprocess.Popen[bytes]:
-        argv = [
-            "nsenter", "-t", str(agent.proc.pid), "-m", "--",
-            SSHD, "-D", "-e",
-            "-o", f"Port={port}", "-o", "ListenAddress=127.0.0.1", "-o", "PidFile=/run/sshd.pid",
-        ]  # fmt: skip
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        wait_for_port(port, 15, proc)
-        return proc
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-@pytest.fixture
-def sshds() -> Iterator[Sshds]:
-    made = Sshds()
-    yield made
-    made.close()
-
-
 @pytest.fixture
 def jump_agents(agent_binary: Path, tmp_path: Path) -> Iterator[Agents]:
     made = Agents(agent_binary, tmp_path / "jump-agent", RECORDING)
@@ -83,12 +47,14 @@ def jump_agents(agent_binary: Path, tmp_path: Path) -> Iterator[Agents]:
     made.close()
 
 
-async def enrolled(plane: Plane, agents: Agents, folder: Path, **node: Any) -> tuple[str, AgentRun]:
+async def enrolled(plane: Plane, agents: Agents, folder: Path, sshd_port: int, **node: Any) -> tuple[str, AgentRun]:
+    """A node enrolled and its agent running in a throwaway host without systemd whose real sshd
+    (started before the agent, on 127.0.0.1:sshd_port) the agent reloads through its PID file."""
     created = await plane.call("inventory", "nodes.create", node)
     node_id, enrollment = created["node"]["id"], created["enrollment"]
     done = await agents.enroll(f"127.0.0.1:{plane.enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
     assert done.returncode == 0, done.stderr
-    agents.in_throwaway_host(ThrowawayHost.prepare(folder))
+    agents.in_throwaway_host(ThrowawayHost.prepare(folder, systemd=False, sshd_port=sshd_port))
     agent = agents.run(GPULAB_ON_REVOKE="remove")
 
     async def online() -> bool:  # and so its throwaway host is made: its /run, /etc and /home are in place
@@ -160,13 +126,12 @@ async def test_a_user_logs_in_through_the_managed_jump_host_with_the_generated_c
     migrated: Stack,
     agents: Agents,
     jump_agents: Agents,
-    sshds: Sshds,
     tmp_path: Path,
 ) -> None:
     if reason := unavailable_reason() or no_sshd_reason():
         pytest.skip(f"throwaway host: {reason}")
-    if shutil.which("nsenter") is None or shutil.which("ssh") is None:
-        pytest.skip("needs nsenter (util-linux) and OpenSSH's client")
+    if shutil.which("ssh") is None:
+        pytest.skip("needs OpenSSH's client")
     node_port, jump_port = free_port(), free_port()
     plane = await start_plane(services, nc, interval_s=INTERVAL_S, jump_host=f"127.0.0.1:{jump_port}")
     name = f"gpu-sshd-{uuid.uuid4().hex[:8]}"
@@ -174,19 +139,24 @@ async def test_a_user_logs_in_through_the_managed_jump_host_with_the_generated_c
         plane,
         agents,
         tmp_path / "node-host",
+        node_port,
         hostname=name,
         type="linux",
         management_ip="127.0.0.1",
         ssh_port=node_port,
     )
     jump_id, jump_agent = await enrolled(
-        plane, jump_agents, tmp_path / "jump-host", hostname=f"jump-{name}", type="jump", management_ip="127.0.0.1"
+        plane,
+        jump_agents,
+        tmp_path / "jump-host",
+        jump_port,
+        hostname=f"jump-{name}",
+        type="jump",
+        management_ip="127.0.0.1",
     )
-    sshds.start(jump_agent, jump_port, tmp_path / "sshd-jump.log")
 
     def outputs() -> str:
         logs = [("node agent", node_agent.output()), ("jump agent", jump_agent.output())]
-        logs += [(p.name, p.read_text(errors="replace")) for p in sorted(tmp_path.glob("sshd-*.log"))]
         return "\n".join(f"--- {title} ---\n{text[-4000:]}" for title, text in logs)
 
     # --- access that works ---
@@ -204,10 +174,10 @@ async def test_a_user_logs_in_through_the_managed_jump_host_with_the_generated_c
         await wait_until(applied, timeout_s=8 * INTERVAL_S, interval_s=0.2)
     except AssertionError:
         raise AssertionError(f"the node never applied {made['id']}\n{outputs()}") from None
+    # The node's sshd was running before the assignment: the user's SetEnv reaches it only through
+    # the agent's reload (no systemd here: SIGHUP to the pid in /run/sshd.pid).
     assert drop_in.exists()
-    # Until the agent reloads an sshd that systemd does not run (the h-agent branch), the node's sshd
-    # is started once the drop-in is there, so that it reads the user's SetEnv at its start.
-    sshds.start(node_agent, node_port, tmp_path / "sshd-node.log")
+    assert "will reload sshd by SIGHUP to the pid in /run/sshd.pid" in node_agent.output()
 
     jump_keys = inside(jump_agent.proc.pid, f"/home/{user}/.ssh/authorized_keys")
 
