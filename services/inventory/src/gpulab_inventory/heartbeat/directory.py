@@ -89,7 +89,8 @@ class Directory(Generic[A]):
         now = datetime.now(UTC)
         # The outcomes that differ from the recorded ones; none when the report is the last one handled.
         news: dict[str, Outcome] = {}
-        if beat.applied_wire is not None and beat.applied_wire != node.applied_wire:
+        # The jump host's report is about users, not assignments: never read (nor bounded by their limit).
+        if node.type != jump.JUMP_TYPE and beat.applied_wire is not None and beat.applied_wire != node.applied_wire:
             news = reports.changed(reports.outcomes(beat.applied(), node.reported), node.reported)
         unchanged = beat.hardware_wire is None or node.hardware_wire == beat.hardware_wire
         parsed: dict[str, Any] | None = None
