@@ -48,6 +48,7 @@ from bench.heartbeat import Processes, machine
 from bench.heartbeat_load import percentile
 from gpulab_core.errors import RemoteError
 from gpulab_core.rpc import RpcClient
+from gpulab_devstack import migrate_all
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port, wait_for_port
 from gpulab_devstack.testing import Stack
 
@@ -298,14 +299,25 @@ async def main(argv: list[str]) -> None:
             js.start()
             http_port = free_port()
             # Warnings only, as bench/lists.py: the scheduler logs nothing per assignment at info either way.
-            env = Stack(root, pg, js).env(GPULAB_HTTP_PORT=str(http_port), GPULAB_LOG_LEVEL="warning")
+            stack = Stack(root, pg, js)
+
+            def env(service: str | None = None) -> dict[str, str]:
+                return stack.env(service, GPULAB_HTTP_PORT=str(http_port), GPULAB_LOG_LEVEL="warning")
+
             migrate = [sys.executable, "-m", "gpulab_devstack.migrate_all", "identity", "scheduler"]
-            done = subprocess.run(migrate, env=env, capture_output=True, text=True, timeout=180)
+            urls = migrate_all.role_urls(pg.service_url, ("identity", "scheduler"))
+            done = subprocess.run(
+                migrate,
+                env={**env(), **urls, "GPULAB_MIGRATION_DATABASE_URL": pg.url},
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"migration failed: {done.stderr.strip()}")
-            identity = procs.spawn("identity", [sys.executable, "-m", "gpulab_identity", "serve"], env)
-            scheduler = procs.spawn("scheduler", [sys.executable, "-m", "gpulab_scheduler", "serve"], env)
-            gateway = procs.spawn("gateway", [sys.executable, "-m", "gpulab_gateway", "serve"], env)
+            identity = procs.spawn("identity", [sys.executable, "-m", "gpulab_identity", "serve"], env("identity"))
+            scheduler = procs.spawn("scheduler", [sys.executable, "-m", "gpulab_scheduler", "serve"], env("scheduler"))
+            gateway = procs.spawn("gateway", [sys.executable, "-m", "gpulab_gateway", "serve"], env("gateway"))
             nc = await nats.connect(js.url)
             rpc = RpcClient(nc, timeout_s=CALL_TIMEOUT_S)
             await wait_for_rpc(rpc, "identity")
@@ -320,7 +332,7 @@ async def main(argv: list[str]) -> None:
                 return Cpu.take(pids, postmaster)
 
             started = time.perf_counter()
-            users = await add_users(rpc, pg.app_url, args.users)
+            users = await add_users(rpc, pg.service_url("identity"), args.users)
             nodes = await add_nodes(nc, pg.url, args.nodes)
             env_id = await add_environment(rpc, "bench", nodes)
             # 10 of the same nodes in an Environment of their own: what placement costs per node. The

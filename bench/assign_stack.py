@@ -26,6 +26,8 @@ from gpulab_core import db
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
 from gpulab_core.rpc import RpcClient
+from gpulab_devstack.testing import TEST_AUDIT_HMAC_KEY
+from gpulab_identity.audit import repository as audit
 from gpulab_identity.bootstrap import ensure_admin
 from gpulab_identity.config import Settings as IdentitySettings
 from gpulab_identity.passwords import Passwords
@@ -158,7 +160,8 @@ async def add_users(rpc: RpcClient, app_url: str, n: int) -> list[tuple[str, str
     engine = db.create_engine(app_url, schema="identity", app_name="bench-assign")
     emails = [f"bench.{i:03d}@example.org" for i in range(n)]
     try:
-        sessions = db.session_factory(engine)
+        # Keyed as the identity this benchmark runs keys the audit log (Stack.env gives it this key).
+        sessions = audit.keyed(db.session_factory(engine), TEST_AUDIT_HMAC_KEY.encode())
         for email in emails:
             await ensure_admin(sessions, passwords, email, PASSWORD, only_if_none=False, name=email)
     finally:

@@ -23,6 +23,8 @@ from gpulab_identity.audit import repository as audit
 from gpulab_identity.models import SCHEMA, audit_log
 
 BATCH = 1000  # what the service uses
+# The chain's key (identity's GPULAB_AUDIT_HMAC_KEY): any value, the cost is the same.
+BENCH_KEY = b"bench-audit-hmac-key-0123456789abcdef"
 RUNS = 3
 
 
@@ -42,7 +44,7 @@ def rows(n: int, prev: bytes) -> list[dict[str, Any]]:
             "target_id": str(actor),
             "details": {"client_ip": "203.0.113.9"},
         }
-        digest = audit.chain(prev, audit.canonical(**fields))
+        digest = audit.chain(BENCH_KEY, prev, audit.canonical(**fields))
         out.append({**fields, "prev_hash": prev, "hash": digest})
         prev = digest
     return out
@@ -79,7 +81,7 @@ async def measure(engine: AsyncEngine, n: int) -> tuple[float, float]:
             read = await bare(conn)
             read_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            result = await audit.verify(conn, BATCH)
+            result = await audit.verify(conn, BENCH_KEY, BATCH)
             verify_s.append(time.perf_counter() - t)
         if read != n or not result.intact or result.rows != n:
             raise RuntimeError(f"expected {n} intact rows, read {read}, verified {result}")
@@ -98,7 +100,11 @@ async def main(argv: list[str]) -> None:
         pg = EmbeddedPostgres(Path(tmp) / "pg", free_port())
         pg.start()
         try:
-            env = {**os.environ, "GPULAB_DATABASE_URL": pg.app_url, "GPULAB_MIGRATION_DATABASE_URL": pg.url}
+            env = {
+                **os.environ,
+                "GPULAB_DATABASE_URL": pg.service_url("identity"),
+                "GPULAB_MIGRATION_DATABASE_URL": pg.url,
+            }
             migrate = [sys.executable, "-m", "gpulab_identity", "migrate"]
             subprocess.run(migrate, env=env, check=True, capture_output=True)
             engine = db.create_engine(pg.url, schema=SCHEMA, app_name="bench-audit")

@@ -32,6 +32,7 @@ from gpulab.agent.v1 import enrollment_pb2, enrollment_pb2_grpc
 from bench.bare_heartbeat import bare_pki, csr_pem, key_pem, new_key, serve_bare
 from bench.heartbeat_load import CALL_TIMEOUT_S, Steady, Storm, Target, request, steady, storm
 from gpulab_core.rpc import RpcClient
+from gpulab_devstack import migrate_all
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +114,6 @@ async def enroll_all(
 def service_env(pg: EmbeddedPostgres, js: EmbeddedNats, data: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
     env.update(
-        GPULAB_DATABASE_URL=pg.app_url,
         GPULAB_MIGRATION_DATABASE_URL=pg.url,
         GPULAB_NATS_URL=js.url,
         GPULAB_DATA_DIR=str(data),
@@ -206,7 +206,8 @@ async def main(argv: list[str]) -> None:
                 pg, js, root / "data", GPULAB_ENROLL_PORT=str(enroll_port), GPULAB_HEARTBEAT_PORT=str(heartbeat_port)
             )
             migrate = [sys.executable, "-m", "gpulab_devstack.migrate_all", "pki", "inventory"]
-            done = subprocess.run(migrate, env=env, capture_output=True, text=True, timeout=180)
+            urls = migrate_all.role_urls(pg.service_url, ("pki", "inventory"))
+            done = subprocess.run(migrate, env={**env, **urls}, capture_output=True, text=True, timeout=180)
             if done.returncode != 0:
                 raise RuntimeError(f"migration failed: {done.stderr.strip()}")
             keys = [new_key() for _ in range(n)]
@@ -215,9 +216,17 @@ async def main(argv: list[str]) -> None:
             bare = procs.spawn(
                 "bare", [sys.executable, "-m", "bench.heartbeat", "--serve-bare", tmp, str(bare_port)], env
             )
-            pki = procs.spawn("pki", [sys.executable, "-m", "gpulab_pki", "serve"], env)
+            pki = procs.spawn(
+                "pki",
+                [sys.executable, "-m", "gpulab_pki", "serve"],
+                {**env, "GPULAB_DATABASE_URL": pg.service_url("pki")},
+            )
             wait_for_port(enroll_port, 60, pki)
-            inventory = procs.spawn("inventory", [sys.executable, "-m", "gpulab_inventory", "serve"], env)
+            inventory = procs.spawn(
+                "inventory",
+                [sys.executable, "-m", "gpulab_inventory", "serve"],
+                {**env, "GPULAB_DATABASE_URL": pg.service_url("inventory")},
+            )
             wait_for_port(bare_port, 30, bare)
             wait_for_port(heartbeat_port, 60, inventory)  # listens once pki has signed its certificate
             started = time.perf_counter()

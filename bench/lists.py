@@ -17,6 +17,7 @@ import httpx
 
 from bench.rpc import compare_row, print_header
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port, pg_bin, wait_for_port
+from gpulab_devstack.testing import SERVICE_SECRETS
 
 USERS = 200
 PASSWORD = "benchmark password 1"
@@ -41,7 +42,7 @@ async def main(argv: list[str]) -> None:
             http_port, bare_port = free_port(), free_port()
             env = {
                 **os.environ,
-                "GPULAB_DATABASE_URL": pg.app_url,
+                "GPULAB_DATABASE_URL": pg.service_url("identity"),
                 "GPULAB_MIGRATION_DATABASE_URL": pg.url,
                 "GPULAB_NATS_URL": js.url,
                 "GPULAB_METRICS_PORT": "0",
@@ -49,14 +50,19 @@ async def main(argv: list[str]) -> None:
                 "GPULAB_LOG_LEVEL": "warning",
                 "GPULAB_BOOTSTRAP_ADMIN_EMAIL": "bench@example.org",
                 "GPULAB_BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-                "BENCH_DATABASE_URL": pg.app_url,
+                "BENCH_DATABASE_URL": pg.service_url("identity"),
+                **SERVICE_SECRETS["identity"],
             }
             subprocess.run(
                 [sys.executable, "-m", "gpulab_identity", "migrate"], env=env, check=True, capture_output=True
             )
             seed(pg.url)
             procs.append(spawn([sys.executable, "-m", "gpulab_identity"], env, root / "identity.log"))
-            procs.append(spawn([sys.executable, "-m", "gpulab_gateway"], env, root / "gateway.log"))
+            # The gateway holds no database credentials, nor identity's keys.
+            gateway_env = {
+                k: v for k, v in env.items() if "DATABASE_URL" not in k and k not in SERVICE_SECRETS["identity"]
+            }
+            procs.append(spawn([sys.executable, "-m", "gpulab_gateway"], gateway_env, root / "gateway.log"))
             procs.append(
                 spawn(
                     [

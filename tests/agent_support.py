@@ -194,7 +194,7 @@ async def make_user(plane: Plane, stack: Stack, folder: Path) -> tuple[str, str]
         subprocess.run,
         [sys.executable, "-m", "gpulab_identity.admin_cli", *command],
         input="correct horse battery staple\n",
-        env=stack.env(),
+        env=stack.env("identity"),
         capture_output=True,
         text=True,
         timeout=60,

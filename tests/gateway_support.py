@@ -15,7 +15,8 @@ from gpulab_core import db
 from gpulab_core.errors import GpulabError
 from gpulab_core.rpc import RpcClient
 from gpulab_devstack.servers import free_port, wait_for_port
-from gpulab_devstack.testing import Launcher, Stack, wait_until
+from gpulab_devstack.testing import TEST_AUDIT_HMAC_KEY, Launcher, Stack, wait_until
+from gpulab_identity.audit import repository as audit
 from gpulab_identity.bootstrap import ensure_admin
 from gpulab_identity.config import Settings as IdentitySettings
 from gpulab_identity.models import SCHEMA as IDENTITY_SCHEMA
@@ -37,9 +38,10 @@ async def make_admin(stack: Stack, email: str, password: str = PASSWORD) -> None
     """An active admin, made as `gpulab admin create --force` makes one (identity's own code)."""
     fields = IdentitySettings.model_fields
     passwords = Passwords(fields["argon2_memory_kib"].default, fields["argon2_time_cost"].default)
-    engine = db.create_engine(stack.app_database_url, schema=IDENTITY_SCHEMA, app_name="test")
+    engine = db.create_engine(stack.service_database_url("identity"), schema=IDENTITY_SCHEMA, app_name="test")
     try:
-        await ensure_admin(db.session_factory(engine), passwords, email, password, only_if_none=False)
+        sessions = audit.keyed(db.session_factory(engine), TEST_AUDIT_HMAC_KEY.encode())
+        await ensure_admin(sessions, passwords, email, password, only_if_none=False)
     finally:
         await engine.dispose()
 

@@ -23,11 +23,17 @@ SERVICES: list[type[BaseSettings]] = [
 ]
 # deploy/.env.example's placeholders, as compose.yaml puts them into each URL.
 URL_PLACEHOLDERS = {
-    "database_url": "postgresql://gpulab_app:change-me-postgres-app-password@postgres:5432/gpulab",
+    "database_url": "postgresql://gpulab_inventory:change-me-postgres-inventory-password@postgres:5432/gpulab",
     "migration_database_url": "postgresql://gpulab:change-me-postgres-password@postgres:5432/gpulab",
     "nats_url": "nats://gpulab:change-me-nats-password@nats:4222",
 }
-PLACEHOLDER = "change-me-0123456789abcdef"
+# As long as a real key must be (gpulab_core.sealing.MIN_KEY_CHARS), so that only its being a placeholder is wrong.
+PLACEHOLDER = "change-me-0123456789abcdef0123456789"
+# The secrets a service cannot start without, each set to a good value: the one under test replaces its own.
+REQUIRED_SECRETS = {
+    "GPULAB_INVITE_SEAL_KEY": "a-good-random-invite-seal-key-0123456789",
+    "GPULAB_AUDIT_HMAC_KEY": "a-good-random-audit-hmac-key-0123456789",
+}
 
 
 def secret_settings() -> list[tuple[type[BaseSettings], str, str]]:
@@ -51,6 +57,9 @@ def test_every_service_has_its_secrets_checked() -> None:
         ("gpulab_scheduler", "netbird_api_token"),
         ("gpulab_gateway", "nats_url"),
         ("gpulab_inventory", "database_url"),
+        ("gpulab_identity", "invite_seal_key"),
+        ("gpulab_identity", "audit_hmac_key"),
+        ("gpulab_notify", "invite_seal_key"),
     } <= names
 
 
@@ -61,6 +70,8 @@ def test_a_placeholder_secret_from_an_example_is_refused_at_start(
     # The attack: a deployment left `change-me-...` from deploy/.env.example (or a README) in place,
     # and anyone who read the example knows the password. PostgreSQL and NATS take it; gpulab must not.
     variable = ENV_PREFIX + name.upper()
+    for other, good in REQUIRED_SECRETS.items():
+        monkeypatch.setenv(other, good)
     monkeypatch.setenv(variable, value)
     if cls is NotifySettings and name == "smtp_password":
         monkeypatch.setenv("GPULAB_SMTP_USERNAME", "gpulab")

@@ -23,7 +23,12 @@ func hasMigrations(service string) bool { return service != "gateway" }
 
 // requiredSecrets have no safe default: compose.yaml must refuse to load without each of them
 // (`${VAR:?message}`), rather than start with an empty password.
-var requiredSecrets = []string{"GPULAB_POSTGRES_PASSWORD", "GPULAB_NATS_PASSWORD", "GPULAB_CA_PASSPHRASE"}
+var requiredSecrets = []string{
+	"GPULAB_POSTGRES_PASSWORD", "GPULAB_NATS_PASSWORD", "GPULAB_CA_PASSPHRASE",
+	"GPULAB_POSTGRES_IDENTITY_PASSWORD", "GPULAB_POSTGRES_PKI_PASSWORD", "GPULAB_POSTGRES_INVENTORY_PASSWORD",
+	"GPULAB_POSTGRES_SCHEDULER_PASSWORD", "GPULAB_POSTGRES_NOTIFY_PASSWORD",
+	"GPULAB_INVITE_SEAL_KEY", "GPULAB_AUDIT_HMAC_KEY",
+}
 
 // publishedPorts is everything the host may expose: the TLS edge and the agent's two gRPC ports.
 // PostgreSQL, NATS, its monitoring port and the services' metrics ports stay on the compose network.
@@ -140,6 +145,7 @@ func checkInvariants(p *types.Project, files deployFiles) []error {
 	checkNATSMount(p, files, fail)
 	checkPublishedPorts(p, fail)
 	checkEdgeNetwork(p, fail)
+	checkDatabaseRoles(p, fail)
 	return errs
 }
 

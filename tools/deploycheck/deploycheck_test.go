@@ -133,6 +133,21 @@ func TestEachBrokenFileIsRefused(t *testing.T) {
 			want:  "notify joins the edge network",
 		},
 		{
+			name:  "gateway given a database URL",
+			edits: []edit{{"compose.yaml", "      # No database settings: it faces the internet", "      GPULAB_DATABASE_URL: *db-identity\n      # No database settings: it faces the internet"}},
+			want:  "gateway has GPULAB_DATABASE_URL",
+		},
+		{
+			name:  "a service connects as another service's role",
+			edits: []edit{{"compose.yaml", "      GPULAB_DATABASE_URL: *db-scheduler\n      GPULAB_METRICS_PORT", "      GPULAB_DATABASE_URL: *db-identity\n      GPULAB_METRICS_PORT"}},
+			want:  "scheduler's GPULAB_DATABASE_URL must connect as gpulab_scheduler",
+		},
+		{
+			name:  "the audit key given to another service",
+			edits: []edit{{"compose.yaml", "      GPULAB_METRICS_PORT: \"9105\"\n", "      GPULAB_METRICS_PORT: \"9105\"\n      GPULAB_AUDIT_HMAC_KEY: x\n"}},
+			want:  "notify is given GPULAB_AUDIT_HMAC_KEY",
+		},
+		{
 			name:  "services and nats disagree on the password",
 			edits: []edit{{"compose.yaml", "nats://gpulab:${GPULAB_NATS_PASSWORD", "nats://gpulab2:${GPULAB_NATS_PASSWORD"}},
 			want:  "credentials in GPULAB_NATS_URL do not match",

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr
 
 from gpulab_core import db
 from gpulab_core.natsconn import connect_nats
-from gpulab_core.settings import CoreSettings, load_settings
+from gpulab_core.settings import CoreSettings, DatabaseSettings, load_settings, local_database_url
 
 
 def test_values_come_from_gpulab_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,6 +20,12 @@ def test_values_come_from_gpulab_variables(monkeypatch: pytest.MonkeyPatch) -> N
     settings = CoreSettings()
     assert settings.rpc_timeout_s == 2.5
     assert settings.nats_url == "nats://a:4222,nats://b:4222"
+
+
+class ServiceSettings(DatabaseSettings):
+    """What a service that owns a schema reads (each service's Settings names its role's default)."""
+
+    database_url: str = local_database_url("test")
 
 
 @pytest.mark.parametrize(
@@ -37,7 +43,7 @@ def test_bad_value_exits_with_one_line_naming_the_variable(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as exited:
-        load_settings(CoreSettings, "gpulab-test")
+        load_settings(ServiceSettings, "gpulab-test")
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
@@ -48,7 +54,13 @@ def test_bad_value_exits_with_one_line_naming_the_variable(
 def test_a_service_refuses_to_start_on_a_bad_value_without_a_traceback() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "gpulab_identity"],
-        env={"GPULAB_HEARTBEAT_INTERVAL_S": "1", "GPULAB_RPC_TIMEOUT_S": "-1", "PATH": "/usr/bin:/bin"},
+        env={
+            "GPULAB_HEARTBEAT_INTERVAL_S": "1",
+            "GPULAB_RPC_TIMEOUT_S": "-1",
+            "GPULAB_INVITE_SEAL_KEY": "a-good-random-invite-seal-key-0123456789",
+            "GPULAB_AUDIT_HMAC_KEY": "a-good-random-audit-hmac-key-0123456789",
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -62,7 +74,7 @@ def test_a_service_refuses_to_start_on_a_bad_value_without_a_traceback() -> None
 SECRET = "s3cr3t-Pa55"
 
 
-class WithSecret(CoreSettings):
+class WithSecret(ServiceSettings):
     api_token: SecretStr = Field(min_length=20)
 
 

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
 from gpulab_devstack.testing import Stack
+from gpulab_devstack.testing import invite_token as open_invite_token
 from gpulab_gateway.app import create_app
 from gpulab_gateway.config import Settings
 from gpulab_identity import main as identity_main
@@ -50,7 +51,7 @@ def ed25519_key(folder: Path, comment: str) -> tuple[str, str]:
 
 def identity_settings(stack: Stack, **extra: Any) -> IdentitySettings:
     values: dict[str, Any] = {
-        "database_url": stack.app_database_url,
+        "database_url": stack.service_database_url("identity"),
         "nats_url": stack.nats_url,
         "metrics_port": 0,
         "login_max_failures_per_account": MAX_FAILURES_PER_ACCOUNT,
@@ -61,7 +62,7 @@ def identity_settings(stack: Stack, **extra: Any) -> IdentitySettings:
 
 
 def gateway_settings(stack: Stack, **extra: Any) -> Settings:
-    return Settings.model_validate({"database_url": stack.database_url, "nats_url": stack.nats_url, **extra})
+    return Settings.model_validate({"nats_url": stack.nats_url, **extra})
 
 
 async def make_admin(identity: Runtime, email: str, password: str = PASSWORD) -> None:
@@ -171,7 +172,7 @@ async def invite_token(nc: NATS, admin: Browser, email: str, role: str = "user")
         while True:
             data = await asyncio.wait_for(tokens.get(), timeout=10)
             if data["email"] == email:
-                return created.json(), str(data["token"])
+                return created.json(), open_invite_token(data)
     finally:
         await sub.unsubscribe()
 

@@ -37,7 +37,7 @@ def closed_port() -> int:
 async def scheduler(migrated: Stack, identity: Runtime) -> AsyncIterator[Runtime]:  # noqa: ARG001 (identity runs)
     settings = SchedulerSettings.model_validate(
         {
-            "database_url": migrated.app_database_url,
+            "database_url": migrated.service_database_url("scheduler"),
             "nats_url": migrated.nats_url,
             "metrics_port": 0,
             "ssh_jump_host": JUMP,

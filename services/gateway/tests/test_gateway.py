@@ -28,7 +28,7 @@ from gpulab_gateway.middleware import route_template
 
 
 def settings_for(stack: Stack, **extra: object) -> Settings:
-    return Settings(database_url=stack.database_url, nats_url=stack.nats_url, metrics_port=0, **extra)  # type: ignore[arg-type]
+    return Settings(nats_url=stack.nats_url, metrics_port=0, **extra)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -58,7 +58,10 @@ async def backend(migrated: Stack) -> AsyncIterator[dict[str, Runtime]]:
     for name in BACKEND:
         module = importlib.import_module(f"gpulab_{name}.main")
         settings = module.spec.settings_cls(
-            database_url=migrated.database_url, nats_url=migrated.nats_url, metrics_port=0, **OWN_SETTINGS.get(name, {})
+            database_url=migrated.service_database_url(name),
+            nats_url=migrated.nats_url,
+            metrics_port=0,
+            **OWN_SETTINGS.get(name, {}),
         )
         runtime = Runtime(module.spec, settings)
         await runtime.start()

@@ -31,15 +31,27 @@ PUBLIC_URL = "https://gpulab.example.org"
 async def node_services(migrated: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Runtime]]:
     data: Path = tmp_path_factory.mktemp("nodes-api")
     common: dict[str, Any] = {
-        "database_url": migrated.app_database_url,
         "nats_url": migrated.nats_url,
         "metrics_port": 0,
         "public_url": PUBLIC_URL,
         "data_dir": data,
     }
-    pki = Runtime(pki_main.spec, PkiSettings(**common, ca_passphrase=TEST_CA_PASSPHRASE, enroll_port=free_port()))
+    pki = Runtime(
+        pki_main.spec,
+        PkiSettings(
+            **common,
+            database_url=migrated.service_database_url("pki"),
+            ca_passphrase=TEST_CA_PASSPHRASE,
+            enroll_port=free_port(),
+        ),
+    )
     await pki.start()
-    inventory = Runtime(inventory_main.spec, InventorySettings(**common, heartbeat_port=0, rpc_timeout_s=1.5))
+    inventory = Runtime(
+        inventory_main.spec,
+        InventorySettings(
+            **common, database_url=migrated.service_database_url("inventory"), heartbeat_port=0, rpc_timeout_s=1.5
+        ),
+    )
     await inventory.start()
     runtimes = {"pki": pki, "inventory": inventory}
     yield runtimes

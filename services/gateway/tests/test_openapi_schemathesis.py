@@ -114,14 +114,23 @@ def live(migrated: Stack) -> Iterator[Live]:
         identity = Runtime(identity_main.spec, identity_settings(migrated))
         await identity.start()
         await make_admin(identity, admin_email)
-        common: dict[str, Any] = {"database_url": migrated.app_database_url, "nats_url": migrated.nats_url}
+        common: dict[str, Any] = {"nats_url": migrated.nats_url}
+        url = migrated.service_database_url
         pki = Runtime(
-            pki_main.spec, PkiSettings(**common, metrics_port=0, enroll_port=0, ca_passphrase=TEST_CA_PASSPHRASE)
+            pki_main.spec,
+            PkiSettings(
+                **common, database_url=url("pki"), metrics_port=0, enroll_port=0, ca_passphrase=TEST_CA_PASSPHRASE
+            ),
         )
         await pki.start()
-        inventory = Runtime(inventory_main.spec, InventorySettings(**common, metrics_port=0, heartbeat_port=0))
+        inventory = Runtime(
+            inventory_main.spec,
+            InventorySettings(**common, database_url=url("inventory"), metrics_port=0, heartbeat_port=0),
+        )
         await inventory.start()
-        scheduler = Runtime(scheduler_main.spec, SchedulerSettings(**common, metrics_port=0))
+        scheduler = Runtime(
+            scheduler_main.spec, SchedulerSettings(**common, database_url=url("scheduler"), metrics_port=0)
+        )
         await scheduler.start()
         nc = await nats.connect(migrated.nats_url)
         app = create_app(gateway_settings(migrated), RpcClient(nc))

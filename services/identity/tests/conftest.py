@@ -40,7 +40,7 @@ class Identity:
 async def identity(migrated: Stack) -> AsyncIterator[Identity]:
     email = unique_email("admin")
     settings = Settings(
-        database_url=migrated.app_database_url,
+        database_url=migrated.service_database_url("identity"),
         nats_url=migrated.nats_url,
         metrics_port=0,
         bootstrap_admin_email=email,

@@ -12,7 +12,7 @@ from sqlalchemy import text, update
 
 from gpulab_core import db
 from gpulab_core.errors import RemoteError
-from gpulab_devstack.testing import Stack
+from gpulab_devstack.testing import Stack, invite_token
 from gpulab_identity.models import invites
 
 from .conftest import Identity, unique_email
@@ -31,7 +31,7 @@ async def token_for(stack: Stack, email: str) -> str:
                 rows = (await conn.execute(text("SELECT payload FROM identity.outbox ORDER BY seq DESC"))).all()
             for (payload,) in rows:
                 if payload["type"] == "identity.user_invited" and payload["data"]["email"] == email:
-                    return str(payload["data"]["token"])
+                    return invite_token(payload["data"])
             break
     finally:
         await engine.dispose()
@@ -52,7 +52,7 @@ async def latest_token(identity: Identity, stack: Stack, email: str) -> str:
             for m in msgs:
                 data = json.loads(m.data)["data"]
                 if data["email"] == email:
-                    found = data["token"]
+                    found = invite_token(data)
                 await m.ack()
     finally:
         await sub.unsubscribe()
@@ -176,3 +176,40 @@ async def test_concurrent_invites_of_one_new_address_make_one_user(identity: Ide
     assert len({u["id"] for u in users_made}) == 1
     users = await identity.call("users.list", {"status": "invited", "limit": 500})
     assert [u["email"] for u in users["items"]].count(email) == 1
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string anywhere in a JSON value: what a reader of the stream could try as a token."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (k, *strings_in(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return []
+
+
+async def test_invite_event_on_the_stream_carries_no_usable_token(identity: Identity) -> None:
+    """Issue 12: the stream keeps events 30 days and every service reads it. Its reader tries every
+    string of the invite's event as the token; none opens the invite, which is still pending."""
+    email = unique_email()
+    await invite(identity, email)
+    js = identity.runtime.js
+    sub = await js.pull_subscribe("gpulab.events.identity.user_invited", stream="GPULAB_EVENTS")
+    event: dict[str, Any] | None = None
+    try:
+        while event is None:
+            for m in await sub.fetch(200, timeout=10):
+                body = json.loads(m.data)
+                if body["data"]["email"] == email:
+                    event = body
+                await m.ack()
+    finally:
+        await sub.unsubscribe()
+    for candidate in strings_in(event):
+        with pytest.raises(RemoteError) as refused:
+            await identity.call("invites.lookup", {"token": candidate})
+        assert refused.value.code in {"not_found", "invalid_request"}, f"the event's {candidate!r} opens the invite"
+    # Sealed, not left out: notify's key opens it, for this invite only.
+    token = invite_token(event["data"])
+    assert (await identity.call("invites.lookup", {"token": token}))["email"] == email

@@ -13,7 +13,7 @@ import pytest
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import pki
 from gpulab_core.events import STREAM, Event
-from gpulab_devstack.testing import relay_publish, wait_until
+from gpulab_devstack.testing import TEST_AUDIT_HMAC_KEY, relay_publish, wait_until
 from gpulab_identity.audit import repository as audit
 
 from .conftest import Identity
@@ -57,7 +57,7 @@ async def recorded(identity: Identity, node_id: uuid.UUID, count: int) -> list[d
 async def chain_intact(identity: Identity) -> bool:
     assert identity.runtime.engine is not None
     async with identity.runtime.engine.connect() as conn:
-        return (await audit.verify(conn)).intact
+        return (await audit.verify(conn, TEST_AUDIT_HMAC_KEY.encode())).intact
 
 
 async def nothing_left_to_redeliver(identity: Identity) -> None:

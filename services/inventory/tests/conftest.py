@@ -177,7 +177,6 @@ class Agent:
 
 def _common(stack: Stack, data: Path) -> dict[str, Any]:
     return {
-        "database_url": stack.app_database_url,
         "nats_url": stack.nats_url,
         "metrics_port": 0,
         "public_url": PUBLIC_URL,
@@ -188,7 +187,12 @@ def _common(stack: Stack, data: Path) -> dict[str, Any]:
 async def start_inventory(stack: Stack, data: Path, **settings: Any) -> Runtime:
     """An inventory replica, listening for heartbeats once this returns; the caller stops it."""
     values: dict[str, Any] = {"heartbeat_port": 0, "heartbeat_interval_s": INTERVAL_S, "node_cache_s": 0.5}
-    inventory = Runtime(inventory_spec, InventorySettings(**_common(stack, data), **(values | settings)))
+    inventory = Runtime(
+        inventory_spec,
+        InventorySettings(
+            **_common(stack, data), database_url=stack.service_database_url("inventory"), **(values | settings)
+        ),
+    )
     await inventory.start()
     try:
         server = inventory.parts["heartbeat"]
@@ -203,7 +207,13 @@ async def start_inventory(stack: Stack, data: Path, **settings: Any) -> Runtime:
 async def _start(stack: Stack, data: Path) -> ControlPlane:
     enroll_port = free_port()
     pki = Runtime(
-        pki_spec, PkiSettings(**_common(stack, data), ca_passphrase=TEST_CA_PASSPHRASE, enroll_port=enroll_port)
+        pki_spec,
+        PkiSettings(
+            **_common(stack, data),
+            database_url=stack.service_database_url("pki"),
+            ca_passphrase=TEST_CA_PASSPHRASE,
+            enroll_port=enroll_port,
+        ),
     )
     await pki.start()
     inventory = await start_inventory(stack, data)

@@ -31,13 +31,20 @@ JUMP = "bastion.example.org"
 @pytest.fixture(scope="module")
 async def allocation(plane: ControlPlane, migrated: Stack) -> AsyncIterator[dict[str, Runtime]]:  # noqa: ARG001 (stops before the plane)
     common: dict[str, Any] = {
-        "database_url": migrated.app_database_url,
         "nats_url": migrated.nats_url,
         "metrics_port": 0,
     }
-    identity = Runtime(identity_main.spec, IdentitySettings.model_validate(common))
+    identity = Runtime(
+        identity_main.spec,
+        IdentitySettings.model_validate({**common, "database_url": migrated.service_database_url("identity")}),
+    )
     await identity.start()
-    scheduler = Runtime(scheduler_main.spec, SchedulerSettings.model_validate({**common, "ssh_jump_host": JUMP}))
+    scheduler = Runtime(
+        scheduler_main.spec,
+        SchedulerSettings.model_validate(
+            {**common, "database_url": migrated.service_database_url("scheduler"), "ssh_jump_host": JUMP}
+        ),
+    )
     await scheduler.start()
     yield {"identity": identity, "scheduler": scheduler}
     await scheduler.stop()

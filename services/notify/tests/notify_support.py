@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts.events import INVITE_DELIVERY, USER_INVITED, UserInvited
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
-from gpulab_devstack.testing import new_event, relay_publish, wait_until
+from gpulab_core.sealing import seal_invite_token
+from gpulab_devstack.testing import TEST_INVITE_SEAL_KEY, invite_token, new_event, relay_publish, wait_until
 
 PUBLIC_URL = "https://gpulab.example.org/"  # with the trailing slash an admin may well type
 # Characters that must be escaped in a URL path, to prove the link survives any token.
@@ -26,16 +27,23 @@ TOKEN_TAIL = "/+=?&#%"
 
 
 def new_invite(*, expires_in: timedelta = timedelta(days=7), name: str | None = "Ada Admin") -> UserInvited:
+    """An invite as identity emits it: the token sealed with the session's key (`token_of` opens it)."""
+    invite_id = uuid.uuid4()
+    token = "tok-" + uuid.uuid4().hex + TOKEN_TAIL
     return UserInvited(
         user_id=uuid.uuid4(),
-        invite_id=uuid.uuid4(),
+        invite_id=invite_id,
         email=f"user-{uuid.uuid4().hex[:10]}@example.org",
         role="user",
-        token="tok-" + uuid.uuid4().hex + TOKEN_TAIL,
+        sealed_token=seal_invite_token(TEST_INVITE_SEAL_KEY, invite_id, token),
         expires_at=datetime.now(UTC) + expires_in,
         invited_by=uuid.uuid4(),
         invited_by_name=name,
     )
+
+
+def token_of(invite: UserInvited) -> str:
+    return invite_token(invite.model_dump(mode="json"))
 
 
 async def publish_invite(

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from gpulab_devstack.testing import TEST_INVITE_SEAL_KEY
 from gpulab_notify.config import Settings
 
 SECRET = "hunter2-secret"
@@ -37,6 +38,7 @@ def test_a_bad_smtp_setting_stops_notify_at_start_with_one_line(
     env: dict[str, str], names: str, never_shows: str | None
 ) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
+    clean["GPULAB_INVITE_SEAL_KEY"] = TEST_INVITE_SEAL_KEY  # required: only the SMTP setting is wrong
     done = subprocess.run(
         [sys.executable, "-m", "gpulab_notify"], env={**clean, **env}, capture_output=True, text=True, timeout=60
     )
@@ -50,6 +52,7 @@ def test_a_bad_smtp_setting_stops_notify_at_start_with_one_line(
 def test_the_port_follows_the_security_mode_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [k for k in os.environ if k.startswith("GPULAB_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("GPULAB_INVITE_SEAL_KEY", TEST_INVITE_SEAL_KEY)  # required, not what is tested
     assert Settings().smtp_security == "starttls", "clear text only when chosen"
     assert Settings().smtp_effective_port == 587
     assert Settings(smtp_security="none").smtp_effective_port == 1025

@@ -57,7 +57,7 @@ def unique(tag: str) -> str:
 
 def identity_settings(stack: Stack) -> IdentitySettings:
     return IdentitySettings.model_validate(
-        {"database_url": stack.app_database_url, "nats_url": stack.nats_url, "metrics_port": 0}
+        {"database_url": stack.service_database_url("identity"), "nats_url": stack.nats_url, "metrics_port": 0}
     )
 
 

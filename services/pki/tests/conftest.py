@@ -157,7 +157,7 @@ class PkiService:
 async def start_pki(stack: Stack, data_dir: Path, **overrides: Any) -> PkiService:
     port = free_port()
     values: dict[str, Any] = {
-        "database_url": stack.app_database_url,
+        "database_url": stack.service_database_url("pki"),
         "nats_url": stack.nats_url,
         "metrics_port": 0,
         "data_dir": data_dir,

@@ -38,12 +38,12 @@ def fresh_db(migrated: Stack) -> Stack:
         def database_url(self) -> str:
             return make_url(migrated.database_url).set(database=name).render_as_string(hide_password=False)
 
-        @property
-        def app_database_url(self) -> str:
-            return make_url(migrated.app_database_url).set(database=name).render_as_string(hide_password=False)
+        def service_database_url(self, service: str) -> str:
+            url = make_url(migrated.service_database_url(service))
+            return url.set(database=name).render_as_string(hide_password=False)
 
     fresh = Fresh(migrated.root, migrated.pg, migrated.nats)
-    migrations.upgrade(SERVICE_DIR, "pki", fresh.app_database_url, fresh.database_url)
+    migrations.upgrade(SERVICE_DIR, "pki", fresh.service_database_url("pki"), fresh.database_url)
     return fresh
 
 
@@ -69,7 +69,7 @@ async def test_two_replicas_starting_at_once_create_one_ca(fresh_db: Stack, tmp_
 
 
 def run_pki(stack: Stack, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = stack.env(GPULAB_ENROLL_PORT="0", GPULAB_DATA_DIR=str(tmp_path), **extra)
+    env = stack.env("pki", GPULAB_ENROLL_PORT="0", GPULAB_DATA_DIR=str(tmp_path), **extra)
     return subprocess.run([sys.executable, "-m", "gpulab_pki"], env=env, capture_output=True, text=True, timeout=60)
 
 

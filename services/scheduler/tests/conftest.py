@@ -184,7 +184,7 @@ async def lab_netbird() -> AsyncIterator[FakeNetBird]:
 
 def scheduler_settings(stack: Stack, **extra: Any) -> SchedulerSettings:
     values: dict[str, Any] = {
-        "database_url": stack.app_database_url,
+        "database_url": stack.service_database_url("scheduler"),
         "nats_url": stack.nats_url,
         "metrics_port": 0,
         "ssh_jump_host": JUMP_HOST,
@@ -201,7 +201,11 @@ async def cluster(
     identity = Runtime(
         identity_main.spec,
         IdentitySettings.model_validate(
-            {"database_url": migrated.app_database_url, "nats_url": migrated.nats_url, "metrics_port": 0}
+            {
+                "database_url": migrated.service_database_url("identity"),
+                "nats_url": migrated.nats_url,
+                "metrics_port": 0,
+            }
         ),
     )
     await identity.start()

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gpulab_core import db, events, health, logs, outbox, rpc, telemetry
 from gpulab_core.natsconn import connect_nats
-from gpulab_core.settings import CoreSettings
+from gpulab_core.settings import CoreSettings, DatabaseSettings
 
 log = logging.getLogger(__name__)
 FLUSH_ON_STOP_S = 2.0
@@ -159,6 +159,7 @@ class Runtime:
         await events.ensure_stream(self.js, replicas=s.events_replicas)
         self.checks["nats"] = self._check_nats
         if self.spec.tables is not None:
+            assert isinstance(s, DatabaseSettings), "a service that owns a schema reads DatabaseSettings"
             self.engine = db.create_engine(
                 s.database_url,
                 schema=self.spec.tables.schema,

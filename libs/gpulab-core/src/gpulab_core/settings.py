@@ -75,11 +75,7 @@ class CoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    # The local run's embedded servers listen here (see tools/devstack); a deployment sets both.
-    database_url: str = "postgresql://gpulab_app@127.0.0.1:54329/gpulab"
-    # Who runs migrations (owns the schemas); unset: the same role as the services. When it differs,
-    # the services' role gets only the privileges it needs, and none on append-only tables' history.
-    migration_database_url: str | None = None
+    # The local run's embedded server listens here (see tools/devstack); a deployment sets it.
     nats_url: str = "nats://127.0.0.1:42229"
     data_dir: Path = Path(".gpulab")
     public_url: str = "http://localhost:8080"
@@ -92,7 +88,6 @@ class CoreSettings(BaseSettings):
     rpc_timeout_s: float = Field(default=5.0, gt=0, le=300)
     # Requests handled at once per process; beyond that NATS holds them (backpressure).
     rpc_max_inflight: int = Field(default=64, ge=1, le=10_000)
-    db_pool_size: int = Field(default=5, ge=1, le=200)
     otel_exporter_otlp_endpoint: str | None = None
     # JetStream replicas of GPULAB_EVENTS: 1 on one host, 3 on a NATS cluster.
     events_replicas: int = Field(default=1, ge=1, le=5)
@@ -143,19 +138,42 @@ class CoreSettings(BaseSettings):
             raise ValueError(f"{what} is a placeholder from an example (change-me...); set a random one")
         return value
 
-    @field_validator("database_url", "migration_database_url")
-    @classmethod
-    def _postgres_only(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
-            raise ValueError("must be a postgresql:// URL")
-        return value
-
     @field_validator("nats_url")
     @classmethod
     def _nats_scheme(cls, value: str) -> str:
         for url in value.split(","):
             if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
                 raise ValueError("must be nats:// (or tls://) URLs, comma-separated")
+        return value
+
+
+def service_role(service: str) -> str:
+    """The PostgreSQL role a service runs as: it may read and write its own schema and nothing else
+    (docs/adr/0009). Its migrations run as the owner, who grants it exactly that."""
+    return f"gpulab_{service}"
+
+
+def local_database_url(service: str) -> str:
+    """Where the local run's embedded PostgreSQL has `service`'s role (tools/devstack)."""
+    return f"postgresql://{service_role(service)}@127.0.0.1:54329/gpulab"
+
+
+class DatabaseSettings(CoreSettings):
+    """What a service that owns a schema reads on top of `CoreSettings`. The gateway does not:
+    it faces the internet and holds no database credentials at all."""
+
+    # The service's own role (`service_role`): each service's Settings sets its local-run default.
+    database_url: str
+    # Who runs migrations (owns the schemas); unset: the same role as the service. When it differs,
+    # the service's role gets only DML on its own schema, and none on append-only tables' history.
+    migration_database_url: str | None = None
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+
+    @field_validator("database_url", "migration_database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
         return value
 
 
@@ -169,6 +187,9 @@ def describe_error(
     (`GPULAB_X: reason`), and every URL's password shows as `***`: this line goes to logs."""
     parts = []
     for err in exc.errors():
+        if not err["loc"]:  # a rule about the settings as a whole names its variables itself
+            parts.append(redact(err["msg"].removeprefix("Value error, ")))
+            continue
         name = prefix + "_".join(str(p) for p in err["loc"]).upper()
         value = err.get("input")
         field = str(err["loc"][0]) if err["loc"] else ""

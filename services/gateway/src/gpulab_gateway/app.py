@@ -15,6 +15,7 @@ from gpulab_gateway.config import Settings
 from gpulab_gateway.install import api as install_api
 from gpulab_gateway.middleware import BodySizeLimit, TraceContext
 from gpulab_gateway.nodes import api as nodes_api
+from gpulab_gateway.refusals import RefusalReporter
 from gpulab_gateway.scheduling import api as scheduling_api
 from gpulab_gateway.sessions import SessionCache
 from gpulab_gateway.ssh_keys import api as ssh_keys_api
@@ -34,6 +35,7 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rpc = rpc
+    app.state.refusals = RefusalReporter(rpc, settings.audit_refusal_reports_per_minute)
     # A session ended here stays refused for longer than a lookup already in flight can take.
     app.state.session_cache = SessionCache(
         settings.session_cache_s, settings.session_cache_size, grace_s=settings.rpc_timeout_s

@@ -1,9 +1,17 @@
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from gpulab_core.settings import CoreSettings
+from gpulab_core.settings import ENV_PREFIX, CoreSettings
 from gpulab_gateway.client_address import LOOPBACK, Network, parse_networks
+from gpulab_gateway.refusals import REPORTS_PER_MINUTE
+
+# The gateway faces the internet and keeps nothing: it holds no database credentials, so that a
+# compromise of it reaches PostgreSQL only through the services' own NATS operations (issue 12).
+# Handing it one anyway is a deployment mistake it refuses, rather than ignore in silence.
+DATABASE_SETTINGS = ("database_url", "migration_database_url")
 
 
 class Settings(CoreSettings):
@@ -28,6 +36,20 @@ class Settings(CoreSettings):
     # empty: none). Loopback by default, for the local run; compose names the edge network Caddy
     # reaches the gateway on. Anyone else's header is ignored (client_address.py).
     trusted_proxies: str = LOOPBACK
+    # Refused requests (CSRF, 403) this replica reports to the audit log a minute at most (refusals.py);
+    # identity bounds what it writes on its own (GPULAB_AUDIT_REFUSALS_*_PER_MINUTE).
+    audit_refusal_reports_per_minute: int = Field(default=REPORTS_PER_MINUTE, ge=0, le=100_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_database(cls, data: Any) -> Any:
+        given = [f"{ENV_PREFIX}{n.upper()}" for n in DATABASE_SETTINGS if f"{ENV_PREFIX}{n.upper()}" in os.environ]
+        if isinstance(data, dict):
+            given += [f"{ENV_PREFIX}{n.upper()}" for n in DATABASE_SETTINGS if n in data]
+        if given:
+            names = ", ".join(sorted(set(given)))
+            raise ValueError(f"{names} given to the gateway: it holds no database credentials; remove it")
+        return data
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -146,7 +146,12 @@ def from_error(exc: errors.GpulabError) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.GpulabError)
-    async def _domain(_req: Request, exc: errors.GpulabError) -> JSONResponse:
+    async def _domain(req: Request, exc: errors.GpulabError) -> JSONResponse:
+        if exc.code in (CSRF_FAILED, FORBIDDEN):
+            # An attempt at something the caller may not do: audited (within bounds, refusals.py).
+            session = getattr(req.state, "session", None)
+            actor = session.user.id if session is not None else None
+            req.app.state.refusals.report(req, "csrf_failed" if exc.code == CSRF_FAILED else "forbidden", actor)
         return from_error(exc)
 
     @app.exception_handler(ValidationError)

@@ -203,6 +203,7 @@ async def authenticated(request: Request, token: Annotated[str | None, Security(
     session = await resolve(request, token)
     if session is None:
         raise errors.GpulabError("log in first", code=problems.UNAUTHENTICATED)
+    request.state.session = session  # who it was, should this request be refused (problems.py)
     if request.method not in SAFE_METHODS:
         check_csrf(request, session)
     return session

@@ -7,7 +7,9 @@ gpulab audit verify                           # recomputes the audit log's hash 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,7 +30,17 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 
 
+# identity's secrets that the local run generates (gpulab_devstack.run.local_secret: one file each in
+# $GPULAB_DATA_DIR/secrets/), read from there when unset, so that the commands work against it as-is.
+LOCAL_RUN_SECRETS = ("GPULAB_AUDIT_HMAC_KEY", "GPULAB_INVITE_SEAL_KEY")
+
+
 def _settings() -> Settings:
+    folder = Path(os.environ.get("GPULAB_DATA_DIR", ".gpulab")) / "secrets"
+    for variable in LOCAL_RUN_SECRETS:
+        path = folder / variable.removeprefix("GPULAB_").lower()
+        if variable not in os.environ and path.is_file():
+            os.environ[variable] = path.read_text().strip()
     return load_settings(Settings, "gpulab")
 
 
@@ -50,9 +62,8 @@ def admin_create(
         engine = db.create_engine(settings.database_url, schema=SCHEMA, app_name="gpulab-cli")
         try:
             passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost)
-            return await ensure_admin(
-                db.session_factory(engine), passwords, email, password, only_if_none=not force, name=name
-            )
+            sessions = audit.keyed(db.session_factory(engine), settings.audit_hmac_key.get_secret_value().encode())
+            return await ensure_admin(sessions, passwords, email, password, only_if_none=not force, name=name)
         finally:
             await engine.dispose()
 
@@ -83,7 +94,7 @@ def audit_verify() -> None:
         engine = db.create_engine(settings.database_url, schema=SCHEMA, app_name="gpulab-cli")
         try:
             async with engine.connect() as conn:
-                return await audit.verify(conn)
+                return await audit.verify(conn, settings.audit_hmac_key.get_secret_value().encode())
         finally:
             await engine.dispose()
 

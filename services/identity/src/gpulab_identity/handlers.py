@@ -68,15 +68,19 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         return {}
 
     ttl = timedelta(hours=deps.settings.invite_ttl_hours)
+    seal_key = deps.settings.invite_seal_key.get_secret_value()
     max_keys = deps.settings.ssh_keys_per_user_max
     # Half the caller's wait (GPULAB_RPC_TIMEOUT_S is one setting for every service): the rest is for
     # the queue, the round trips and the batch that runs past the budget.
     verify_budget_s = deps.settings.rpc_timeout_s / 2
+    bounds = audit.RefusalBounds(
+        deps.settings.audit_refusals_per_address_per_minute, deps.settings.audit_refusals_per_minute
+    )
     return [
         Endpoint("auth.login", c.LoginRequest, login),
         Endpoint("auth.logout", c.SessionRequest, tx(logout)),
         Endpoint("auth.session", c.SessionRequest, tx(lambda s, r: auth.current(s, r.session_token, deps.settings))),
-        Endpoint("invites.create", c.InviteRequest, tx(lambda s, r: invites.create(s, r, ttl))),
+        Endpoint("invites.create", c.InviteRequest, tx(lambda s, r: invites.create(s, r, ttl, seal_key))),
         Endpoint("invites.lookup", c.InviteTokenRequest, tx(lambda s, r: invites.lookup(s, r.token))),
         Endpoint("invites.accept", c.AcceptInviteRequest, tx(lambda s, r: invites.accept(s, r, deps.passwords))),
         Endpoint("users.list", c.ListUsersRequest, tx(list_users)),
@@ -87,5 +91,6 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         Endpoint("ssh_keys.delete", c.DeleteSshKeyRequest, tx(delete_key)),
         Endpoint("ssh_keys.authorized", c.ListSshKeysRequest, tx(lambda s, r: keys.authorized(s, r.user_id))),
         Endpoint("audit.list", c.ListAuditRequest, tx(list_audit)),
+        Endpoint("audit.record_refusal", c.RecordRefusalRequest, tx(lambda s, r: audit.record_refusal(s, r, bounds))),
         Endpoint("audit.verify", c.VerifyAuditRequest, tx(lambda s, r: audit.verify_chain(s, r, verify_budget_s))),
     ]

@@ -13,6 +13,7 @@ from gpulab_core.contracts import events as ev
 from gpulab_core.events import Event
 from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_identity import __version__
+from gpulab_identity.audit import repository as audit_repo
 from gpulab_identity.audit import service as audit
 from gpulab_identity.auth import service as auth
 from gpulab_identity.bootstrap import ensure_admin
@@ -32,6 +33,8 @@ async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, Settings)
     assert runtime.sessions is not None
+    # Every row of the audit log, written or checked through these sessions, is keyed with it.
+    audit_repo.keyed(runtime.sessions, settings.audit_hmac_key.get_secret_value().encode())
     deps = Deps(runtime.sessions, settings, Passwords(settings.argon2_memory_kib, settings.argon2_time_cost))
     for endpoint in endpoints(deps):
         runtime.add_endpoint(endpoint)

@@ -128,7 +128,8 @@ audit_log = Table(
     Column("target_type", Text),
     Column("target_id", Text),
     Column("details", JSONB, nullable=False),
-    # sha256(prev_hash || canonical row): altering, inserting or removing a row breaks the chain.
+    # HMAC-SHA256(GPULAB_AUDIT_HMAC_KEY, prev_hash || canonical row): altering, inserting or removing
+    # a row breaks the chain, and without the key (never in the database) it cannot be re-chained.
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
     comment="append-only: the services' role may only SELECT and INSERT; a trigger refuses UPDATE/DELETE/TRUNCATE",

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gpulab_core.settings import CoreSettings
+from gpulab_core.settings import DatabaseSettings, local_database_url
 
 # API.md: the agent's gRPC ports.
 DEFAULT_ENROLL_PORT = 50051
 DEFAULT_HEARTBEAT_PORT = 50052
 
 
-class Settings(CoreSettings):
+class Settings(DatabaseSettings):
+    database_url: str = local_database_url("inventory")
     metrics_port: int = 9103
     heartbeat_host: str = "127.0.0.1"  # containers set 0.0.0.0
     # 0 picks a free port (tests, replicas side by side on one machine).

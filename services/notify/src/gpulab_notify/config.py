@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from gpulab_core.settings import CoreSettings
+from gpulab_core.sealing import MIN_KEY_CHARS
+from gpulab_core.settings import DatabaseSettings, local_database_url
 
 SmtpSecurity = Literal["starttls", "tls", "none"]
 
@@ -29,13 +30,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(CoreSettings):
+class Settings(DatabaseSettings):
+    database_url: str = local_database_url("notify")
     metrics_port: int = 9105
 
     # Validated in declaration order, and a validator sees only the fields above it: the credentials
     # come first so that the checks on them can sit on fields whose values may be shown in an error
     # line (the password itself must never be).
     smtp_password: SecretStr | None = None
+    # Opens the invite tokens identity sealed (gpulab_core.sealing); identity has the same value.
+    invite_seal_key: SecretStr = Field(min_length=MIN_KEY_CHARS)
     smtp_username: str | None = Field(default=None, validate_default=True)
     smtp_host: str = Field(default="127.0.0.1", min_length=1)
     # Unset: the registered port of `smtp_security` (DEFAULT_PORTS).

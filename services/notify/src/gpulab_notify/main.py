@@ -52,6 +52,7 @@ async def setup(runtime: Runtime) -> None:
         service,
         SmtpTransport(smtp_config(s)),
         public_url=s.public_url,
+        invite_seal_key=s.invite_seal_key.get_secret_value(),
         mail_from=s.smtp_from,
         poll_s=s.mail_poll_s,
         stop_grace_s=s.smtp_timeout_s,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from gpulab_core.settings import CoreSettings
+from gpulab_core.settings import DatabaseSettings, local_database_url
 from gpulab_pki.ca import check_passphrase, ensure_passphrase_file
 
 # The local run keeps its generated passphrase here, under GPULAB_DATA_DIR, mode 0600 (issue 4).
@@ -14,7 +14,8 @@ DEFAULT_ENROLL_PORT = 50051
 DEFAULT_HEARTBEAT_PORT = 50052
 
 
-class Settings(CoreSettings):
+class Settings(DatabaseSettings):
+    database_url: str = local_database_url("pki")
     metrics_port: int = 9102
     # Encrypts the CA key at rest. Unset: the local run's generated file (see `passphrase`). A
     # placeholder is refused at start, as for every secret (gpulab_core.settings); its length is

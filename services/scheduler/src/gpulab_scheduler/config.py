@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from gpulab_core.settings import CoreSettings
+from gpulab_core.settings import DatabaseSettings, local_database_url
 
 NETBIRD_SETUP_KEY_TTL_DEFAULT_S = 3600
 NETBIRD_SETUP_KEY_TTL_MAX_S = 24 * 3600
 
 
-class Settings(CoreSettings):
+class Settings(DatabaseSettings):
+    database_url: str = local_database_url("scheduler")
     metrics_port: int = 9104
     # Expiry: how often the sweeper looks, and how long before the end the user is warned.
     expiry_sweep_s: float = Field(default=15.0, gt=0, le=3600)

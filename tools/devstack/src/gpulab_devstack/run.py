@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -19,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gpulab_devstack import mailsink
+from gpulab_devstack import mailsink, migrate_all
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, die_with_parent
 
 SERVICES = ("identity", "pki", "inventory", "scheduler", "notify", "gateway")
@@ -54,6 +55,25 @@ class Output:
         sys.stdout.flush()
 
 
+# Secrets the local run makes once and keeps under its data folder, and the services given each.
+LOCAL_SECRETS: dict[str, tuple[str, ...]] = {
+    "GPULAB_INVITE_SEAL_KEY": ("identity", "notify"),  # invite tokens sealed on the stream
+    "GPULAB_AUDIT_HMAC_KEY": ("identity",),  # the audit log's keyed chain: losing it fails `audit verify`
+}
+
+
+def local_secret(data_dir: Path, variable: str) -> str:
+    """The local run's value of a secret: made at the first start (0600), the same at every later one."""
+    folder = data_dir / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / variable.removeprefix("GPULAB_").lower()
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
 class DevRun:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -64,6 +84,10 @@ class DevRun:
         self.nats: EmbeddedNats | None = None
         self.mail: Any = None
         self.env = dict(os.environ)
+        # GPULAB_<SERVICE>_DATABASE_URL: each service's own role in the embedded PostgreSQL.
+        self.database_urls: dict[str, str] = {}
+        # The secrets this run generated (kept in the data folder), by variable.
+        self.secrets: dict[str, str] = {}
         self.stopping = False
 
     def say(self, text: str) -> None:
@@ -78,10 +102,11 @@ class DevRun:
             port = int(self.env.get("GPULAB_DEV_PG_PORT", DEFAULT_PG_PORT))
             self.pg = EmbeddedPostgres(self.data_dir / "postgres", port, open(logs / "postgres.log", "ab"))
             self.env["GPULAB_MIGRATION_DATABASE_URL"] = self.pg.start()
-            self.env["GPULAB_DATABASE_URL"] = self.pg.app_url
+            # Each service connects as its own role (its schema only); the gateway gets none.
+            self.database_urls = migrate_all.role_urls(self.pg.service_url)
             self.say(f"PostgreSQL (embedded) at {self.pg.url}, data in {self.pg.data_dir}")
         else:
-            self.say("PostgreSQL: using GPULAB_DATABASE_URL")
+            self.say("PostgreSQL: using GPULAB_DATABASE_URL for every service (one role: see docs/adr/0009)")
         if not self.env.get("GPULAB_NATS_URL"):
             port = int(self.env.get("GPULAB_DEV_NATS_PORT", DEFAULT_NATS_PORT))
             self.nats = EmbeddedNats(self.data_dir / "nats", port, open(logs / "nats.log", "ab"))
@@ -97,6 +122,7 @@ class DevRun:
             self.say(f"mail goes to a local catcher on 127.0.0.1:{port}: shown here, kept in {self.data_dir / 'mail'}")
         self.env.setdefault("GPULAB_PUBLIC_URL", f"http://127.0.0.1:{self.env.get('GPULAB_HTTP_PORT', '8080')}")
         self.env.setdefault("GPULAB_DATA_DIR", str(self.data_dir))
+        self.secrets = {name: local_secret(self.data_dir, name) for name in LOCAL_SECRETS}
         self.env.setdefault("GPULAB_LOG_FORMAT", "text")
         self.env["PYTHONUNBUFFERED"] = "1"
 
@@ -131,16 +157,32 @@ class DevRun:
         """One process migrates every schema: the one-shot step a deployment runs per service,
         done here in one interpreter because five imports of the stack cost seconds on 2 cores."""
         started = time.monotonic()
-        proc = await self.spawn("migrate", sys.executable, "-m", "gpulab_devstack.migrate_all", *MIGRATED)
+        env = {**self.env, **self.database_urls}
+        proc = await self.spawn("migrate", sys.executable, "-m", "gpulab_devstack.migrate_all", *MIGRATED, env=env)
         if await proc.wait() != 0:
             raise SystemExit("migration failed (see above)")
         self.say(f"migrated {len(MIGRATED)} schemas in {time.monotonic() - started:.1f}s")
 
     async def start_services(self) -> None:
         for name in SERVICES:
-            proc = await self.spawn(name, sys.executable, "-m", f"gpulab_{name}")
+            proc = await self.spawn(name, sys.executable, "-m", f"gpulab_{name}", env=self.service_env(name))
             self.procs[name] = proc
             asyncio.create_task(self._watch(name, proc))
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The run's environment with `name`'s own database role; the gateway's has no database."""
+        env = dict(self.env)
+        if name not in MIGRATED:
+            env.pop("GPULAB_DATABASE_URL", None)
+            env.pop("GPULAB_MIGRATION_DATABASE_URL", None)
+        elif migrate_all.role_env(name) in self.database_urls:
+            env["GPULAB_DATABASE_URL"] = self.database_urls[migrate_all.role_env(name)]
+        for variable, owners in LOCAL_SECRETS.items():
+            if name in owners:
+                env.setdefault(variable, self.secrets[variable])  # yours, when you set it
+            else:
+                env.pop(variable, None)  # each secret only to the services that use it
+        return env
 
     async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()

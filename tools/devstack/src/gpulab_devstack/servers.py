@@ -24,11 +24,15 @@ from typing import IO, Any
 import psutil
 
 from gpulab_core.events import MAX_MESSAGE_BYTES
+from gpulab_core.settings import service_role
 
 # PostgreSQL refuses to run as root; the local run (and CI) may be root, so it runs as this user.
 PG_SYSTEM_USER = "gpulab-postgres"
 DATABASE = "gpulab"
-APP_ROLE = "gpulab_app"
+# Each service that owns a schema runs as its own role, which may use that schema only (docs/adr/0009).
+DATABASE_SERVICES = ("identity", "pki", "inventory", "scheduler", "notify")
+# The one role every service shared before issue 12: dropped from an existing local data directory.
+LEGACY_APP_ROLE = "gpulab_app"
 
 
 _PR_SET_PDEATHSIG = 1
@@ -97,10 +101,10 @@ class EmbeddedPostgres:
         """The superuser: owns the schemas and runs migrations."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
-    @property
-    def app_url(self) -> str:
-        """The role the services run as: no superuser, owns nothing (see migrations.grant_app_access)."""
-        return f"postgresql://{APP_ROLE}@127.0.0.1:{self.port}/{DATABASE}"
+    def service_url(self, service: str) -> str:
+        """The role `service` runs as: no superuser, owns nothing, may use its own schema only (see
+        migrations.grant_app_access, run after each service's migrations)."""
+        return f"postgresql://{service_role(service)}@127.0.0.1:{self.port}/{DATABASE}"
 
     def start(self, timeout_s: float = 60) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -152,11 +156,22 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         if found.stdout.strip() != "1":
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
-        create_role = (
-            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
-            f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; END IF; END $$"
+        db_psql = [*psql[:-2], DATABASE, "-v", "ON_ERROR_STOP=1", "-tAc"]
+        for service in DATABASE_SERVICES:
+            role = service_role(service)
+            create_role = (
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+                f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; END IF; END $$"
+            )
+            subprocess.run([*psql, create_role], check=True, capture_output=True)
+        # Nobody may create objects in `public` (PostgreSQL 15+ already says so; older ones did not):
+        # a role's only place to write is its own schema.
+        subprocess.run([*db_psql, "REVOKE CREATE ON SCHEMA public FROM PUBLIC"], check=True, capture_output=True)
+        drop_legacy = (
+            f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{LEGACY_APP_ROLE}') THEN "
+            f"DROP OWNED BY {LEGACY_APP_ROLE}; DROP ROLE {LEGACY_APP_ROLE}; END IF; END $$"
         )
-        subprocess.run([*psql, create_role], check=True, capture_output=True)
+        subprocess.run([*db_psql, drop_legacy], check=True, capture_output=True)
 
     def _as_user(self) -> dict[str, Any]:
         """subprocess arguments that drop root: the user's own group too, or root's group bits apply."""

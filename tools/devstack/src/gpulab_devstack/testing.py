@@ -27,10 +27,34 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
-from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port
+from gpulab_core.sealing import open_invite_token
+from gpulab_devstack import migrate_all
+from gpulab_devstack.servers import DATABASE_SERVICES, EmbeddedNats, EmbeddedPostgres, free_port
 
-BACKEND = ("identity", "pki", "inventory", "scheduler", "notify")
+BACKEND = DATABASE_SERVICES
 TEST_CA_PASSPHRASE = "test-session-ca-passphrase-0123456789"
+# identity seals invite tokens with it, notify opens them (gpulab_core.sealing); tests open them too,
+# as notify does, to accept an invite (`invite_token`).
+TEST_INVITE_SEAL_KEY = "test-session-invite-seal-key-0123456789abcdef"
+# Keys the audit log's chain (identity only); an attacker in the tests does not know it.
+TEST_AUDIT_HMAC_KEY = "test-session-audit-hmac-key-0123456789abcdef"
+# The secrets each service reads, as a deployment gives them to that service alone.
+SERVICE_SECRETS: dict[str, dict[str, str]] = {
+    "identity": {"GPULAB_INVITE_SEAL_KEY": TEST_INVITE_SEAL_KEY, "GPULAB_AUDIT_HMAC_KEY": TEST_AUDIT_HMAC_KEY},
+    "notify": {"GPULAB_INVITE_SEAL_KEY": TEST_INVITE_SEAL_KEY},
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 (pytest's hook signature)
+    """Services built in the test process read their secrets from the environment, as in a
+    deployment: the session's values (which `invite_token` opens with), whatever the shell had."""
+    for service_secrets in SERVICE_SECRETS.values():
+        os.environ.update(service_secrets)
+
+
+def invite_token(data: dict[str, Any]) -> str:
+    """The token of an `identity.user_invited` event's data, opened as notify opens it."""
+    return open_invite_token(TEST_INVITE_SEAL_KEY, uuid.UUID(str(data["invite_id"])), str(data["sealed_token"]))
 
 
 @dataclass
@@ -44,21 +68,25 @@ class Stack:
         """The superuser's URL: for tests that set up or inspect anything."""
         return self.pg.url
 
-    @property
-    def app_database_url(self) -> str:
-        """The services' role: what a service process connects as."""
-        return self.pg.app_url
+    def service_database_url(self, service: str) -> str:
+        """`service`'s own role: what that service's process connects as (its schema only)."""
+        return self.pg.service_url(service)
 
     @property
     def nats_url(self) -> str:
         return self.nats.url
 
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment for a service process pointed at this stack."""
+    def env(self, service: str | None = None, **extra: str) -> dict[str, str]:
+        """Environment for `service`'s process pointed at this stack: its own database role, and
+        none for the gateway (nor for `None`: a process that is no service, e.g. the agent)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
+        if service in BACKEND:
+            env.update(
+                GPULAB_DATABASE_URL=self.service_database_url(service),
+                GPULAB_MIGRATION_DATABASE_URL=self.database_url,
+            )
+        env.update(SERVICE_SECRETS.get(service or "", {}))
         env.update(
-            GPULAB_DATABASE_URL=self.app_database_url,
-            GPULAB_MIGRATION_DATABASE_URL=self.database_url,
             GPULAB_NATS_URL=self.nats_url,
             GPULAB_DATA_DIR=str(self.root / "data"),
             GPULAB_METRICS_PORT="0",
@@ -95,7 +123,11 @@ def migrated(stack: Stack) -> Stack:
     """Every back-end schema at its latest migration, done once per session by the real command."""
     done = subprocess.run(
         [sys.executable, "-m", "gpulab_devstack.migrate_all", *BACKEND],
-        env=stack.env(),
+        env={
+            **stack.env(),
+            **migrate_all.role_urls(stack.service_database_url),
+            "GPULAB_MIGRATION_DATABASE_URL": stack.database_url,
+        },
         capture_output=True,
         text=True,
         timeout=180,
@@ -162,7 +194,7 @@ class Launcher:
 
     def spawn(self, name: str, **extra: str) -> ServiceProcess:
         log = self._folder / f"{name}-{len(self.started)}.log"
-        proc = ServiceProcess(name, self._stack.env(**extra), log).start()
+        proc = ServiceProcess(name, self._stack.env(name, **extra), log).start()
         self.started.append(proc)
         return proc
 

@@ -21,13 +21,14 @@ INVITE_DELIVERY = "notify.invite_delivery"
 
 
 class UserInvited(EventPayload):
-    """An invite to send. Carries the token itself: see docs/adr/0007-invite-token-in-event.md."""
+    """An invite to send. Carries the token sealed for notify (gpulab_core.sealing), never in clear:
+    the stream keeps it 30 days and every service reads it (docs/adr/0007-invite-token-in-event.md)."""
 
     user_id: uuid.UUID
     invite_id: uuid.UUID
     email: str
     role: Literal["admin", "user"]
-    token: str
+    sealed_token: str
     expires_at: datetime
     invited_by: uuid.UUID | None
     invited_by_name: str | None

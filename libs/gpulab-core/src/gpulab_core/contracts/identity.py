@@ -175,6 +175,26 @@ class VerifyAuditRequest(Contract):
     cursor: str | None = Field(default=None, max_length=200)  # `next_cursor` of a check that stopped early
 
 
+# A request the gateway refused for lack of right (issue 12): recorded in the audit log, within bounds.
+REFUSAL_ACTION = "request.refused"
+RefusalCode = Literal["csrf_failed", "forbidden"]
+
+
+class RecordRefusalRequest(Contract):
+    """What the gateway saw of a request it refused with 403. Never the raw path (it may carry an
+    invite token): the route's template."""
+
+    code: RefusalCode
+    method: str = Field(max_length=10)
+    route: str = Field(max_length=200)
+    actor_id: uuid.UUID | None = None
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+class RecordRefusalReply(Contract):
+    recorded: bool = Field(description="false: over the rate bound, counted but not written")
+
+
 AuditProblem = Literal["chain_broken", "row_altered"]
 
 

@@ -1,8 +1,14 @@
-"""Every SQL statement of the audit log: append (hash-chained), list, verify."""
+"""Every SQL statement of the audit log: append (HMAC-chained), list, verify.
+
+Each row's `hash` is HMAC-SHA256(key, prev_hash || canonical JSON of the row), keyed with identity's
+GPULAB_AUDIT_HMAC_KEY, which is never stored in the database: whoever can write the table (the owner,
+a superuser, a stolen backup restored) but lacks the key cannot re-chain rows they changed, removed
+or added, and `verify` names the first one (docs/adr/0009)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -13,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from gpulab_core import pagination
 from gpulab_core.contracts.identity import AuditEntry, AuditProblem, ListAuditRequest
@@ -48,8 +54,26 @@ def canonical(
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def chain(prev_hash: bytes, row_bytes: bytes) -> bytes:
-    return hashlib.sha256(prev_hash + row_bytes).digest()
+def chain(key: bytes, prev_hash: bytes, row_bytes: bytes) -> bytes:
+    return hmac.new(key, prev_hash + row_bytes, hashlib.sha256).digest()
+
+
+# Where a session carries the chain's key: set once on identity's session factory (`keyed`), so every
+# writer of the log has it and none can append an unkeyed row by forgetting to pass it.
+KEY_INFO = "gpulab_audit_hmac_key"
+
+
+def keyed(sessions: async_sessionmaker[AsyncSession], key: bytes) -> async_sessionmaker[AsyncSession]:
+    """`sessions`, whose sessions append and verify with `key` (GPULAB_AUDIT_HMAC_KEY)."""
+    sessions.configure(info={KEY_INFO: key})
+    return sessions
+
+
+def session_key(session: AsyncSession) -> bytes:
+    key = session.info.get(KEY_INFO)
+    if not isinstance(key, bytes) or not key:
+        raise RuntimeError("this session has no audit chain key (audit.repository.keyed with GPULAB_AUDIT_HMAC_KEY)")
+    return key
 
 
 async def append(
@@ -67,7 +91,8 @@ async def append(
 
     Rows chain in append order (seq), so an `at` earlier than the row before it is fine.
     """
-    await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+    key = session_key(session)
+    await lock_chain(session)
     prev = await session.scalar(select(audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1))
     entry_id = uuid.uuid4()
     # Microseconds are what PostgreSQL keeps: hash exactly what will be read back. A naive time is
@@ -85,9 +110,20 @@ async def append(
     }
     prev_hash = prev or GENESIS
     await session.execute(
-        audit_log.insert().values(**fields, prev_hash=prev_hash, hash=chain(prev_hash, canonical(**fields)))
+        audit_log.insert().values(**fields, prev_hash=prev_hash, hash=chain(key, prev_hash, canonical(**fields)))
     )
     return entry_id
+
+
+async def lock_chain(session: AsyncSession) -> None:
+    """Serialise with every append until the transaction ends (an append takes it again: it nests)."""
+    await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+
+
+async def recent_refusals(session: AsyncSession, action: str, since: datetime) -> list[str | None]:
+    """The client address of each `action` row since `since` (ix_audit_log_at: one window's rows)."""
+    query = select(audit_log.c.details["client_ip"].astext).where(audit_log.c.action == action, audit_log.c.at >= since)
+    return list((await session.execute(query)).scalars())
 
 
 def _entry(row: Row[Any]) -> AuditEntry:
@@ -153,6 +189,7 @@ class Verification:
 
 async def verify(
     conn: AsyncConnection,
+    key: bytes,
     batch: int = 1000,
     *,
     after_seq: int = 0,
@@ -178,6 +215,7 @@ async def verify(
             return Verification(count, None, None, last_seq=last_seq, last_hash=prev)
         for r in rows:
             expected = chain(
+                key,
                 prev,
                 canonical(
                     id=r.id,

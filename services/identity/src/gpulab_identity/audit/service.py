@@ -13,9 +13,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -261,6 +262,7 @@ async def verify_chain(
     after_seq, prev_hash, before = _resume_point(req.cursor) if req.cursor else (0, audit.GENESIS, 0)
     result = await audit.verify(
         await session.connection(),
+        audit.session_key(session),
         batch,
         after_seq=after_seq,
         prev_hash=prev_hash,
@@ -276,3 +278,45 @@ async def verify_chain(
         next_cursor=None if finished else pagination.encode(result.last_seq, result.last_hash.hex(), checked),
         checked_at=datetime.now(UTC),
     )
+
+
+# ---- requests the gateway refused (`audit.record_refusal`) ----
+REFUSAL_WINDOW = timedelta(minutes=1)
+REFUSALS_DROPPED = Counter(
+    "gpulab_identity_audit_refusals_dropped_total",
+    "Refused requests not written to the audit log: over GPULAB_AUDIT_REFUSALS_*_PER_MINUTE",
+    ["bound"],
+)
+
+
+@dataclass(frozen=True)
+class RefusalBounds:
+    per_address: int  # rows a minute from one client address
+    total: int  # rows a minute from all addresses together
+
+
+async def record_refusal(
+    session: AsyncSession, req: c.RecordRefusalRequest, bounds: RefusalBounds
+) -> c.RecordRefusalReply:
+    """One `request.refused` row, unless the last minute already holds `bounds` of them.
+
+    Counted under the chain's lock, so replicas of identity (and of the gateway) share one bound.
+    """
+    await audit.lock_chain(session)
+    recent = await audit.recent_refusals(session, c.REFUSAL_ACTION, datetime.now(UTC) - REFUSAL_WINDOW)
+    if len(recent) >= bounds.total:
+        REFUSALS_DROPPED.labels("total").inc()
+        return c.RecordRefusalReply(recorded=False)
+    if req.client_ip is not None and recent.count(req.client_ip) >= bounds.per_address:
+        REFUSALS_DROPPED.labels("address").inc()
+        return c.RecordRefusalReply(recorded=False)
+    await audit.append(
+        session,
+        action=c.REFUSAL_ACTION,
+        actor_id=req.actor_id,
+        actor_email=await users.actor_email(session, req.actor_id),
+        target_type="route",
+        target_id=f"{req.method} {req.route}",
+        details={"code": req.code, "method": req.method, "route": req.route, "client_ip": req.client_ip},
+    )
+    return c.RecordRefusalReply(recorded=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpulab_core import outbox
+from gpulab_core import outbox, sealing
 from gpulab_core.contracts import events
 from gpulab_core.contracts.identity import AcceptInviteRequest, InviteLookupReply, InviteRequest, User
 from gpulab_core.errors import NotFound
@@ -21,7 +21,7 @@ from gpulab_identity.users import repository as users_repo
 from gpulab_identity.users import service as users
 
 
-async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta) -> User:
+async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta, seal_key: str) -> User:
     email = str(req.email).strip()
     # Two invites of one new address at once: there is no row to lock yet, so lock the address itself;
     # the second then finds the first's user and re-invites instead of failing on the unique index.
@@ -61,7 +61,7 @@ async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta) -> U
         invite_id=invite_id,
         email=email,
         role=req.role,
-        token=token,
+        sealed_token=sealing.seal_invite_token(seal_key, invite_id, token),
         expires_at=expires_at,
         invited_by=req.actor_id,
         invited_by_name=(inviter.name or inviter.email) if inviter else None,

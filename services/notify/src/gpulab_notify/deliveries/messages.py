@@ -69,10 +69,11 @@ def one_line(value: str) -> str:
 
 
 def invite_message(
-    invite: UserInvited, *, event_id: uuid.UUID, created_at: datetime, public_url: str, sender: str
+    invite: UserInvited, *, token: str, event_id: uuid.UUID, created_at: datetime, public_url: str, sender: str
 ) -> EmailMessage:
-    """Raises ValueError for a recipient that cannot be a header value (a permanent failure)."""
-    link = accept_link(public_url, invite.token)
+    """Raises ValueError for a recipient that cannot be a header value (a permanent failure). `token`:
+    the invite's token, opened from `invite.sealed_token` only now, for this message."""
+    link = accept_link(public_url, token)
     inviter = one_line(invite.invited_by_name or "") or "An administrator"
     as_role = " as an administrator" if invite.role == "admin" else ""
     expires = invite.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gpulab_core import sealing
 from gpulab_core.contracts.events import UserInvited
 from gpulab_core.contracts.inventory import NodeOfflineEvent, NodeOnlineEvent
 from gpulab_core.contracts.scheduler import AssignmentCreated, AssignmentEnded, AssignmentExpiring, AssignmentFailed
@@ -53,6 +54,7 @@ class Sender:
         transport: SmtpTransport,
         *,
         public_url: str,
+        invite_seal_key: str,
         mail_from: str,
         poll_s: float,
         stop_grace_s: float,
@@ -61,6 +63,7 @@ class Sender:
         self._service = service
         self._transport = transport
         self._public_url = public_url
+        self._invite_seal_key = invite_seal_key
         self._from = mail_from
         self._poll_s = poll_s
         self._grace_s = stop_grace_s
@@ -218,8 +221,14 @@ class Sender:
             # The link would only show "expired"; the admin sees this and invites again.
             raise Undeliverable("the invite expired before the mail could be sent")
         try:
+            token = sealing.open_invite_token(self._invite_seal_key, invite.invite_id, invite.sealed_token)
+        except sealing.SealError as exc:
+            # Permanent: the admin sees it, and a re-invite after fixing the key sends a new link.
+            raise Undeliverable(f"the invite's token does not open with GPULAB_INVITE_SEAL_KEY: {exc}") from exc
+        try:
             return messages.invite_message(
                 invite,
+                token=token,
                 event_id=delivery.event_id,
                 created_at=delivery.created_at,
                 public_url=self._public_url,
