@@ -148,9 +148,11 @@ class Plane:
         return await self.rpc.call(service, operation, payload or {})
 
 
-async def start_plane(services: Launcher, nc: NATS, interval_s: int = INTERVAL_S) -> Plane:
+async def start_plane(
+    services: Launcher, nc: NATS, interval_s: int = INTERVAL_S, jump_host: str = "bastion.example.org"
+) -> Plane:
     """identity, pki, inventory and scheduler as their own processes, every one answering; the agents
-    are told to heartbeat every interval_s."""
+    are told to heartbeat every interval_s; the SSH configs name jump_host (GPULAB_SSH_JUMP_HOST)."""
     enroll_port, heartbeat_port = free_port(), free_port()
     common = {
         "GPULAB_HEARTBEAT_INTERVAL_S": str(interval_s),
@@ -165,7 +167,7 @@ async def start_plane(services: Launcher, nc: NATS, interval_s: int = INTERVAL_S
         **common,
     )
     inventory = services.spawn("inventory", GPULAB_HEARTBEAT_PORT=str(heartbeat_port), **common)
-    services.spawn("scheduler", GPULAB_SSH_JUMP_HOST="bastion.example.org", **common)
+    services.spawn("scheduler", GPULAB_SSH_JUMP_HOST=jump_host, **common)
     rpc = RpcClient(nc, timeout_s=20)
     plane = Plane(rpc, enroll_port, heartbeat_port)
     for name in ("identity", "pki", "inventory", "scheduler"):

@@ -7,6 +7,7 @@ import (
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/jump"
 )
 
 // modeNames are the registry names of the enforcement modes, the values of
@@ -24,6 +25,11 @@ var modeNames = map[agentv1.EnforcementMode]string{
 func (r *Reconciler) enforcerFor(mode agentv1.EnforcementMode) (string, enforce.Enforcer, error) {
 	if mode == agentv1.EnforcementMode_ENFORCEMENT_MODE_UNSPECIFIED {
 		return "", nil, errors.New("enforcement mode is unspecified; the agent does not guess one")
+	}
+	if mode == agentv1.EnforcementMode_ENFORCEMENT_MODE_JUMP {
+		// Not in the registry: the mode has no host state to list or
+		// remove, and no node but the jump host is sent it.
+		return jump.Mode, jump.Enforcer{}, nil
 	}
 	name, ok := modeNames[mode]
 	if !ok {

@@ -12,6 +12,7 @@ import (
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
 	"github.com/gpulab/gpulab/agent/internal/enforce"
+	"github.com/gpulab/gpulab/agent/internal/enforce/jump"
 	"github.com/gpulab/gpulab/agent/internal/enforce/modes"
 	"github.com/gpulab/gpulab/agent/internal/hostexec"
 )
@@ -125,7 +126,11 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 	for _, name := range slices.Sorted(maps.Keys(byUser)) {
 		es := byUser[name]
 		slices.SortFunc(es, func(a, b *entry) int { return strings.Compare(a.id, b.id) })
-		a, err := r.ensureAccount(ctx, accts, name, es[0].id)
+		shell := loginShell
+		if es[0].mode == jump.Mode {
+			shell = jump.Shell
+		}
+		a, err := r.ensureAccount(ctx, accts, name, es[0].id, shell)
 		if err != nil {
 			userErr[name] = err
 			continue
@@ -252,6 +257,12 @@ func (r *Reconciler) validate(desired []*agentv1.Assignment, state *agentv1.Appl
 		if e.mode, e.enf, e.err = r.enforcerFor(a.GetEnforcementMode()); e.err != nil {
 			continue
 		}
+		if e.mode == jump.Mode {
+			// The jump host: each key may only forward to the user's nodes.
+			if e.keys, e.err = jumpKeys(e.keys, a.GetForwardTargets()); e.err != nil {
+				continue
+			}
+		}
 		e.target = enforce.Assignment{
 			ID: id, LinuxUsername: e.user, CPUs: int(a.GetCpus()), RAMMB: a.GetRamMb(),
 			SSHKeys: e.keys, MIGProfile: a.GetMigProfile(),
@@ -264,6 +275,22 @@ func (r *Reconciler) validate(desired []*agentv1.Assignment, state *agentv1.Appl
 		}
 	}
 	return entries
+}
+
+// jumpKeys are the authorized_keys lines of a jump account: each of keys
+// limited to forwarding to permitOpen (see package jump).
+func jumpKeys(keys, permitOpen []string) ([]string, error) {
+	dests, err := jump.ValidatePermitOpen(permitOpen)
+	if err != nil {
+		return nil, err
+	}
+	lines := make([]string, len(keys))
+	for i, k := range keys {
+		if lines[i], err = jump.KeyLine(k, dests); err != nil {
+			return nil, err
+		}
+	}
+	return lines, nil
 }
 
 // keysHeader starts every authorized_keys gpulab writes, for whoever opens it.

@@ -15,17 +15,21 @@ import (
 // login ("0" is avoided: some tools read it as "no expiry").
 const lockExpireDay = "1"
 
+// loginShell is the shell of an account the agent creates on a node; a jump
+// account gets jump.Shell instead.
+const loginShell = "/bin/bash"
+
 // ensureAccount makes account name exist and unlocked, and returns it. Its
 // keys are the caller's to write. firstID names the assignment in a new
-// account's comment.
-func (r *Reconciler) ensureAccount(ctx context.Context, accts map[string]*account, name, firstID string) (*account, error) {
+// account's comment; shell is a new account's login shell.
+func (r *Reconciler) ensureAccount(ctx context.Context, accts map[string]*account, name, firstID, shell string) (*account, error) {
 	a, ok := accts[name]
 	if ok && !a.managed() {
 		return nil, fmt.Errorf("linux user %s already exists and was not created by gpulab, so it is left untouched", name)
 	}
 	if !ok {
 		comment := markerPrefix + " (created for assignment " + firstID + ")"
-		if err := r.run(ctx, r.cfg.Host.Commands.Useradd, "--create-home", "--shell", "/bin/bash",
+		if err := r.run(ctx, r.cfg.Host.Commands.Useradd, "--create-home", "--shell", shell,
 			"--comment", comment, "--user-group", name); err != nil {
 			return nil, fmt.Errorf("create linux user %s: %w", name, err)
 		}

@@ -157,7 +157,7 @@ async def test_an_admin_assigns_and_the_user_sees_it_and_how_to_reach_it(
     shown = subprocess.run(["ssh", "-G", "-F", str(config), alias], capture_output=True, text=True, check=True).stdout
     assert "hostname 10.1.1.9" in shown.splitlines()
     assert f"user {assignment['linux_username']}" in shown.splitlines()
-    assert f"proxyjump {JUMP}" in shown.splitlines()
+    assert f"proxyjump {assignment['linux_username']}@{JUMP}" in shown.splitlines()
     assert (await other.get(f"/me/assignments/{assignment['id']}/access")).status_code == 404
 
     # Users do not reach the admin's routes.

@@ -144,7 +144,9 @@ async def test_assign_heartbeat_revoke_and_reach_the_node(
     settings = dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
     assert settings["hostname"] == "10.0.0.7"
     assert settings["user"] == made["linux_username"]
-    assert settings["proxyjump"] == JUMP
+    # The hop logs in as the user's own account on the (managed) jump host, not as their local name.
+    assert settings["proxyjump"] == f"{made['linux_username']}@{JUMP}"
+    assert settings["port"] == "22"
     with pytest.raises(RemoteError) as stranger:
         await plane.call("assignments.access", {"id": made["id"], "user_id": str(uuid.uuid4())}, service="scheduler")
     assert stranger.value.code == "not_found"  # another user's assignment does not exist for them

@@ -44,6 +44,17 @@ async def test_a_new_node_is_pending_with_a_one_time_token_and_the_install_comma
     assert data["hostname"] == "gpu-01.lab.example.org"
 
 
+async def test_a_nodes_ssh_port_is_22_unless_said_and_reaches_the_event(plane: ControlPlane) -> None:
+    default = (await plane.add_node())["node"]
+    assert default["ssh_port"] == 22
+    jump = (await plane.add_node(type="jump", ssh_port=65535))["node"]  # the last port: accepted
+    assert (jump["type"], jump["ssh_port"]) == ("jump", 65535)
+    assert await plane.call("nodes.get", {"id": jump["id"]}) == jump
+    await wait_until(lambda: _has(plane, jump["id"], "inventory.node_created"), timeout_s=10)
+    [(_, data)] = [e for e in await events_of(plane, jump["id"]) if e[0] == "inventory.node_created"]
+    assert (data["type"], data["ssh_port"]) == ("jump", 65535)
+
+
 async def _has(plane: ControlPlane, node_id: str, event_type: str) -> bool:
     return any(t == event_type for t, _ in await events_of(plane, node_id))
 
@@ -60,6 +71,9 @@ async def _has(plane: ControlPlane, node_id: str, event_type: str) -> bool:
         ("management_ip", "10.0.0.300"),
         ("management_ip", "example.org"),
         ("hostname", 42),
+        ("ssh_port", 0),
+        ("ssh_port", 65536),  # one over the last port
+        ("ssh_port", "22; rm"),
     ],
 )
 async def test_a_bad_node_is_refused_and_nothing_is_created(plane: ControlPlane, field: str, value: object) -> None:

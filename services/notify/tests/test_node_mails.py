@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts import identity as identity_contract
 from gpulab_core.contracts.inventory import NODE_OFFLINE, NODE_ONLINE, NodeOfflineEvent, NodeOnlineEvent
+from gpulab_core.contracts.scheduler import ASSIGNMENT_FAILED, AssignmentFailed
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
 from gpulab_core.runtime import Runtime
 from gpulab_devstack.testing import Stack, wait_until
@@ -176,6 +177,42 @@ async def test_a_node_going_offline_mails_each_active_admin_once_and_a_redeliver
     assert "Last seen:      2026-12-01T09:30:15Z" in text_body
     assert "Offline since:  2026-12-01T09:31:45Z" in text_body
     assert f"https://gpulab.example.org/nodes/{node_id}" in text_body.splitlines()
+
+
+async def test_an_assignment_its_node_could_not_apply_mails_each_active_admin_with_the_nodes_reason(
+    smtp: MakeSmtp, notify: StartNotify, identity: StartIdentity, people: People, nc: NATS, engine: AsyncEngine
+) -> None:
+    """`scheduler.assignment_failed` (emitted once per failure, see the scheduler's test_node_state):
+    one mail to each active admin, saying which node, user and assignment, and the node's reason."""
+    server = smtp("tls")
+    await identity()
+    await notify(server)
+    host, node_id, assignment_id = unique("gpu"), uuid.uuid4(), uuid.uuid4()
+    failed = AssignmentFailed(
+        assignment_id=assignment_id,
+        user_id=uuid.uuid4(),
+        user_email="ada@example.org",
+        node_id=node_id,
+        node_hostname=host,
+        linux_username="ada",
+        message="soft: reload sshd: no systemd and no sshd PID file\nBcc: eve@example.org",
+        reported_at=datetime(2026, 12, 7, 4, 0, 1, tzinfo=UTC),
+    )
+    event = await publish_event(nc, ASSIGNMENT_FAILED, failed, source="scheduler")
+    await wait_until(lambda: len(mails_about(server, host)) >= 2, timeout_s=10)
+    await consumed_all(nc, engine)
+    mails = mails_about(server, host)
+    assert sorted(m.rcpt_tos[0] for m in mails) == sorted(people.admins)
+    assert len(await rows_of(engine, event)) == 2
+    msg = mails[0].message
+    assert msg["Subject"] == f"[gpulab] node {host} could not set up access for ada"
+    assert msg["Bcc"] is None
+    lines = body(msg).splitlines()
+    assert f"Assignment:     {assignment_id}" in lines
+    assert "User:           ada@example.org" in lines
+    assert "Reported at:    2026-12-07T04:00:01Z" in lines
+    assert "Node's reason:  soft: reload sshd: no systemd and no sshd PID file Bcc: eve@example.org" in lines
+    assert f"https://gpulab.example.org/nodes/{node_id}" in lines
 
 
 async def test_first_contact_mails_nobody_and_coming_back_from_offline_mails_each_admin(

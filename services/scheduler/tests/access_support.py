@@ -17,6 +17,7 @@ def target(**changes: Any) -> AccessTarget:
         linux_username="alice",
         node_hostname="gpu-node-1.lab",
         management_ip="10.20.0.5",
+        ssh_port=22,
         expires_at=datetime.now(UTC) + timedelta(days=3),
     )
     return dataclasses.replace(base, **changes)

@@ -151,7 +151,7 @@ async def test_the_provider_is_built_from_the_settings(netbird: FakeNetBird, htt
     assert access.setup_key is not None
     assert netbird.requests[0].json()["auto_groups"] == [GROUP]
     assert netbird.requests[0].json()["expires_in"] == 7200
-    assert ssh.ssh_command == "ssh -J bastion.example.org alice@10.20.0.5"
+    assert ssh.ssh_command == "ssh -J alice@bastion.example.org alice@10.20.0.5"
     with pytest.raises(AccessUnavailable):
         provider_for("wireguard", settings)
 

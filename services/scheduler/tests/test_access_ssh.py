@@ -43,12 +43,15 @@ def resolved_config(config: str, alias: str, folder: Path) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("jump_host", "proxyjump"),
     [
-        ("bastion.example.org", "bastion.example.org"),
+        # No account in the setting: the hop logs in as the user's own account on the managed jump host
+        # (their Linux user name), never as whatever their local user name happens to be.
+        ("bastion.example.org", "alice@bastion.example.org"),
+        # An account named by the admin (a shared jump account kept by hand) is kept.
         ("gpulab@bastion.example.org:2222", "gpulab@bastion.example.org:2222"),
-        ("  Bastion.Example.ORG  ", "bastion.example.org"),
-        ("10.0.0.1:22", "[10.0.0.1]:22"),  # how ssh -G prints an address with a port
-        ("[fd00::1]:2222", "[fd00::1]:2222"),
-        ("fd00::1", "[fd00::1]"),  # bare IPv6: bracketed, or ssh would read `:1` as a port
+        ("  Bastion.Example.ORG  ", "alice@bastion.example.org"),
+        ("10.0.0.1:22", "alice@[10.0.0.1]:22"),  # how ssh -G prints an address with a port
+        ("[fd00::1]:2222", "alice@[fd00::1]:2222"),
+        ("fd00::1", "alice@[fd00::1]"),  # bare IPv6: bracketed, or ssh would read `:1` as a port
     ],
 )
 async def test_openssh_reads_the_config_as_the_node_behind_the_jump_host(
@@ -86,12 +89,34 @@ async def test_an_ipv6_node_is_reached_by_config_and_by_command(tmp_path: Path) 
     assert access.ssh_config is not None
     assert access.ssh_command is not None
     assert resolved_config(access.ssh_config, "gpulab-gpu-node-1.lab", tmp_path)["hostname"] == "fd00::5"
-    assert access.ssh_command == "ssh -J '[fd00::1]:2222' alice@fd00::5"  # `[` is a shell glob character
+    assert access.ssh_command == "ssh -J 'alice@[fd00::1]:2222' alice@fd00::5"  # `[` is a shell glob character
     seen = ssh_resolves("-F", "/dev/null", *shlex.split(access.ssh_command)[1:])
-    assert (seen["hostname"], seen["user"], seen["proxyjump"]) == ("fd00::5", "alice", "[fd00::1]:2222")
+    assert (seen["hostname"], seen["user"], seen["proxyjump"]) == ("fd00::5", "alice", "alice@[fd00::1]:2222")
 
 
 @needs_ssh
+@needs_ssh
+@pytest.mark.parametrize("port", [2222, 1, 65535])
+async def test_a_node_whose_sshd_is_not_on_22_is_reached_on_its_port_by_config_and_by_command(
+    port: int, tmp_path: Path
+) -> None:
+    access = await SshProxyJump("bastion.example.org").access(target(ssh_port=port))
+
+    assert access.ssh_config is not None
+    assert access.ssh_command is not None
+    seen = resolved_config(access.ssh_config, "gpulab-gpu-node-1.lab", tmp_path)
+    assert (seen["hostname"], seen["port"], seen["proxyjump"]) == ("10.20.0.5", str(port), "alice@bastion.example.org")
+    assert access.ssh_command == f"ssh -J alice@bastion.example.org -p {port} alice@10.20.0.5"
+    by_command = ssh_resolves("-F", "/dev/null", *shlex.split(access.ssh_command)[1:])
+    assert (by_command["hostname"], by_command["port"]) == ("10.20.0.5", str(port))
+
+
+@pytest.mark.parametrize("port", [0, 65536])
+async def test_a_port_that_is_not_one_is_refused_rather_than_written(port: int) -> None:
+    with pytest.raises(AccessUnavailable, match="is not a port"):
+        await SshProxyJump("bastion").access(target(ssh_port=port))
+
+
 async def test_the_alias_is_lower_case_because_ssh_matches_host_patterns_case_sensitively(tmp_path: Path) -> None:
     access = await SshProxyJump("bastion").access(target(node_hostname="GPU-Node-7"))
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import text
 
 from gpulab_core.contracts import inventory as inv
+from gpulab_core.contracts import scheduler as sch
 from gpulab_core.events import Event
 from gpulab_devstack.testing import wait_until
 
@@ -132,3 +133,47 @@ async def test_two_replicas_applying_shuffled_reports_keep_the_newest(cluster: C
     )
     await applied(cluster, *sent)
     assert await state_of(cluster, made) == ("applied", None)
+
+
+async def test_admins_hear_of_a_failure_once_not_at_every_report_of_it(cluster: Cluster) -> None:
+    """`scheduler.assignment_failed` (which notify mails to the admins) when the node's state turns to
+    `failed`; a later report of the same failure (another message) emits nothing, a failure after an
+    `applied` is a new one, and an assignment that ended is nobody's alarm."""
+    made = await assignment(cluster)
+    seen: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        event = Event.model_validate_json(msg.data)
+        if event.data["assignment_id"] == made["id"]:
+            seen.append(event.data)
+
+    sub = await cluster.nc.subscribe(f"gpulab.events.{sch.ASSIGNMENT_FAILED}", cb=collect)
+    try:
+        await applied(cluster, await report(cluster, made, "failed", "sshd could not be reloaded."))
+
+        async def one() -> bool:
+            return len(seen) == 1
+
+        await wait_until(one, timeout_s=WAIT_S)
+        failed = sch.AssignmentFailed.model_validate(seen[0])
+        assert (failed.message, str(failed.node_id), failed.linux_username) == (
+            "sshd could not be reloaded.",
+            made["node_id"],
+            made["linux_username"],
+        )
+        # The same failure, reported again with another sentence: no second alarm.
+        await applied(cluster, await report(cluster, made, "failed", "sshd could not be reloaded (again)."))
+        await applied(cluster, await report(cluster, made, "applied"))
+        await applied(cluster, await report(cluster, made, "failed", "useradd failed."))
+
+        async def two() -> bool:
+            return len(seen) == 2
+
+        await wait_until(two, timeout_s=WAIT_S)
+        await cluster.call("assignments.revoke", {"id": made["id"]})
+        await applied(cluster, await report(cluster, made, "applied"))
+        await applied(cluster, await report(cluster, made, "failed", "after the end"))
+        await asyncio.sleep(1)  # the relay publishes within milliseconds of a commit
+        assert [e["message"] for e in seen] == ["sshd could not be reloaded.", "useradd failed."]
+    finally:
+        await sub.unsubscribe()

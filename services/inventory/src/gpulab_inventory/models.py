@@ -1,6 +1,19 @@
 """The inventory schema: its tables are declared on this metadata (outbox and processed events included)."""
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, DateTime, Index, Table, Text, false, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    Text,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from gpulab_core.runtime import ServiceTables
@@ -16,6 +29,7 @@ nodes = Table(
     Column("hostname", Text, nullable=False),
     Column("type", Text, nullable=False),
     Column("management_ip", Text, nullable=False),
+    Column("ssh_port", Integer, nullable=False, server_default=text("22")),
     Column("status", Text, nullable=False, server_default=text("'pending'")),
     # Written in batches (every few seconds), never per heartbeat.
     Column("last_seen_at", DateTime(timezone=True)),
@@ -26,7 +40,8 @@ nodes = Table(
     Column("created_by", UUID(as_uuid=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
-    CheckConstraint("type IN ('linux', 'proxmox')", name="type"),
+    CheckConstraint("type IN ('linux', 'proxmox', 'jump')", name="type"),
+    CheckConstraint("ssh_port BETWEEN 1 AND 65535", name="ssh_port"),
     CheckConstraint("status IN ('pending', 'online', 'offline', 'revoked')", name="status"),
     CheckConstraint("(status = 'revoked') = (revoked_at IS NOT NULL)", name="revoked_at"),
 )

@@ -83,6 +83,7 @@ def endpoints(
             linux_username=row.linux_username,
             node_hostname=node.hostname,
             management_ip=node.management_ip,
+            ssh_port=node.ssh_port,
             expires_at=row.expires_at,
         )
         if env.tunnel_provider == "netbird":

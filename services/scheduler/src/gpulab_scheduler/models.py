@@ -47,6 +47,7 @@ nodes = Table(
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("hostname", Text, nullable=False),
     Column("management_ip", Text),
+    Column("ssh_port", Integer, nullable=False, server_default=text("22")),  # its sshd's, from node_created
     Column("status", Text, nullable=False, server_default=text("'pending'")),
     Column("status_at", DateTime(timezone=True), nullable=False),
     Column("hardware", JSONB),

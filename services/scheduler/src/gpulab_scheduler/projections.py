@@ -7,7 +7,8 @@ user (identity) ends theirs.
 
 What each node's agent last reported for an assignment (inventory.assignment_state_reported): the
 assignment's `node_state` and `node_message`, set only by a report from the assignment's own node and
-only when newer than the report that set them (see on_assignment_state).
+only when newer than the report that set them (see on_assignment_state); a report that turns it to
+`failed` emits `scheduler.assignment_failed` (once per failure), which notify mails to the admins.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core import outbox
 from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import inventory as inv
+from gpulab_core.contracts import scheduler as sch
 from gpulab_core.events import Event
-from gpulab_scheduler.assignments.ends import end_where
-from gpulab_scheduler.models import assignments, environment_nodes, nodes
+from gpulab_scheduler.assignments.ends import SOURCE, end_where
+from gpulab_scheduler.models import assignments, environment_nodes, nodes, tables
 
 NODE_EVENTS = (inv.NODE_CREATED, inv.NODE_ONLINE, inv.NODE_OFFLINE, inv.NODE_HARDWARE_CHANGED, inv.NODE_DELETED)
 USER_EVENTS = (identity_events.USER_STATUS_CHANGED,)
@@ -52,14 +55,25 @@ async def _upsert(session: AsyncSession, node_id: Any, hostname: str, at: dateti
             .values(hardware=facts["hardware"], hardware_at=at)
         )
     if "management_ip" in facts:
-        await session.execute(update(nodes).where(nodes.c.id == node_id).values(management_ip=facts["management_ip"]))
+        await session.execute(
+            update(nodes)
+            .where(nodes.c.id == node_id)
+            .values(management_ip=facts["management_ip"], ssh_port=facts.get("ssh_port", inv.DEFAULT_SSH_PORT))
+        )
 
 
 async def on_node_event(session: AsyncSession, event: Event) -> None:
     at = event.occurred_at
     if event.type == inv.NODE_CREATED:
         created = inv.NodeCreatedEvent.model_validate(event.data)
-        await _upsert(session, created.node_id, created.hostname, at, management_ip=created.management_ip)
+        await _upsert(
+            session,
+            created.node_id,
+            created.hostname,
+            at,
+            management_ip=created.management_ip,
+            ssh_port=created.ssh_port,
+        )
     elif event.type == inv.NODE_ONLINE:
         online = inv.NodeOnlineEvent.model_validate(event.data)
         await _upsert(session, online.node_id, online.hostname, at, status="online")
@@ -101,16 +115,41 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
     report = inv.AssignmentStateReported.model_validate(event.data)
     if report.state == "removed":
         return
+    # The row under its lock: the state it had is what decides whether this report is a new failure.
+    before = (
+        await session.execute(
+            select(assignments, nodes.c.hostname)
+            .join(nodes, nodes.c.id == assignments.c.node_id, isouter=True)
+            .where(
+                assignments.c.id == report.assignment_id,
+                assignments.c.node_id == report.node_id,
+                or_(assignments.c.node_state_at.is_(None), assignments.c.node_state_at < report.reported_at),
+            )
+            .with_for_update(of=assignments)
+        )
+    ).first()
+    if before is None:
+        return
     await session.execute(
         update(assignments)
-        .where(
-            assignments.c.id == report.assignment_id,
-            assignments.c.node_id == report.node_id,
-            or_(assignments.c.node_state_at.is_(None), assignments.c.node_state_at < report.reported_at),
-        )
+        .where(assignments.c.id == report.assignment_id)
         .values(
             node_state=report.state,
             node_message=report.message if report.state == "failed" else None,
             node_state_at=report.reported_at,
         )
     )
+    # Admins hear of a failure once: when the state turns to `failed`, not for every later report of
+    # the same failure (a new message, a redelivery), and not for an assignment that has ended.
+    if report.state == "failed" and before.node_state != "failed" and before.status == "active":
+        failed = sch.AssignmentFailed(
+            assignment_id=before.id,
+            user_id=before.user_id,
+            user_email=before.user_email,
+            node_id=before.node_id,
+            node_hostname=before.hostname or str(before.node_id),
+            linux_username=before.linux_username,
+            message=report.message,
+            reported_at=report.reported_at,
+        )
+        await outbox.emit(session, tables.outbox, sch.ASSIGNMENT_FAILED, failed.model_dump(mode="json"), source=SOURCE)

@@ -43,6 +43,14 @@ const (
 	// "container": the user's session runs in a container holding only the
 	// assigned GPUs, CPUs and RAM.
 	EnforcementMode_ENFORCEMENT_MODE_CONTAINER EnforcementMode = 4
+	// "jump": sent only to a node of type jump, the SSH jump host. The
+	// assignment stands for one user (its id is the user's id), holds no GPU,
+	// and its account may do nothing but forward TCP to the addresses in
+	// forward_targets: each key is written with
+	// restrict,port-forwarding,permitopen="<host:port>",... and the account's
+	// shell is nologin. When the user holds no active assignment any more the
+	// entry leaves the list and the account is removed like any other.
+	EnforcementMode_ENFORCEMENT_MODE_JUMP EnforcementMode = 5
 )
 
 // Enum value maps for EnforcementMode.
@@ -53,6 +61,7 @@ var (
 		2: "ENFORCEMENT_MODE_CGROUP",
 		3: "ENFORCEMENT_MODE_MIG",
 		4: "ENFORCEMENT_MODE_CONTAINER",
+		5: "ENFORCEMENT_MODE_JUMP",
 	}
 	EnforcementMode_value = map[string]int32{
 		"ENFORCEMENT_MODE_UNSPECIFIED": 0,
@@ -60,6 +69,7 @@ var (
 		"ENFORCEMENT_MODE_CGROUP":      2,
 		"ENFORCEMENT_MODE_MIG":         3,
 		"ENFORCEMENT_MODE_CONTAINER":   4,
+		"ENFORCEMENT_MODE_JUMP":        5,
 	}
 )
 
@@ -117,9 +127,13 @@ type Assignment struct {
 	// assigned GPU ("1g.10gb", "3g.40gb", as `nvidia-smi mig -lgip` names
 	// them). Empty: the largest profile the GPU offers, one instance taking
 	// the whole GPU. Ignored by the other modes.
-	MigProfile    string `protobuf:"bytes,9,opt,name=mig_profile,json=migProfile,proto3" json:"mig_profile,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MigProfile string `protobuf:"bytes,9,opt,name=mig_profile,json=migProfile,proto3" json:"mig_profile,omitempty"`
+	// For enforcement_mode JUMP: the "host:port" (IPv6 in brackets) of the
+	// sshd of each node the user holds an active assignment on, the only
+	// places the jump account may forward to. Ignored by the other modes.
+	ForwardTargets []string `protobuf:"bytes,10,rep,name=forward_targets,json=forwardTargets,proto3" json:"forward_targets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Assignment) Reset() {
@@ -215,6 +229,13 @@ func (x *Assignment) GetMigProfile() string {
 	return ""
 }
 
+func (x *Assignment) GetForwardTargets() []string {
+	if x != nil {
+		return x.ForwardTargets
+	}
+	return nil
+}
+
 // AssignedGpu names one GPU held by an assignment.
 type AssignedGpu struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -274,7 +295,7 @@ var File_gpulab_agent_v1_assignment_proto protoreflect.FileDescriptor
 
 const file_gpulab_agent_v1_assignment_proto_rawDesc = "" +
 	"\n" +
-	" gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x03\n" +
+	" gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x03\n" +
 	"\n" +
 	"Assignment\x12#\n" +
 	"\rassignment_id\x18\x01 \x01(\tR\fassignmentId\x12%\n" +
@@ -287,16 +308,19 @@ const file_gpulab_agent_v1_assignment_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1f\n" +
 	"\vmig_profile\x18\t \x01(\tR\n" +
-	"migProfile\"7\n" +
+	"migProfile\x12'\n" +
+	"\x0fforward_targets\x18\n" +
+	" \x03(\tR\x0eforwardTargets\"7\n" +
 	"\vAssignedGpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
-	"\x04uuid\x18\x02 \x01(\tR\x04uuid*\xa5\x01\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid*\xc0\x01\n" +
 	"\x0fEnforcementMode\x12 \n" +
 	"\x1cENFORCEMENT_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ENFORCEMENT_MODE_SOFT\x10\x01\x12\x1b\n" +
 	"\x17ENFORCEMENT_MODE_CGROUP\x10\x02\x12\x18\n" +
 	"\x14ENFORCEMENT_MODE_MIG\x10\x03\x12\x1e\n" +
-	"\x1aENFORCEMENT_MODE_CONTAINER\x10\x04B<Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1b\x06proto3"
+	"\x1aENFORCEMENT_MODE_CONTAINER\x10\x04\x12\x19\n" +
+	"\x15ENFORCEMENT_MODE_JUMP\x10\x05B<Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_gpulab_agent_v1_assignment_proto_rawDescOnce sync.Once

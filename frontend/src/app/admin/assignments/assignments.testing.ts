@@ -19,6 +19,7 @@ function node(id: string, hostname: string, count: number, status: Node['status'
     hostname,
     type: 'linux',
     management_ip: '10.0.0.1',
+    ssh_port: 22,
     status,
     last_seen_at: '2030-01-01T00:00:00Z',
     agent_version: '1.0.0',

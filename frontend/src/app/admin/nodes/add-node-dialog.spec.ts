@@ -73,6 +73,23 @@ describe('AddNodeDialog', () => {
     expect(errors()).toEqual([]);
   });
 
+  it('takes the SSH port from 1 to 65535 and sends it as a number', async () => {
+    await fill('gpu-01', '192.0.2.10');
+    for (const bad of ['0', '65536', '22a', '']) {
+      typeInto(field('SSH port'), bad);
+      await submit();
+      expect(errors()).toEqual([
+        bad
+          ? 'Use a port from 1 to 65535.'
+          : "Enter the port of the node's sshd (22 unless it was moved).",
+      ]);
+    }
+    http.expectNone(CREATE);
+    typeInto(field('SSH port'), ' 65535 ');
+    await submit();
+    expect(http.expectOne(CREATE).request.body.ssh_port).toBe(65535);
+  });
+
   it('creates the node and then shows its install command once, closing only with "Done"', async () => {
     await fill(' GPU-01 ', '192.0.2.10');
     await choose(field<HTMLElement>('Type'), 'proxmox', stable);
@@ -83,6 +100,7 @@ describe('AddNodeDialog', () => {
       hostname: 'GPU-01',
       type: 'proxmox',
       management_ip: '192.0.2.10',
+      ssh_port: 22,
     });
     const created = node('gpu-01', { status: 'pending', type: 'proxmox' });
     req.flush({ node: created, enrollment: ENROLLMENT }, { status: 201, statusText: 'Created' });

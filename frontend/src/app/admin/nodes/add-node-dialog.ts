@@ -16,7 +16,7 @@ import { firstValueFrom } from 'rxjs';
 import { Api, type Node, type NodeCreated, codeOf, describeHttpError, statusOf } from '../../api';
 import { InstallCommand } from './install-command';
 import { showFieldErrors } from './field-errors';
-import { hostnameError, ipError } from './node-checks';
+import { hostnameError, ipError, portError } from './node-checks';
 import { TYPE_WORDS } from './node-text';
 
 function check(rule: (value: string) => string | null) {
@@ -91,6 +91,14 @@ function messageOf(control: AbstractControl): string | null {
             <mat-hint>The address the lab's admins reach the machine at (IPv4 or IPv6).</mat-hint>
             <mat-error>{{ error('management_ip') }}</mat-error>
           </mat-form-field>
+          <mat-form-field subscriptSizing="dynamic">
+            <mat-label>SSH port</mat-label>
+            <input matInput formControlName="ssh_port" inputmode="numeric" autocomplete="off" />
+            <mat-hint
+              >The port of the node's sshd; users' SSH configs name it when it is not 22.</mat-hint
+            >
+            <mat-error>{{ error('ssh_port') }}</mat-error>
+          </mat-form-field>
           @if (serverError(); as message) {
             <p class="form-error" role="alert">{{ message }}</p>
           }
@@ -132,7 +140,7 @@ export class AddNodeDialog {
   private readonly ref = inject<MatDialogRef<AddNodeDialog, Node>>(MatDialogRef);
 
   protected readonly typeWords = TYPE_WORDS;
-  protected readonly types = (['linux', 'proxmox'] as const).map((value) => ({
+  protected readonly types = (['linux', 'proxmox', 'jump'] as const).map((value) => ({
     value,
     ...TYPE_WORDS[value],
   }));
@@ -141,6 +149,7 @@ export class AddNodeDialog {
     hostname: new FormControl('', { nonNullable: true, validators: check(hostnameError) }),
     type: new FormControl<Node['type']>('linux', { nonNullable: true }),
     management_ip: new FormControl('', { nonNullable: true, validators: check(ipError) }),
+    ssh_port: new FormControl('22', { nonNullable: true, validators: check(portError) }),
   });
 
   protected readonly submitting = signal(false);
@@ -149,7 +158,7 @@ export class AddNodeDialog {
   /** The node, as soon as the server made it (the dialog stays open to show its command). */
   readonly nodeCreated = output<Node>();
 
-  protected error(name: 'hostname' | 'management_ip'): string | null {
+  protected error(name: 'hostname' | 'management_ip' | 'ssh_port'): string | null {
     return messageOf(this.form.controls[name]);
   }
 
@@ -162,12 +171,17 @@ export class AddNodeDialog {
       this.form.markAllAsTouched();
       return;
     }
-    const { hostname, type, management_ip } = this.form.getRawValue();
+    const { hostname, type, management_ip, ssh_port } = this.form.getRawValue();
     this.submitting.set(true);
     try {
       const result = await firstValueFrom(
         this.api.post('/api/v1/nodes', {
-          body: { hostname: hostname.trim(), type, management_ip: management_ip.trim() },
+          body: {
+            hostname: hostname.trim(),
+            type,
+            management_ip: management_ip.trim(),
+            ssh_port: Number(ssh_port.trim()),
+          },
         }),
       );
       this.created.set(result);

@@ -57,6 +57,21 @@ export function isIPv6(value: string): boolean {
 }
 
 /** Why `value` is not an IP address, or null when it is an IPv4 or IPv6 address. */
+// The port of the node's sshd: TCP's 1-65535 (NewNode.ssh_port), 22 unless the admin moved it.
+export const SSH_PORT_MAX = 65535;
+
+/** Why `value` is not a TCP port, or null when it is one. */
+export function portError(value: string): string | null {
+  const port = value.trim();
+  if (!port) {
+    return "Enter the port of the node's sshd (22 unless it was moved).";
+  }
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > SSH_PORT_MAX) {
+    return `Use a port from 1 to ${SSH_PORT_MAX}.`;
+  }
+  return null;
+}
+
 export function ipError(value: string): string | null {
   const ip = value.trim();
   if (!ip) {

@@ -22,6 +22,11 @@ export const TYPE_WORDS: Record<Node['type'], { label: string; sentence: string 
     sentence:
       'A Proxmox VE host: the agent runs on the host and uses the Proxmox API for containers and users.',
   },
+  jump: {
+    label: 'jump',
+    sentence:
+      'The SSH jump host users connect through: the agent keeps one forwarding-only account per user, limited to the nodes they hold.',
+  },
 };
 
 /** "Last seen 12 s ago", "Never seen", "Last seen 2030-01-01". */

@@ -29,6 +29,7 @@ export function node(hostname: string, extra: Partial<Node> = {}): Node {
     hostname,
     type: 'linux',
     management_ip: '192.0.2.10',
+    ssh_port: 22,
     status: 'online',
     last_seen_at: '2030-01-01T00:00:00Z',
     agent_version: '1.4.0',

@@ -934,10 +934,16 @@ export interface components {
             /** Management Ip */
             management_ip: string;
             /**
+             * Ssh Port
+             * @description added: the port of the node's sshd at its management address (default 22); the generated SSH config names it when it is not 22
+             * @default 22
+             */
+            ssh_port: number;
+            /**
              * Type
              * @enum {string}
              */
-            type: "linux" | "proxmox";
+            type: "linux" | "proxmox" | "jump";
         };
         /** NewSshKey */
         NewSshKey: {
@@ -974,6 +980,12 @@ export interface components {
              */
             problems?: string[];
             /**
+             * Ssh Port
+             * @description added: the port of the node's sshd at its management address
+             * @default 22
+             */
+            ssh_port: number;
+            /**
              * Status
              * @enum {string}
              */
@@ -982,7 +994,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "linux" | "proxmox";
+            type: "linux" | "proxmox" | "jump";
         };
         /** NodeCreated */
         NodeCreated: {

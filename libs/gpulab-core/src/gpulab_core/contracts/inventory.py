@@ -15,7 +15,11 @@ from gpulab_core.contracts.events import EventPayload
 
 SERVICE = "inventory"
 
-NodeType = Literal["linux", "proxmox"]
+# `jump` (added): the SSH jump host users connect through. Its agent keeps one forwarding-only account
+# per user holding an active assignment anywhere, limited to those nodes (docs/adr/0017-managed-jump-host.md).
+NodeType = Literal["linux", "proxmox", "jump"]
+# The port sshd listens on when a node is created without one.
+DEFAULT_SSH_PORT = 22
 NodeStatus = Literal["pending", "online", "offline", "revoked"]
 
 # RFC 1123 host names: labels of letters, digits and inner hyphens, 253 characters in all.
@@ -46,6 +50,9 @@ class Node(Contract):
     hostname: str
     type: NodeType
     management_ip: str
+    ssh_port: int = Field(
+        default=DEFAULT_SSH_PORT, description="added: the port of the node's sshd at its management address"
+    )
     status: NodeStatus
     last_seen_at: datetime | None
     agent_version: str | None
@@ -76,6 +83,13 @@ class NewNode(Contract):
     hostname: str = Field(min_length=1, max_length=253)
     type: NodeType
     management_ip: str = Field(max_length=64)
+    ssh_port: int = Field(
+        default=DEFAULT_SSH_PORT,
+        ge=1,
+        le=65535,
+        description="added: the port of the node's sshd at its management address (default 22); the generated "
+        "SSH config names it when it is not 22",
+    )
 
     @field_validator("hostname")
     @classmethod
@@ -131,6 +145,7 @@ class NodeCreatedEvent(EventPayload):
     hostname: str
     type: str
     management_ip: str
+    ssh_port: int = DEFAULT_SSH_PORT  # added; absent in events written before it
     actor_id: uuid.UUID | None = None
 
 

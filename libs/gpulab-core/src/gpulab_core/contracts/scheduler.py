@@ -177,6 +177,7 @@ NODE_DETACHED = "scheduler.node_detached"
 ASSIGNMENT_CREATED = "scheduler.assignment_created"
 ASSIGNMENT_ENDED = "scheduler.assignment_ended"
 ASSIGNMENT_EXPIRING = "scheduler.assignment_expiring"
+ASSIGNMENT_FAILED = "scheduler.assignment_failed"
 # The NetBird setup key of an assignment, made for its user (audited), and the NetBird group, keys and
 # peers of an ended assignment removed (issue 12, finding 7).
 NETBIRD_KEY_ISSUED = "scheduler.netbird_key_issued"
@@ -246,6 +247,21 @@ class AssignmentExpiring(EventPayload):
     user_email: str
     node_hostname: str
     expires_at: datetime
+
+
+class AssignmentFailed(EventPayload):
+    """The assignment's node reported that it could not apply it (its `node_state` became `failed`):
+    once per failure, i.e. when the state turns to `failed` from `pending` or `applied`, never again
+    for the same failure however many heartbeats repeat it. Admins are mailed about it (notify)."""
+
+    assignment_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    node_id: uuid.UUID
+    node_hostname: str
+    linux_username: str
+    message: str | None  # the node's sentence (at most 500 characters)
+    reported_at: datetime
 
 
 class NetbirdKeyIssued(EventPayload):

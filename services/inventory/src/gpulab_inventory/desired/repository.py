@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Text
 
-from gpulab_inventory.models import desired_assignments, ended_assignments, user_ssh_keys
+from gpulab_inventory.models import desired_assignments, ended_assignments, nodes, user_ssh_keys
 
 
 async def _lock(session: AsyncSession, name: str) -> None:
@@ -133,6 +133,20 @@ async def node_desired_state(session: AsyncSession, node_id: uuid.UUID) -> list[
         select(d.c.spec, d.c.reported_state, d.c.reported_message)
         .where(d.c.node_id == node_id, d.c.withheld.is_(False))
         .order_by(d.c.assignment_id)
+    )
+    return list((await session.execute(query)).all())
+
+
+async def jump_rows(session: AsyncSession) -> list[Any]:
+    """(user_id, spec, management_ip, ssh_port) of every assignment sent to a node that is neither
+    deleted nor a jump host, by user then assignment id: what the jump host's state is made of
+    (heartbeat/jump.py)."""
+    d = desired_assignments
+    query = (
+        select(d.c.user_id, d.c.spec, nodes.c.management_ip, nodes.c.ssh_port)
+        .join(nodes, nodes.c.id == d.c.node_id)
+        .where(d.c.withheld.is_(False), nodes.c.status != "revoked", nodes.c.type != "jump")
+        .order_by(d.c.user_id, d.c.assignment_id)
     )
     return list((await session.execute(query)).all())
 

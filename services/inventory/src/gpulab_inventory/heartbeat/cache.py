@@ -24,6 +24,7 @@ A = TypeVar("A", bound=Assignment)  # an assignment as the heartbeat reply carri
 class CachedNode(Generic[A]):
     id: uuid.UUID
     hostname: str
+    type: str
     status: str
     agent_version: str | None
     hardware: dict[str, Any] | None
@@ -41,6 +42,7 @@ def cached(row: Any, assignments: list[A], reported: dict[str, Outcome | None]) 
     return CachedNode(
         id=row.id,
         hostname=row.hostname,
+        type=row.type,
         status=row.status,
         agent_version=row.agent_version,
         hardware=row.hardware,

@@ -29,7 +29,7 @@ from gpulab_core import outbox
 from gpulab_core.contracts import inventory as c
 from gpulab_core.errors import InvalidRequest
 from gpulab_inventory.desired import repository as desired_repo
-from gpulab_inventory.heartbeat import reports, revocations
+from gpulab_inventory.heartbeat import jump, reports, revocations
 from gpulab_inventory.heartbeat.cache import A, CachedNode, NodeCache, RevokedSerials, cached
 from gpulab_inventory.heartbeat.last_seen import PendingLastSeen
 from gpulab_inventory.heartbeat.metrics import NODE_WRITES
@@ -81,14 +81,16 @@ class Directory(Generic[A]):
         if serial in self.revoked:
             raise NodeRefused("the client certificate has been revoked")
         node = self.nodes.fresh(node_id, time.monotonic())
-        if node is None:
+        # The jump host's state is every node's (jump.py): read at each of its heartbeats.
+        if node is None or node.type == jump.JUMP_TYPE:
             node = await self._load(node_id, generation)
         if node is None or not liveness.may_connect(node.status):
             raise NodeRefused("the client certificate names no node that may connect")
         now = datetime.now(UTC)
         # The outcomes that differ from the recorded ones; none when the report is the last one handled.
         news: dict[str, Outcome] = {}
-        if beat.applied_wire is not None and beat.applied_wire != node.applied_wire:
+        # The jump host's report is about users, not assignments: never read (nor bounded by their limit).
+        if node.type != jump.JUMP_TYPE and beat.applied_wire is not None and beat.applied_wire != node.applied_wire:
             news = reports.changed(reports.outcomes(beat.applied(), node.reported), node.reported)
         unchanged = beat.hardware_wire is None or node.hardware_wire == beat.hardware_wire
         parsed: dict[str, Any] | None = None
@@ -135,6 +137,13 @@ class Directory(Generic[A]):
             if row is None:
                 self.nodes.drop(node_id)
                 return None
+            if row.type == jump.JUMP_TYPE:
+                # Its entries stand for users, not for assignments of its own: nothing it reports is
+                # recorded (no key in `reported`).
+                accounts = jump.accounts(await desired_repo.jump_rows(session))
+                node = cached(row, [self.decode(spec) for spec in accounts], {})
+                self.nodes.keep(node, generation)
+                return node
             desired = await desired_repo.node_desired_state(session, node_id)
         assignments = [self.decode(d.spec) for d in desired]
         reported: dict[str, Outcome | None] = {

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import pagination
+from gpulab_core.contracts.inventory import DEFAULT_SSH_PORT
 from gpulab_inventory.models import nodes
 from gpulab_inventory.nodes.liveness import OFFLINE, ONLINE, REVOKED
 
@@ -39,13 +40,22 @@ async def add(
     node_type: str,
     management_ip: str,
     created_by: uuid.UUID | None,
+    *,
+    ssh_port: int = DEFAULT_SSH_PORT,
 ) -> Any | None:
     """The new node's row; None when a live node has that host name already (two admins adding the
     same host at once: one node)."""
     return (
         await session.execute(
             insert(nodes)
-            .values(id=node_id, hostname=hostname, type=node_type, management_ip=management_ip, created_by=created_by)
+            .values(
+                id=node_id,
+                hostname=hostname,
+                type=node_type,
+                management_ip=management_ip,
+                ssh_port=ssh_port,
+                created_by=created_by,
+            )
             .on_conflict_do_nothing(index_elements=[nodes.c.hostname], index_where=text("status <> 'revoked'"))
             .returning(*nodes.c)
         )

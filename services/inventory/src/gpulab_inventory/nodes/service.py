@@ -33,6 +33,7 @@ def to_node(row: Any, problems: list[str] | None = None) -> c.Node:
         hostname=row.hostname,
         type=row.type,
         management_ip=row.management_ip,
+        ssh_port=row.ssh_port,
         status=row.status,
         last_seen_at=row.last_seen_at,
         agent_version=row.agent_version,
@@ -78,7 +79,9 @@ async def _enrollment(pki: PkiClient, settings: Settings, node_id: uuid.UUID, ac
 
 async def create(session: AsyncSession, req: c.CreateNodeRequest, pki: PkiClient, settings: Settings) -> c.NodeCreated:
     node_id = uuid.uuid4()
-    row = await repository.add(session, node_id, req.hostname, req.type, req.management_ip, req.actor_id)
+    row = await repository.add(
+        session, node_id, req.hostname, req.type, req.management_ip, req.actor_id, ssh_port=req.ssh_port
+    )
     if row is None:
         raise Conflict(f"a node named {req.hostname} exists already", code=c.NODE_EXISTS)
     event = c.NodeCreatedEvent(
@@ -86,6 +89,7 @@ async def create(session: AsyncSession, req: c.CreateNodeRequest, pki: PkiClient
         hostname=req.hostname,
         type=req.type,
         management_ip=req.management_ip,
+        ssh_port=req.ssh_port,
         actor_id=req.actor_id,
     )
     await outbox.emit(session, tables.outbox, c.NODE_CREATED, event.model_dump(mode="json"), source=SOURCE)

@@ -25,9 +25,11 @@ from gpulab_core.contracts.scheduler import (
     ASSIGNMENT_CREATED,
     ASSIGNMENT_ENDED,
     ASSIGNMENT_EXPIRING,
+    ASSIGNMENT_FAILED,
     AssignmentCreated,
     AssignmentEnded,
     AssignmentExpiring,
+    AssignmentFailed,
 )
 from gpulab_core.events import Event
 from gpulab_notify.admins import Admin
@@ -36,6 +38,7 @@ from gpulab_notify.deliveries.models import (
     KIND_ASSIGNMENT_CREATED,
     KIND_ASSIGNMENT_ENDED,
     KIND_ASSIGNMENT_EXPIRING,
+    KIND_ASSIGNMENT_FAILED,
     KIND_NODE_OFFLINE,
     KIND_NODE_ONLINE,
 )
@@ -86,8 +89,9 @@ def too_old(event: Event, max_age: timedelta) -> bool:
     return True
 
 
-def node_mail(event: Event) -> tuple[str, dict[str, Any]] | None:
-    """The kind of admin mail a node event asks for and the data it is rendered from; None for none.
+def admin_mail(event: Event) -> tuple[str, dict[str, Any]] | None:
+    """The kind of admin mail an event asks for (a node offline or back, an assignment its node could
+    not apply) and the data it is rendered from; None for none.
 
     Raises ValidationError for data that is not the event's payload."""
     if event.type == NODE_OFFLINE:
@@ -100,11 +104,16 @@ def node_mail(event: Event) -> tuple[str, dict[str, Any]] | None:
         if online.previous_status != "offline":
             return None
         return KIND_NODE_ONLINE, online.model_dump(mode="json")
+    if event.type == ASSIGNMENT_FAILED:
+        # The scheduler emits it once per failure (projections.py), so this is one mail per failure.
+        failed = AssignmentFailed.model_validate(known_fields(AssignmentFailed, event.data))
+        return KIND_ASSIGNMENT_FAILED, failed.model_dump(mode="json")
     return None
 
 
-class NodeMailHandler:
-    """`inventory.node_offline` / `node_online` (back from offline): one pending mail per active admin.
+class AdminMailHandler:
+    """`inventory.node_offline` / `node_online` (back from offline) / `scheduler.assignment_failed`:
+    one pending mail per active admin.
 
     Runs once per event (the consumer's processed-events row, in this transaction), and the rows are
     unique by (event, recipient): a redelivered event mails nobody twice. The admins are asked of
@@ -127,7 +136,7 @@ class NodeMailHandler:
 
     async def __call__(self, session: AsyncSession, event: Event) -> None:
         try:
-            mail = node_mail(event)
+            mail = admin_mail(event)
         except ValidationError as exc:
             log.error("event %s (%s) skipped, its data is not valid: %s", event.id, event.type, exc)
             return

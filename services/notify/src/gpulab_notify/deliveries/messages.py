@@ -18,11 +18,16 @@ from urllib.parse import quote
 
 from gpulab_core.contracts.events import UserInvited
 from gpulab_core.contracts.inventory import NodeOfflineEvent, NodeOnlineEvent
+from gpulab_core.contracts.scheduler import AssignmentFailed
 
 # The web app's accept page (frontend route `invite/:token`).
 INVITE_PATH = "/invite/"
 # The web app's node page (admin route `nodes/:id`).
 NODE_PATH = "/nodes/"
+# The admin dashboard's assignments page (admin route `assignments`).
+ASSIGNMENTS_PATH = "/assignments"
+# The node's sentence is at most 500 characters (inventory's bound); a mail shows no more.
+MAX_NODE_MESSAGE = 500
 # RFC 1123's longest host name; a subject line needs no more of whatever an event carries.
 MAX_HOSTNAME = 253
 
@@ -182,6 +187,44 @@ def node_online_message(
         f"Offline since:  {rfc3339(node.offline_since)}\n"
         f"Back online:    {rfc3339(node.at)}\n\n"
         f"{node_link(public_url, node.node_id)}\n\n"
+        f"{_FOOTER}"
+    )
+    return msg
+
+
+def assignment_failed_message(
+    failed: AssignmentFailed,
+    *,
+    recipient: str,
+    mail_id: uuid.UUID,
+    created_at: datetime,
+    public_url: str,
+    sender: str,
+) -> EmailMessage:
+    """A node could not apply an assignment: its user has no working access until an admin acts.
+    Raises ValueError for a recipient that cannot be a header value."""
+    host = display_hostname(failed.node_hostname)
+    user = one_line(failed.linux_username)[:32] or "(none)"
+    reason = one_line(failed.message or "")[:MAX_NODE_MESSAGE] or "(the node gave no reason)"
+    msg = headers(
+        sender=sender,
+        recipient=recipient,
+        subject=f"[gpulab] node {host} could not set up access for {user}",
+        created_at=created_at,
+        mail_id=mail_id,
+    )
+    msg.set_content(
+        f"The node {host} could not apply an assignment: its user cannot log in until this is fixed.\n\n"
+        f"Node:           {host}\n"
+        f"Node id:        {failed.node_id}\n"
+        f"Assignment:     {failed.assignment_id}\n"
+        f"User:           {one_line(failed.user_email)}\n"
+        f"Linux user:     {user}\n"
+        f"Reported at:    {rfc3339(failed.reported_at)}\n"
+        f"Node's reason:  {reason}\n\n"
+        f"The node tries again at every heartbeat; you get this mail once per failure.\n\n"
+        f"{public_url.rstrip('/') + ASSIGNMENTS_PATH}\n"
+        f"{node_link(public_url, failed.node_id)}\n\n"
         f"{_FOOTER}"
     )
     return msg

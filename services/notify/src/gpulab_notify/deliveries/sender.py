@@ -22,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gpulab_core import sealing
 from gpulab_core.contracts.events import UserInvited
 from gpulab_core.contracts.inventory import NodeOfflineEvent, NodeOnlineEvent
-from gpulab_core.contracts.scheduler import AssignmentCreated, AssignmentEnded, AssignmentExpiring
+from gpulab_core.contracts.scheduler import AssignmentCreated, AssignmentEnded, AssignmentExpiring, AssignmentFailed
 from gpulab_notify.deliveries import assignment_messages, messages, repository
 from gpulab_notify.deliveries.models import (
     KIND_ASSIGNMENT_CREATED,
     KIND_ASSIGNMENT_ENDED,
     KIND_ASSIGNMENT_EXPIRING,
+    KIND_ASSIGNMENT_FAILED,
     KIND_INVITE,
     KIND_NODE_OFFLINE,
     KIND_NODE_ONLINE,
@@ -160,7 +161,10 @@ class Sender:
     def _render(self, delivery: Delivery) -> EmailMessage:
         if delivery.kind == KIND_INVITE and delivery.payload is not None:
             return self._render_invite(delivery, delivery.payload)
-        if delivery.kind in (KIND_NODE_OFFLINE, KIND_NODE_ONLINE) and delivery.payload is not None:
+        if (
+            delivery.kind in (KIND_NODE_OFFLINE, KIND_NODE_ONLINE, KIND_ASSIGNMENT_FAILED)
+            and delivery.payload is not None
+        ):
             return self._render_node(delivery, delivery.payload)
         if delivery.kind in _ASSIGNMENT_KINDS and delivery.payload is not None:
             return self._render_assignment(delivery, delivery.payload)
@@ -200,6 +204,8 @@ class Sender:
         try:
             if delivery.kind == KIND_NODE_OFFLINE:
                 return messages.node_offline_message(NodeOfflineEvent.model_validate(payload), **common)
+            if delivery.kind == KIND_ASSIGNMENT_FAILED:
+                return messages.assignment_failed_message(AssignmentFailed.model_validate(payload), **common)
             return messages.node_online_message(NodeOnlineEvent.model_validate(payload), **common)
         except ValidationError as exc:
             raise Undeliverable(f"stored node event is not valid: {exc.error_count()} errors") from exc

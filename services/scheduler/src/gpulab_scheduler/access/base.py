@@ -20,6 +20,7 @@ class AccessTarget:
     linux_username: str
     node_hostname: str
     management_ip: str
+    ssh_port: int  # the node's sshd's port at management_ip
     expires_at: datetime | None  # None: the assignment does not expire
 
 

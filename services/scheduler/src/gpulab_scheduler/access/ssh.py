@@ -15,6 +15,7 @@ import re
 import shlex
 import uuid
 
+from gpulab_core.contracts.inventory import DEFAULT_SSH_PORT
 from gpulab_core.contracts.scheduler import Access
 from gpulab_scheduler.access.base import AccessTarget, AccessUnavailable
 
@@ -96,6 +97,15 @@ def parse_jump_host(raw: str) -> str:
     return (f"{user}@" if at else "") + host + (f":{port}" if port else "")
 
 
+def jump_hop(jump_host: str, linux_username: str) -> str:
+    """The ProxyJump value: the jump host with the account the hop logs in as. Without one, ssh would
+    log in to the jump host as the person's local user name, which is nobody's account there. The
+    managed jump host (a node of type `jump`, docs/adr/0017-managed-jump-host.md) keeps an account per
+    user under the same Linux user name as on the nodes; an account named in GPULAB_SSH_JUMP_HOST (a
+    jump host kept by hand, shared by everyone) is kept as the admin wrote it."""
+    return jump_host if "@" in jump_host else f"{linux_username}@{jump_host}"
+
+
 class SshProxyJump:
     """Reach the node's management address through one SSH jump host (`GPULAB_SSH_JUMP_HOST`)."""
 
@@ -108,11 +118,14 @@ class SshProxyJump:
                 f"SSH access is not configured: {JUMP_HOST_ENV} is not set. An admin sets it to the jump "
                 "host users connect through ([user@]host[:port]), or picks another tunnel provider."
             )
-        jump = parse_jump_host(self._jump_host)
+        jump_host = parse_jump_host(self._jump_host)
         alias = self.alias(target.node_hostname)
         user = target.linux_username
         if not _LINUX_USERNAME.fullmatch(user):
             raise AccessUnavailable(f"the Linux user name {_shown(user)} cannot be written into an SSH config")
+        if not 1 <= target.ssh_port <= 65535:
+            raise AccessUnavailable(f"the node's SSH port {target.ssh_port} is not a port")
+        jump = jump_hop(jump_host, user)
         ip = _ip(target.management_ip)
         if ip is None:
             raise AccessUnavailable(
@@ -131,11 +144,13 @@ class SshProxyJump:
                 f"Host {alias}",
                 f"    HostName {ip}",
                 f"    User {user}",
+                *([f"    Port {target.ssh_port}"] if target.ssh_port != DEFAULT_SSH_PORT else []),
                 f"    ProxyJump {jump}",
                 "",
             ]
         )
-        command = shlex.join(["ssh", "-J", jump, f"{user}@{ip}"])
+        port = ["-p", str(target.ssh_port)] if target.ssh_port != DEFAULT_SSH_PORT else []
+        command = shlex.join(["ssh", "-J", jump, *port, f"{user}@{ip}"])
         return Access(provider="ssh_proxy_jump", ssh_config=config, ssh_command=command, expires_at=target.expires_at)
 
     @staticmethod

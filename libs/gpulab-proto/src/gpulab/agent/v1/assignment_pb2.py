@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x02\n\nAssignment\x12\x15\n\rassignment_id\x18\x01 \x01(\t\x12\x16\n\x0elinux_username\x18\x02 \x01(\t\x12\x17\n\x0fssh_public_keys\x18\x03 \x03(\t\x12:\n\x10\x65nforcement_mode\x18\x04 \x01(\x0e\x32 .gpulab.agent.v1.EnforcementMode\x12*\n\x04gpus\x18\x05 \x03(\x0b\x32\x1c.gpulab.agent.v1.AssignedGpu\x12\x0c\n\x04\x63pus\x18\x06 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x07 \x01(\x03\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmig_profile\x18\t \x01(\t\"*\n\x0b\x41ssignedGpu\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04uuid\x18\x02 \x01(\t*\xa5\x01\n\x0f\x45nforcementMode\x12 \n\x1c\x45NFORCEMENT_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NFORCEMENT_MODE_SOFT\x10\x01\x12\x1b\n\x17\x45NFORCEMENT_MODE_CGROUP\x10\x02\x12\x18\n\x14\x45NFORCEMENT_MODE_MIG\x10\x03\x12\x1e\n\x1a\x45NFORCEMENT_MODE_CONTAINER\x10\x04\x42<Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gpulab/agent/v1/assignment.proto\x12\x0fgpulab.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x02\n\nAssignment\x12\x15\n\rassignment_id\x18\x01 \x01(\t\x12\x16\n\x0elinux_username\x18\x02 \x01(\t\x12\x17\n\x0fssh_public_keys\x18\x03 \x03(\t\x12:\n\x10\x65nforcement_mode\x18\x04 \x01(\x0e\x32 .gpulab.agent.v1.EnforcementMode\x12*\n\x04gpus\x18\x05 \x03(\x0b\x32\x1c.gpulab.agent.v1.AssignedGpu\x12\x0c\n\x04\x63pus\x18\x06 \x01(\x05\x12\x0e\n\x06ram_mb\x18\x07 \x01(\x03\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmig_profile\x18\t \x01(\t\x12\x17\n\x0f\x66orward_targets\x18\n \x03(\t\"*\n\x0b\x41ssignedGpu\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04uuid\x18\x02 \x01(\t*\xc0\x01\n\x0f\x45nforcementMode\x12 \n\x1c\x45NFORCEMENT_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NFORCEMENT_MODE_SOFT\x10\x01\x12\x1b\n\x17\x45NFORCEMENT_MODE_CGROUP\x10\x02\x12\x18\n\x14\x45NFORCEMENT_MODE_MIG\x10\x03\x12\x1e\n\x1a\x45NFORCEMENT_MODE_CONTAINER\x10\x04\x12\x19\n\x15\x45NFORCEMENT_MODE_JUMP\x10\x05\x42<Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gpulab.agent.v1.assignment_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1'
-  _globals['_ENFORCEMENTMODE']._serialized_start=421
-  _globals['_ENFORCEMENTMODE']._serialized_end=586
+  _globals['_ENFORCEMENTMODE']._serialized_start=446
+  _globals['_ENFORCEMENTMODE']._serialized_end=638
   _globals['_ASSIGNMENT']._serialized_start=87
-  _globals['_ASSIGNMENT']._serialized_end=374
-  _globals['_ASSIGNEDGPU']._serialized_start=376
-  _globals['_ASSIGNEDGPU']._serialized_end=418
+  _globals['_ASSIGNMENT']._serialized_end=399
+  _globals['_ASSIGNEDGPU']._serialized_start=401
+  _globals['_ASSIGNEDGPU']._serialized_end=443
 # @@protoc_insertion_point(module_scope)

@@ -17,14 +17,16 @@ class EnforcementMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENFORCEMENT_MODE_CGROUP: _ClassVar[EnforcementMode]
     ENFORCEMENT_MODE_MIG: _ClassVar[EnforcementMode]
     ENFORCEMENT_MODE_CONTAINER: _ClassVar[EnforcementMode]
+    ENFORCEMENT_MODE_JUMP: _ClassVar[EnforcementMode]
 ENFORCEMENT_MODE_UNSPECIFIED: EnforcementMode
 ENFORCEMENT_MODE_SOFT: EnforcementMode
 ENFORCEMENT_MODE_CGROUP: EnforcementMode
 ENFORCEMENT_MODE_MIG: EnforcementMode
 ENFORCEMENT_MODE_CONTAINER: EnforcementMode
+ENFORCEMENT_MODE_JUMP: EnforcementMode
 
 class Assignment(_message.Message):
-    __slots__ = ("assignment_id", "linux_username", "ssh_public_keys", "enforcement_mode", "gpus", "cpus", "ram_mb", "expires_at", "mig_profile")
+    __slots__ = ("assignment_id", "linux_username", "ssh_public_keys", "enforcement_mode", "gpus", "cpus", "ram_mb", "expires_at", "mig_profile", "forward_targets")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     LINUX_USERNAME_FIELD_NUMBER: _ClassVar[int]
     SSH_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +36,7 @@ class Assignment(_message.Message):
     RAM_MB_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     MIG_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_TARGETS_FIELD_NUMBER: _ClassVar[int]
     assignment_id: str
     linux_username: str
     ssh_public_keys: _containers.RepeatedScalarFieldContainer[str]
@@ -43,7 +46,8 @@ class Assignment(_message.Message):
     ram_mb: int
     expires_at: _timestamp_pb2.Timestamp
     mig_profile: str
-    def __init__(self, assignment_id: _Optional[str] = ..., linux_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[str]] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ..., gpus: _Optional[_Iterable[_Union[AssignedGpu, _Mapping]]] = ..., cpus: _Optional[int] = ..., ram_mb: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mig_profile: _Optional[str] = ...) -> None: ...
+    forward_targets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, assignment_id: _Optional[str] = ..., linux_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[str]] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ..., gpus: _Optional[_Iterable[_Union[AssignedGpu, _Mapping]]] = ..., cpus: _Optional[int] = ..., ram_mb: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mig_profile: _Optional[str] = ..., forward_targets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AssignedGpu(_message.Message):
     __slots__ = ("index", "uuid")
