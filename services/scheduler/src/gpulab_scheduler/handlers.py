@@ -77,6 +77,19 @@ def endpoints(
             node = (await session.execute(nodes.select().where(nodes.c.id == row.node_id))).one()
         if node.management_ip is None:
             raise NotFound("the node's management address is not known yet")
+        container_port: int | None = None
+        if env.enforcement_mode == "container" and env.tunnel_provider != "netbird":
+            # The login is the container's sshd, on a port only the node's agent knows: no config
+            # without it (one without the port would not get in).
+            container_port = row.node_access_port
+            if container_port is None:
+                why = (
+                    f"the node could not set it up: {row.node_message}"
+                    if row.node_state == "failed"
+                    else "the node has not reported the SSH port of the assignment's container yet; "
+                    "try again in a minute"
+                )
+                raise Conflict(f"access is not ready: {why}", code=c.ACCESS_NOT_READY)
         target = AccessTarget(
             assignment_id=row.id,
             user_email=row.user_email,
@@ -85,6 +98,7 @@ def endpoints(
             management_ip=node.management_ip,
             ssh_port=node.ssh_port,
             expires_at=row.expires_at,
+            container_port=container_port,
         )
         if env.tunnel_provider == "netbird":
             async with sessions() as session, session.begin():
