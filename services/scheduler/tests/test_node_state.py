@@ -200,9 +200,11 @@ async def test_a_container_assignments_access_waits_for_its_port_then_names_it(c
     refused = await cluster.error("assignments.access", mine)
     assert refused.code == sch.ACCESS_NOT_READY
     assert "has not reported the SSH port" in refused.message
-    # Applied without a port (an agent from before access_port): still not ready.
+    # Applied without a port (an agent from before access_port, a Proxmox node): still not ready.
     await applied(cluster, await report(cluster, made, "applied"))
-    assert (await cluster.error("assignments.access", mine)).code == sch.ACCESS_NOT_READY
+    refused = await cluster.error("assignments.access", mine)
+    assert refused.code == sch.ACCESS_NOT_READY
+    assert "reported no SSH port for its container" in refused.message
 
     await applied(cluster, await report(cluster, made, "applied", access_port=32768))
     access = await cluster.call("assignments.access", mine)

@@ -83,12 +83,21 @@ def endpoints(
             # without it (one without the port would not get in).
             container_port = row.node_access_port
             if container_port is None:
-                why = (
-                    f"the node could not set it up: {row.node_message}"
-                    if row.node_state == "failed"
-                    else "the node has not reported the SSH port of the assignment's container yet; "
-                    "try again in a minute"
-                )
+                if row.node_state == "failed":
+                    why = f"the node could not set it up: {row.node_message}"
+                elif row.node_state == "applied":
+                    # An agent from before access_port, or a Proxmox node (its CTs have addresses of
+                    # their own, which no agent reports yet).
+                    why = (
+                        "the node applied it but reported no SSH port for its container (an agent older "
+                        "than this control plane, or a Proxmox node, which the generated config does not "
+                        "cover yet); an admin can check the node"
+                    )
+                else:
+                    why = (
+                        "the node has not reported the SSH port of the assignment's container yet; "
+                        "try again in a minute"
+                    )
                 raise Conflict(f"access is not ready: {why}", code=c.ACCESS_NOT_READY)
         target = AccessTarget(
             assignment_id=row.id,
