@@ -63,6 +63,17 @@ type Enforcer interface {
 	Applied(ctx context.Context) ([]string, error)
 }
 
+// AccessPorter is implemented by the Enforcers whose users log in somewhere
+// other than the node's own sshd (the container mode): AccessPort is the
+// node-local TCP port, on 127.0.0.1, where the applied assignment with this
+// id accepts SSH, or 0 when there is none or it is not known. The reconciler
+// asks it after a successful Apply and reports the port to the control
+// plane (AppliedAssignment.access_port), which puts it in the user's SSH
+// config.
+type AccessPorter interface {
+	AccessPort(assignmentID string) int
+}
+
 // ErrUnknownMode is returned by Registry.Get for a name nothing registered.
 var ErrUnknownMode = errors.New("unknown enforcement mode")
 

@@ -2,12 +2,15 @@ package reconcile
 
 import (
 	"context"
+	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	agentv1 "github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1"
+	"github.com/gpulab/gpulab/agent/internal/enforce"
 )
 
 const (
@@ -167,4 +170,73 @@ func TestOneAccountsAssignmentsOnANodeMustShareAMode(t *testing.T) {
 		t.Errorf("outcome = %q", got)
 	}
 	checkKeys(t, h, h.account("alice"), keysContent(keyA1))
+}
+
+// portEnforcer is a container-like Enforcer whose applied assignments accept
+// SSH on port.
+type portEnforcer struct {
+	port    int
+	applied map[string]bool
+}
+
+func (p *portEnforcer) Apply(_ context.Context, a enforce.Assignment) error {
+	p.applied[a.ID] = true
+	return nil
+}
+
+func (p *portEnforcer) Remove(_ context.Context, id string) error {
+	delete(p.applied, id)
+	return nil
+}
+
+func (p *portEnforcer) Applied(context.Context) ([]string, error) {
+	return slices.Sorted(maps.Keys(p.applied)), nil
+}
+
+func (p *portEnforcer) AccessPort(id string) int {
+	if p.applied[id] {
+		return p.port
+	}
+	return 0
+}
+
+// plainEnforcer is an Enforcer with no access port of its own (soft-like).
+type plainEnforcer struct{ inner *portEnforcer }
+
+func (p plainEnforcer) Apply(ctx context.Context, a enforce.Assignment) error {
+	return p.inner.Apply(ctx, a)
+}
+func (p plainEnforcer) Remove(ctx context.Context, id string) error   { return p.inner.Remove(ctx, id) }
+func (p plainEnforcer) Applied(ctx context.Context) ([]string, error) { return p.inner.Applied(ctx) }
+
+func TestAContainerAssignmentReportsItsAccessPortAndOthersNone(t *testing.T) {
+	for _, tc := range []struct {
+		port int
+		want uint32
+	}{{32768, 32768}, {65535, 65535}, {65536, 0}, {0, 0}, {-1, 0}} {
+		t.Run(strconv.Itoa(tc.port), func(t *testing.T) {
+			h := newFakeHost(t)
+			reg := enforce.NewRegistry()
+			if err := reg.Register("container", &portEnforcer{port: tc.port, applied: map[string]bool{}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := reg.Register("soft", plainEnforcer{&portEnforcer{port: 2222, applied: map[string]bool{}}}); err != nil {
+				t.Fatal(err)
+			}
+			h.cfg.Enforcers = reg
+			st := h.reconciler().Apply(context.Background(), []*agentv1.Assignment{
+				withMode(assign("a-1", "alice", keyA1), agentv1.EnforcementMode_ENFORCEMENT_MODE_CONTAINER),
+				assign("c-1", "carol", keyC1),
+			})
+			if got, want := outcome(st), []string{"a-1=APPLIED", "c-1=APPLIED"}; !slices.Equal(got, want) {
+				t.Fatalf("outcome = %q, want %q", got, want)
+			}
+			if got := st.GetAssignments()[0].GetAccessPort(); got != tc.want {
+				t.Errorf("container assignment's access_port = %d, want %d", got, tc.want)
+			}
+			if got := st.GetAssignments()[1].GetAccessPort(); got != 0 {
+				t.Errorf("soft assignment's access_port = %d, want 0", got)
+			}
+		})
+	}
 }

@@ -85,6 +85,9 @@ type entry struct {
 	err     error              // validation failure: the assignment is FAILED, nothing done for it
 	expired bool
 	enfErr  error // enforcement failed: FAILED, and its keys are not written
+	// port is where the applied assignment accepts SSH on the node's
+	// 127.0.0.1 when its mode has such a port (enforce.AccessPorter), else 0.
+	port int
 }
 
 // Apply makes the node's managed accounts match desired, the complete list
@@ -151,6 +154,9 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 				e.enfErr = fmt.Errorf("%s enforcement was not applied, so this assignment grants no access: %w", e.mode, err)
 				continue
 			}
+			if p, ok := e.enf.(enforce.AccessPorter); ok {
+				e.port = p.AccessPort(e.id)
+			}
 			granted = append(granted, e)
 		}
 		if _, err := syncAuthorizedKeys(r.homePath(a), a.uid, a.gid, keysFile(granted), true); err != nil {
@@ -207,7 +213,9 @@ func (r *Reconciler) Apply(ctx context.Context, desired []*agentv1.Assignment) *
 			state.Assignments = append(state.Assignments, failed(e.id, e.enfErr))
 			r.known[e.id] = e.user
 		default:
-			state.Assignments = append(state.Assignments, result(e.id, agentv1.ApplyState_APPLY_STATE_APPLIED))
+			applied := result(e.id, agentv1.ApplyState_APPLY_STATE_APPLIED)
+			applied.AccessPort = accessPort(e.port)
+			state.Assignments = append(state.Assignments, applied)
 			r.known[e.id] = e.user
 		}
 	}
@@ -335,6 +343,14 @@ func (r *Reconciler) homePath(a *account) string {
 
 func result(id string, s agentv1.ApplyState) *agentv1.AppliedAssignment {
 	return &agentv1.AppliedAssignment{AssignmentId: id, State: s}
+}
+
+// accessPort is p as the report carries it: a TCP port, or 0.
+func accessPort(p int) uint32 {
+	if p < 1 || p > 65535 {
+		return 0
+	}
+	return uint32(p)
 }
 
 func failed(id string, err error) *agentv1.AppliedAssignment {

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gpulab.agent.v1 import heartbeat_pb2 as pb
 
 from gpulab_core.errors import RemoteError
 from gpulab_core.runtime import Runtime
@@ -162,3 +163,77 @@ async def test_assign_heartbeat_revoke_and_reach_the_node(
     again = await plane.call("assignments.create", request, service="scheduler")
     assert again["gpus"] == made["gpus"]
     await plane.call("assignments.revoke", {"id": again["id"]}, service="scheduler")
+
+
+async def test_a_container_assignments_port_flows_from_the_heartbeat_into_its_ssh_config(
+    plane: ControlPlane, agents: list[Agent], allocation: dict[str, Runtime], tmp_path: Path
+) -> None:
+    """Container mode: the agent's applied report carries its container's sshd port; inventory
+    announces it, the scheduler keeps it, and the access reply names it (`ssh -G`) — refused as
+    `access_not_ready` until then."""
+    agent = await enrolled(plane, agents)
+    channel = agent.heartbeat_channel()
+    await agent.heartbeat(hardware(gpus=2), channel=channel)
+    node_id = agent.node_id or ""
+    env = await plane.call(
+        "environments.create",
+        {"name": f"box-{uuid.uuid4().hex[:6]}", "enforcement_mode": "container", "tunnel_provider": "ssh_proxy_jump"},
+        service="scheduler",
+    )
+
+    async def attached() -> bool:
+        try:
+            await plane.call("environments.attach_node", {"id": env["id"], "node_id": node_id}, service="scheduler")
+            return True
+        except RemoteError:
+            return False
+
+    await wait_until(attached, timeout_s=20)
+    user_id, _ = await make_user(plane, allocation["identity"], tmp_path)
+    request = {"user_id": user_id, "environment_id": env["id"], "gpus": 1, "placement": "dynamic"}
+    made: dict[str, Any] = {}
+
+    async def got_one() -> bool:
+        try:
+            made.update(await plane.call("assignments.create", request, service="scheduler"))
+            return True
+        except RemoteError:
+            return False
+
+    await wait_until(got_one, timeout_s=20)
+
+    async def in_reply() -> bool:
+        reply = await agent.heartbeat(hardware(gpus=2), channel=channel)
+        return any(a.assignment_id == made["id"] for a in reply.assignments)
+
+    await wait_until(in_reply, timeout_s=20, interval_s=0.3)
+    mine = {"id": made["id"], "user_id": user_id}
+    with pytest.raises(RemoteError) as not_ready:
+        await plane.call("assignments.access", mine, service="scheduler")
+    assert not_ready.value.code == "access_not_ready"
+
+    report = pb.AppliedState(
+        assignments=[pb.AppliedAssignment(assignment_id=made["id"], state=pb.APPLY_STATE_APPLIED, access_port=32770)]
+    )
+    await agent.heartbeat(hardware(gpus=2), channel=channel, applied=report)
+    access: dict[str, Any] = {}
+
+    async def ready() -> bool:
+        try:
+            access.update(await plane.call("assignments.access", mine, service="scheduler"))
+            return True
+        except RemoteError as exc:
+            if exc.code != "access_not_ready":
+                raise
+            return False
+
+    await wait_until(ready, timeout_s=20, interval_s=0.3)
+    config = tmp_path / "ssh_config"
+    config.write_text(access["ssh_config"])
+    alias = next(line.split()[1] for line in access["ssh_config"].splitlines() if line.startswith("Host "))
+    shown = subprocess.run(["ssh", "-G", "-F", str(config), alias], capture_output=True, text=True, check=True).stdout
+    settings = dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
+    user = made["linux_username"]
+    assert (settings["hostname"], settings["port"], settings["user"]) == ("127.0.0.1", "32770", "root")
+    assert settings["proxyjump"] == f"{user}@{JUMP},{user}@[10.0.0.7]"
+    await plane.call("assignments.revoke", {"id": made["id"]}, service="scheduler")

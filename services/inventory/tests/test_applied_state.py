@@ -4,6 +4,7 @@ recorded and announced once per change, for the node's own assignments only, wit
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,13 @@ from .test_desired_state import WAIT_S, created, has, publish
 APPLIED, FAILED, REMOVED = pb.APPLY_STATE_APPLIED, pb.APPLY_STATE_FAILED, pb.APPLY_STATE_REMOVED
 
 
-def applied(*entries: tuple[str, int, str]) -> pb.AppliedState:
+def applied(*entries: tuple[str, int, str] | tuple[str, int, str, int]) -> pb.AppliedState:
+    """(assignment id, state, error[, access port]) entries."""
     return pb.AppliedState(
-        assignments=[pb.AppliedAssignment(assignment_id=i, state=state, error=error) for i, state, error in entries]
+        assignments=[
+            pb.AppliedAssignment(assignment_id=e[0], state=e[1], error=e[2], access_port=e[3] if len(e) > 3 else 0)
+            for e in entries
+        ]
     )
 
 
@@ -62,7 +67,7 @@ async def row(db: AsyncEngine, assignment_id: str) -> Any:
         return (
             await conn.execute(
                 text(
-                    "SELECT xmin::text AS version, reported_state, reported_message, reported_at "
+                    "SELECT xmin::text AS version, reported_state, reported_message, reported_access_port, reported_at "
                     "FROM inventory.desired_assignments WHERE assignment_id = :id"
                 ),
                 {"id": assignment_id},
@@ -222,3 +227,54 @@ async def test_the_same_report_again_costs_no_database_round_trip(plane: Control
     await beat(applied((assignment, FAILED, "nope.")))
     assert sessions.opened == 3
     await reported(plane, agent, 2)
+
+
+async def test_a_container_assignments_access_port_is_recorded_and_announced_when_it_changes(
+    plane: ControlPlane, agents: list[Agent], db: AsyncEngine
+) -> None:
+    agent = await enrolled(plane, agents)
+    channel = agent.heartbeat_channel()
+    await agent.heartbeat(channel=channel)
+    assignment = await assigned(plane, agent)
+
+    await agent.heartbeat(channel=channel, applied=applied((assignment, APPLIED, "", 32768)))
+    (first,) = await reported(plane, agent, 1)
+    assert (first["state"], first["access_port"]) == ("applied", 32768)
+    assert (await row(db, assignment)).reported_access_port == 32768
+    # The same port again: nothing; the container recreated on another port: a new report.
+    await agent.heartbeat(channel=channel, applied=applied((assignment, APPLIED, "", 32768)))
+    await agent.heartbeat(channel=channel, applied=applied((assignment, APPLIED, "", 32769)))
+    second = (await reported(plane, agent, 2))[1]
+    assert second["access_port"] == 32769
+    # A failure has no port, whatever the agent sent with it.
+    await agent.heartbeat(channel=channel, applied=applied((assignment, FAILED, "engine down.", 32769)))
+    third = (await reported(plane, agent, 3))[2]
+    assert (third["state"], third["access_port"]) == ("failed", None)
+    assert (await row(db, assignment)).reported_access_port is None
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(65535, 65535), (1, 1), (65536, None), (0, None)])
+async def test_an_access_port_is_kept_only_when_it_is_a_tcp_port(
+    plane: ControlPlane,
+    agents: list[Agent],
+    db: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    sent: int,
+    kept: int | None,
+) -> None:
+    """1..65535 kept; 0 is the agent's "none"; anything above is ignored with a log line, never a
+    refused heartbeat (the node's liveness and desired state go on)."""
+    agent = await enrolled(plane, agents)
+    await agent.heartbeat()
+    assignment = await assigned(plane, agent)
+    with caplog.at_level(logging.WARNING, logger="gpulab_inventory.heartbeat.reports"):
+        await agent.heartbeat(applied=applied((assignment, APPLIED, "", sent)))
+        (only,) = await reported(plane, agent, 1)
+    assert (only["state"], only["access_port"]) == ("applied", kept)
+    assert (await row(db, assignment)).reported_access_port == kept
+    ignored = [r.getMessage() for r in caplog.records if "access port" in r.getMessage()]
+    assert ignored == (
+        [f"assignment {assignment}: the agent reported access port {sent}, not 1 to 65535: ignored"]
+        if sent > 65535
+        else []
+    )

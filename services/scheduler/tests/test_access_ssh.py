@@ -215,3 +215,49 @@ async def test_a_jump_host_that_could_change_the_config_is_refused(jump_host: st
     assert caught.value.code == ACCESS_PROVIDER_FAILED
     assert "GPULAB_SSH_JUMP_HOST=" in caught.value.message
     assert "\n" not in caught.value.message
+
+
+# ---- container mode: root in the assignment's container, on the port its node reported ----
+
+
+@needs_ssh
+@pytest.mark.parametrize(
+    ("jump_host", "node_ip", "ssh_port", "proxyjump"),
+    [
+        # ssh -G prints a hop's address in brackets
+        ("bastion.example.org", "10.20.0.5", 22, "alice@bastion.example.org,alice@[10.20.0.5]"),
+        (
+            "gpulab@bastion.example.org:2222",
+            "10.20.0.5",
+            2200,
+            "gpulab@bastion.example.org:2222,alice@[10.20.0.5]:2200",
+        ),
+        ("bastion.example.org", "FD00::5", 22, "alice@bastion.example.org,alice@[fd00::5]"),
+        ("bastion.example.org", "fd00::5", 2200, "alice@bastion.example.org,alice@[fd00::5]:2200"),
+    ],
+)
+@pytest.mark.parametrize("port", [32768, 1, 65535])
+async def test_a_container_assignments_config_reaches_its_container_on_the_reported_port(
+    jump_host: str, node_ip: str, ssh_port: int, proxyjump: str, port: int, tmp_path: Path
+) -> None:
+    access = await SshProxyJump(jump_host).access(target(container_port=port, management_ip=node_ip, ssh_port=ssh_port))
+
+    assert access.ssh_config is not None
+    assert access.ssh_command is not None
+    seen = resolved_config(access.ssh_config, "gpulab-gpu-node-1.lab", tmp_path)
+    want = ("127.0.0.1", str(port), "root", proxyjump, "gpulab-gpu-node-1.lab")
+    assert (seen["hostname"], seen["port"], seen["user"], seen["proxyjump"], seen["hostkeyalias"]) == want
+    by_command = ssh_resolves("-F", "/dev/null", *shlex.split(access.ssh_command)[1:])
+    assert (
+        by_command["hostname"],
+        by_command["port"],
+        by_command["user"],
+        by_command["proxyjump"],
+        by_command["hostkeyalias"],
+    ) == want
+
+
+@pytest.mark.parametrize("port", [0, 65536])
+async def test_a_container_port_that_is_not_one_is_refused_rather_than_written(port: int) -> None:
+    with pytest.raises(AccessUnavailable, match="container's SSH port .* is not a port"):
+        await SshProxyJump("bastion").access(target(container_port=port))

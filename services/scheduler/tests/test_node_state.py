@@ -30,6 +30,7 @@ async def report(
     *,
     at: datetime | None = None,
     node_id: Any = None,
+    access_port: int | None = None,
 ) -> Event:
     """What inventory emits when a node's outcome for the assignment changed."""
     data = inv.AssignmentStateReported(
@@ -38,6 +39,7 @@ async def report(
         state=state,
         message=message,
         reported_at=at or datetime.now(UTC),
+        access_port=access_port,
     )
     return await publish(cluster.nc, inv.ASSIGNMENT_STATE_REPORTED, data)
 
@@ -64,9 +66,9 @@ async def state_of(cluster: Cluster, assignment: dict[str, Any]) -> tuple[str, s
     return got["node_state"], got["node_message"]
 
 
-async def assignment(cluster: Cluster) -> dict[str, Any]:
+async def assignment(cluster: Cluster, **env_fields: Any) -> dict[str, Any]:
     node = await cluster.node(2)
-    env = await cluster.environment([node])
+    env = await cluster.environment([node], **env_fields)
     made: dict[str, Any] = await cluster.assign(await cluster.user(), env)
     return made
 
@@ -177,3 +179,59 @@ async def test_admins_hear_of_a_failure_once_not_at_every_report_of_it(cluster: 
         assert [e["message"] for e in seen] == ["sshd could not be reloaded.", "useradd failed."]
     finally:
         await sub.unsubscribe()
+
+
+async def port_of(cluster: Cluster, assignment: dict[str, Any]) -> int | None:
+    async with cluster.engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT node_access_port FROM scheduler.assignments WHERE id = :id"), {"id": assignment["id"]}
+        )
+        port: int | None = found.scalar_one()
+        return port
+
+
+async def test_a_container_assignments_access_waits_for_its_port_then_names_it(cluster: Cluster) -> None:
+    """Container mode: no SSH config until the node reported the port of the assignment's container
+    (`access_not_ready`, saying why), then a config that logs in as root on that port through the node;
+    the port goes with a failure and a later `applied` brings the new one."""
+    made = await assignment(cluster, enforcement_mode="container")
+    mine = {"id": made["id"], "user_id": made["user_id"]}
+
+    refused = await cluster.error("assignments.access", mine)
+    assert refused.code == sch.ACCESS_NOT_READY
+    assert "has not reported the SSH port" in refused.message
+    # Applied without a port (an agent from before access_port, a Proxmox node): still not ready.
+    await applied(cluster, await report(cluster, made, "applied"))
+    refused = await cluster.error("assignments.access", mine)
+    assert refused.code == sch.ACCESS_NOT_READY
+    assert "reported no SSH port for its container" in refused.message
+
+    await applied(cluster, await report(cluster, made, "applied", access_port=32768))
+    access = await cluster.call("assignments.access", mine)
+    assert "    HostName 127.0.0.1\n    Port 32768\n    User root\n" in access["ssh_config"]
+    assert f"-p 32768 -o HostKeyAlias=gpulab-{made['node_hostname']} root@127.0.0.1" in access["ssh_command"]
+
+    await applied(cluster, await report(cluster, made, "failed", "Container enforcement: start failed."))
+    assert await port_of(cluster, made) is None
+    refused = await cluster.error("assignments.access", mine)
+    assert (refused.code, refused.message) == (
+        sch.ACCESS_NOT_READY,
+        "access is not ready: the node could not set it up: Container enforcement: start failed.",
+    )
+    await applied(cluster, await report(cluster, made, "applied", access_port=32769))
+    assert "    Port 32769\n" in (await cluster.call("assignments.access", mine))["ssh_config"]
+
+
+async def test_a_soft_assignments_access_does_not_wait_for_a_port(cluster: Cluster) -> None:
+    made = await assignment(cluster)
+    access = await cluster.call("assignments.access", {"id": made["id"], "user_id": made["user_id"]})
+    assert "    User " + made["linux_username"] + "\n" in access["ssh_config"]
+
+
+async def test_an_access_port_that_is_not_a_tcp_port_is_ignored_at_the_edges(cluster: Cluster) -> None:
+    """1..65535 is kept; 0 and 65536 are none (logged), whatever a producer sends."""
+    made = await assignment(cluster, enforcement_mode="container")
+    base = datetime.now(UTC)
+    for i, (sent, kept) in enumerate([(65535, 65535), (65536, None), (1, 1), (0, None)]):
+        await applied(cluster, await report(cluster, made, "applied", access_port=sent, at=base + timedelta(seconds=i)))
+        assert await port_of(cluster, made) == kept, sent

@@ -352,6 +352,17 @@ func (e *Enforcer) writeKeys(a enforce.Assignment) error {
 	return nil
 }
 
+var _ enforce.AccessPorter = (*Enforcer)(nil)
+
+// AccessPort is the 127.0.0.1 port the engine published for the sshd of
+// assignment id's running container, as read at the last Apply or Remove; 0
+// when it has none.
+func (e *Enforcer) AccessPort(id string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ports[id]
+}
+
 // readPorts refreshes e.ports from the engine for the Session hook.
 func (e *Enforcer) readPorts(ctx context.Context, g *engine) error {
 	cs, err := g.list(ctx, labelAssignment)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -298,5 +299,45 @@ func TestInvalidAssignmentsAreRefusedBeforeAnythingIsAsked(t *testing.T) {
 				t.Errorf("state directory created (%v)", err)
 			}
 		})
+	}
+}
+
+func TestAccessPortIsThePublishedPortOfTheRunningContainer(t *testing.T) {
+	h := newFakeHost(t)
+	e := h.enforcer()
+	ctx := context.Background()
+	if got := e.AccessPort("a-1"); got != 0 {
+		t.Errorf("AccessPort before Apply = %d, want 0", got)
+	}
+	a := assignment("a-1", "alice", enforce.GPU{Index: 0, UUID: uuid0})
+	if err := e.Apply(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	_, c := h.created("gpulab-a-1")
+	want := c.HostPort
+	if want == 0 {
+		t.Fatal("the fake engine published no sshd port")
+	}
+	if got := e.AccessPort("a-1"); got != want {
+		t.Errorf("AccessPort = %d, want the engine's %d", got, want)
+	}
+	d, _ := h.dropIn("alice")
+	if !strings.Contains(d, "\tPermitOpen 127.0.0.1:"+strconv.Itoa(want)+"\n") {
+		t.Errorf("the reported port %d is not the one the drop-in permits:\n%s", want, d)
+	}
+	// A recreated container gets another port, and AccessPort follows it.
+	a.RAMMB = 4096
+	if err := e.Apply(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	_, c = h.created("gpulab-a-1")
+	if got, now := e.AccessPort("a-1"), c.HostPort; got != now || got == want {
+		t.Errorf("AccessPort after recreation = %d, want the new container's %d (old %d)", got, now, want)
+	}
+	if err := e.Remove(ctx, "a-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.AccessPort("a-1"); got != 0 {
+		t.Errorf("AccessPort after Remove = %d, want 0", got)
 	}
 }

@@ -25,7 +25,9 @@
 // PermitOpen allows). A plain `ssh <user>@<node>` prints that line. The
 // ports are read from the engine at every Apply, so a port that changed
 // when the engine restarted a container is in the drop-in within one
-// heartbeat.
+// heartbeat. The Enforcer is an enforce.AccessPorter: the reconciler reports
+// each applied assignment's port (AppliedAssignment.access_port), and the
+// control plane's SSH config names it (ProxyJump through the node).
 //
 // # What it guarantees
 //

@@ -59,6 +59,7 @@ STATUS_BY_CODE: dict[str, int] = {
     scheduler.ENVIRONMENT_IN_USE: 409,
     scheduler.ASSIGNMENT_ENDED_ALREADY: 409,
     scheduler.ACCESS_PROVIDER_FAILED: 502,
+    scheduler.ACCESS_NOT_READY: 409,
     # the gateway's own
     CSRF_FAILED: 403,
     FORBIDDEN: 403,

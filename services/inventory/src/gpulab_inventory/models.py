@@ -77,11 +77,14 @@ desired_assignments = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("reported_state", Text),
     Column("reported_message", Text),
+    # Container mode's sshd port on the node's 127.0.0.1, when the agent reported it for an applied assignment.
+    Column("reported_access_port", Integer),
     Column("reported_at", DateTime(timezone=True)),
     # Left out of the node's heartbeat reply: the node's desired state would not fit one reply
     # (desired/fitting.py). Never sent, recorded as `failed`; the node's REST `problems` say so.
     Column("withheld", Boolean, nullable=False, server_default=false()),
     CheckConstraint("reported_state IN ('applied', 'failed', 'removed')", name="reported_state"),
+    CheckConstraint("reported_access_port BETWEEN 1 AND 65535", name="reported_access_port"),
 )
 Index("ix_desired_assignments_node_id", desired_assignments.c.node_id)
 Index("ix_desired_assignments_user_id", desired_assignments.c.user_id)

@@ -77,6 +77,28 @@ def endpoints(
             node = (await session.execute(nodes.select().where(nodes.c.id == row.node_id))).one()
         if node.management_ip is None:
             raise NotFound("the node's management address is not known yet")
+        container_port: int | None = None
+        if env.enforcement_mode == "container" and env.tunnel_provider != "netbird":
+            # The login is the container's sshd, on a port only the node's agent knows: no config
+            # without it (one without the port would not get in).
+            container_port = row.node_access_port
+            if container_port is None:
+                if row.node_state == "failed":
+                    why = f"the node could not set it up: {row.node_message}"
+                elif row.node_state == "applied":
+                    # An agent from before access_port, or a Proxmox node (its CTs have addresses of
+                    # their own, which no agent reports yet).
+                    why = (
+                        "the node applied it but reported no SSH port for its container (an agent older "
+                        "than this control plane, or a Proxmox node, which the generated config does not "
+                        "cover yet); an admin can check the node"
+                    )
+                else:
+                    why = (
+                        "the node has not reported the SSH port of the assignment's container yet; "
+                        "try again in a minute"
+                    )
+                raise Conflict(f"access is not ready: {why}", code=c.ACCESS_NOT_READY)
         target = AccessTarget(
             assignment_id=row.id,
             user_email=row.user_email,
@@ -85,6 +107,7 @@ def endpoints(
             management_ip=node.management_ip,
             ssh_port=node.ssh_port,
             expires_at=row.expires_at,
+            container_port=container_port,
         )
         if env.tunnel_provider == "netbird":
             async with sessions() as session, session.begin():

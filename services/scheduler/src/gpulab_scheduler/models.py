@@ -90,9 +90,13 @@ assignments = Table(
     Column("node_state", Text, nullable=False, server_default=text("'pending'")),
     Column("node_message", Text),
     Column("node_state_at", DateTime(timezone=True)),
+    # Container mode: the port on the node's 127.0.0.1 where the assignment's container accepts SSH,
+    # as its node last reported it with `applied`; null otherwise (the SSH config needs it).
+    Column("node_access_port", Integer),
     CheckConstraint("placement IN ('dynamic', 'fixed')", name="placement"),
     CheckConstraint("status IN ('active', 'revoked', 'expired')", name="status"),
     CheckConstraint("node_state IN ('pending', 'applied', 'failed')", name="node_state"),
+    CheckConstraint("node_access_port BETWEEN 1 AND 65535", name="node_access_port"),
     CheckConstraint("(status = 'active') = (ended_at IS NULL)", name="ended_at"),
 )
 Index("ix_assignments_created", assignments.c.created_at, assignments.c.id)

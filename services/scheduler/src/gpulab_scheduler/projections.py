@@ -7,12 +7,14 @@ user (identity) ends theirs.
 
 What each node's agent last reported for an assignment (inventory.assignment_state_reported): the
 assignment's `node_state` and `node_message`, set only by a report from the assignment's own node and
-only when newer than the report that set them (see on_assignment_state); a report that turns it to
+only when newer than the report that set them (see on_assignment_state), and with `applied` in
+container mode the port of the assignment's container (`node_access_port`); a report that turns it to
 `failed` emits `scheduler.assignment_failed` (once per failure), which notify mails to the admins.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +29,8 @@ from gpulab_core.contracts import scheduler as sch
 from gpulab_core.events import Event
 from gpulab_scheduler.assignments.ends import SOURCE, end_where
 from gpulab_scheduler.models import assignments, environment_nodes, nodes, tables
+
+log = logging.getLogger(__name__)
 
 NODE_EVENTS = (inv.NODE_CREATED, inv.NODE_ONLINE, inv.NODE_OFFLINE, inv.NODE_HARDWARE_CHANGED, inv.NODE_DELETED)
 USER_EVENTS = (identity_events.USER_STATUS_CHANGED,)
@@ -108,6 +112,9 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
       two consumer replicas applying two reports of one assignment at once keep the newer, in
       whatever order they commit; a redelivery is skipped by the consumer (processed_events) and
       would change nothing anyway.
+    - The access port (container mode) is kept with `applied` only, and only a TCP port
+      (inv.TCP_PORT_MIN..TCP_PORT_MAX; inventory already drops any other): anything else is logged
+      and kept as none, so the SSH config is withheld rather than wrong.
     - `removed` changes nothing: the node says the access is gone because the assignment ended (or,
       by the node's clock, expired). Its `status` says so already; `node_state` keeps what the node
       last reported while the assignment was in force (the API has no state for "removed").
@@ -136,6 +143,7 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
         .values(
             node_state=report.state,
             node_message=report.message if report.state == "failed" else None,
+            node_access_port=_access_port(report) if report.state == "applied" else None,
             node_state_at=report.reported_at,
         )
     )
@@ -153,3 +161,18 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
             reported_at=report.reported_at,
         )
         await outbox.emit(session, tables.outbox, sch.ASSIGNMENT_FAILED, failed.model_dump(mode="json"), source=SOURCE)
+
+
+def _access_port(report: inv.AssignmentStateReported) -> int | None:
+    port = report.access_port
+    if port is None or inv.TCP_PORT_MIN <= port <= inv.TCP_PORT_MAX:
+        return port
+    log.warning(
+        "assignment %s: node %s reported access port %d, not %d to %d: ignored",
+        report.assignment_id,
+        report.node_id,
+        port,
+        inv.TCP_PORT_MIN,
+        inv.TCP_PORT_MAX,
+    )
+    return None

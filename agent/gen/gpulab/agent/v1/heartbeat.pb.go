@@ -268,7 +268,12 @@ type AppliedAssignment struct {
 	State ApplyState `protobuf:"varint,2,opt,name=state,proto3,enum=gpulab.agent.v1.ApplyState" json:"state,omitempty"`
 	// Why it failed, one human-readable sentence; empty unless state is
 	// APPLY_STATE_FAILED.
-	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The node-local TCP port (on 127.0.0.1) where the assignment's container
+	// accepts SSH, in container enforcement mode once its container runs;
+	// 0 in other modes and while the port is not known. The user reaches it
+	// through the node account's sshd (`PermitOpen 127.0.0.1:<port>`).
+	AccessPort    uint32 `protobuf:"varint,4,opt,name=access_port,json=accessPort,proto3" json:"access_port,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -324,6 +329,13 @@ func (x *AppliedAssignment) GetError() string {
 	return ""
 }
 
+func (x *AppliedAssignment) GetAccessPort() uint32 {
+	if x != nil {
+		return x.AccessPort
+	}
+	return 0
+}
+
 var File_gpulab_agent_v1_heartbeat_proto protoreflect.FileDescriptor
 
 const file_gpulab_agent_v1_heartbeat_proto_rawDesc = "" +
@@ -338,11 +350,13 @@ const file_gpulab_agent_v1_heartbeat_proto_rawDesc = "" +
 	"\x14heartbeat_interval_s\x18\x02 \x01(\x05R\x12heartbeatIntervalS\"l\n" +
 	"\fAppliedState\x12D\n" +
 	"\vassignments\x18\x01 \x03(\v2\".gpulab.agent.v1.AppliedAssignmentR\vassignments\x12\x16\n" +
-	"\x06errors\x18\x02 \x03(\tR\x06errors\"\x81\x01\n" +
+	"\x06errors\x18\x02 \x03(\tR\x06errors\"\xa2\x01\n" +
 	"\x11AppliedAssignment\x12#\n" +
 	"\rassignment_id\x18\x01 \x01(\tR\fassignmentId\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.gpulab.agent.v1.ApplyStateR\x05state\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error*s\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1f\n" +
+	"\vaccess_port\x18\x04 \x01(\rR\n" +
+	"accessPort*s\n" +
 	"\n" +
 	"ApplyState\x12\x1b\n" +
 	"\x17APPLY_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +

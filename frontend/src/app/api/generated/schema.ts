@@ -2515,7 +2515,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `assignment_not_active`: it has ended */
+            /** @description `assignment_not_active`: it has ended; `access_not_ready`: the node has not reported the SSH port of the assignment's container yet */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -20,6 +20,9 @@ SERVICE = "inventory"
 NodeType = Literal["linux", "proxmox", "jump"]
 # The port sshd listens on when a node is created without one.
 DEFAULT_SSH_PORT = 22
+# A TCP port number: the header's 16 bits, 0 meaning none (RFC 9293).
+TCP_PORT_MIN = 1
+TCP_PORT_MAX = 65535
 NodeStatus = Literal["pending", "online", "offline", "revoked"]
 
 # RFC 1123 host names: labels of letters, digits and inner hyphens, 253 characters in all.
@@ -192,6 +195,10 @@ class AssignmentStateReported(EventPayload):
     state: AppliedState
     message: str | None  # the node's sentence on why it failed (at most 500 characters); None otherwise
     reported_at: datetime  # when inventory recorded it: the newest report wins
+    # added: in container mode, the node-local port (127.0.0.1) where the applied assignment's container
+    # accepts SSH, reached through the node account's sshd; None in other modes, unless applied, or while
+    # the agent has not reported it. Always TCP_PORT_MIN..TCP_PORT_MAX (inventory drops any other).
+    access_port: int | None = None
 
 
 # Error codes.

@@ -222,7 +222,7 @@ ASSIGNMENTS_ACCESS = _op(
     sch.MyAssignmentRequest,
     sch.Access,
     callers=GW,
-    errors=(NF, sch.ASSIGNMENT_ENDED_ALREADY, sch.ACCESS_PROVIDER_FAILED),
+    errors=(NF, sch.ASSIGNMENT_ENDED_ALREADY, sch.ACCESS_NOT_READY, sch.ACCESS_PROVIDER_FAILED),
 )
 
 
@@ -252,6 +252,7 @@ ERROR_MEANING: dict[str, str] = {
     sch.USER_HAS_NO_SSH_KEY: "the user has no SSH key to log in with",
     sch.ASSIGNMENT_ENDED_ALREADY: "it has ended",
     sch.ACCESS_PROVIDER_FAILED: "the jump host is not configured, or NetBird failed",
+    sch.ACCESS_NOT_READY: "the node has not reported the SSH port of the assignment's container yet",
 }
 
 

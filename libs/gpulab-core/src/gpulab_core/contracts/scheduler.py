@@ -299,3 +299,5 @@ ENVIRONMENT_EXISTS = "environment_exists"  # 409: the name is taken
 ENVIRONMENT_IN_USE = "environment_in_use"  # 409: it has active assignments
 ASSIGNMENT_ENDED_ALREADY = "assignment_not_active"  # 409
 ACCESS_PROVIDER_FAILED = "access_provider_unavailable"  # 502: NetBird did not answer, or refused
+# 409: the node has not reported what the access needs yet (container mode: its container's SSH port)
+ACCESS_NOT_READY = "access_not_ready"

@@ -125,12 +125,12 @@ async def node_assignments(session: AsyncSession, node_id: uuid.UUID) -> list[An
 
 
 async def node_desired_state(session: AsyncSession, node_id: uuid.UUID) -> list[Any]:
-    """(spec, reported_state, reported_message) of each assignment the node's heartbeat reply carries,
-    in assignment id order. Withheld ones are left out: the node's state would not fit one reply
-    (desired/fitting.py); recorded as failed, never sent, their reports ignored."""
+    """(spec, reported_state, reported_message, reported_access_port) of each assignment the node's
+    heartbeat reply carries, in assignment id order. Withheld ones are left out: the node's state would
+    not fit one reply (desired/fitting.py); recorded as failed, never sent, their reports ignored."""
     d = desired_assignments
     query = (
-        select(d.c.spec, d.c.reported_state, d.c.reported_message)
+        select(d.c.spec, d.c.reported_state, d.c.reported_message, d.c.reported_access_port)
         .where(d.c.node_id == node_id, d.c.withheld.is_(False))
         .order_by(d.c.assignment_id)
     )
@@ -153,7 +153,8 @@ async def jump_rows(session: AsyncSession) -> list[Any]:
 
 async def withhold(session: AsyncSession, node_id: uuid.UUID, reasons: dict[uuid.UUID, str]) -> list[Any]:
     """Mark these assignments of the node withheld, recorded as `failed` with their reasons; returns
-    (assignment_id, reported_state, reported_message, reported_at) of each, for its event."""
+    (assignment_id, reported_state, reported_message, reported_access_port, reported_at) of each, for its
+    event."""
     rows: list[Any] = []
     d = desired_assignments
     for assignment_id, reason in reasons.items():
@@ -162,9 +163,19 @@ async def withhold(session: AsyncSession, node_id: uuid.UUID, reasons: dict[uuid
                 update(d)
                 .where(d.c.assignment_id == assignment_id, d.c.node_id == node_id)
                 .values(
-                    withheld=True, reported_state="failed", reported_message=reason, reported_at=func.clock_timestamp()
+                    withheld=True,
+                    reported_state="failed",
+                    reported_message=reason,
+                    reported_access_port=None,
+                    reported_at=func.clock_timestamp(),
                 )
-                .returning(d.c.assignment_id, d.c.reported_state, d.c.reported_message, d.c.reported_at)
+                .returning(
+                    d.c.assignment_id,
+                    d.c.reported_state,
+                    d.c.reported_message,
+                    d.c.reported_access_port,
+                    d.c.reported_at,
+                )
             )
         ).all()
     return rows
@@ -176,7 +187,7 @@ async def release(session: AsyncSession, node_id: uuid.UUID, ids: set[uuid.UUID]
     await session.execute(
         update(d)
         .where(d.c.node_id == node_id, d.c.assignment_id.in_(ids))
-        .values(withheld=False, reported_state=None, reported_message=None, reported_at=None)
+        .values(withheld=False, reported_state=None, reported_message=None, reported_access_port=None, reported_at=None)
     )
 
 

@@ -147,7 +147,9 @@ class Directory(Generic[A]):
             desired = await desired_repo.node_desired_state(session, node_id)
         assignments = [self.decode(d.spec) for d in desired]
         reported: dict[str, Outcome | None] = {
-            a.assignment_id: (d.reported_state, d.reported_message) if d.reported_state is not None else None
+            a.assignment_id: (d.reported_state, d.reported_message, d.reported_access_port)
+            if d.reported_state is not None
+            else None
             for a, d in zip(assignments, desired, strict=True)
         }
         node = cached(row, assignments, reported)

@@ -71,5 +71,5 @@ def hardware_dict(hardware: Any) -> dict[str, Any]:
 
 
 def applied_entries(applied: Any) -> list[Entry]:
-    """The agent's AppliedState as (assignment id, state or None when unknown, error) entries."""
-    return [(e.assignment_id, _STATES.get(e.state), e.error) for e in applied.assignments]
+    """The agent's AppliedState as (assignment id, state or None when unknown, error, access port) entries."""
+    return [(e.assignment_id, _STATES.get(e.state), e.error, e.access_port) for e in applied.assignments]

@@ -22,6 +22,9 @@ class AccessTarget:
     management_ip: str
     ssh_port: int  # the node's sshd's port at management_ip
     expires_at: datetime | None  # None: the assignment does not expire
+    # Container mode: the port on the node's 127.0.0.1 where the assignment's container accepts SSH (as
+    # root), reached through the node's account; None: the user logs in to the node itself.
+    container_port: int | None = None
 
 
 class TunnelProvider(Protocol):

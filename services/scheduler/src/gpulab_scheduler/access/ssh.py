@@ -6,6 +6,13 @@ newline as the start of a new directive, expands `%` tokens in several keywords 
 and `,` as patterns in `Host`. Quoting could not make a newline safe, so nothing is quoted: a value that
 would need quoting never gets there. The one-line command is additionally shell-quoted, which changes
 nothing for these values except bracketed IPv6 jump hosts (`[` is a shell glob character).
+
+Container mode (`AccessTarget.container_port`): the login is the assignment's container's sshd, as
+`root`, published on the node's 127.0.0.1 only; the node's account only forwards there (`PermitOpen
+127.0.0.1:<port>`, agent/internal/enforce/container). So `HostName 127.0.0.1` and `Port <port>`, with the
+node as the last hop of `ProxyJump` (`<jump>,<user>@<node>[:<ssh_port>]`), and `HostKeyAlias <alias>`:
+without it every container of every node would be `[127.0.0.1]:<port>` in known_hosts, and two nodes
+whose engines chose the same port would clash.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ _LINUX_USERNAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 _JUMP_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _BRACKETED_V6 = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,5}))?")
 ALIAS_PREFIX = "gpulab-"
+# The account inside a container-mode assignment's container (its sshd allows root by key only).
+CONTAINER_USER = "root"
+CONTAINER_HOST = "127.0.0.1"  # where the container's sshd is published on the node, and all PermitOpen allows
 
 
 def _shown(value: str) -> str:
@@ -131,16 +141,23 @@ class SshProxyJump:
             raise AccessUnavailable(
                 f"the node's management address {_shown(target.management_ip)} is not a plain IP address"
             )
+        if target.container_port is not None and not 1 <= target.container_port <= 65535:
+            raise AccessUnavailable(f"the container's SSH port {target.container_port} is not a port")
         until = f", until {target.expires_at.isoformat()}" if target.expires_at else ""
         try:  # even the comment line must stay one line
             assignment = uuid.UUID(str(target.assignment_id))
         except ValueError:
             raise AccessUnavailable(f"the assignment id {_shown(str(target.assignment_id))} is not a UUID") from None
+        header = [
+            f"# gpulab: assignment {assignment} on {alias.removeprefix(ALIAS_PREFIX)}{until}",
+            "# ssh offers your default keys (~/.ssh/id_ed25519, ...). If the private key of the public key",
+            "# you uploaded is elsewhere, add to this block:  IdentityFile ~/.ssh/<that key>",
+        ]
+        if target.container_port is not None:
+            return self._container(target, target.container_port, alias, header, jump, ip)
         config = "\n".join(
             [
-                f"# gpulab: assignment {assignment} on {alias.removeprefix(ALIAS_PREFIX)}{until}",
-                "# ssh offers your default keys (~/.ssh/id_ed25519, ...). If the private key of the public key",
-                "# you uploaded is elsewhere, add to this block:  IdentityFile ~/.ssh/<that key>",
+                *header,
                 f"Host {alias}",
                 f"    HostName {ip}",
                 f"    User {user}",
@@ -151,6 +168,48 @@ class SshProxyJump:
         )
         port = ["-p", str(target.ssh_port)] if target.ssh_port != DEFAULT_SSH_PORT else []
         command = shlex.join(["ssh", "-J", jump, *port, f"{user}@{ip}"])
+        return Access(provider="ssh_proxy_jump", ssh_config=config, ssh_command=command, expires_at=target.expires_at)
+
+    @staticmethod
+    def _container(
+        target: AccessTarget,
+        port: int,
+        alias: str,
+        header: list[str],
+        jump: str,
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    ) -> Access:
+        """Container mode: root in the assignment's container, through the jump host and the node."""
+        host = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+        node_hop = f"{target.linux_username}@{host}" + (
+            f":{target.ssh_port}" if target.ssh_port != DEFAULT_SSH_PORT else ""
+        )
+        chain = f"{jump},{node_hop}"
+        config = "\n".join(
+            [
+                *header,
+                "# You are root in the assignment's own container on the node; the node only forwards to it.",
+                f"Host {alias}",
+                f"    HostName {CONTAINER_HOST}",
+                f"    Port {port}",
+                f"    User {CONTAINER_USER}",
+                f"    HostKeyAlias {alias}",
+                f"    ProxyJump {chain}",
+                "",
+            ]
+        )
+        command = shlex.join(
+            [
+                "ssh",
+                "-J",
+                chain,
+                "-p",
+                str(port),
+                "-o",
+                f"HostKeyAlias={alias}",
+                f"{CONTAINER_USER}@{CONTAINER_HOST}",
+            ]
+        )
         return Access(provider="ssh_proxy_jump", ssh_config=config, ssh_command=command, expires_at=target.expires_at)
 
     @staticmethod

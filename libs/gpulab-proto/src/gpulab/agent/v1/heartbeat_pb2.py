@@ -26,7 +26,7 @@ from gpulab.agent.v1 import assignment_pb2 as gpulab_dot_agent_dot_v1_dot_assign
 from gpulab.agent.v1 import hardware_pb2 as gpulab_dot_agent_dot_v1_dot_hardware__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgpulab/agent/v1/heartbeat.proto\x12\x0fgpulab.agent.v1\x1a gpulab/agent/v1/assignment.proto\x1a\x1egpulab/agent/v1/hardware.proto\"\x8c\x01\n\x10HeartbeatRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12+\n\x08hardware\x18\x02 \x01(\x0b\x32\x19.gpulab.agent.v1.Hardware\x12\x34\n\rapplied_state\x18\x03 \x01(\x0b\x32\x1d.gpulab.agent.v1.AppliedState\"c\n\x11HeartbeatResponse\x12\x30\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1b.gpulab.agent.v1.Assignment\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x05\"W\n\x0c\x41ppliedState\x12\x37\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\".gpulab.agent.v1.AppliedAssignment\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"e\n\x11\x41ppliedAssignment\x12\x15\n\rassignment_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.gpulab.agent.v1.ApplyState\x12\r\n\x05\x65rror\x18\x03 \x01(\t*s\n\nApplyState\x12\x1b\n\x17\x41PPLY_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PPLY_STATE_APPLIED\x10\x01\x12\x17\n\x13\x41PPLY_STATE_REMOVED\x10\x02\x12\x16\n\x12\x41PPLY_STATE_FAILED\x10\x03\x32_\n\tHeartbeat\x12R\n\tHeartbeat\x12!.gpulab.agent.v1.HeartbeatRequest\x1a\".gpulab.agent.v1.HeartbeatResponseB<Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgpulab/agent/v1/heartbeat.proto\x12\x0fgpulab.agent.v1\x1a gpulab/agent/v1/assignment.proto\x1a\x1egpulab/agent/v1/hardware.proto\"\x8c\x01\n\x10HeartbeatRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12+\n\x08hardware\x18\x02 \x01(\x0b\x32\x19.gpulab.agent.v1.Hardware\x12\x34\n\rapplied_state\x18\x03 \x01(\x0b\x32\x1d.gpulab.agent.v1.AppliedState\"c\n\x11HeartbeatResponse\x12\x30\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1b.gpulab.agent.v1.Assignment\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x05\"W\n\x0c\x41ppliedState\x12\x37\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\".gpulab.agent.v1.AppliedAssignment\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"z\n\x11\x41ppliedAssignment\x12\x15\n\rassignment_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.gpulab.agent.v1.ApplyState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65ss_port\x18\x04 \x01(\r*s\n\nApplyState\x12\x1b\n\x17\x41PPLY_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PPLY_STATE_APPLIED\x10\x01\x12\x17\n\x13\x41PPLY_STATE_REMOVED\x10\x02\x12\x16\n\x12\x41PPLY_STATE_FAILED\x10\x03\x32_\n\tHeartbeat\x12R\n\tHeartbeat\x12!.gpulab.agent.v1.HeartbeatRequest\x1a\".gpulab.agent.v1.HeartbeatResponseB<Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gpulab.agent.v1.heartbeat_p
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z:github.com/gpulab/gpulab/agent/gen/gpulab/agent/v1;agentv1'
-  _globals['_APPLYSTATE']._serialized_start=554
-  _globals['_APPLYSTATE']._serialized_end=669
+  _globals['_APPLYSTATE']._serialized_start=575
+  _globals['_APPLYSTATE']._serialized_end=690
   _globals['_HEARTBEATREQUEST']._serialized_start=119
   _globals['_HEARTBEATREQUEST']._serialized_end=259
   _globals['_HEARTBEATRESPONSE']._serialized_start=261
@@ -43,7 +43,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPLIEDSTATE']._serialized_start=362
   _globals['_APPLIEDSTATE']._serialized_end=449
   _globals['_APPLIEDASSIGNMENT']._serialized_start=451
-  _globals['_APPLIEDASSIGNMENT']._serialized_end=552
-  _globals['_HEARTBEAT']._serialized_start=671
-  _globals['_HEARTBEAT']._serialized_end=766
+  _globals['_APPLIEDASSIGNMENT']._serialized_end=573
+  _globals['_HEARTBEAT']._serialized_start=692
+  _globals['_HEARTBEAT']._serialized_end=787
 # @@protoc_insertion_point(module_scope)

@@ -47,11 +47,13 @@ class AppliedState(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[AppliedAssignment, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AppliedAssignment(_message.Message):
-    __slots__ = ("assignment_id", "state", "error")
+    __slots__ = ("assignment_id", "state", "error", "access_port")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_PORT_FIELD_NUMBER: _ClassVar[int]
     assignment_id: str
     state: ApplyState
     error: str
-    def __init__(self, assignment_id: _Optional[str] = ..., state: _Optional[_Union[ApplyState, str]] = ..., error: _Optional[str] = ...) -> None: ...
+    access_port: int
+    def __init__(self, assignment_id: _Optional[str] = ..., state: _Optional[_Union[ApplyState, str]] = ..., error: _Optional[str] = ..., access_port: _Optional[int] = ...) -> None: ...
