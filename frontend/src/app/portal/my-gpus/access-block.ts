@@ -9,7 +9,11 @@ import { Countdown } from './countdown';
 
 /** The access of one assignment, asked for once (a NetBird key is the assignment's one key until used or expired). */
 export type AccessState =
-  { kind: 'loading' } | { kind: 'ready'; access: Access } | { kind: 'error'; message: string };
+  | { kind: 'loading' }
+  | { kind: 'ready'; access: Access }
+  // The node has not set the access up yet (409 access_not_ready): asked again at each refresh.
+  | { kind: 'not-ready'; message: string }
+  | { kind: 'error'; message: string };
 
 /** How to reach the node: an SSH config and command, or a NetBird setup key and command. */
 @Component({
@@ -25,6 +29,13 @@ export type AccessState =
           <p class="pending" role="status">
             <mat-progress-spinner mode="indeterminate" diameter="18" aria-hidden="true" />
             Getting your access details…
+          </p>
+        }
+        @case ('not-ready') {
+          <p class="pending" role="status">
+            <mat-progress-spinner mode="indeterminate" diameter="18" aria-hidden="true" />
+            Your access is still being set up on the node. {{ s.message }} This page checks again by
+            itself.
           </p>
         }
         @case ('error') {

@@ -219,6 +219,32 @@ describe('MyGpus', () => {
     expect(card(ACTIVE)!.querySelector('[role=alert]')).toBeNull();
   });
 
+  it('says access is still being set up while the node has not reported it, and asks again at each refresh', async () => {
+    await openWith([ACTIVE]);
+    http
+      .expectOne(accessUrl(ACTIVE))
+      .flush(problem(409, 'access_not_ready', 'the node has not reported the port yet'), {
+        status: 409,
+        statusText: 'x',
+      });
+    await stable();
+    expect(card(ACTIVE)!.querySelector('[role=alert]')).toBeNull();
+    expect(card(ACTIVE)!.querySelector('[role=status]')?.textContent).toContain(
+      'Your access is still being set up on the node. The node has not reported the port yet.',
+    );
+
+    (await waitFor(LIST, 4000)).flush(list(ACTIVE));
+    await stable();
+    http.expectOne(accessUrl(ACTIVE)).flush(SSH_ACCESS);
+    await stable();
+    expect(card(ACTIVE)?.querySelector('pre[data-testid=ssh-config]')).not.toBeNull();
+
+    // Ready now: the next refresh asks for nothing more.
+    (await waitFor(LIST, 4000)).flush(list(ACTIVE));
+    await stable();
+    http.expectNone(accessUrl(ACTIVE));
+  }, 10_000); // two refreshes of 3 s
+
   it('shows the agent state in words when the reply has it', async () => {
     const failed = { ...ACTIVE, node_state: 'failed', node_message: 'no such GPU' } as Assignment;
     await openWith([failed]);

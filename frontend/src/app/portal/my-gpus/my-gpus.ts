@@ -190,6 +190,16 @@ export class MyGpus {
         }
       }
     });
+    // Access the node has not set up yet is asked for again at each refresh of the list.
+    effect(() => {
+      this.assignments.updatedAt();
+      const known = untracked(() => this.access());
+      for (const a of untracked(() => this.active())) {
+        if (known.get(a.id)?.kind === 'not-ready') {
+          untracked(() => this.fetchAccess(a.id, { quiet: true }));
+        }
+      }
+    });
     effect(() => {
       const id = this.id();
       const found = this.all().find((a) => a.id === id);
@@ -208,14 +218,23 @@ export class MyGpus {
     return this.access().get(id) ?? { kind: 'loading' };
   }
 
-  protected fetchAccess(id: string): void {
-    this.setAccess(id, { kind: 'loading' });
+  /** `quiet`: keep showing the current state (no spinner) until the answer comes. */
+  protected fetchAccess(id: string, { quiet = false } = {}): void {
+    if (!quiet) {
+      this.setAccess(id, { kind: 'loading' });
+    }
     this.api
       .get('/api/v1/me/assignments/{id}/access', { path: { id } })
       .pipe(takeUntilDestroyed(this.destroyRef))
       .subscribe({
         next: (access) => this.setAccess(id, { kind: 'ready', access }),
-        error: (err: unknown) => this.setAccess(id, { kind: 'error', message: accessError(err) }),
+        error: (err: unknown) =>
+          this.setAccess(
+            id,
+            codeOf(err) === 'access_not_ready'
+              ? { kind: 'not-ready', message: describeHttpError(err) }
+              : { kind: 'error', message: accessError(err) },
+          ),
       });
   }
 
