@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from gpulab_core.settings import redact
+
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
 
 # Constraint names follow one convention so that migrations are predictable and diffable.
 NAMING_CONVENTION = {
@@ -66,11 +68,29 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-@asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction owned by the edge: committed when the block ends, rolled back on any error."""
-    async with sessions() as session, session.begin():
-        yield session
+def transactional(sessions: async_sessionmaker[AsyncSession]) -> Transactional:
+    """The edge's one transaction per unit of work: `tx = transactional(sessions)`, then `tx(rule)` is
+    the endpoint that runs `rule(session, request)` in a transaction of its own, committed when the
+    rule returns and rolled back when it raises (the rules only flush: CONVENTIONS.md)."""
+    return Transactional(sessions)
+
+
+class Transactional:
+    """What `transactional` returns. A class, not a closure, so that `__call__` is generic at each use:
+    one `tx` wraps rules of any request and reply types and keeps both. Whatever the sessionmaker
+    gives its sessions (identity's audit key in `info`) comes with each one, so one edge serves all."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    def __call__(self, rule: Callable[[AsyncSession, Req], Awaitable[Rep]]) -> Callable[[Req], Awaitable[Rep]]:
+        sessions = self._sessions
+
+        async def run(req: Req) -> Rep:
+            async with sessions() as session, session.begin():
+                return await rule(session, req)
+
+        return run
 
 
 async def ping(engine: AsyncEngine) -> None:

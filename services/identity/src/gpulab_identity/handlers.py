@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core import db
 from gpulab_core.contracts import identity as c
 from gpulab_core.contracts import operations as ops
 from gpulab_core.errors import NotFound
@@ -21,18 +21,9 @@ from gpulab_identity.ssh_keys import service as keys
 from gpulab_identity.users import repository as users_repo
 from gpulab_identity.users import service as users
 
-Req = TypeVar("Req", bound=BaseModel)
-
 
 def endpoints(deps: Deps) -> list[Endpoint[Any]]:
-    def tx(fn: Callable[[Any, Req], Awaitable[Any]]) -> Callable[[Req], Awaitable[Any]]:
-        """The edge owns the transaction: commit when the rule returns, roll back when it raises."""
-
-        async def run(req: Req) -> Any:
-            async with deps.sessions() as session, session.begin():
-                return await fn(session, req)
-
-        return run
+    tx = db.transactional(deps.sessions)
 
     async def login(req: c.LoginRequest) -> c.LoginReply:
         async with deps.sessions() as session, session.begin():
@@ -43,28 +34,28 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         assert outcome.reply is not None
         return outcome.reply
 
-    async def get_user(session: Any, req: c.UserIdRequest) -> c.User:
+    async def get_user(session: AsyncSession, req: c.UserIdRequest) -> c.User:
         user = await users_repo.get(session, req.id)
         if user is None:
             raise NotFound("no such user")
         return user
 
-    async def list_users(session: Any, req: c.ListUsersRequest) -> c.UserPage:
+    async def list_users(session: AsyncSession, req: c.ListUsersRequest) -> c.UserPage:
         items, cursor = await users_repo.list_page(session, req)
         return c.UserPage(items=items, next_cursor=cursor)
 
-    async def list_audit(session: Any, req: c.ListAuditRequest) -> c.AuditPage:
+    async def list_audit(session: AsyncSession, req: c.ListAuditRequest) -> c.AuditPage:
         items, cursor = await audit_repo.list_entries(session, req)
         return c.AuditPage(items=items, next_cursor=cursor)
 
-    async def list_keys(session: Any, req: c.ListSshKeysRequest) -> c.SshKeyList:
+    async def list_keys(session: AsyncSession, req: c.ListSshKeysRequest) -> c.SshKeyList:
         return c.SshKeyList(items=await keys.list_keys(session, req.user_id))
 
-    async def delete_key(session: Any, req: c.DeleteSshKeyRequest) -> dict[str, str]:
+    async def delete_key(session: AsyncSession, req: c.DeleteSshKeyRequest) -> dict[str, str]:
         await keys.remove(session, req.user_id, req.id)
         return {}
 
-    async def logout(session: Any, req: c.SessionRequest) -> dict[str, str]:
+    async def logout(session: AsyncSession, req: c.SessionRequest) -> dict[str, str]:
         await auth.logout(session, req.session_token)
         return {}
 

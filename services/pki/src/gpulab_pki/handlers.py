@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core import db
 from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts import pki as c
 from gpulab_core.rpc import Endpoint
@@ -15,18 +14,9 @@ from gpulab_pki.certificates import service as certs
 from gpulab_pki.context import Pki
 from gpulab_pki.tokens import service as tokens
 
-Req = TypeVar("Req", bound=BaseModel)
-
 
 def endpoints(pki: Pki) -> list[Endpoint[Any]]:
-    def tx(fn: Callable[[AsyncSession, Req], Awaitable[Any]]) -> Callable[[Req], Awaitable[Any]]:
-        """The edge owns the transaction: commit when the rule returns, roll back when it raises."""
-
-        async def run(req: Req) -> Any:
-            async with pki.sessions() as session, session.begin():
-                return await fn(session, req)
-
-        return run
+    tx = db.transactional(pki.sessions)
 
     ca = pki.authority
 

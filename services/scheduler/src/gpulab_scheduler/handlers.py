@@ -6,13 +6,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gpulab_core import db
 from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.errors import Conflict, NotFound, Unavailable
@@ -26,7 +26,6 @@ from gpulab_scheduler.identity_client import IdentityClient
 from gpulab_scheduler.models import nodes
 
 log = logging.getLogger(__name__)
-Req = TypeVar("Req", bound=BaseModel)
 # A placement that found every fitting node locked by others (or lost a race on a GPU) tries again.
 PLACEMENT_ATTEMPTS = 50
 
@@ -38,14 +37,7 @@ def endpoints(
     http: Any,
     on_revoked: Callable[[], None] | None = None,
 ) -> list[Endpoint[Any]]:
-    def tx(fn: Callable[[AsyncSession, Req], Awaitable[Any]]) -> Callable[[Req], Awaitable[Any]]:
-        """The edge owns the transaction: commit when the rule returns, roll back when it raises."""
-
-        async def run(req: Req) -> Any:
-            async with sessions() as session, session.begin():
-                return await fn(session, req)
-
-        return run
+    tx = db.transactional(sessions)
 
     async def create_assignment(req: c.CreateAssignmentRequest) -> c.Assignment:
         started = time.monotonic()
