@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -128,6 +129,32 @@ def display_hostname(value: str) -> str:
 
 
 _FOOTER = "You receive this mail because you are an administrator of gpulab.\n"
+# The labels of an alert's facts are padded to one column ("Offline since:  ").
+_LABEL_WIDTH = 16
+
+
+def admin_alert(
+    *,
+    subject: str,
+    opening: str,
+    facts: Sequence[tuple[str, str]],
+    note: str | None,
+    links: Sequence[str],
+    recipient: str,
+    mail_id: uuid.UUID,
+    created_at: datetime,
+    sender: str,
+) -> EmailMessage:
+    """The admins' alerts, all of one shape: a sentence, a table of facts, perhaps a note, the links
+    to act on, the footer. Plain text: read as often in a terminal or a pager as in a browser.
+    Raises ValueError for a recipient that cannot be a header value."""
+    msg = headers(
+        sender=sender, recipient=recipient, subject=f"[gpulab] {subject}", created_at=created_at, mail_id=mail_id
+    )
+    table = "".join(f"{label + ':':<{_LABEL_WIDTH}}{value}\n" for label, value in facts)
+    then = f"{note}\n\n" if note else ""
+    msg.set_content(f"{opening}\n\n{table}\n{then}" + "".join(f"{link}\n" for link in links) + f"\n{_FOOTER}")
+    return msg
 
 
 def node_offline_message(
@@ -139,27 +166,24 @@ def node_offline_message(
     public_url: str,
     sender: str,
 ) -> EmailMessage:
-    """Plain text: an alert for admins, read as often in a terminal or a pager as in a browser.
-    Raises ValueError for a recipient that cannot be a header value."""
+    """Raises ValueError for a recipient that cannot be a header value."""
     host = display_hostname(node.hostname)
-    msg = headers(
-        sender=sender,
+    return admin_alert(
+        subject=f"node {host} is offline",
+        opening=f"The node {host} stopped sending heartbeats and is now offline.",
+        facts=[
+            ("Host name", host),
+            ("Node id", str(node.node_id)),
+            ("Last seen", rfc3339(node.last_seen_at, missing="never")),
+            ("Offline since", rfc3339(node.at)),
+        ],
+        note="You will get another mail when it is back online.",
+        links=[node_link(public_url, node.node_id)],
         recipient=recipient,
-        subject=f"[gpulab] node {host} is offline",
-        created_at=created_at,
         mail_id=mail_id,
+        created_at=created_at,
+        sender=sender,
     )
-    msg.set_content(
-        f"The node {host} stopped sending heartbeats and is now offline.\n\n"
-        f"Host name:      {host}\n"
-        f"Node id:        {node.node_id}\n"
-        f"Last seen:      {rfc3339(node.last_seen_at, missing='never')}\n"
-        f"Offline since:  {rfc3339(node.at)}\n\n"
-        f"You will get another mail when it is back online.\n\n"
-        f"{node_link(public_url, node.node_id)}\n\n"
-        f"{_FOOTER}"
-    )
-    return msg
 
 
 def node_online_message(
@@ -173,23 +197,22 @@ def node_online_message(
 ) -> EmailMessage:
     """Raises ValueError for a recipient that cannot be a header value."""
     host = display_hostname(node.hostname)
-    msg = headers(
-        sender=sender,
+    return admin_alert(
+        subject=f"node {host} is back online",
+        opening=f"The node {host} is sending heartbeats again and is back online.",
+        facts=[
+            ("Host name", host),
+            ("Node id", str(node.node_id)),
+            ("Offline since", rfc3339(node.offline_since)),
+            ("Back online", rfc3339(node.at)),
+        ],
+        note=None,
+        links=[node_link(public_url, node.node_id)],
         recipient=recipient,
-        subject=f"[gpulab] node {host} is back online",
-        created_at=created_at,
         mail_id=mail_id,
+        created_at=created_at,
+        sender=sender,
     )
-    msg.set_content(
-        f"The node {host} is sending heartbeats again and is back online.\n\n"
-        f"Host name:      {host}\n"
-        f"Node id:        {node.node_id}\n"
-        f"Offline since:  {rfc3339(node.offline_since)}\n"
-        f"Back online:    {rfc3339(node.at)}\n\n"
-        f"{node_link(public_url, node.node_id)}\n\n"
-        f"{_FOOTER}"
-    )
-    return msg
 
 
 def assignment_failed_message(
@@ -206,25 +229,22 @@ def assignment_failed_message(
     host = display_hostname(failed.node_hostname)
     user = one_line(failed.linux_username)[:32] or "(none)"
     reason = one_line(failed.message or "")[:MAX_NODE_MESSAGE] or "(the node gave no reason)"
-    msg = headers(
-        sender=sender,
+    return admin_alert(
+        subject=f"node {host} could not set up access for {user}",
+        opening=f"The node {host} could not apply an assignment: its user cannot log in until this is fixed.",
+        facts=[
+            ("Node", host),
+            ("Node id", str(failed.node_id)),
+            ("Assignment", str(failed.assignment_id)),
+            ("User", one_line(failed.user_email)),
+            ("Linux user", user),
+            ("Reported at", rfc3339(failed.reported_at)),
+            ("Node's reason", reason),
+        ],
+        note="The node tries again at every heartbeat; you get this mail once per failure.",
+        links=[public_url.rstrip("/") + ASSIGNMENTS_PATH, node_link(public_url, failed.node_id)],
         recipient=recipient,
-        subject=f"[gpulab] node {host} could not set up access for {user}",
-        created_at=created_at,
         mail_id=mail_id,
+        created_at=created_at,
+        sender=sender,
     )
-    msg.set_content(
-        f"The node {host} could not apply an assignment: its user cannot log in until this is fixed.\n\n"
-        f"Node:           {host}\n"
-        f"Node id:        {failed.node_id}\n"
-        f"Assignment:     {failed.assignment_id}\n"
-        f"User:           {one_line(failed.user_email)}\n"
-        f"Linux user:     {user}\n"
-        f"Reported at:    {rfc3339(failed.reported_at)}\n"
-        f"Node's reason:  {reason}\n\n"
-        f"The node tries again at every heartbeat; you get this mail once per failure.\n\n"
-        f"{public_url.rstrip('/') + ASSIGNMENTS_PATH}\n"
-        f"{node_link(public_url, failed.node_id)}\n\n"
-        f"{_FOOTER}"
-    )
-    return msg
