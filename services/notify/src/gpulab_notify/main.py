@@ -5,14 +5,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gpulab_core import cli as core_cli
-from gpulab_core.contracts.events import USER_INVITED
-from gpulab_core.contracts.inventory import NODE_OFFLINE, NODE_ONLINE
-from gpulab_core.contracts.scheduler import ASSIGNMENT_CREATED, ASSIGNMENT_ENDED, ASSIGNMENT_EXPIRING, ASSIGNMENT_FAILED
 from gpulab_core.runtime import Runtime, ServiceSpec
 from gpulab_notify import __version__
 from gpulab_notify.admins import Admin, active_admins
 from gpulab_notify.config import Settings, is_loopback
-from gpulab_notify.deliveries.handlers import AdminMailHandler, AssignmentMailHandler, InviteHandler
+from gpulab_notify.deliveries.handlers import MailHandler
+from gpulab_notify.deliveries.kinds import Directory, consumers, subjects
 from gpulab_notify.deliveries.sender import Sender
 from gpulab_notify.deliveries.service import DeliveryService, RetryPolicy
 from gpulab_notify.models import tables
@@ -57,21 +55,15 @@ async def setup(runtime: Runtime) -> None:
         poll_s=s.mail_poll_s,
         stop_grace_s=s.smtp_timeout_s,
     )
-    runtime.add_consumer("mail", [USER_INVITED], InviteHandler(service, sender.wake))
 
     async def admins() -> list[Admin]:
         return await active_admins(runtime.rpc_client)
 
-    # A consumer of its own: while identity is away these events wait and retry, and invites go on.
-    # The admins' mails; the durable keeps its first name (`node-mail`), which the running stream knows.
-    admin_mail = AdminMailHandler(service, admins, sender.wake, max_age_s=s.mail_give_up_after_s)
-    runtime.add_consumer("node-mail", [NODE_OFFLINE, NODE_ONLINE, ASSIGNMENT_FAILED], admin_mail)
-    # And one for the users' assignment mails: the address is in the event, nothing to wait for,
-    # and a backlog of node events (identity away) does not hold up "your GPUs are ready".
-    assignment_mail = AssignmentMailHandler(service, sender.wake, max_age_s=s.mail_give_up_after_s)
-    runtime.add_consumer(
-        "assignment-mail", [ASSIGNMENT_CREATED, ASSIGNMENT_EXPIRING, ASSIGNMENT_ENDED], assignment_mail
-    )
+    # One durable consumer per group of kinds (kinds.py says why they are apart).
+    directory = Directory(admins=admins)
+    for durable, group in consumers().items():
+        handler = MailHandler(group, service, directory, sender.wake, max_age_s=s.mail_give_up_after_s)
+        runtime.add_consumer(durable, subjects(group), handler)
     for _ in range(s.mail_concurrency):
         runtime.add_task(sender.run)
     runtime.on_stop(sender.stop)

@@ -17,15 +17,8 @@ STATES: tuple[State, ...] = ("pending", "retrying", "sent", "failed")
 # Still to be tried; the others are final.
 OPEN_STATES: tuple[State, ...] = ("pending", "retrying")
 
+# The invite's mail, whose progress identity is told (service.py); every kind is in kinds.py.
 KIND_INVITE = "invite"
-# Admin notifications: one event, one mail to each active admin.
-KIND_NODE_OFFLINE = "node_offline"
-KIND_NODE_ONLINE = "node_online"
-KIND_ASSIGNMENT_FAILED = "assignment_failed"  # a node could not apply an assignment
-# A user's own assignment: one event, one mail to the user it belongs to.
-KIND_ASSIGNMENT_CREATED = "assignment_created"
-KIND_ASSIGNMENT_EXPIRING = "assignment_expiring"
-KIND_ASSIGNMENT_ENDED = "assignment_ended"
 
 
 class Delivery(Base):

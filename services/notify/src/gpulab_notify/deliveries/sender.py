@@ -14,36 +14,16 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gpulab_core import sealing
-from gpulab_core.contracts.events import UserInvited
-from gpulab_core.contracts.inventory import NodeOfflineEvent, NodeOnlineEvent
-from gpulab_core.contracts.scheduler import AssignmentCreated, AssignmentEnded, AssignmentExpiring, AssignmentFailed
-from gpulab_notify.deliveries import assignment_messages, messages, repository
-from gpulab_notify.deliveries.models import (
-    KIND_ASSIGNMENT_CREATED,
-    KIND_ASSIGNMENT_ENDED,
-    KIND_ASSIGNMENT_EXPIRING,
-    KIND_ASSIGNMENT_FAILED,
-    KIND_INVITE,
-    KIND_NODE_OFFLINE,
-    KIND_NODE_ONLINE,
-    Delivery,
-)
+from gpulab_notify.deliveries import kinds, repository
+from gpulab_notify.deliveries.kinds import Undeliverable
+from gpulab_notify.deliveries.models import Delivery
 from gpulab_notify.deliveries.service import DeliveryService
 from gpulab_notify.smtp import DeliveryError, SmtpTransport
 
 log = logging.getLogger(__name__)
-
-_ASSIGNMENT_KINDS = (KIND_ASSIGNMENT_CREATED, KIND_ASSIGNMENT_EXPIRING, KIND_ASSIGNMENT_ENDED)
-
-
-class Undeliverable(Exception):
-    """Nothing any retry could change (an expired invite, an address that is not one)."""
 
 
 class Sender:
@@ -159,80 +139,16 @@ class Sender:
         await self._service.sent(session, delivery)
 
     def _render(self, delivery: Delivery) -> EmailMessage:
-        if delivery.kind == KIND_INVITE and delivery.payload is not None:
-            return self._render_invite(delivery, delivery.payload)
-        if (
-            delivery.kind in (KIND_NODE_OFFLINE, KIND_NODE_ONLINE, KIND_ASSIGNMENT_FAILED)
-            and delivery.payload is not None
-        ):
-            return self._render_node(delivery, delivery.payload)
-        if delivery.kind in _ASSIGNMENT_KINDS and delivery.payload is not None:
-            return self._render_assignment(delivery, delivery.payload)
-        raise Undeliverable(f"nothing to render for a {delivery.kind!r} delivery")
-
-    def _common(self, delivery: Delivery) -> dict[str, Any]:
-        # The row's id, not the event's: an admin event is mailed to every admin, and each mail is its own.
-        return {
-            "recipient": delivery.recipient,
-            "mail_id": delivery.id,
-            "created_at": delivery.created_at,
-            "public_url": self._public_url,
-            "sender": self._from,
-        }
-
-    def _render_assignment(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
-        common = self._common(delivery)
-        try:
-            if delivery.kind == KIND_ASSIGNMENT_CREATED:
-                return assignment_messages.assignment_created_message(
-                    AssignmentCreated.model_validate(payload), **common
-                )
-            if delivery.kind == KIND_ASSIGNMENT_EXPIRING:
-                expiring = AssignmentExpiring.model_validate(payload)
-                if expiring.expires_at.replace(tzinfo=expiring.expires_at.tzinfo or UTC) <= datetime.now(UTC):
-                    # A reminder after the fact tells nothing the `ended` mail does not.
-                    raise Undeliverable("the assignment ended before its reminder could be sent")
-                return assignment_messages.assignment_expiring_message(expiring, **common)
-            return assignment_messages.assignment_ended_message(AssignmentEnded.model_validate(payload), **common)
-        except ValidationError as exc:
-            raise Undeliverable(f"stored assignment event is not valid: {exc.error_count()} errors") from exc
-        except ValueError as exc:
-            raise Undeliverable(str(exc)) from exc
-
-    def _render_node(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
-        common = self._common(delivery)
-        try:
-            if delivery.kind == KIND_NODE_OFFLINE:
-                return messages.node_offline_message(NodeOfflineEvent.model_validate(payload), **common)
-            if delivery.kind == KIND_ASSIGNMENT_FAILED:
-                return messages.assignment_failed_message(AssignmentFailed.model_validate(payload), **common)
-            return messages.node_online_message(NodeOnlineEvent.model_validate(payload), **common)
-        except ValidationError as exc:
-            raise Undeliverable(f"stored node event is not valid: {exc.error_count()} errors") from exc
-        except ValueError as exc:
-            raise Undeliverable(str(exc)) from exc
-
-    def _render_invite(self, delivery: Delivery, payload: dict[str, Any]) -> EmailMessage:
-        try:
-            invite = UserInvited.model_validate(payload)
-        except ValidationError as exc:
-            raise Undeliverable(f"stored invite is not valid: {exc.error_count()} errors") from exc
-        if invite.expires_at <= datetime.now(UTC):
-            # The link would only show "expired"; the admin sees this and invites again.
-            raise Undeliverable("the invite expired before the mail could be sent")
-        try:
-            token = sealing.open_invite_token(self._invite_seal_key, invite.invite_id, invite.sealed_token)
-        except sealing.SealError as exc:
-            # Permanent: the admin sees it, and a re-invite after fixing the key sends a new link.
-            raise Undeliverable(f"the invite's token does not open with GPULAB_INVITE_SEAL_KEY: {exc}") from exc
-        try:
-            return messages.invite_message(
-                invite,
-                token=token,
-                event_id=delivery.event_id,
-                created_at=delivery.created_at,
-                public_url=self._public_url,
-                sender=self._from,
-            )
-        except ValueError as exc:
-            raise Undeliverable(str(exc)) from exc
+        kind = kinds.BY_NAME.get(delivery.kind)
+        if kind is None or delivery.payload is None:
+            raise Undeliverable(f"nothing to render for a {delivery.kind!r} delivery")
+        envelope = kinds.Envelope(
+            recipient=delivery.recipient,
+            mail_id=delivery.id,
+            event_id=delivery.event_id,
+            created_at=delivery.created_at,
+            public_url=self._public_url,
+            sender=self._from,
+            invite_seal_key=self._invite_seal_key,
+        )
+        return kind.render(delivery.payload, envelope, datetime.now(UTC))

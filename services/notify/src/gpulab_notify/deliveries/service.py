@@ -19,8 +19,9 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
-from gpulab_core.contracts.events import INVITE_DELIVERY, InviteDelivery, UserInvited
+from gpulab_core.contracts.events import INVITE_DELIVERY, InviteDelivery
 from gpulab_notify.deliveries import repository
+from gpulab_notify.deliveries.kinds import Recipient
 from gpulab_notify.deliveries.models import KIND_INVITE, Delivery, State
 
 log = logging.getLogger(__name__)
@@ -52,39 +53,24 @@ class DeliveryService:
         self._outbox = outbox_table
         self.policy = policy
 
-    async def record_invite(self, session: AsyncSession, event_id: uuid.UUID, invite: UserInvited) -> bool:
-        """A pending delivery for this invite; False (and nothing emitted) if the event had one already."""
+    async def record(
+        self, session: AsyncSession, event_id: uuid.UUID, kind: str, recipient: Recipient, payload: dict[str, Any]
+    ) -> bool:
+        """A pending delivery of this event to this recipient; False (and nothing emitted) if the event
+        had one for them already. Only an invite's tells identity (`notify.invite_delivery`)."""
         delivery = await repository.insert_new(
             session,
             event_id=event_id,
-            kind=KIND_INVITE,
-            recipient=invite.email,
-            payload=invite.model_dump(mode="json"),
-            invite_id=invite.invite_id,
-            user_id=invite.user_id,
+            kind=kind,
+            recipient=recipient.email,
+            payload=payload,
+            invite_id=recipient.invite_id,
+            user_id=recipient.user_id,
         )
         if delivery is None:
             return False
         await self._tell(session, delivery, "pending", None)
         return True
-
-    async def record_mail(
-        self,
-        session: AsyncSession,
-        event_id: uuid.UUID,
-        *,
-        kind: str,
-        user_id: uuid.UUID,
-        email: str,
-        payload: dict[str, Any],
-    ) -> bool:
-        """A pending delivery of this event to this user (an admin told about a node, a user about an
-        assignment); False if the event had one for them already. Emits nothing:
-        `notify.invite_delivery` is about invites, and no one tracks these mails' state."""
-        delivery = await repository.insert_new(
-            session, event_id=event_id, kind=kind, recipient=email, payload=payload, user_id=user_id
-        )
-        return delivery is not None
 
     async def sent(self, session: AsyncSession, delivery: Delivery) -> None:
         await repository.finish(session, delivery, state="sent", error=None)
