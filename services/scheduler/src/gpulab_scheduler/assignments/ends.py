@@ -7,12 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
 from gpulab_core.contracts import scheduler as c
-from gpulab_scheduler.models import assignment_gpus, assignments, nodes, tables
+from gpulab_scheduler.models import assignment_gpus, assignments, tables
+from gpulab_scheduler.nodes import repository as node_rows
 
 SOURCE = "scheduler"
 
@@ -37,13 +38,7 @@ async def end_where(
         return []
     ids = [r.id for r in ended]
     await session.execute(update(assignment_gpus).where(assignment_gpus.c.assignment_id.in_(ids)).values(active=False))
-    hostnames = dict(
-        (
-            await session.execute(
-                select(nodes.c.id, nodes.c.hostname).where(nodes.c.id.in_({r.node_id for r in ended}))
-            )
-        ).all()
-    )
+    hostnames = await node_rows.hostnames(session, (r.node_id for r in ended))
     for r in ended:
         event = c.AssignmentEnded(
             assignment_id=r.id,
@@ -86,13 +81,13 @@ async def warn_expiring(session: AsyncSession, within: timedelta) -> int:
             )
         )
     ).all()
+    hostnames = await node_rows.hostnames(session, (r.node_id for r in due))
     for r in due:
-        hostname = await session.scalar(select(nodes.c.hostname).where(nodes.c.id == r.node_id))
         event = c.AssignmentExpiring(
             assignment_id=r.id,
             user_id=r.user_id,
             user_email=r.user_email,
-            node_hostname=hostname or "",
+            node_hostname=hostnames.get(r.node_id, ""),
             expires_at=r.expires_at,
         )
         await outbox.emit(session, tables.outbox, c.ASSIGNMENT_EXPIRING, event.model_dump(mode="json"), source=SOURCE)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.errors import Conflict, InvalidRequest
 from gpulab_scheduler.models import assignment_gpus, assignments, environment_nodes, nodes
+from gpulab_scheduler.nodes import repository as node_rows
 
 
 class Busy(Exception):
@@ -143,9 +144,7 @@ async def place(
         if guessed is not None:
             short[guessed] = 1
             continue
-        locked = (
-            await session.execute(select(nodes).where(nodes.c.id == guess.node.id).with_for_update(skip_locked=True))
-        ).first()
+        locked = await node_rows.lock_unless_locked(session, guess.node.id)
         if locked is None:
             busy = True
             continue
