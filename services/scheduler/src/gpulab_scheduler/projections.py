@@ -18,7 +18,6 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
@@ -26,9 +25,10 @@ from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import scheduler as sch
 from gpulab_core.events import Event
-from gpulab_scheduler.assignments.ends import SOURCE, end_where
+from gpulab_scheduler.assignments import repository as assignment_rows
+from gpulab_scheduler.assignments.ends import SOURCE, end_active
 from gpulab_scheduler.environments import repository as environment_rows
-from gpulab_scheduler.models import assignments, nodes, tables
+from gpulab_scheduler.models import tables
 from gpulab_scheduler.nodes import repository as node_rows
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,13 @@ async def on_node_event(session: AsyncSession, event: Event) -> None:
         await _upsert(session, deleted.node_id, deleted.hostname, at)
         await node_rows.mark_deleted(session, deleted.node_id, at)
         await environment_rows.detach_everywhere(session, deleted.node_id)
-        await end_where(session, assignments.c.node_id == deleted.node_id, "node_deleted", deleted.actor_id)
+        await end_active(session, "node_deleted", deleted.actor_id, node_id=deleted.node_id)
 
 
 async def on_user_event(session: AsyncSession, event: Event) -> None:
     changed = identity_events.UserStatusChanged.model_validate(event.data)
     if changed.status == "disabled":
-        await end_where(session, assignments.c.user_id == changed.user_id, "user_disabled", changed.actor_id)
+        await end_active(session, "user_disabled", changed.actor_id, user_id=changed.user_id)
 
 
 async def on_assignment_state(session: AsyncSession, event: Event) -> None:
@@ -112,29 +112,16 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
     if report.state == "removed":
         return
     # The row under its lock: the state it had is what decides whether this report is a new failure.
-    before = (
-        await session.execute(
-            select(assignments, nodes.c.hostname)
-            .join(nodes, nodes.c.id == assignments.c.node_id, isouter=True)
-            .where(
-                assignments.c.id == report.assignment_id,
-                assignments.c.node_id == report.node_id,
-                or_(assignments.c.node_state_at.is_(None), assignments.c.node_state_at < report.reported_at),
-            )
-            .with_for_update(of=assignments)
-        )
-    ).first()
+    before = await assignment_rows.lock_for_report(session, report.assignment_id, report.node_id, report.reported_at)
     if before is None:
         return
-    await session.execute(
-        update(assignments)
-        .where(assignments.c.id == report.assignment_id)
-        .values(
-            node_state=report.state,
-            node_message=report.message if report.state == "failed" else None,
-            node_access_port=_access_port(report) if report.state == "applied" else None,
-            node_state_at=report.reported_at,
-        )
+    await assignment_rows.record_report(
+        session,
+        report.assignment_id,
+        state=report.state,
+        message=report.message if report.state == "failed" else None,
+        access_port=_access_port(report) if report.state == "applied" else None,
+        reported_at=report.reported_at,
     )
     # Admins hear of a failure once: when the state turns to `failed`, not for every later report of
     # the same failure (a new message, a redelivery), and not for an assignment that has ended.
@@ -144,7 +131,7 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
             user_id=before.user_id,
             user_email=before.user_email,
             node_id=before.node_id,
-            node_hostname=before.hostname or str(before.node_id),
+            node_hostname=before.node_hostname or str(before.node_id),
             linux_username=before.linux_username,
             message=report.message,
             reported_at=report.reported_at,
