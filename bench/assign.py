@@ -297,6 +297,7 @@ async def main(argv: list[str]) -> None:
         try:
             pg.start()
             js.start()
+            js.write_env_files(root / "data" / "nats")  # each service's own NATS identity, as the tests' stack
             http_port = free_port()
             # Warnings only, as bench/lists.py: the scheduler logs nothing per assignment at info either way.
             stack = Stack(root, pg, js)

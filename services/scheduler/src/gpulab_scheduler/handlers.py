@@ -23,7 +23,7 @@ from gpulab_scheduler.assignments.placement import Busy
 from gpulab_scheduler.config import Settings
 from gpulab_scheduler.environments import service as environments
 from gpulab_scheduler.identity_client import IdentityClient
-from gpulab_scheduler.models import nodes
+from gpulab_scheduler.nodes import repository as node_rows
 
 log = logging.getLogger(__name__)
 # A placement that found every fitting node locked by others (or lost a race on a GPU) tries again.
@@ -66,8 +66,8 @@ def endpoints(
                     f"the assignment has {row.status}; there is nothing to reach", code=c.ASSIGNMENT_ENDED_ALREADY
                 )
             env = await assignments.environment_of(session, row.environment_id)
-            node = (await session.execute(nodes.select().where(nodes.c.id == row.node_id))).one()
-        if node.management_ip is None:
+            node = await node_rows.get(session, row.node_id)
+        if node is None or node.management_ip is None:
             raise NotFound("the node's management address is not known yet")
         container_port: int | None = None
         if env.enforcement_mode == "container" and env.tunnel_provider != "netbird":

@@ -15,11 +15,9 @@ container mode the port of the assignment's container (`node_access_port`); a re
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
@@ -27,8 +25,11 @@ from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import scheduler as sch
 from gpulab_core.events import Event
-from gpulab_scheduler.assignments.ends import SOURCE, end_where
-from gpulab_scheduler.models import assignments, environment_nodes, nodes, tables
+from gpulab_scheduler.assignments import repository as assignment_rows
+from gpulab_scheduler.assignments.ends import SOURCE, end_active
+from gpulab_scheduler.environments import repository as environment_rows
+from gpulab_scheduler.models import tables
+from gpulab_scheduler.nodes import repository as node_rows
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +38,24 @@ USER_EVENTS = (identity_events.USER_STATUS_CHANGED,)
 REPORT_EVENTS = (inv.ASSIGNMENT_STATE_REPORTED,)
 
 
-async def _upsert(session: AsyncSession, node_id: Any, hostname: str, at: datetime, **facts: Any) -> None:
-    """Create the node's row if this is the first event seen of it, then apply `facts` where newer."""
-    await session.execute(
-        insert(nodes)
-        .values(id=node_id, hostname=hostname, status="pending", status_at=datetime.min.replace(tzinfo=at.tzinfo))
-        .on_conflict_do_nothing()
-    )
-    if "status" in facts:
-        await session.execute(
-            update(nodes)
-            .where(nodes.c.id == node_id, nodes.c.status_at < at, nodes.c.status != "revoked")
-            .values(status=facts["status"], status_at=at, hostname=hostname)
-        )
-    if "hardware" in facts:
-        await session.execute(
-            update(nodes)
-            .where(
-                nodes.c.id == node_id, func.coalesce(nodes.c.hardware_at, datetime.min.replace(tzinfo=at.tzinfo)) < at
-            )
-            .values(hardware=facts["hardware"], hardware_at=at)
-        )
-    if "management_ip" in facts:
-        await session.execute(
-            update(nodes)
-            .where(nodes.c.id == node_id)
-            .values(management_ip=facts["management_ip"], ssh_port=facts.get("ssh_port", inv.DEFAULT_SSH_PORT))
-        )
+async def _upsert(
+    session: AsyncSession,
+    node_id: uuid.UUID,
+    hostname: str,
+    at: datetime,
+    *,
+    status: str | None = None,
+    hardware: dict[str, object] | None = None,
+    address: tuple[str, int] | None = None,
+) -> None:
+    """Create the node's row if this is the first event seen of it, then apply the facts where newer."""
+    await node_rows.ensure(session, node_id, hostname, at)
+    if status is not None:
+        await node_rows.set_status(session, node_id, hostname, status, at)
+    if hardware is not None:
+        await node_rows.set_hardware(session, node_id, hardware, at)
+    if address is not None:
+        await node_rows.set_address(session, node_id, *address)
 
 
 async def on_node_event(session: AsyncSession, event: Event) -> None:
@@ -75,8 +67,7 @@ async def on_node_event(session: AsyncSession, event: Event) -> None:
             created.node_id,
             created.hostname,
             at,
-            management_ip=created.management_ip,
-            ssh_port=created.ssh_port,
+            address=(created.management_ip, created.ssh_port),
         )
     elif event.type == inv.NODE_ONLINE:
         online = inv.NodeOnlineEvent.model_validate(event.data)
@@ -90,17 +81,15 @@ async def on_node_event(session: AsyncSession, event: Event) -> None:
     elif event.type == inv.NODE_DELETED:
         deleted = inv.NodeDeletedEvent.model_validate(event.data)
         await _upsert(session, deleted.node_id, deleted.hostname, at)
-        await session.execute(
-            update(nodes).where(nodes.c.id == deleted.node_id).values(status="revoked", status_at=at, deleted_at=at)
-        )
-        await session.execute(delete(environment_nodes).where(environment_nodes.c.node_id == deleted.node_id))
-        await end_where(session, assignments.c.node_id == deleted.node_id, "node_deleted", deleted.actor_id)
+        await node_rows.mark_deleted(session, deleted.node_id, at)
+        await environment_rows.detach_everywhere(session, deleted.node_id)
+        await end_active(session, "node_deleted", deleted.actor_id, node_id=deleted.node_id)
 
 
 async def on_user_event(session: AsyncSession, event: Event) -> None:
     changed = identity_events.UserStatusChanged.model_validate(event.data)
     if changed.status == "disabled":
-        await end_where(session, assignments.c.user_id == changed.user_id, "user_disabled", changed.actor_id)
+        await end_active(session, "user_disabled", changed.actor_id, user_id=changed.user_id)
 
 
 async def on_assignment_state(session: AsyncSession, event: Event) -> None:
@@ -123,29 +112,16 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
     if report.state == "removed":
         return
     # The row under its lock: the state it had is what decides whether this report is a new failure.
-    before = (
-        await session.execute(
-            select(assignments, nodes.c.hostname)
-            .join(nodes, nodes.c.id == assignments.c.node_id, isouter=True)
-            .where(
-                assignments.c.id == report.assignment_id,
-                assignments.c.node_id == report.node_id,
-                or_(assignments.c.node_state_at.is_(None), assignments.c.node_state_at < report.reported_at),
-            )
-            .with_for_update(of=assignments)
-        )
-    ).first()
+    before = await assignment_rows.lock_for_report(session, report.assignment_id, report.node_id, report.reported_at)
     if before is None:
         return
-    await session.execute(
-        update(assignments)
-        .where(assignments.c.id == report.assignment_id)
-        .values(
-            node_state=report.state,
-            node_message=report.message if report.state == "failed" else None,
-            node_access_port=_access_port(report) if report.state == "applied" else None,
-            node_state_at=report.reported_at,
-        )
+    await assignment_rows.record_report(
+        session,
+        report.assignment_id,
+        state=report.state,
+        message=report.message if report.state == "failed" else None,
+        access_port=_access_port(report) if report.state == "applied" else None,
+        reported_at=report.reported_at,
     )
     # Admins hear of a failure once: when the state turns to `failed`, not for every later report of
     # the same failure (a new message, a redelivery), and not for an assignment that has ended.
@@ -155,7 +131,7 @@ async def on_assignment_state(session: AsyncSession, event: Event) -> None:
             user_id=before.user_id,
             user_email=before.user_email,
             node_id=before.node_id,
-            node_hostname=before.hostname or str(before.node_id),
+            node_hostname=before.node_hostname or str(before.node_id),
             linux_username=before.linux_username,
             message=report.message,
             reported_at=report.reported_at,

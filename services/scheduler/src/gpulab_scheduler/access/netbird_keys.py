@@ -28,16 +28,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gpulab_core import outbox
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.errors import Conflict
+from gpulab_scheduler.access import repository
 from gpulab_scheduler.access.base import AccessTarget, AccessUnavailable
 from gpulab_scheduler.access.netbird import NetBird, group_name
-from gpulab_scheduler.models import assignments, netbird_access, tables
+from gpulab_scheduler.models import tables
 
 log = logging.getLogger(__name__)
 SOURCE = "scheduler"
@@ -45,21 +44,13 @@ SOURCE = "scheduler"
 REMOVALS_PER_SWEEP = 100
 
 
-async def _lock(session: AsyncSession, assignment_id: uuid.UUID) -> None:
-    await session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtext(f"gpulab-scheduler:netbird:{assignment_id}")))
-    )
-
-
 async def view(session: AsyncSession, netbird: NetBird, target: AccessTarget, user_id: uuid.UUID) -> c.Access:
     """The assignment's NetBird access: its stored key while NetBird says it is valid, else a new one."""
-    await _lock(session, target.assignment_id)
-    status = await session.scalar(select(assignments.c.status).where(assignments.c.id == target.assignment_id))
+    await repository.lock(session, target.assignment_id)
+    status = await repository.assignment_status(session, target.assignment_id)
     if status != "active":  # ended while this view waited for the lock
         raise Conflict(f"the assignment has {status}; there is nothing to reach", code=c.ASSIGNMENT_ENDED_ALREADY)
-    row = (
-        await session.execute(select(netbird_access).where(netbird_access.c.assignment_id == target.assignment_id))
-    ).first()
+    row = await repository.get(session, target.assignment_id)
     replaced: str | None = None
     if row is not None and row.setup_key_id is not None:
         still_valid = row.setup_key_expires_at is None or row.setup_key_expires_at > datetime.now(UTC)
@@ -83,11 +74,7 @@ async def view(session: AsyncSession, netbird: NetBird, target: AccessTarget, us
         "setup_key_expires_at": issued.access.expires_at,
         "issued_at": now,
     }
-    await session.execute(
-        insert(netbird_access)
-        .values(assignment_id=target.assignment_id, **values)
-        .on_conflict_do_update(index_elements=[netbird_access.c.assignment_id], set_=values)
-    )
+    await repository.put(session, target.assignment_id, values)
     event = c.NetbirdKeyIssued(
         assignment_id=target.assignment_id,
         user_id=user_id,
@@ -108,15 +95,7 @@ async def remove_ended(sessions: async_sessionmaker[AsyncSession], netbird: NetB
     """Remove the NetBird access of ended assignments; how many were removed. One transaction each: a
     NetBird failure leaves that one for the next sweep and goes on with the others."""
     async with sessions() as session:
-        due = (
-            await session.scalars(
-                select(netbird_access.c.assignment_id)
-                .join(assignments, assignments.c.id == netbird_access.c.assignment_id)
-                .where(netbird_access.c.removed_at.is_(None), assignments.c.status != "active")
-                .order_by(assignments.c.ended_at)
-                .limit(REMOVALS_PER_SWEEP)
-            )
-        ).all()
+        due = await repository.ended_not_removed(session, REMOVALS_PER_SWEEP)
     removed = 0
     for assignment_id in due:
         try:
@@ -128,27 +107,17 @@ async def remove_ended(sessions: async_sessionmaker[AsyncSession], netbird: NetB
 
 
 async def _remove(session: AsyncSession, netbird: NetBird, assignment_id: uuid.UUID) -> int:
-    await _lock(session, assignment_id)
-    row = (
-        await session.execute(
-            select(netbird_access, assignments.c.user_id, assignments.c.user_email)
-            .join(assignments, assignments.c.id == netbird_access.c.assignment_id)
-            .where(netbird_access.c.assignment_id == assignment_id, netbird_access.c.removed_at.is_(None))
-        )
-    ).first()
+    await repository.lock(session, assignment_id)
+    row = await repository.removal(session, assignment_id)
     if row is None:  # another replica did it meanwhile
         return 0
-    gone = await netbird.remove_group(row.group_id)
-    await session.execute(
-        update(netbird_access)
-        .where(netbird_access.c.assignment_id == assignment_id)
-        .values(removed_at=datetime.now(UTC), setup_key=None, setup_key_id=None, setup_key_expires_at=None)
-    )
+    gone = await netbird.remove_group(row.access.group_id)
+    await repository.mark_removed(session, assignment_id, datetime.now(UTC))
     event = c.NetbirdAccessRemoved(
         assignment_id=assignment_id,
         user_id=row.user_id,
         user_email=row.user_email,
-        netbird_group_id=row.group_id,
+        netbird_group_id=row.access.group_id,
         setup_keys_removed=gone.setup_keys,
         peers_removed=gone.peers,
     )

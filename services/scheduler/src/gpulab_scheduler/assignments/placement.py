@@ -14,16 +14,17 @@ again if no other node fitted, so a busy node is never reported full. The partia
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.errors import Conflict, InvalidRequest
-from gpulab_scheduler.models import assignment_gpus, assignments, environment_nodes, nodes
+from gpulab_scheduler.assignments import repository
+from gpulab_scheduler.environments.repository import Environment
+from gpulab_scheduler.nodes import repository as node_rows
+from gpulab_scheduler.nodes.repository import Node
 
 
 class Busy(Exception):
@@ -32,29 +33,15 @@ class Busy(Exception):
 
 @dataclass(frozen=True)
 class Room:
-    node: Any
+    node: Node
     free_gpus: list[dict[str, Any]]  # in index order
     free_cpus: int | None  # None: the node did not report its CPUs
     free_ram_mb: int | None
 
 
-async def _room(session: AsyncSession, node: Any, mig_only: bool) -> Room:
-    held = set(
-        (
-            await session.execute(
-                select(assignment_gpus.c.gpu_uuid).where(
-                    assignment_gpus.c.node_id == node.id, assignment_gpus.c.active.is_(True)
-                )
-            )
-        ).scalars()
-    )
-    used = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(assignments.c.cpus), 0), func.coalesce(func.sum(assignments.c.ram_mb), 0)
-            ).where(assignments.c.node_id == node.id, assignments.c.status == "active")
-        )
-    ).one()
+async def _room(session: AsyncSession, node: Node, mig_only: bool) -> Room:
+    held = await repository.held_gpu_uuids(session, node.id)
+    used_cpus, used_ram = await repository.used_cpus_ram(session, node.id)
     hardware = node.hardware or {}
     gpus = sorted(hardware.get("gpus", []), key=lambda g: g["index"])
     free = [g for g in gpus if g["uuid"] not in held and (g.get("mig_capable") or not mig_only)]
@@ -62,8 +49,8 @@ async def _room(session: AsyncSession, node: Any, mig_only: bool) -> Room:
     return Room(
         node=node,
         free_gpus=free,
-        free_cpus=cores - int(used[0]) if cores else None,
-        free_ram_mb=ram - int(used[1]) if ram else None,
+        free_cpus=cores - used_cpus if cores else None,
+        free_ram_mb=ram - used_ram if ram else None,
     )
 
 
@@ -78,59 +65,40 @@ def _shortfall(room: Room, gpus: int, cpus: int, ram_mb: int) -> str | None:
     return None
 
 
-async def _candidates(session: AsyncSession, environment_id: uuid.UUID, node_id: uuid.UUID | None) -> list[Any]:
-    """The environment's nodes with what their active assignments hold, in one query."""
-    held = (
-        select(func.count())
-        .select_from(assignment_gpus)
-        .where(assignment_gpus.c.node_id == nodes.c.id, assignment_gpus.c.active.is_(True))
-        .scalar_subquery()
-    )
-    active = and_(assignments.c.node_id == nodes.c.id, assignments.c.status == "active")
-    used_cpus = select(func.coalesce(func.sum(assignments.c.cpus), 0)).where(active).scalar_subquery()
-    used_ram = select(func.coalesce(func.sum(assignments.c.ram_mb), 0)).where(active).scalar_subquery()
-    query = (
-        select(nodes, held.label("held_gpus"), used_cpus.label("used_cpus"), used_ram.label("used_ram"))
-        .join(environment_nodes, environment_nodes.c.node_id == nodes.c.id)
-        .where(environment_nodes.c.environment_id == environment_id, nodes.c.deleted_at.is_(None))
-    )
-    if node_id is not None:
-        query = query.where(nodes.c.id == node_id)
-    return list((await session.execute(query)).all())
-
-
-def _estimate(node: Any, mig_only: bool) -> Room:
+def _estimate(candidate: repository.Candidate, mig_only: bool) -> Room:
     """A node's room from the candidates query (how many GPUs are free, not which), for ordering."""
-    hardware = node.hardware or {}
+    hardware = candidate.node.hardware or {}
     eligible = [g for g in hardware.get("gpus", []) if g.get("mig_capable") or not mig_only]
-    free = max(0, len(eligible) - int(node.held_gpus))
+    free = max(0, len(eligible) - candidate.held_gpus)
     cores, ram = hardware.get("cpu_cores"), hardware.get("ram_mb")
     return Room(
-        node=node,
+        node=candidate.node,
         free_gpus=[{}] * free,
-        free_cpus=cores - int(node.used_cpus) if cores else None,
-        free_ram_mb=ram - int(node.used_ram) if ram else None,
+        free_cpus=cores - candidate.used_cpus if cores else None,
+        free_ram_mb=ram - candidate.used_ram_mb if ram else None,
     )
 
 
 async def place(
-    session: AsyncSession, env: Any, req: c.CreateAssignmentRequest, cpus: int, ram_mb: int
+    session: AsyncSession, env: Environment, req: c.CreateAssignmentRequest, cpus: int, ram_mb: int
 ) -> tuple[Room, list[dict[str, Any]]]:
     """The node and GPUs for the request, with that node's row locked until the transaction ends."""
     mig_only = env.enforcement_mode == "mig"
-    found = await _candidates(session, req.environment_id, req.node_id)
+    found = await repository.candidates(session, req.environment_id, req.node_id)
     if req.placement == "fixed" and not found:
         raise InvalidRequest("the node is not attached to this environment", details={"field": "node_id"})
-    online = [n for n in found if n.status == "online"]
+    online = [n for n in found if n.node.status == "online"]
     if not online:
         if req.placement == "fixed":
-            raise Conflict(f"node {found[0].hostname} is {found[0].status}, not online", code=c.NO_CAPACITY)
+            raise Conflict(f"node {found[0].node.hostname} is {found[0].node.status}, not online", code=c.NO_CAPACITY)
         raise Conflict("no node of this environment is online", code=c.NO_CAPACITY)
     if req.placement == "fixed":
-        gpu_count = len([g for g in (online[0].hardware or {}).get("gpus", []) if g.get("mig_capable") or not mig_only])
+        gpu_count = len(
+            [g for g in (online[0].node.hardware or {}).get("gpus", []) if g.get("mig_capable") or not mig_only]
+        )
         if req.gpus > gpu_count:
             raise InvalidRequest(
-                f"node {online[0].hostname} has {gpu_count} GPU(s); {req.gpus} were asked for",
+                f"node {online[0].node.hostname} has {gpu_count} GPU(s); {req.gpus} were asked for",
                 details={"field": "gpus"},
             )
     # Best fit: fewest free GPUs first (estimated in one query, counted exactly under the lock).
@@ -143,9 +111,7 @@ async def place(
         if guessed is not None:
             short[guessed] = 1
             continue
-        locked = (
-            await session.execute(select(nodes).where(nodes.c.id == guess.node.id).with_for_update(skip_locked=True))
-        ).first()
+        locked = await node_rows.lock_unless_locked(session, guess.node.id)
         if locked is None:
             busy = True
             continue

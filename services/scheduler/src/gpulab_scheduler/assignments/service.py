@@ -6,88 +6,61 @@ Never commits: the NATS edge owns the transaction.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpulab_core import outbox, pagination
+from gpulab_core import outbox
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.errors import Conflict, InvalidRequest, NotFound
-from gpulab_scheduler.assignments.ends import end_where
+from gpulab_scheduler.assignments import repository
+from gpulab_scheduler.assignments.ends import end_active
 from gpulab_scheduler.assignments.placement import place
 from gpulab_scheduler.assignments.usernames import username_for
+from gpulab_scheduler.environments import repository as environment_rows
 from gpulab_scheduler.environments.service import live_row
 from gpulab_scheduler.identity_client import AuthorizedKeys, IdentityClient, UserFacts
-from gpulab_scheduler.models import assignment_gpus, assignments, environments, nodes, tables
+from gpulab_scheduler.models import tables
 
 SOURCE = "scheduler"
 
 
-# An assignment with the names the user sees next to it, joined at read time: host names and
-# Environment names live in this schema already (the node projection, environments), both rows are
-# kept when a node or an Environment is deleted, and an Environment renamed shows its new name.
-# Outer joins, so that a missing row (which nothing deletes) fails the reply loudly instead of
-# hiding the assignment from its list.
-_NAMED = (
-    select(
-        assignments,
-        nodes.c.hostname.label("node_hostname"),
-        environments.c.name.label("environment_name"),
+def to_contract(row: repository.Assignment, gpus: list[repository.Gpu]) -> c.Assignment:
+    return c.Assignment(
+        id=row.id,
+        user_id=row.user_id,
+        environment_id=row.environment_id,
+        environment_name=row.environment_name,  # None (a row missing) fails loudly
+        node_id=row.node_id,
+        node_hostname=row.node_hostname,
+        placement=row.placement,
+        gpus=[c.AssignedGpu(index=g.index, uuid=g.uuid, name=g.name, memory_mb=g.memory_mb) for g in gpus],
+        cpus=row.cpus,
+        ram_mb=row.ram_mb,
+        linux_username=row.linux_username,
+        status=row.status,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        ended_at=row.ended_at,
+        node_state=row.node_state,
+        node_message=row.node_message,
     )
-    .select_from(assignments)
-    .outerjoin(nodes, nodes.c.id == assignments.c.node_id)
-    .outerjoin(environments, environments.c.id == assignments.c.environment_id)
-)
 
 
-async def to_assignments(session: AsyncSession, rows: Sequence[Any]) -> list[c.Assignment]:
-    """Rows of `_NAMED` as contracts, with their GPUs read in one query for all of them.
+async def to_assignments(session: AsyncSession, rows: Sequence[repository.Assignment]) -> list[c.Assignment]:
+    """The assignments as contracts, with their GPUs read in one query for all of them.
 
     A GPU's model name and memory are stored with it at placement (not joined from the node's
     hardware report now): they say what the assignment got, even after the node reports a GPU
     replaced or gone, and a read needs no JSON of every node.
     """
-    gpus: dict[uuid.UUID, list[c.AssignedGpu]] = defaultdict(list)
-    if rows:
-        found = await session.execute(
-            select(assignment_gpus)
-            .where(assignment_gpus.c.assignment_id.in_([r.id for r in rows]))
-            .order_by(assignment_gpus.c.assignment_id, assignment_gpus.c.gpu_index)
-        )
-        for g in found:
-            gpus[g.assignment_id].append(
-                c.AssignedGpu(index=g.gpu_index, uuid=g.gpu_uuid, name=g.gpu_name, memory_mb=g.gpu_memory_mb)
-            )
-    return [
-        c.Assignment(
-            id=row.id,
-            user_id=row.user_id,
-            environment_id=row.environment_id,
-            environment_name=row.environment_name,
-            node_id=row.node_id,
-            node_hostname=row.node_hostname,
-            placement=row.placement,
-            gpus=gpus[row.id],
-            cpus=row.cpus,
-            ram_mb=row.ram_mb,
-            linux_username=row.linux_username,
-            status=row.status,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            ended_at=row.ended_at,
-            node_state=row.node_state,
-            node_message=row.node_message,
-        )
-        for row in rows
-    ]
+    gpus = await repository.gpus_of(session, [r.id for r in rows])
+    return [to_contract(row, gpus[row.id]) for row in rows]
 
 
-async def to_assignment(session: AsyncSession, row: Any) -> c.Assignment:
+async def to_assignment(session: AsyncSession, row: repository.Assignment) -> c.Assignment:
     (assignment,) = await to_assignments(session, [row])
     return assignment
 
@@ -137,35 +110,20 @@ async def create(
     room, gpus = await place(session, env, req, cpus, ram_mb)
     username = await username_for(session, req.user_id, user.email)
     assignment_id = uuid.uuid4()
-    await session.execute(
-        assignments.insert().values(
-            id=assignment_id,
-            user_id=req.user_id,
-            user_email=user.email,
-            environment_id=env.id,
-            node_id=room.node.id,
-            placement=req.placement,
-            cpus=cpus,
-            ram_mb=ram_mb,
-            linux_username=username,
-            created_by=req.actor_id,
-            expires_at=expires_at,
-        )
-    )
-    await session.execute(
-        assignment_gpus.insert(),
-        [
-            {
-                "assignment_id": assignment_id,
-                "gpu_uuid": g["uuid"],
-                "gpu_index": g["index"],
-                "node_id": room.node.id,
-                # The node's report as placement read it (inventory's `Gpu`: both always present).
-                "gpu_name": g.get("name"),
-                "gpu_memory_mb": g.get("memory_mb"),
-            }
-            for g in gpus
-        ],
+    await repository.add(
+        session,
+        assignment_id=assignment_id,
+        user_id=req.user_id,
+        user_email=user.email,
+        environment_id=env.id,
+        node_id=room.node.id,
+        placement=req.placement,
+        cpus=cpus,
+        ram_mb=ram_mb,
+        linux_username=username,
+        created_by=req.actor_id,
+        expires_at=expires_at,
+        gpus=gpus,
     )
     assignment = await to_assignment(session, await row_of(session, assignment_id))
     event = c.AssignmentCreated(
@@ -190,11 +148,10 @@ async def create(
     return assignment, event
 
 
-async def row_of(session: AsyncSession, assignment_id: uuid.UUID, user_id: uuid.UUID | None = None) -> Any:
-    query = _NAMED.where(assignments.c.id == assignment_id)
-    if user_id is not None:
-        query = query.where(assignments.c.user_id == user_id)
-    row = (await session.execute(query)).first()
+async def row_of(
+    session: AsyncSession, assignment_id: uuid.UUID, user_id: uuid.UUID | None = None
+) -> repository.Assignment:
+    row = await repository.get(session, assignment_id, user_id)
     if row is None:
         raise NotFound("no such assignment")
     return row
@@ -203,7 +160,7 @@ async def row_of(session: AsyncSession, assignment_id: uuid.UUID, user_id: uuid.
 async def revoke(session: AsyncSession, req: c.AssignmentIdRequest) -> c.Assignment:
     row = await row_of(session, req.id)
     if row.status == "active":
-        await end_where(session, assignments.c.id == req.id, "revoked", req.actor_id)
+        await end_active(session, "revoked", req.actor_id, assignment_id=req.id)
         row = await row_of(session, req.id)
     elif row.status != "revoked":
         raise Conflict(f"the assignment has {row.status} already", code=c.ASSIGNMENT_ENDED_ALREADY)
@@ -219,18 +176,21 @@ async def get_mine(session: AsyncSession, req: c.MyAssignmentRequest) -> c.Assig
 
 
 async def list_page(session: AsyncSession, req: c.ListAssignmentsRequest) -> c.AssignmentPage:
-    query = _NAMED
-    for column, value in (
-        (assignments.c.user_id, req.user_id),
-        (assignments.c.environment_id, req.environment_id),
-        (assignments.c.node_id, req.node_id),
-        (assignments.c.status, req.status),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    rows, cursor = await pagination.oldest_first(session, query, assignments, req.cursor, req.limit)
+    rows, cursor = await repository.page(
+        session,
+        req.cursor,
+        req.limit,
+        user_id=req.user_id,
+        environment_id=req.environment_id,
+        node_id=req.node_id,
+        status=req.status,
+    )
     return c.AssignmentPage(items=await to_assignments(session, rows), next_cursor=cursor)
 
 
-async def environment_of(session: AsyncSession, environment_id: uuid.UUID) -> Any:
-    return (await session.execute(select(environments).where(environments.c.id == environment_id))).one()
+async def environment_of(session: AsyncSession, environment_id: uuid.UUID) -> environment_rows.Environment:
+    """The assignment's environment, deleted or not (its row is kept for this)."""
+    env = await environment_rows.get(session, environment_id)
+    if env is None:
+        raise NotFound("no such environment")
+    return env

@@ -8,11 +8,9 @@ import re
 import unicodedata
 import uuid
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpulab_scheduler.models import linux_users
+from gpulab_scheduler.assignments import repository
 
 MAX_LEN = 32
 # Accounts every distribution (or the agent) has or needs: never given to a user.
@@ -39,22 +37,16 @@ def base_name(email: str) -> str:
 
 async def username_for(session: AsyncSession, user_id: uuid.UUID, email: str) -> str:
     """The user's name, made on their first assignment; concurrent first assignments agree."""
-    existing = await session.scalar(select(linux_users.c.username).where(linux_users.c.user_id == user_id))
+    existing = await repository.username_of(session, user_id)
     if existing is not None:
-        return str(existing)
+        return existing
     base = base_name(email)
     for n in range(1, 1000):
         candidate = base if n == 1 else f"{base}-{n}"
-        made = await session.scalar(
-            insert(linux_users)
-            .values(user_id=user_id, username=candidate)
-            .on_conflict_do_nothing()
-            .returning(linux_users.c.username)
-        )
-        if made is not None:
-            return str(made)
+        if await repository.claim_username(session, user_id, candidate):
+            return candidate
         # Taken: by this user (a concurrent first assignment won) or by someone else.
-        existing = await session.scalar(select(linux_users.c.username).where(linux_users.c.user_id == user_id))
+        existing = await repository.username_of(session, user_id)
         if existing is not None:
-            return str(existing)
+            return existing
     raise RuntimeError(f"no free Linux username for {base}")

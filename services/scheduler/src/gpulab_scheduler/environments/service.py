@@ -6,15 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpulab_core import outbox, pagination
+from gpulab_core import outbox
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.contracts.common import Page
 from gpulab_core.errors import Conflict, InvalidRequest, NotFound
-from gpulab_scheduler.models import assignments, environment_nodes, environments, nodes, tables
+from gpulab_scheduler.assignments import repository as assignment_rows
+from gpulab_scheduler.environments import repository
+from gpulab_scheduler.models import tables
+from gpulab_scheduler.nodes import repository as node_rows
 
 SOURCE = "scheduler"
 FIELDS = ("name", "enforcement_mode", "tunnel_provider", "default_cpus", "default_ram_mb", "default_expiry_hours")
@@ -24,43 +25,28 @@ async def _emit(session: AsyncSession, event_type: str, payload: Any) -> None:
     await outbox.emit(session, tables.outbox, event_type, payload.model_dump(mode="json"), source=SOURCE)
 
 
-async def _node_ids(session: AsyncSession, environment_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await session.execute(
-        select(environment_nodes.c.node_id)
-        .where(environment_nodes.c.environment_id == environment_id)
-        .order_by(environment_nodes.c.attached_at, environment_nodes.c.node_id)
-    )
-    return list(rows.scalars())
-
-
-async def _to_environment(session: AsyncSession, row: Any) -> c.Environment:
+def _to_environment(row: repository.Environment, node_ids: list[uuid.UUID]) -> c.Environment:
     return c.Environment(
         id=row.id,
-        node_ids=await _node_ids(session, row.id),
+        node_ids=node_ids,
         created_at=row.created_at,
         **{f: getattr(row, f) for f in FIELDS},
     )
 
 
-async def live_row(session: AsyncSession, environment_id: uuid.UUID, *, lock: bool = False) -> Any:
-    query = select(environments).where(environments.c.id == environment_id, environments.c.deleted_at.is_(None))
-    if lock:
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
+async def _with_nodes(session: AsyncSession, row: repository.Environment) -> c.Environment:
+    return _to_environment(row, (await repository.node_ids(session, [row.id]))[row.id])
+
+
+async def live_row(session: AsyncSession, environment_id: uuid.UUID, *, lock: bool = False) -> repository.Environment:
+    row = await repository.get_live(session, environment_id, lock=lock)
     if row is None:
         raise NotFound("no such environment")
     return row
 
 
 async def create(session: AsyncSession, req: c.CreateEnvironmentRequest) -> c.Environment:
-    row = (
-        await session.execute(
-            insert(environments)
-            .values(id=uuid.uuid4(), created_by=req.actor_id, **{f: getattr(req, f) for f in FIELDS})
-            .on_conflict_do_nothing(index_elements=[environments.c.name], index_where=text("deleted_at IS NULL"))
-            .returning(*environments.c)
-        )
-    ).first()
+    row = await repository.add(session, req.actor_id, {f: getattr(req, f) for f in FIELDS})
     if row is None:
         raise Conflict(f"an environment named {req.name!r} exists already", code=c.ENVIRONMENT_EXISTS)
     changes = {f: getattr(req, f) for f in FIELDS}
@@ -69,17 +55,17 @@ async def create(session: AsyncSession, req: c.CreateEnvironmentRequest) -> c.En
         c.ENVIRONMENT_CREATED,
         c.EnvironmentEvent(environment_id=row.id, name=row.name, actor_id=req.actor_id, changes=changes),
     )
-    return await _to_environment(session, row)
+    return _to_environment(row, [])
 
 
 async def get(session: AsyncSession, req: c.EnvironmentIdRequest) -> c.Environment:
-    return await _to_environment(session, await live_row(session, req.id))
+    return await _with_nodes(session, await live_row(session, req.id))
 
 
 async def list_page(session: AsyncSession, req: Page) -> c.EnvironmentPage:
-    query = select(environments).where(environments.c.deleted_at.is_(None))
-    rows, cursor = await pagination.oldest_first(session, query, environments, req.cursor, req.limit)
-    return c.EnvironmentPage(items=[await _to_environment(session, r) for r in rows], next_cursor=cursor)
+    rows, cursor = await repository.page(session, req.cursor, req.limit)
+    attached = await repository.node_ids(session, [r.id for r in rows])  # one query for the page
+    return c.EnvironmentPage(items=[_to_environment(r, attached[r.id]) for r in rows], next_cursor=cursor)
 
 
 async def update_environment(session: AsyncSession, req: c.UpdateEnvironmentRequest) -> c.Environment:
@@ -92,54 +78,38 @@ async def update_environment(session: AsyncSession, req: c.UpdateEnvironmentRequ
         if required in changes and changes[required] is None:
             raise InvalidRequest(f"{required} cannot be null", details={"field": required})
     if not changes:
-        return await _to_environment(session, row)
+        return await _with_nodes(session, row)
     if "name" in changes:
-        taken = await session.scalar(
-            select(func.count())
-            .select_from(environments)
-            .where(
-                environments.c.name == changes["name"], environments.c.deleted_at.is_(None), environments.c.id != req.id
-            )
-        )
-        if taken:
+        if await repository.name_taken(session, changes["name"], other_than=req.id):
             raise Conflict(f"an environment named {changes['name']!r} exists already", code=c.ENVIRONMENT_EXISTS)
     if changes.get("enforcement_mode") == "mig":
-        for node_id in await _node_ids(session, req.id):
+        for node_id in (await repository.node_ids(session, [req.id]))[req.id]:
             await _require_mig(session, node_id)
-    row = (
-        await session.execute(
-            update(environments).where(environments.c.id == req.id).values(**changes).returning(*environments.c)
-        )
-    ).one()
+    row = await repository.change(session, req.id, changes)
     await _emit(
         session,
         c.ENVIRONMENT_UPDATED,
         c.EnvironmentEvent(environment_id=row.id, name=row.name, actor_id=req.actor_id, changes=changes),
     )
-    return await _to_environment(session, row)
+    return await _with_nodes(session, row)
 
 
 async def delete_environment(session: AsyncSession, req: c.EnvironmentIdRequest) -> dict[str, str]:
     row = await live_row(session, req.id, lock=True)  # an assignment being made in it waits, or sees this
-    active = await session.scalar(
-        select(func.count())
-        .select_from(assignments)
-        .where(assignments.c.environment_id == req.id, assignments.c.status == "active")
-    )
+    active = await assignment_rows.count_active(session, environment_id=req.id)
     if active:
         raise Conflict(
             f"the environment has {active} active assignment(s); revoke them first", code=c.ENVIRONMENT_IN_USE
         )
-    await session.execute(update(environments).where(environments.c.id == req.id).values(deleted_at=datetime.now(UTC)))
-    await session.execute(delete(environment_nodes).where(environment_nodes.c.environment_id == req.id))
+    await repository.mark_deleted(session, req.id, datetime.now(UTC))
     await _emit(
         session, c.ENVIRONMENT_DELETED, c.EnvironmentEvent(environment_id=row.id, name=row.name, actor_id=req.actor_id)
     )
     return {}
 
 
-async def _node(session: AsyncSession, node_id: uuid.UUID) -> Any:
-    row = (await session.execute(select(nodes).where(nodes.c.id == node_id, nodes.c.deleted_at.is_(None)))).first()
+async def _node(session: AsyncSession, node_id: uuid.UUID) -> node_rows.Node:
+    row = await node_rows.get_live(session, node_id)
     if row is None:
         raise NotFound("no such node")
     return row
@@ -160,13 +130,7 @@ async def attach(session: AsyncSession, req: c.EnvironmentNodeRequest) -> c.Envi
     node = await _node(session, req.node_id)
     if row.enforcement_mode == "mig":
         await _require_mig(session, req.node_id)
-    added = await session.scalar(
-        insert(environment_nodes)
-        .values(environment_id=req.id, node_id=req.node_id)
-        .on_conflict_do_nothing()
-        .returning(environment_nodes.c.node_id)
-    )
-    if added is not None:
+    if await repository.attach(session, req.id, req.node_id):
         await _emit(
             session,
             c.NODE_ATTACHED,
@@ -174,18 +138,13 @@ async def attach(session: AsyncSession, req: c.EnvironmentNodeRequest) -> c.Envi
                 environment_id=req.id, environment_name=row.name, node_id=node.id, actor_id=req.actor_id
             ),
         )
-    return await _to_environment(session, row)
+    return await _with_nodes(session, row)
 
 
 async def detach(session: AsyncSession, req: c.EnvironmentNodeRequest) -> c.Environment:
     """The node serves no new assignment of this environment; the ones it has go on until they end."""
     row = await live_row(session, req.id, lock=True)
-    removed = await session.scalar(
-        delete(environment_nodes)
-        .where(environment_nodes.c.environment_id == req.id, environment_nodes.c.node_id == req.node_id)
-        .returning(environment_nodes.c.node_id)
-    )
-    if removed is None:
+    if not await repository.detach(session, req.id, req.node_id):
         raise NotFound("the node is not attached to this environment")
     await _emit(
         session,
@@ -194,4 +153,4 @@ async def detach(session: AsyncSession, req: c.EnvironmentNodeRequest) -> c.Envi
             environment_id=req.id, environment_name=row.name, node_id=req.node_id, actor_id=req.actor_id
         ),
     )
-    return await _to_environment(session, row)
+    return await _with_nodes(session, row)
