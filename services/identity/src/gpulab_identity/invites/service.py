@@ -138,6 +138,7 @@ async def accept(session: AsyncSession, req: AcceptInviteRequest, passwords: Pas
         raise await _classify_unusable(session, token_hash)
     password_hash = await passwords.hash(password)
     before = await users_repo.get_row_for_update(session, claimed.user_id)
+    assert before is not None  # the invite's user: invites are removed with their user
     await users_repo.set_fields(
         session, claimed.user_id, name=req.name.strip(), password_hash=password_hash, status="active"
     )

@@ -20,8 +20,7 @@ from gpulab_identity.users import repository as repo
 async def actor_email(session: AsyncSession, actor_id: uuid.UUID | None) -> str | None:
     if actor_id is None:
         return None
-    actor = await repo.get(session, actor_id)
-    return actor.email if actor else None
+    return await repo.email_of(session, actor_id)
 
 
 async def end_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
