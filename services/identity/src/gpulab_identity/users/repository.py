@@ -75,7 +75,7 @@ def _select() -> Select[Any]:
     return select(*_USER_COLUMNS).select_from(users.outerjoin(_latest_invite, true()))
 
 
-def to_user(row: Row[Any]) -> User:
+def _user(row: Row[Any]) -> User:
     delivery = None
     if row.delivery_state is not None and row.delivery_updated_at is not None:
         delivery = InviteDelivery(
@@ -95,7 +95,7 @@ def to_user(row: Row[Any]) -> User:
 
 async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     row = (await session.execute(_select().where(users.c.id == user_id))).first()
-    return to_user(row) if row else None
+    return _user(row) if row else None
 
 
 async def email_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
@@ -191,4 +191,4 @@ async def list_page(session: AsyncSession, req: ListUsersRequest) -> tuple[list[
     if req.role is not None:
         query = query.where(users.c.role == req.role)
     rows, cursor = await pagination.oldest_first(session, query, users, req.cursor, req.limit)
-    return [to_user(r) for r in rows], cursor
+    return [_user(r) for r in rows], cursor
