@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import logging
-import zlib
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gpulab_core.errors import Conflict
 from gpulab_identity.audit import repository as audit
-from gpulab_identity.models import users
 from gpulab_identity.passwords import Passwords, check_rules
 from gpulab_identity.users import repository as users_repo
 
 log = logging.getLogger(__name__)
-# Two replicas starting at once must not both create "the first" admin.
-_LOCK = zlib.crc32(b"gpulab-identity-bootstrap-admin")
 
 
 async def ensure_admin(
@@ -35,8 +30,9 @@ async def ensure_admin(
         raise Conflict(f"not an email address: {email!r}")
     password_hash = await passwords.hash(normalised)
     async with sessions() as session, session.begin():
-        await session.execute(select(func.pg_advisory_xact_lock(_LOCK)))
-        if only_if_none and await session.scalar(select(func.count()).where(users.c.role == "admin")):
+        # Two replicas starting at once must not both create "the first" admin.
+        await users_repo.lock_bootstrap(session)
+        if only_if_none and await users_repo.admin_exists(session):
             return False
         if await users_repo.get_by_email_for_update(session, email) is not None:
             raise Conflict(f"{email} already has an account")

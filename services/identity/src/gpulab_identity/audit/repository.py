@@ -126,7 +126,20 @@ async def recent_refusals(session: AsyncSession, action: str, since: datetime) -
     return list((await session.execute(query)).scalars())
 
 
-def _entry(row: Row[Any]) -> AuditEntry:
+# What an AuditEntry shows (the chain's hashes stay for `verify`).
+_LISTED = (
+    audit_log.c.id,
+    audit_log.c.at,
+    audit_log.c.actor_id,
+    audit_log.c.actor_email,
+    audit_log.c.action,
+    audit_log.c.target_type,
+    audit_log.c.target_id,
+    audit_log.c.details,
+)
+
+
+def _entry(row: Row[*tuple[Any, ...]]) -> AuditEntry:
     return AuditEntry(
         id=row.id,
         at=row.at,
@@ -159,7 +172,12 @@ async def list_entries(session: AsyncSession, req: ListAuditRequest) -> tuple[li
         if not isinstance(seq, int):
             seq = -1
         conds.append(audit_log.c.seq < seq)
-    query = select(audit_log).where(and_(True, *conds)).order_by(audit_log.c.seq.desc()).limit(req.limit + 1)
+    query = (
+        select(*_LISTED, audit_log.c.seq)
+        .where(and_(True, *conds))
+        .order_by(audit_log.c.seq.desc())
+        .limit(req.limit + 1)
+    )
     rows = (await session.execute(query)).all()
     more = len(rows) > req.limit
     rows = rows[: req.limit]

@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core.contracts.identity import LoginReply, LoginRequest, SessionReply
@@ -26,7 +25,6 @@ from gpulab_identity.audit import repository as audit
 from gpulab_identity.auth import repository
 from gpulab_identity.config import Settings
 from gpulab_identity.errors import InvalidCredentials, TooManyAttempts, Unauthenticated
-from gpulab_identity.models import sessions
 from gpulab_identity.passwords import Passwords
 from gpulab_identity.users import repository as users_repo
 
@@ -112,16 +110,15 @@ async def login(session: AsyncSession, req: LoginRequest, settings: Settings, pa
     expires_at = now + timedelta(hours=settings.session_absolute_hours)
     session_id = uuid.uuid4()
     # Always a new session (and id) at login: a session fixed before login is never promoted.
-    await session.execute(
-        sessions.insert().values(
-            id=session_id,
-            user_id=row.id,
-            token_hash=tokens.digest(token),
-            csrf_token=csrf,
-            last_seen_at=now,
-            expires_at=expires_at,
-            client_ip=req.client_ip,
-        )
+    await repository.start_session(
+        session,
+        session_id=session_id,
+        user_id=row.id,
+        token_hash=tokens.digest(token),
+        csrf_token=csrf,
+        now=now,
+        expires_at=expires_at,
+        client_ip=req.client_ip,
     )
     await audit.append(
         session,
@@ -140,40 +137,23 @@ async def login(session: AsyncSession, req: LoginRequest, settings: Settings, pa
 async def current(session: AsyncSession, token: str, settings: Settings) -> SessionReply:
     now = datetime.now(UTC)
     idle = timedelta(minutes=settings.session_idle_minutes)
-    row = (
-        await session.execute(
-            select(sessions).where(
-                sessions.c.token_hash == tokens.digest(token),
-                sessions.c.ended_at.is_(None),
-                sessions.c.expires_at > now,
-                sessions.c.last_seen_at > now - idle,
-            )
-        )
-    ).first()
+    row = await repository.live_session(session, tokens.digest(token), now=now, seen_since=now - idle)
     user = await users_repo.get(session, row.user_id) if row else None
     if row is None or user is None or user.status != "active":
         raise Unauthenticated("not logged in, or the session has ended")
     if now - row.last_seen_at > TOUCH_EVERY:
-        await session.execute(update(sessions).where(sessions.c.id == row.id).values(last_seen_at=now))
+        await repository.touch_session(session, row.id, now)
     return SessionReply(user=user, session_id=row.id, csrf_token=row.csrf_token, expires_at=row.expires_at)
 
 
 async def logout(session: AsyncSession, token: str) -> None:
-    ended = (
-        await session.execute(
-            update(sessions)
-            .where(sessions.c.token_hash == tokens.digest(token), sessions.c.ended_at.is_(None))
-            .values(ended_at=func.now())
-            .returning(sessions.c.id, sessions.c.user_id)
-        )
-    ).first()
+    ended = await repository.end_session(session, tokens.digest(token))
     if ended is not None:
-        user = await users_repo.get(session, ended.user_id)
         await audit.append(
             session,
             action="auth.logout",
             actor_id=ended.user_id,
-            actor_email=user.email if user else None,
+            actor_email=await users_repo.email_of(session, ended.user_id),
             target_type="session",
             target_id=str(ended.id),
         )
@@ -182,5 +162,5 @@ async def logout(session: AsyncSession, token: str) -> None:
 async def prune(session: AsyncSession) -> None:
     """Forget failures older than the window and sessions long over; run now and then."""
     now = datetime.now(UTC)
-    await repository.prune(session, now - WINDOW)
-    await session.execute(delete(sessions).where(and_(sessions.c.expires_at < now - timedelta(days=7))))
+    await repository.prune_failures(session, now - WINDOW)
+    await repository.prune_sessions(session, now - timedelta(days=7))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox, sealing
@@ -15,7 +14,8 @@ from gpulab_core.errors import NotFound
 from gpulab_identity import tokens
 from gpulab_identity.audit import repository as audit
 from gpulab_identity.errors import AlreadyActive, InviteExpired, InviteUsed
-from gpulab_identity.models import invites, tables
+from gpulab_identity.invites import repository as repo
+from gpulab_identity.models import tables
 from gpulab_identity.passwords import Passwords, check_rules
 from gpulab_identity.users import repository as users_repo
 from gpulab_identity.users import service as users
@@ -25,7 +25,7 @@ async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta, seal
     email = str(req.email).strip()
     # Two invites of one new address at once: there is no row to lock yet, so lock the address itself;
     # the second then finds the first's user and re-invites instead of failing on the unique index.
-    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext("invite:" + email.lower()))))
+    await repo.lock_address(session, email)
     existing = await users_repo.get_by_email_for_update(session, email)
     if existing is not None and existing.status != "invited":
         raise AlreadyActive(f"{existing.email} already has an account ({existing.status})")
@@ -36,24 +36,17 @@ async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta, seal
         if existing.role != req.role:
             await users_repo.set_fields(session, user_id, role=req.role)
         # Re-inviting replaces the old token: the old link stops working at once.
-        await session.execute(
-            update(invites)
-            .where(invites.c.user_id == user_id, invites.c.used_at.is_(None), invites.c.replaced_at.is_(None))
-            .values(replaced_at=func.now())
-        )
+        await repo.replace_open(session, user_id)
     token = tokens.new_token()
     invite_id = uuid.uuid4()
     expires_at = datetime.now(UTC) + ttl
-    await session.execute(
-        invites.insert().values(
-            id=invite_id,
-            user_id=user_id,
-            token_hash=tokens.digest(token),
-            expires_at=expires_at,
-            created_by=req.actor_id,
-            delivery_state="pending",
-            delivery_updated_at=func.now(),
-        )
+    await repo.insert(
+        session,
+        invite_id=invite_id,
+        user_id=user_id,
+        token_hash=tokens.digest(token),
+        expires_at=expires_at,
+        created_by=req.actor_id,
     )
     inviter = await users_repo.get(session, req.actor_id)
     payload = events.UserInvited(
@@ -87,7 +80,7 @@ async def create(session: AsyncSession, req: InviteRequest, ttl: timedelta, seal
 
 
 async def _classify_unusable(session: AsyncSession, token_hash: bytes) -> Exception:
-    row = (await session.execute(select(invites).where(invites.c.token_hash == token_hash))).first()
+    row = await repo.state_of(session, token_hash)
     if row is None:
         return NotFound("no such invite")
     if row.used_at is not None:
@@ -99,21 +92,12 @@ async def _classify_unusable(session: AsyncSession, token_hash: bytes) -> Except
 
 async def lookup(session: AsyncSession, token: str) -> InviteLookupReply:
     token_hash = tokens.digest(token)
-    row = (
-        await session.execute(
-            select(invites.c.expires_at, invites.c.user_id).where(
-                invites.c.token_hash == token_hash,
-                invites.c.used_at.is_(None),
-                invites.c.replaced_at.is_(None),
-                invites.c.expires_at > func.now(),
-            )
-        )
-    ).first()
+    row = await repo.find_usable(session, token_hash)
     if row is None:
         raise await _classify_unusable(session, token_hash)
-    user = await users_repo.get(session, row.user_id)
-    assert user is not None
-    return InviteLookupReply(email=user.email, expires_at=row.expires_at)
+    email = await users_repo.email_of(session, row.user_id)
+    assert email is not None  # invites are removed with their user
+    return InviteLookupReply(email=email, expires_at=row.expires_at)
 
 
 async def accept(session: AsyncSession, req: AcceptInviteRequest, passwords: Passwords) -> User:
@@ -121,23 +105,12 @@ async def accept(session: AsyncSession, req: AcceptInviteRequest, passwords: Pas
     token_hash = tokens.digest(req.token)
     # The claim is one conditional UPDATE: of any number of concurrent accepts, exactly one gets the
     # row; the others wait for its commit and then find used_at set.
-    claimed = (
-        await session.execute(
-            update(invites)
-            .where(
-                invites.c.token_hash == token_hash,
-                invites.c.used_at.is_(None),
-                invites.c.replaced_at.is_(None),
-                invites.c.expires_at > func.now(),
-            )
-            .values(used_at=func.now())
-            .returning(invites.c.user_id, invites.c.id)
-        )
-    ).first()
+    claimed = await repo.claim(session, token_hash)
     if claimed is None:
         raise await _classify_unusable(session, token_hash)
     password_hash = await passwords.hash(password)
     before = await users_repo.get_row_for_update(session, claimed.user_id)
+    assert before is not None  # the invite's user: invites are removed with their user
     await users_repo.set_fields(
         session, claimed.user_id, name=req.name.strip(), password_hash=password_hash, status="active"
     )
@@ -159,14 +132,7 @@ async def accept(session: AsyncSession, req: AcceptInviteRequest, passwords: Pas
 
 async def record_delivery(session: AsyncSession, data: events.InviteDelivery) -> None:
     """notify's progress; an older report never overwrites a newer one (events may arrive out of order)."""
-    await session.execute(
-        update(invites)
-        .where(
-            invites.c.id == data.invite_id,
-            (invites.c.delivery_updated_at.is_(None)) | (invites.c.delivery_updated_at <= data.at),
-        )
-        .values(delivery_state=data.state, delivery_detail=data.detail, delivery_updated_at=data.at)
-    )
+    await repo.record_delivery(session, data.invite_id, data.state, data.detail, data.at)
     if data.state == "failed":
         await audit.append(
             session,

@@ -9,14 +9,22 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpulab_core.contracts.identity import SshKey
 from gpulab_identity.models import ssh_keys, users
 from gpulab_identity.ssh_keys.parse import ParsedKey
 
 _ORDER = (ssh_keys.c.created_at, ssh_keys.c.id)
+# What the SshKey contract shows (the key itself only goes out in authorized_keys `lines`).
+_SHOWN = (ssh_keys.c.id, ssh_keys.c.type, ssh_keys.c.fingerprint, ssh_keys.c.comment, ssh_keys.c.created_at)
 
 
-async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[Row[Any]]:
-    return list((await session.execute(select(ssh_keys).where(ssh_keys.c.user_id == user_id).order_by(*_ORDER))).all())
+def _key(row: Row[*tuple[Any, ...]]) -> SshKey:
+    return SshKey(id=row.id, type=row.type, fingerprint=row.fingerprint, comment=row.comment, created_at=row.created_at)
+
+
+async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[SshKey]:
+    query = select(*_SHOWN).where(ssh_keys.c.user_id == user_id).order_by(*_ORDER)
+    return [_key(r) for r in (await session.execute(query)).all()]
 
 
 async def count_for(session: AsyncSession, user_id: uuid.UUID) -> int:
@@ -24,9 +32,9 @@ async def count_for(session: AsyncSession, user_id: uuid.UUID) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def insert(session: AsyncSession, key_id: uuid.UUID, user_id: uuid.UUID, parsed: ParsedKey) -> Row[Any]:
+async def insert(session: AsyncSession, key_id: uuid.UUID, user_id: uuid.UUID, parsed: ParsedKey) -> SshKey:
     """Raises IntegrityError for a key registered already."""
-    return (
+    row = (
         await session.execute(
             ssh_keys.insert()
             .values(
@@ -37,9 +45,10 @@ async def insert(session: AsyncSession, key_id: uuid.UUID, user_id: uuid.UUID, p
                 comment=parsed.comment,
                 public_key=parsed.normalized,
             )
-            .returning(*ssh_keys.c)
+            .returning(*_SHOWN)
         )
     ).one()
+    return _key(row)
 
 
 async def delete_for(session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID) -> str | None:

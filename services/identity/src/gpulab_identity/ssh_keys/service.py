@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +25,8 @@ from gpulab_identity.ssh_keys.parse import InvalidSshKey, parse_public_key
 from gpulab_identity.users import repository as users_repo
 
 
-def _key(row: Row[Any]) -> SshKey:
-    return SshKey(id=row.id, type=row.type, fingerprint=row.fingerprint, comment=row.comment, created_at=row.created_at)
-
-
 async def list_keys(session: AsyncSession, user_id: uuid.UUID) -> list[SshKey]:
-    return [_key(r) for r in await repo.list_for(session, user_id)]
+    return await repo.list_for(session, user_id)
 
 
 async def add(session: AsyncSession, user_id: uuid.UUID, text: str, max_keys: int) -> SshKey:
@@ -53,7 +48,7 @@ async def add(session: AsyncSession, user_id: uuid.UUID, text: str, max_keys: in
     key_id = uuid.uuid4()
     try:
         async with session.begin_nested():  # a duplicate must not spoil the caller's transaction
-            row = await repo.insert(session, key_id, user_id, parsed)
+            key = await repo.insert(session, key_id, user_id, parsed)
     except IntegrityError:
         # Nothing is emitted for a refused key (the edge rolls the version back with the rest).
         # Only (user_id, fingerprint) is unique: another user holding the same key does not matter.
@@ -68,7 +63,7 @@ async def add(session: AsyncSession, user_id: uuid.UUID, text: str, max_keys: in
         details={"type": parsed.type, "fingerprint": parsed.fingerprint},
     )
     await _emit_keys_changed(session, user_id, owner.ssh_keys_version)
-    return _key(row)
+    return key
 
 
 async def remove(session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID) -> None:

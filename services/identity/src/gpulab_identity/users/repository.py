@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 import uuid
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, true, update
+from sqlalchemy import Select, and_, exists, func, select, true, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import pagination
-from gpulab_core.contracts.identity import InviteDelivery, ListUsersRequest, User
+from gpulab_core.contracts.identity import InviteDelivery, ListUsersRequest, Role, User, UserStatus
 from gpulab_identity.models import invites, ssh_keys, users
+
+# Two replicas starting at once must not both create "the first" admin (bootstrap.py).
+_BOOTSTRAP_LOCK = zlib.crc32(b"gpulab-identity-bootstrap-admin")
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user's own row as the rules read it (never the password hash)."""
+
+    id: uuid.UUID
+    email: str
+    name: str | None
+    role: Role
+    status: UserStatus
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What login checks a password against."""
+
+    id: uuid.UUID
+    email: str
+    status: UserStatus
+    password_hash: str | None
+
+
+@dataclass(frozen=True)
+class KeysVersion:
+    """A user's email and ssh_keys_version, just counted up."""
+
+    email: str
+    ssh_keys_version: int
+
 
 _has_key = exists().where(ssh_keys.c.user_id == users.c.id).label("has_ssh_key")
 # The newest invite of the user: its delivery state is what the admin needs to see.
@@ -36,11 +71,11 @@ _USER_COLUMNS = [
 ]
 
 
-def _select() -> Any:
+def _select() -> Select[Any]:
     return select(*_USER_COLUMNS).select_from(users.outerjoin(_latest_invite, true()))
 
 
-def to_user(row: Row[Any]) -> User:
+def _user(row: Row[Any]) -> User:
     delivery = None
     if row.delivery_state is not None and row.delivery_updated_at is not None:
         delivery = InviteDelivery(
@@ -60,23 +95,41 @@ def to_user(row: Row[Any]) -> User:
 
 async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     row = (await session.execute(_select().where(users.c.id == user_id))).first()
-    return to_user(row) if row else None
+    return _user(row) if row else None
 
 
-async def get_by_email_for_update(session: AsyncSession, email: str) -> Any:
-    query = select(users).where(func.lower(users.c.email) == email.strip().lower()).with_for_update()
-    return (await session.execute(query)).first()
+async def email_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    email: str | None = await session.scalar(select(users.c.email).where(users.c.id == user_id))
+    return email
 
 
-async def get_row_for_update(session: AsyncSession, user_id: uuid.UUID) -> Any:
-    return (await session.execute(select(users).where(users.c.id == user_id).with_for_update())).first()
+def _select_record() -> Select[Any]:
+    return select(users.c.id, users.c.email, users.c.name, users.c.role, users.c.status)
 
 
-async def get_credentials(session: AsyncSession, email: str) -> Any:
+def _record(row: Row[Any]) -> UserRecord:
+    return UserRecord(id=row.id, email=row.email, name=row.name, role=row.role, status=row.status)
+
+
+async def get_by_email_for_update(session: AsyncSession, email: str) -> UserRecord | None:
+    query = _select_record().where(func.lower(users.c.email) == email.strip().lower()).with_for_update()
+    row = (await session.execute(query)).first()
+    return _record(row) if row else None
+
+
+async def get_row_for_update(session: AsyncSession, user_id: uuid.UUID) -> UserRecord | None:
+    row = (await session.execute(_select_record().where(users.c.id == user_id).with_for_update())).first()
+    return _record(row) if row else None
+
+
+async def get_credentials(session: AsyncSession, email: str) -> Credentials | None:
     query = select(users.c.id, users.c.status, users.c.password_hash, users.c.email).where(
         func.lower(users.c.email) == email.strip().lower()
     )
-    return (await session.execute(query)).first()
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    return Credentials(id=row.id, email=row.email, status=row.status, password_hash=row.password_hash)
 
 
 async def insert(
@@ -97,11 +150,11 @@ async def insert(
     return user_id
 
 
-async def set_fields(session: AsyncSession, user_id: uuid.UUID, **values: Any) -> None:
+async def set_fields(session: AsyncSession, user_id: uuid.UUID, **values: str) -> None:
     await session.execute(update(users).where(users.c.id == user_id).values(**values, updated_at=func.now()))
 
 
-async def next_ssh_keys_version(session: AsyncSession, user_id: uuid.UUID) -> Any:
+async def next_ssh_keys_version(session: AsyncSession, user_id: uuid.UUID) -> KeysVersion | None:
     """(email, ssh_keys_version) after adding one, or None for no such user. The UPDATE holds the
     user's row lock until commit, so one user's key changes are serialised and numbered in order."""
     query = (
@@ -110,7 +163,8 @@ async def next_ssh_keys_version(session: AsyncSession, user_id: uuid.UUID) -> An
         .values(ssh_keys_version=users.c.ssh_keys_version + 1)
         .returning(users.c.email, users.c.ssh_keys_version)
     )
-    return (await session.execute(query)).first()
+    row = (await session.execute(query)).first()
+    return KeysVersion(email=row.email, ssh_keys_version=row.ssh_keys_version) if row else None
 
 
 async def lock_active_admins(session: AsyncSession) -> int:
@@ -120,6 +174,16 @@ async def lock_active_admins(session: AsyncSession) -> int:
     return len((await session.execute(query)).all())
 
 
+async def lock_bootstrap(session: AsyncSession) -> None:
+    """Serialise the creation of a first admin until the transaction ends."""
+    await session.execute(select(func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK)))
+
+
+async def admin_exists(session: AsyncSession) -> bool:
+    """Whether any admin exists, whatever their status."""
+    return bool(await session.scalar(select(func.count()).where(users.c.role == "admin")))
+
+
 async def list_page(session: AsyncSession, req: ListUsersRequest) -> tuple[list[User], str | None]:
     query = _select()
     if req.status is not None:
@@ -127,4 +191,4 @@ async def list_page(session: AsyncSession, req: ListUsersRequest) -> tuple[list[
     if req.role is not None:
         query = query.where(users.c.role == req.role)
     rows, cursor = await pagination.oldest_first(session, query, users, req.cursor, req.limit)
-    return [to_user(r) for r in rows], cursor
+    return [_user(r) for r in rows], cursor

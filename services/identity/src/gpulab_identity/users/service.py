@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
@@ -12,22 +11,16 @@ from gpulab_core.contracts import events
 from gpulab_core.contracts.identity import UpdateUserRequest, User, UserStatus
 from gpulab_core.errors import InvalidRequest, NotFound
 from gpulab_identity.audit import repository as audit
+from gpulab_identity.auth import repository as auth_repo
 from gpulab_identity.errors import LastAdmin
-from gpulab_identity.models import sessions, tables
+from gpulab_identity.models import tables
 from gpulab_identity.users import repository as repo
 
 
 async def actor_email(session: AsyncSession, actor_id: uuid.UUID | None) -> str | None:
     if actor_id is None:
         return None
-    actor = await repo.get(session, actor_id)
-    return actor.email if actor else None
-
-
-async def end_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
-    await session.execute(
-        update(sessions).where(sessions.c.user_id == user_id, sessions.c.ended_at.is_(None)).values(ended_at=func.now())
-    )
+    return await repo.email_of(session, actor_id)
 
 
 async def emit_status_changed(
@@ -64,7 +57,7 @@ async def update_user(session: AsyncSession, req: UpdateUserRequest) -> User:
     if changes:
         await repo.set_fields(session, req.id, **changes)
         if changes.get("status") == "disabled":
-            await end_sessions(session, req.id)
+            await auth_repo.end_sessions_of(session, req.id)
         if req.status is not None and "status" in changes:
             await emit_status_changed(session, req.id, row.email, req.status, req.actor_id)
         email = await actor_email(session, req.actor_id)
