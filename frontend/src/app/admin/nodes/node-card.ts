@@ -20,6 +20,16 @@ import { STATUS_WORDS, lastSeen } from './node-text';
         </span>
       </header>
       <p class="seen" data-testid="last-seen">{{ seen() }}</p>
+      @if (node().problems?.length) {
+        <div class="problems" data-testid="node-problems">
+          <p>Not everything reaches this node:</p>
+          <ul>
+            @for (problem of node().problems; track $index) {
+              <li>{{ problem }}</li>
+            }
+          </ul>
+        </div>
+      }
       <dl class="facts">
         <div>
           <dt>Type</dt>
@@ -121,6 +131,17 @@ import { STATUS_WORDS, lastSeen } from './node-text';
     .seen {
       margin: 0.25rem 0 0.5rem;
       color: var(--muted);
+    }
+    .problems {
+      margin: 0 0 0.5rem;
+      padding: 0.5rem 0.75rem;
+      border-radius: var(--radius);
+      background: var(--warn-bg);
+      color: var(--warn-fg);
+    }
+    .problems p,
+    .problems ul {
+      margin: 0;
     }
     .facts {
       display: grid;

@@ -116,6 +116,17 @@ describe('Nodes', () => {
     expect(c.querySelector('ul[aria-label^="GPU map"]')).toBeNull();
   });
 
+  it('shows what keeps a node from getting its whole state, and nothing when all is well', async () => {
+    const problem =
+      'assignment a1 left out of the heartbeat reply: with it the reply would not fit the limit';
+    await answer([node('gpu-01', { problems: [problem] }), node('gpu-02')]);
+
+    const box = card('gpu-01')!.querySelector('[data-testid=node-problems]')!;
+    expect(text(box.querySelector('p'))).toBe('Not everything reaches this node:');
+    expect(Array.from(box.querySelectorAll('li')).map(text)).toEqual([problem]);
+    expect(card('gpu-02')!.querySelector('[data-testid=node-problems]')).toBeNull();
+  });
+
   it('hides deleted nodes until "Show deleted nodes" is ticked', async () => {
     await answer([node('gpu-01'), node('old-01', { status: 'revoked' })]);
     expect(card('old-01')).toBeNull();
