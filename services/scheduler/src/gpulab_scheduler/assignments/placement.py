@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core.contracts import scheduler as c
 from gpulab_core.errors import Conflict, InvalidRequest
-from gpulab_scheduler.assignments import repository
+from gpulab_scheduler.assignments import placement_repository as repository
 from gpulab_scheduler.environments.repository import Environment
 from gpulab_scheduler.nodes import repository as node_rows
 from gpulab_scheduler.nodes.repository import Node

@@ -1,5 +1,6 @@
-"""Every SQL statement on assignments, their GPUs and the users' Linux account names (placement's
-counts included). Never commits: the caller owns the transaction."""
+"""Every SQL statement on assignments and their GPUs, apart from placement's counts
+(placement_repository.py) and the users' Linux account names (usernames_repository.py). Never
+commits: the caller owns the transaction."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import pagination
-from gpulab_scheduler.models import assignment_gpus, assignments, environment_nodes, environments, linux_users, nodes
-from gpulab_scheduler.nodes.repository import Node
+from gpulab_scheduler.models import assignment_gpus, assignments, environments, nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +98,6 @@ class Expiring:
     user_email: str
     node_id: uuid.UUID
     expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A node of the environment with what its active assignments hold (placement's first guess)."""
-
-    node: Node
-    held_gpus: int
-    used_cpus: int
-    used_ram_mb: int
 
 
 # Host names and Environment names live in this schema already (the node projection, environments),
@@ -334,74 +323,3 @@ async def record_report(
         .where(assignments.c.id == assignment_id)
         .values(node_state=state, node_message=message, node_access_port=access_port, node_state_at=reported_at)
     )
-
-
-# Placement: what a node's active assignments hold.
-
-
-async def candidates(
-    session: AsyncSession, environment_id: uuid.UUID, node_id: uuid.UUID | None = None
-) -> list[Candidate]:
-    """The environment's live nodes (only `node_id` if given) with what their active assignments
-    hold, in one query."""
-    held = (
-        select(func.count())
-        .select_from(assignment_gpus)
-        .where(assignment_gpus.c.node_id == nodes.c.id, assignment_gpus.c.active.is_(True))
-        .scalar_subquery()
-    )
-    active = and_(assignments.c.node_id == nodes.c.id, assignments.c.status == "active")
-    used_cpus = select(func.coalesce(func.sum(assignments.c.cpus), 0)).where(active).scalar_subquery()
-    used_ram = select(func.coalesce(func.sum(assignments.c.ram_mb), 0)).where(active).scalar_subquery()
-    query = (
-        select(nodes, held.label("held_gpus"), used_cpus.label("used_cpus"), used_ram.label("used_ram"))
-        .join(environment_nodes, environment_nodes.c.node_id == nodes.c.id)
-        .where(environment_nodes.c.environment_id == environment_id, nodes.c.deleted_at.is_(None))
-    )
-    if node_id is not None:
-        query = query.where(nodes.c.id == node_id)
-    return [
-        Candidate(node=Node.of(r), held_gpus=int(r.held_gpus), used_cpus=int(r.used_cpus), used_ram_mb=int(r.used_ram))
-        for r in (await session.execute(query)).all()
-    ]
-
-
-async def held_gpu_uuids(session: AsyncSession, node_id: uuid.UUID) -> set[str]:
-    """The GPUs of the node that active assignments hold."""
-    held = await session.scalars(
-        select(assignment_gpus.c.gpu_uuid).where(
-            assignment_gpus.c.node_id == node_id, assignment_gpus.c.active.is_(True)
-        )
-    )
-    return set(held)
-
-
-async def used_cpus_ram(session: AsyncSession, node_id: uuid.UUID) -> tuple[int, int]:
-    """(CPUs, RAM in MiB) that the node's active assignments hold."""
-    used = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(assignments.c.cpus), 0), func.coalesce(func.sum(assignments.c.ram_mb), 0)
-            ).where(assignments.c.node_id == node_id, assignments.c.status == "active")
-        )
-    ).one()
-    return int(used[0]), int(used[1])
-
-
-# Linux account names (one per user, for every node and assignment).
-
-
-async def username_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
-    username = await session.scalar(select(linux_users.c.username).where(linux_users.c.user_id == user_id))
-    return None if username is None else str(username)
-
-
-async def claim_username(session: AsyncSession, user_id: uuid.UUID, username: str) -> bool:
-    """Whether the name is now the user's (False: taken, by them or by someone else)."""
-    made = await session.scalar(
-        insert(linux_users)
-        .values(user_id=user_id, username=username)
-        .on_conflict_do_nothing()
-        .returning(linux_users.c.username)
-    )
-    return made is not None

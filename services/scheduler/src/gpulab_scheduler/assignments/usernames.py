@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpulab_scheduler.assignments import repository
+from gpulab_scheduler.assignments import usernames_repository as repository
 
 MAX_LEN = 32
 # Accounts every distribution (or the agent) has or needs: never given to a user.
