@@ -47,8 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-GO_ZERO_TIME = "0001-01-01T00:00:00Z"
-_JSON = "application/json; charset=UTF-8"  # what NetBird's util.WriteJSONObject / WriteErrorResponse send
+from .netbird_wire import GO_ZERO_TIME, JSON_TYPE, REQUEST_FIELDS, decodes, fnv32a, go_time, netbird_error
 
 
 @dataclass(frozen=True)
@@ -67,50 +66,6 @@ class _Failure:
     status: int
     body: bytes
     content_type: str
-
-
-def go_time(epoch_ns: int) -> str:
-    """Go's time.Time JSON (RFC 3339 with nanoseconds, trailing zeros dropped, UTC as `Z`)."""
-    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    fraction = f"{nanos:09d}".rstrip("0")
-    return f"{text}.{fraction}Z" if fraction else f"{text}Z"
-
-
-def fnv32a(text: str) -> int:
-    """NetBird's setup key id is the FNV-1a hash of the key, in decimal."""
-    value = 0x811C9DC5
-    for byte in text.encode():
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return value
-
-
-def netbird_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message, "code": status}, status_code=status, media_type=_JSON)
-
-
-# The request body's fields and the Go types NetBird decodes them into (encoding/json refuses a mismatch).
-_FIELDS: dict[str, str] = {
-    "name": "string",
-    "type": "string",
-    "expires_in": "int",
-    "auto_groups": "[]string",
-    "usage_limit": "int",
-    "ephemeral": "*bool",
-    "allow_extra_dns_labels": "*bool",
-}
-
-
-def _decodes(value: Any, go_type: str) -> bool:
-    if value is None:  # JSON null leaves a Go field at its zero value
-        return True
-    if go_type == "string":
-        return isinstance(value, str)
-    if go_type == "int":  # 86400.0 or 1e5 are refused by encoding/json for an int field
-        return isinstance(value, int) and not isinstance(value, bool)
-    if go_type == "[]string":
-        return isinstance(value, list) and all(isinstance(item, str) for item in value)
-    return isinstance(value, bool)
 
 
 class _InLoopServer(uvicorn.Server):
@@ -224,7 +179,7 @@ class FakeNetBird:
         members = [{"id": p["id"], "name": p["name"]} for p in self._group_members(group_id)]
         return {**self._group_minimum(group_id), "resources_count": 0, "peers": members, "resources": []}
 
-    def fail_with(self, status: int, body: dict[str, Any] | str | bytes, content_type: str = _JSON) -> None:
+    def fail_with(self, status: int, body: dict[str, Any] | str | bytes, content_type: str = JSON_TYPE) -> None:
         """Answer every request from now on with this, before looking at it (a crash, a proxy's page)."""
         raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
         self._failure = _Failure(status, raw, content_type)
@@ -307,7 +262,7 @@ class FakeNetBird:
             body = json.loads(await request.body())
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not all(_decodes(body.get(k), t) for k, t in _FIELDS.items()):
+        if not isinstance(body, dict) or not all(decodes(body.get(k), t) for k, t in REQUEST_FIELDS.items()):
             return netbird_error(400, "couldn't parse JSON request")
         name = body.get("name") or ""
         key_type = body.get("type") or ""
@@ -345,12 +300,12 @@ class FakeNetBird:
         }
         self.keys[key["id"]] = key
         self._expires_ns[key["id"]] = now_ns + expires_in * 1_000_000_000 if expires_in else 0
-        return JSONResponse(key, media_type=_JSON)
+        return JSONResponse(key, media_type=JSON_TYPE)
 
     async def _list_keys(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
             return early
-        return JSONResponse([self.shown(k) for k in self.keys.values()], media_type=_JSON)
+        return JSONResponse([self.shown(k) for k in self.keys.values()], media_type=JSON_TYPE)
 
     async def _get(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
@@ -358,31 +313,31 @@ class FakeNetBird:
         key = self.keys.get(request.path_params["key_id"])
         if key is None:
             return netbird_error(404, "setup key not found")
-        return JSONResponse(self.shown(key), media_type=_JSON)
+        return JSONResponse(self.shown(key), media_type=JSON_TYPE)
 
     async def _delete_key(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
             return early
         if self.keys.pop(request.path_params["key_id"], None) is None:
             return netbird_error(404, "setup key not found")
-        return JSONResponse({}, media_type=_JSON)
+        return JSONResponse({}, media_type=JSON_TYPE)
 
     async def _list_peers(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
             return early
-        return JSONResponse([self._peer_shown(p) for p in self.peers.values()], media_type=_JSON)
+        return JSONResponse([self._peer_shown(p) for p in self.peers.values()], media_type=JSON_TYPE)
 
     async def _delete_peer(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
             return early
         if self.peers.pop(request.path_params["peer_id"], None) is None:
             return netbird_error(404, "peer not found")
-        return JSONResponse({}, media_type=_JSON)
+        return JSONResponse({}, media_type=JSON_TYPE)
 
     async def _list_groups(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
             return early
-        return JSONResponse([self._group(gid) for gid in self.groups], media_type=_JSON)
+        return JSONResponse([self._group(gid) for gid in self.groups], media_type=JSON_TYPE)
 
     async def _create_group(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
@@ -391,7 +346,7 @@ class FakeNetBird:
             body = json.loads(await request.body())
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not _decodes(body.get("name"), "string"):
+        if not isinstance(body, dict) or not decodes(body.get("name"), "string"):
             return netbird_error(400, "couldn't parse JSON request")
         name = body.get("name") or ""
         if name == "":
@@ -400,7 +355,7 @@ class FakeNetBird:
             return netbird_error(409, f"group with name {name} already exists")
         group_id = uuid.uuid4().hex[:20]
         self.groups[group_id] = name
-        return JSONResponse(self._group(group_id), media_type=_JSON)
+        return JSONResponse(self._group(group_id), media_type=JSON_TYPE)
 
     async def _delete_group(self, request: Request) -> Response:
         if (early := await self._record(request)) is not None:
@@ -416,4 +371,4 @@ class FakeNetBird:
         del self.groups[group_id]
         for peer in self.peers.values():
             peer["groups"] = [gid for gid in peer["groups"] if gid != group_id]
-        return JSONResponse({}, media_type=_JSON)
+        return JSONResponse({}, media_type=JSON_TYPE)
