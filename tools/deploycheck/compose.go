@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"regexp"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -32,14 +30,6 @@ var requiredSecrets = []string{
 	"GPULAB_NATS_IDENTITY_PASSWORD", "GPULAB_NATS_PKI_PASSWORD", "GPULAB_NATS_INVENTORY_PASSWORD",
 	"GPULAB_NATS_SCHEDULER_PASSWORD", "GPULAB_NATS_NOTIFY_PASSWORD", "GPULAB_NATS_GATEWAY_PASSWORD",
 	"GPULAB_NATS_SETUP_PASSWORD",
-}
-
-// publishedPorts is everything the host may expose: the TLS edge and the agent's two gRPC ports.
-// PostgreSQL, NATS, its monitoring port and the services' metrics ports stay on the compose network.
-var publishedPorts = map[string][]string{
-	"caddy":     {"80/tcp", "443/tcp", "443/udp"},
-	"pki":       {"50051/tcp"},
-	"inventory": {"50052/tcp"},
 }
 
 type deployFiles struct {
@@ -155,38 +145,6 @@ func checkInvariants(p *types.Project, files deployFiles) []error {
 
 // edgeMembers may join the `edge` network: the gateway believes X-Forwarded-For from its subnet
 // (GPULAB_TRUSTED_PROXIES), so anything else on it could name any client address it liked.
-var edgeMembers = []string{"caddy", "gateway"}
-
-func checkEdgeNetwork(p *types.Project, fail func(string, ...any)) {
-	edge, ok := p.Networks["edge"]
-	if !ok || edge.Ipam.Config == nil || len(edge.Ipam.Config) != 1 {
-		fail("the edge network must exist with exactly one subnet: the gateway names it in GPULAB_TRUSTED_PROXIES")
-		return
-	}
-	subnet := edge.Ipam.Config[0].Subnet
-	gateway := p.Services["gateway"]
-	trusted := gateway.Environment["GPULAB_TRUSTED_PROXIES"]
-	if trusted == nil || *trusted != subnet {
-		got := "<unset>"
-		if trusted != nil {
-			got = *trusted
-		}
-		fail("gateway's GPULAB_TRUSTED_PROXIES is %s, want the edge network's subnet %s: only Caddy names clients", got, subnet)
-	}
-	for _, name := range sortedNames(p.Services) {
-		_, on := p.Services[name].Networks["edge"]
-		if on && !slices.Contains(edgeMembers, name) {
-			fail("%s joins the edge network, whose X-Forwarded-For the gateway believes; only %v may", name, edgeMembers)
-		}
-		if slices.Contains(edgeMembers, name) && !on {
-			fail("%s must join the edge network", name)
-		}
-	}
-	if caddy, ok := p.Services["caddy"]; ok && len(caddy.Networks) != 1 {
-		fail("caddy must be on the edge network only: it reaches the gateway and nothing else of ours")
-	}
-}
-
 func checkReadyzHealthcheck(name string, svc types.ServiceConfig, fail func(string, ...any)) {
 	if !hasHealthcheck(svc) {
 		fail("%s has no healthcheck (every gpulab service must probe its /readyz)", name)
@@ -254,34 +212,6 @@ func checkNATSMount(p *types.Project, files deployFiles, fail func(string, ...an
 		rel(files.root, files.natsConf))
 }
 
-func checkPublishedPorts(p *types.Project, fail func(string, ...any)) {
-	for _, name := range sortedNames(p.Services) {
-		svc := p.Services[name]
-		var got []string
-		for _, port := range svc.Ports {
-			if port.Published == "" {
-				continue
-			}
-			got = append(got, fmt.Sprintf("%s/%s", port.Published, port.Protocol))
-		}
-		allowed := publishedPorts[name]
-		for _, g := range got {
-			if !slices.Contains(allowed, g) {
-				fail("%s publishes %s to the host; only %v may be published (internal ports stay on the compose network)",
-					name, g, publishedPortList())
-			}
-		}
-		for _, a := range allowed {
-			if !slices.Contains(got, a) {
-				fail("%s must publish %s", name, a)
-			}
-		}
-		if len(got) > 0 && svc.GetScale() > 1 {
-			fail("%s publishes a fixed host port and so cannot run %d replicas on one host", name, svc.GetScale())
-		}
-	}
-}
-
 // checkSecretsRequired reloads compose.yaml without each secret and expects a refusal that names it.
 func checkSecretsRequired(ctx context.Context, files deployFiles) []error {
 	env, err := dotenv.GetEnvFromFile(map[string]string{}, []string{files.envFile})
@@ -308,45 +238,6 @@ func checkSecretsRequired(ctx context.Context, files deployFiles) []error {
 			errs = append(errs, fmt.Errorf("without %s compose.yaml fails, but not by naming it: %w", secret, err))
 		}
 	}
-	return errs
-}
-
-var versionRe = regexp.MustCompile(`^v?(\d+)\.(\d+)(?:\.\d+)?`)
-
-// minorOf returns "2.11" for "v2.11.9", "2.11" or "2.11-alpine"; "" when there is no version.
-func minorOf(version string) string {
-	m := versionRe.FindStringSubmatch(version)
-	if m == nil {
-		return ""
-	}
-	return m[1] + "." + m[2]
-}
-
-// checkImagePins makes the images that run the validated files the same minor as the validators.
-func checkImagePins(p *types.Project, caddyVersion string) []error {
-	var errs []error
-	majorTag := regexp.MustCompile(`^\d+`)
-	pin := func(service, validator, validatorVersion string) {
-		svc, ok := p.Services[service]
-		if !ok {
-			errs = append(errs, fmt.Errorf("service %q is missing", service))
-			return
-		}
-		_, tag, _ := strings.Cut(svc.Image, ":")
-		got, want := minorOf(tag), minorOf(validatorVersion)
-		switch {
-		case validator == "" && majorTag.MatchString(tag):
-			// No validator to match: a major version pin is enough.
-		case got == "":
-			errs = append(errs, fmt.Errorf("%s image %q has no version tag; pin one", service, svc.Image))
-		case want != "" && got != want:
-			errs = append(errs, fmt.Errorf("%s image %q is %s but its config is validated with %s %s; keep them on one minor",
-				service, svc.Image, got, validator, validatorVersion))
-		}
-	}
-	pin("caddy", "caddy", caddyVersion)
-	pin("nats", "nats-server", moduleVersion("github.com/nats-io/nats-server/v2"))
-	pin("postgres", "", "")
 	return errs
 }
 
@@ -379,27 +270,4 @@ func sortedNames(services types.Services) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-func publishedPortList() []string {
-	var all []string
-	for svc, ports := range publishedPorts {
-		for _, p := range ports {
-			all = append(all, svc+" "+p)
-		}
-	}
-	sort.Strings(all)
-	return all
-}
-
-// moduleVersion is the version of a dependency linked into this binary.
-func moduleVersion(path string) string {
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, dep := range info.Deps {
-			if dep.Path == path {
-				return dep.Version
-			}
-		}
-	}
-	return "(unknown version)"
 }
