@@ -72,26 +72,7 @@ async def make_user(plane: ControlPlane, identity: Runtime, folder: Path) -> tup
 async def test_assign_heartbeat_revoke_and_reach_the_node(
     plane: ControlPlane, agents: list[Agent], allocation: dict[str, Runtime], tmp_path: Path
 ) -> None:
-    agent = await enrolled(plane, agents)
-    channel = agent.heartbeat_channel()
-    await agent.heartbeat(hardware(gpus=4), channel=channel)
-    node_id = agent.node_id or ""
-
-    env = await plane.call(
-        "environments.create",
-        {"name": f"lab-{uuid.uuid4().hex[:6]}", "enforcement_mode": "cgroup", "tunnel_provider": "ssh_proxy_jump"},
-        service="scheduler",
-    )
-
-    async def attached() -> bool:
-        # The scheduler knows the node from inventory's events once they have reached it.
-        try:
-            await plane.call("environments.attach_node", {"id": env["id"], "node_id": node_id}, service="scheduler")
-            return True
-        except RemoteError:
-            return False
-
-    await wait_until(attached, timeout_s=20)
+    agent, channel, node_id, env = await node_in_environment(plane, agents, gpus=4, mode="cgroup")
     user_id, public_key = await make_user(plane, allocation["identity"], tmp_path)
     request = {
         "user_id": user_id,
@@ -171,24 +152,7 @@ async def test_a_container_assignments_port_flows_from_the_heartbeat_into_its_ss
     """Container mode: the agent's applied report carries its container's sshd port; inventory
     announces it, the scheduler keeps it, and the access reply names it (`ssh -G`) — refused as
     `access_not_ready` until then."""
-    agent = await enrolled(plane, agents)
-    channel = agent.heartbeat_channel()
-    await agent.heartbeat(hardware(gpus=2), channel=channel)
-    node_id = agent.node_id or ""
-    env = await plane.call(
-        "environments.create",
-        {"name": f"box-{uuid.uuid4().hex[:6]}", "enforcement_mode": "container", "tunnel_provider": "ssh_proxy_jump"},
-        service="scheduler",
-    )
-
-    async def attached() -> bool:
-        try:
-            await plane.call("environments.attach_node", {"id": env["id"], "node_id": node_id}, service="scheduler")
-            return True
-        except RemoteError:
-            return False
-
-    await wait_until(attached, timeout_s=20)
+    agent, channel, node_id, env = await node_in_environment(plane, agents, gpus=2, mode="container")
     user_id, _ = await make_user(plane, allocation["identity"], tmp_path)
     request = {"user_id": user_id, "environment_id": env["id"], "gpus": 1, "placement": "dynamic"}
     made: dict[str, Any] = {}
@@ -237,3 +201,30 @@ async def test_a_container_assignments_port_flows_from_the_heartbeat_into_its_ss
     assert (settings["hostname"], settings["port"], settings["user"]) == ("127.0.0.1", "32770", "root")
     assert settings["proxyjump"] == f"{user}@{JUMP},{user}@[10.0.0.7]"
     await plane.call("assignments.revoke", {"id": made["id"]}, service="scheduler")
+
+
+async def node_in_environment(
+    plane: ControlPlane, agents: list[Agent], *, gpus: int, mode: str
+) -> tuple[Agent, Any, str, dict[str, Any]]:
+    """An enrolled node reporting `gpus` GPUs, attached to a new `mode` Environment reached by jump
+    host: (its agent, its heartbeat channel, its id, the Environment)."""
+    agent = await enrolled(plane, agents)
+    channel = agent.heartbeat_channel()
+    await agent.heartbeat(hardware(gpus=gpus), channel=channel)
+    node_id = agent.node_id or ""
+    env = await plane.call(
+        "environments.create",
+        {"name": f"{mode}-{uuid.uuid4().hex[:6]}", "enforcement_mode": mode, "tunnel_provider": "ssh_proxy_jump"},
+        service="scheduler",
+    )
+
+    async def attached() -> bool:
+        # The scheduler knows the node from inventory's events once they have reached it.
+        try:
+            await plane.call("environments.attach_node", {"id": env["id"], "node_id": node_id}, service="scheduler")
+            return True
+        except RemoteError:
+            return False
+
+    await wait_until(attached, timeout_s=20)
+    return agent, channel, node_id, env
