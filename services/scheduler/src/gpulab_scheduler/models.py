@@ -1,6 +1,19 @@
 """The scheduler schema: its tables are declared on this metadata (outbox and processed events included)."""
 
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Index, Integer, SmallInteger, Table, Text, func, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import BIGINT, JSONB, UUID
 
 from gpulab_core.runtime import ServiceTables
@@ -23,8 +36,14 @@ environments = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Deleted environments keep their row: past assignments still name them.
     Column("deleted_at", DateTime(timezone=True)),
+    # Self-service (scheduler_0009): `off` only admins assign; `approval` an admin decides each request;
+    # `auto` a request that fits the quotas is granted (or queued) at once. max_hours: longest request.
+    Column("self_service", Text, nullable=False, server_default=text("'off'")),
+    Column("max_hours", Integer),
     CheckConstraint("enforcement_mode IN ('soft', 'cgroup', 'mig', 'container')", name="enforcement_mode"),
     CheckConstraint("tunnel_provider IN ('ssh_proxy_jump', 'netbird')", name="tunnel_provider"),
+    CheckConstraint("self_service IN ('off', 'approval', 'auto')", name="self_service"),
+    CheckConstraint("max_hours > 0", name="max_hours"),
 )
 Index("uq_environments_name_live", environments.c.name, unique=True, postgresql_where=text("deleted_at IS NULL"))
 Index("ix_environments_created", environments.c.created_at, environments.c.id)
@@ -93,8 +112,11 @@ assignments = Table(
     # Container mode: the port on the node's 127.0.0.1 where the assignment's container accepts SSH,
     # as its node last reported it with `applied`; null otherwise (the SSH config needs it).
     Column("node_access_port", Integer),
+    # The request it was granted from (self-service), and the group its GPU-hours are charged to.
+    Column("request_id", UUID(as_uuid=True)),
+    Column("group_id", UUID(as_uuid=True)),
     CheckConstraint("placement IN ('dynamic', 'fixed')", name="placement"),
-    CheckConstraint("status IN ('active', 'revoked', 'expired')", name="status"),
+    CheckConstraint("status IN ('active', 'revoked', 'expired', 'released')", name="status"),
     CheckConstraint("node_state IN ('pending', 'applied', 'failed')", name="node_state"),
     CheckConstraint("node_access_port BETWEEN 1 AND 65535", name="node_access_port"),
     CheckConstraint("(status = 'active') = (ended_at IS NULL)", name="ended_at"),
@@ -103,6 +125,66 @@ Index("ix_assignments_created", assignments.c.created_at, assignments.c.id)
 Index("ix_assignments_node_active", assignments.c.node_id, postgresql_where=text("status = 'active'"))
 Index("ix_assignments_user", assignments.c.user_id)
 Index("ix_assignments_expiry", assignments.c.expires_at, postgresql_where=text("status = 'active'"))
+Index("ix_assignments_group", assignments.c.group_id, postgresql_where=text("group_id IS NOT NULL"))
+Index("ix_assignments_ended", assignments.c.ended_at)
+
+# A quota on a user or a group (scheduler_0009); a null limit is no limit, no row is no limit at all.
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("subject_type", Text, primary_key=True),
+    Column("subject_id", UUID(as_uuid=True), primary_key=True),
+    Column("max_gpus", Integer),
+    Column("max_hours", Integer),
+    Column("gpu_hours_per_month", Integer),
+    Column("updated_by", UUID(as_uuid=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("subject_type IN ('user', 'group')", name="subject_type"),
+    CheckConstraint("max_gpus >= 0", name="max_gpus"),
+    CheckConstraint("max_hours > 0", name="max_hours"),
+    CheckConstraint("gpu_hours_per_month >= 0", name="gpu_hours_per_month"),
+)
+
+# A user's request for GPUs (`new`) or for more time on an assignment (`extension`). `seq` is the
+# submission order, the queue's order within an Environment (scheduler_0009).
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("seq", BIGINT, Identity(always=True), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("user_email", Text, nullable=False),
+    Column("environment_id", UUID(as_uuid=True), nullable=False),
+    Column("group_id", UUID(as_uuid=True)),
+    Column("assignment_id", UUID(as_uuid=True)),
+    Column("gpus", Integer, nullable=False),
+    Column("cpus", Integer, nullable=False),
+    Column("ram_mb", BIGINT, nullable=False),
+    Column("hours", Integer, nullable=False),
+    Column("note", Text),
+    Column("status", Text, nullable=False),
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("queued_at", DateTime(timezone=True)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", UUID(as_uuid=True)),
+    CheckConstraint("kind IN ('new', 'extension')", name="kind"),
+    CheckConstraint("status IN ('pending_approval', 'queued', 'granted', 'denied', 'cancelled')", name="status"),
+    CheckConstraint("gpus >= 0", name="gpus"),
+    CheckConstraint("hours > 0", name="hours"),
+    CheckConstraint("kind = 'new' OR assignment_id IS NOT NULL", name="extension_names"),
+)
+Index("ix_requests_queue", requests.c.environment_id, requests.c.seq, postgresql_where=text("status = 'queued'"))
+Index(
+    "ix_requests_open",
+    requests.c.status,
+    requests.c.seq,
+    postgresql_where=text("status IN ('pending_approval', 'queued')"),
+)
+Index("ix_requests_user", requests.c.user_id, requests.c.created_at)
+Index("ix_requests_created", requests.c.created_at, requests.c.id)
+Index("ix_requests_group", requests.c.group_id, postgresql_where=text("group_id IS NOT NULL"))
 
 # The exact GPUs of every assignment. The partial unique index is what makes it impossible for two
 # active assignments to hold one GPU, whatever the concurrency and the number of replicas.
