@@ -24,6 +24,7 @@ from gpulab_scheduler.config import Settings
 from gpulab_scheduler.environments import service as environments
 from gpulab_scheduler.identity_client import IdentityClient
 from gpulab_scheduler.nodes import repository as node_rows
+from gpulab_scheduler.users.directory import UserDirectory
 
 log = logging.getLogger(__name__)
 # A placement that found every fitting node locked by others (or lost a race on a GPU) tries again.
@@ -38,10 +39,11 @@ def endpoints(
     on_revoked: Callable[[], None] | None = None,
 ) -> list[Endpoint[Any]]:
     tx = db.transactional(sessions)
+    users = UserDirectory(sessions, identity)
 
     async def create_assignment(req: c.CreateAssignmentRequest) -> c.Assignment:
         started = time.monotonic()
-        assignee = await assignments.check_request(req, identity)
+        assignee = await assignments.check_request(req, users)
         for attempt in range(PLACEMENT_ATTEMPTS):
             try:
                 async with sessions() as session, session.begin():

@@ -20,10 +20,12 @@ from gpulab_scheduler.handlers import endpoints
 from gpulab_scheduler.identity_client import IdentityClient
 from gpulab_scheduler.models import tables
 from gpulab_scheduler.projections import (
+    KEY_EVENTS,
     NODE_EVENTS,
     REPORT_EVENTS,
     USER_EVENTS,
     on_assignment_state,
+    on_keys_event,
     on_node_event,
     on_user_event,
 )
@@ -44,6 +46,7 @@ async def setup(runtime: Runtime) -> None:
         runtime.add_endpoint(endpoint)
     runtime.add_consumer("nodes", NODE_EVENTS, on_node_event)
     runtime.add_consumer("users", USER_EVENTS, on_user_event)
+    runtime.add_consumer("user-keys", KEY_EVENTS, on_keys_event)
     runtime.add_consumer("node-reports", REPORT_EVENTS, on_assignment_state)
 
     async def expiry() -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import BIGINT, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, JSONB, UUID
 
 from gpulab_core.runtime import ServiceTables
 
@@ -82,6 +82,21 @@ linux_users = Table(
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("username", Text, nullable=False, unique=True),
     CheckConstraint("username ~ '^[a-z_][a-z0-9_-]{0,31}$'", name="username"),
+)
+
+# The user facts an assignment needs, as identity's events and answers last said them (scheduler_0010,
+# users/directory.py): email and status (status_at: the time of the fact, newest wins), and the SSH
+# public keys with identity's version of them (-1: not known yet).
+users = Table(
+    "users",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("email", Text),
+    Column("status", Text),
+    Column("status_at", DateTime(timezone=True)),
+    Column("public_keys", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("keys_version", BIGINT, nullable=False, server_default=text("-1")),
+    CheckConstraint("status IN ('invited', 'active', 'disabled')", name="status"),
 )
 
 assignments = Table(

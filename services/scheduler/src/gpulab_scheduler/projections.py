@@ -2,8 +2,10 @@
 
 Nodes (inventory): host name, management IP, status and hardware; each fact keeps the time of the
 event that set it and only a newer event replaces it, so events of one node handled out of order by
-two replicas converge. A deleted node ends its assignments and leaves its environments. A disabled
-user (identity) ends theirs.
+two replicas converge. A deleted node ends its assignments and leaves its environments.
+
+Users (identity): status, email and SSH keys (users/directory.py reads them); a disabled user's
+assignments end.
 
 What each node's agent last reported for an assignment (inventory.assignment_state_reported): the
 assignment's `node_state` and `node_message`, set only by a report from the assignment's own node and
@@ -30,11 +32,13 @@ from gpulab_scheduler.assignments.ends import SOURCE, end_active
 from gpulab_scheduler.environments import repository as environment_rows
 from gpulab_scheduler.models import tables
 from gpulab_scheduler.nodes import repository as node_rows
+from gpulab_scheduler.users import repository as user_rows
 
 log = logging.getLogger(__name__)
 
 NODE_EVENTS = (inv.NODE_CREATED, inv.NODE_ONLINE, inv.NODE_OFFLINE, inv.NODE_HARDWARE_CHANGED, inv.NODE_DELETED)
 USER_EVENTS = (identity_events.USER_STATUS_CHANGED,)
+KEY_EVENTS = (identity_events.SSH_KEYS_CHANGED,)
 REPORT_EVENTS = (inv.ASSIGNMENT_STATE_REPORTED,)
 
 
@@ -87,9 +91,19 @@ async def on_node_event(session: AsyncSession, event: Event) -> None:
 
 
 async def on_user_event(session: AsyncSession, event: Event) -> None:
+    """Keep the user's status (newest wins); a disabled user's assignments end in the same transaction,
+    after the row's update, so an assignment being made for them (holding the row FOR SHARE,
+    users/directory.py) is either waited for and ended here or refused."""
     changed = identity_events.UserStatusChanged.model_validate(event.data)
+    await user_rows.set_status(session, changed.user_id, changed.email, changed.status, event.occurred_at)
     if changed.status == "disabled":
         await end_active(session, "user_disabled", changed.actor_id, user_id=changed.user_id)
+
+
+async def on_keys_event(session: AsyncSession, event: Event) -> None:
+    """Keep the user's SSH keys (the highest version wins: redeliveries and reorders converge)."""
+    changed = identity_events.SshKeysChanged.model_validate(event.data)
+    await user_rows.set_keys(session, changed.user_id, changed.public_keys, changed.version)
 
 
 async def on_assignment_state(session: AsyncSession, event: Event) -> None:

@@ -290,7 +290,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     IDENTITY: ("invite-delivery", "node-audit", "scheduler-audit", "certificate-audit"),
     PKI: (),
     INVENTORY: ("revoked-certificates", "desired-state"),
-    SCHEDULER: ("nodes", "users", "node-reports"),
+    SCHEDULER: ("nodes", "users", "user-keys", "node-reports"),
     NOTIFY: ("mail", "node-mail", "assignment-mail"),
     GATEWAY: (),
 }

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,8 +20,8 @@ from gpulab_scheduler.assignments.placement import place
 from gpulab_scheduler.assignments.usernames import username_for
 from gpulab_scheduler.environments import repository as environment_rows
 from gpulab_scheduler.environments.service import live_row
-from gpulab_scheduler.identity_client import AuthorizedKeys, IdentityClient, UserFacts
 from gpulab_scheduler.models import tables
+from gpulab_scheduler.users.directory import Assignee, UserDirectory, confirm_active
 
 SOURCE = "scheduler"
 
@@ -65,30 +64,23 @@ async def to_assignment(session: AsyncSession, row: repository.Assignment) -> c.
     return assignment
 
 
-@dataclass(frozen=True)
-class Assignee:
-    user: UserFacts
-    keys: AuthorizedKeys
-
-
-async def check_request(req: c.CreateAssignmentRequest, identity: IdentityClient) -> Assignee:
-    """What can be refused before any transaction: the request's shape and the user (asked of identity
-    once, outside the placement's transaction and its retries)."""
+async def check_request(req: c.CreateAssignmentRequest, users: UserDirectory) -> Assignee:
+    """What can be refused before any transaction: the request's shape and the user (from the
+    scheduler's copy, or asked of identity once, outside the placement's transaction and its retries)."""
     if req.placement == "fixed" and req.node_id is None:
         raise InvalidRequest("a fixed assignment names its node_id", details={"field": "node_id"})
     if req.placement == "dynamic" and req.node_id is not None:
         raise InvalidRequest(
             "a dynamic assignment does not name a node; use placement fixed", details={"field": "node_id"}
         )
-    user = await identity.user(req.user_id)
-    if user is None:
+    assignee = await users.assignee(req.user_id)
+    if assignee is None:
         raise InvalidRequest("no such user", details={"field": "user_id"})
-    if user.status != "active":
-        raise Conflict(f"the user is {user.status}, not active")
-    keys = await identity.authorized_keys(req.user_id)
-    if not keys.public_keys:
+    if assignee.user.status != "active":
+        raise Conflict(f"the user is {assignee.user.status}, not active")
+    if not assignee.keys.public_keys:
         raise InvalidRequest("the user has no SSH key: they add one first", code=c.USER_HAS_NO_SSH_KEY)
-    return Assignee(user, keys)
+    return assignee
 
 
 async def create(
@@ -96,6 +88,7 @@ async def create(
 ) -> tuple[c.Assignment, c.AssignmentCreated]:
     env = await live_row(session, req.environment_id)
     user, keys = assignee.user, assignee.keys
+    await confirm_active(session, req.user_id)
     now = datetime.now(UTC)
     if req.expires_at is not None:
         expires_at: datetime | None = req.expires_at
