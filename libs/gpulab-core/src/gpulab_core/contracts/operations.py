@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from gpulab_core import errors
+from gpulab_core.contracts import groups as grp
 from gpulab_core.contracts import identity as idc
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import pki
@@ -130,6 +131,9 @@ AUDIT_VERIFY = _op(IDENTITY, "audit.verify", idc.VerifyAuditRequest, idc.AuditVe
 AUDIT_RECORD_REFUSAL = _op(
     IDENTITY, "audit.record_refusal", idc.RecordRefusalRequest, idc.RecordRefusalReply, callers=GW
 )
+
+# The gateway names the groups of usage rows.
+GROUPS_NAMES = _op(IDENTITY, "groups.names", grp.GroupNamesRequest, grp.GroupNames, callers=GW)
 
 # ---- pki: inventory's, apart from the CA the install script pins ----
 INV = (INVENTORY,)
