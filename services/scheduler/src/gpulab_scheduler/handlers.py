@@ -24,6 +24,7 @@ from gpulab_scheduler.config import Settings
 from gpulab_scheduler.environments import service as environments
 from gpulab_scheduler.identity_client import IdentityClient
 from gpulab_scheduler.nodes import repository as node_rows
+from gpulab_scheduler.usage import service as usage
 
 log = logging.getLogger(__name__)
 # A placement that found every fitting node locked by others (or lost a race on a GPU) tries again.
@@ -128,4 +129,5 @@ def endpoints(
         Endpoint.of(ops.ASSIGNMENTS_REVOKE, revoke),
         Endpoint.of(ops.ASSIGNMENTS_GET_MINE, tx(assignments.get_mine)),
         Endpoint.of(ops.ASSIGNMENTS_ACCESS, access),
+        Endpoint.of(ops.USAGE_REPORT, tx(usage.report)),
     ]

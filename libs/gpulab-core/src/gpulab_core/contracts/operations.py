@@ -19,7 +19,7 @@ from gpulab_core import errors
 from gpulab_core.contracts import groups as grp
 from gpulab_core.contracts import identity as idc
 from gpulab_core.contracts import inventory as inv
-from gpulab_core.contracts import pki
+from gpulab_core.contracts import pki, usage
 from gpulab_core.contracts import scheduler as sch
 from gpulab_core.contracts.common import Contract, HealthReply, Page
 
@@ -229,6 +229,8 @@ ASSIGNMENTS_ACCESS = _op(
     errors=(NF, sch.ASSIGNMENT_ENDED_ALREADY, sch.ACCESS_NOT_READY, sch.ACCESS_PROVIDER_FAILED),
 )
 
+# GPU-hours per user, group, Environment or node over a time range (docs/adr/0020).
+USAGE_REPORT = _op(SCHEDULER, "usage.report", usage.UsageReportRequest, usage.UsageReport, callers=GW)
 
 # What each code of an operation's `errors` tells its caller (the gateway's OpenAPI says it per route).
 ERROR_MEANING: dict[str, str] = {
