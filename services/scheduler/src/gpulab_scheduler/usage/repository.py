@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Float, FromClause, Text, and_, cast, func, literal, or_, select
+from sqlalchemy import ColumnElement, Float, FromClause, Select, Text, and_, cast, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,6 +62,13 @@ async def report(
     group_by: str,
     user_id: uuid.UUID | None,
 ) -> list[UsageRow]:
+    rows = await session.execute(report_query(since, until, now, group_by, user_id))
+    return [UsageRow(r.key_id, r.key_name, float(r.gpu_seconds or 0.0), r.assignments) for r in rows]
+
+
+def report_query(
+    since: datetime, until: datetime, now: datetime, group_by: str, user_id: uuid.UUID | None
+) -> Select[Any]:
     """GPU-seconds in [since, until) per key: each assignment's [created_at, ended_at or `now`) cut to
     the range, times its GPUs. An assignment counts when it ran during the range or started in it (a
     zero-length one that started in it counts with 0 hours; one that ended exactly at `since` does not)."""
@@ -95,8 +103,7 @@ async def report(
         key = assignments.c.group_id
         name = literal(None, type_=Text)
     query = select(key.label("key_id"), name.label("key_name"), seconds, count).select_from(source).where(touches)
-    rows = await session.execute(query.group_by(key).order_by(seconds.desc(), key))
-    return [UsageRow(r.key_id, r.key_name, float(r.gpu_seconds or 0.0), r.assignments) for r in rows]
+    return query.group_by(key).order_by(seconds.desc(), key)
 
 
 async def gpu_seconds_so_far(session: AsyncSession, now: datetime) -> list[GpuSeconds]:
