@@ -10,6 +10,7 @@ import io
 import random
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from gpulab_scheduler.config import Settings as SchedulerSettings
 from .conftest import Browser, UserFactory
 
 H = timedelta(hours=1)
+pytestmark = pytest.mark.usefixtures("scheduler")  # it serves every test here
 KEYS = {"user": lambda i: i.user_id, "environment": lambda i: i.environment_id, "node": lambda i: i.node_id}
 
 
@@ -94,15 +96,24 @@ def csv_rows(body: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(body)))
 
 
-async def test_usage_per_group_by_as_json_and_csv(
-    scheduler: Runtime,  # noqa: ARG001 (it serves)
-    engine: AsyncEngine,
-    admin: Browser,
-    new_user: UserFactory,
-) -> None:
+@dataclass(frozen=True)
+class Scene:
+    me: Browser
+    intervals: list[Interval]
+    since: datetime
+    until: datetime
+
+
+@pytest.fixture
+async def scene(engine: AsyncEngine, new_user: UserFactory) -> Scene:
+    """A user of their own, the intervals of `world` and the range [base, base + 10h)."""
     me = await new_user()
     base, intervals = await world(engine, me)
-    since, until = base, base + 10 * H
+    return Scene(me, intervals, base, base + 10 * H)
+
+
+async def test_usage_per_group_by_as_json_and_csv(scene: Scene, admin: Browser) -> None:
+    me, intervals, since, until = scene.me, scene.intervals, scene.since, scene.until
     params = {"from": since.isoformat(), "until": until.isoformat()}
     for group_by, key in KEYS.items():
         reply = await admin.get("/usage", params={**params, "group_by": group_by})
@@ -131,14 +142,8 @@ async def test_usage_per_group_by_as_json_and_csv(
     assert names == {me.user["email"], '=HYPERLINK("http://x")@example.org'}
 
 
-async def test_my_usage_is_mine_only(
-    scheduler: Runtime,  # noqa: ARG001 (it serves)
-    engine: AsyncEngine,
-    new_user: UserFactory,
-) -> None:
-    me = await new_user()
-    base, intervals = await world(engine, me)
-    since, until = base, base + 10 * H
+async def test_my_usage_is_mine_only(scene: Scene) -> None:
+    me, intervals, since, until = scene.me, scene.intervals, scene.since, scene.until
     mine = [i for i in intervals if i.user_id == uuid.UUID(me.user_id)]
     for group_by, key in KEYS.items():
         params = {"from": since.isoformat(), "until": until.isoformat(), "group_by": group_by}
@@ -150,7 +155,6 @@ async def test_my_usage_is_mine_only(
 
 
 async def test_the_default_range_is_this_month_until_now(
-    scheduler: Runtime,  # noqa: ARG001 (it serves)
     new_user: UserFactory,
 ) -> None:
     me = await new_user()
@@ -177,7 +181,6 @@ async def test_the_default_range_is_this_month_until_now(
     ],
 )
 async def test_bad_inputs_are_422(
-    scheduler: Runtime,  # noqa: ARG001 (it serves)
     admin: Browser,
     path: str,
     params: dict[str, str],

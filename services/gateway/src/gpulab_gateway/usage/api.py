@@ -6,10 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gpulab_core.contracts import groups as groups_contract
@@ -56,6 +57,20 @@ From = Annotated[
 ]
 Until = Annotated[AwareDatetime | None, Query(description="end, excluded (RFC 3339); default: now")]
 GroupBy = Annotated[contract.UsageGroupBy, Query(description="what a row is")]
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    since: datetime | None
+    until: datetime | None
+    group_by: contract.UsageGroupBy
+
+
+def range_query(since: From = None, until: Until = None, group_by: GroupBy = "user") -> RangeQuery:
+    return RangeQuery(since, until, group_by)
+
+
+Range = Annotated[RangeQuery, Depends(range_query)]
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": f"the rows as JSON, or with `Accept: {CSV}` as CSV (header `{','.join(CSV_HEADER)}`)",
@@ -70,15 +85,13 @@ def month_start(until: datetime) -> datetime:
     return last.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def _report(
-    request: Request, since: datetime | None, until: datetime | None, group_by: str, user_id: uuid.UUID | None
-) -> Response | Usage:
-    end = until or datetime.now(UTC)
+async def _report(request: Request, asked: RangeQuery, user_id: uuid.UUID | None) -> Response | Usage:
+    end = asked.until or datetime.now(UTC)
     query = contract.UsageReportRequest(
-        since=since or month_start(end), until=end, group_by=group_by, user_id=user_id
+        since=asked.since or month_start(end), until=end, group_by=asked.group_by, user_id=user_id
     )  # invalid: 422 (problems.py)
     report = await upstream.ask(request, ops.USAGE_REPORT, query)
-    names = await _group_names(request, report) if group_by == "group" else {}
+    names = await _group_names(request, report) if asked.group_by == "group" else {}
     items = [
         UsageItem(
             key=UsageKey(id=row.key_id, name=_name(row, names)),
@@ -146,14 +159,8 @@ def _csv(usage: Usage) -> Response:
         **problems_for(ops.USAGE_REPORT, 401, 403, 422, meaning={403: "`forbidden`: not an admin", 422: INVALID}),
     },
 )
-async def usage(
-    _session: sessions.AdminRead,
-    request: Request,
-    since: From = None,
-    until: Until = None,
-    group_by: GroupBy = "user",
-) -> Response | Usage:
-    return await _report(request, since, until, group_by, None)
+async def usage(_session: sessions.AdminRead, request: Request, query: Range) -> Response | Usage:
+    return await _report(request, query, None)
 
 
 @router.get(
@@ -162,11 +169,5 @@ async def usage(
     response_model=Usage,
     responses={**RESPONSES, **problems_for(ops.USAGE_REPORT, 401, 422, meaning={422: INVALID})},
 )
-async def my_usage(
-    session: sessions.UserRead,
-    request: Request,
-    since: From = None,
-    until: Until = None,
-    group_by: GroupBy = "user",
-) -> Response | Usage:
-    return await _report(request, since, until, group_by, session.user.id)
+async def my_usage(session: sessions.UserRead, request: Request, query: Range) -> Response | Usage:
+    return await _report(request, query, session.user.id)
