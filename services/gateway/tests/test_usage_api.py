@@ -15,10 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from nats.aio.client import Client as NATS
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gpulab_core.contracts import operations as ops
 from gpulab_core.db import create_engine
+from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
 from gpulab_devstack.testing import Stack
 from gpulab_devstack.usage_reference import Interval, expected, insert
@@ -189,3 +192,32 @@ async def test_bad_inputs_are_422(
     assert reply.status_code == 422, reply.text
     assert reply.json()["code"] == "invalid_request"
     assert reply.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.skipif(
+    ops.find("identity", "groups.create") is None, reason="identity's groups (helper `groups`) are not here yet"
+)
+async def test_usage_by_group_names_the_groups(engine: AsyncEngine, nc: NATS, admin: Browser) -> None:
+    """Runs once identity serves groups (groups.create, groups.names): a real group names its row."""
+    made = await RpcClient(nc).call(
+        "identity", "groups.create", {"actor_id": admin.user_id, "name": f"=lab-{uuid.uuid4().hex[:6]}"}
+    )
+    group = uuid.UUID(made["id"])
+    nodes, envs = await hosts_and_environments(engine)
+    base = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(days=random.randrange(10_000))  # noqa: S311
+    user = uuid.uuid4()
+    intervals = await insert(
+        engine,
+        [
+            Interval(user, "g@example.org", envs[0], nodes[0], group, 2, base - H, base + 2 * H),
+            Interval(user, "g@example.org", envs[1], nodes[1], None, 1, base, base + 3 * H),
+        ],
+    )
+    since, until = base, base + 10 * H
+    params = {"from": since.isoformat(), "until": until.isoformat(), "group_by": "group"}
+    body = (await admin.get("/usage", params=params)).json()
+    want = expected(intervals, since, until, datetime.now(UTC), lambda i: i.group_id)
+    assert rows(body["items"]) == {k: (v.gpu_hours, v.assignments) for k, v in want.items()}
+    assert [i["key"]["name"] for i in body["items"]] == [made["name"], "(no group)"]  # 4 h, then 3 h
+    as_csv = csv_rows((await admin.get("/usage", params=params, headers={"Accept": "text/csv"})).text)
+    assert [(r["key_id"], r["key_name"]) for r in as_csv] == [(str(group), "'" + made["name"]), ("", "(no group)")]
