@@ -160,6 +160,8 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", "/me/assignments/{id}/access"): my_assignment,
     ("GET", "/audit-log"): nothing,
     ("GET", "/audit-log/verify"): nothing,
+    ("GET", "/usage"): nothing,
+    ("GET", "/me/usage"): nothing,
 }
 # Routes whose call ends or replaces the caller's session: each gets a session of its own.
 SESSION_ENDING = {("POST", "/auth/login"), ("POST", "/auth/logout")}

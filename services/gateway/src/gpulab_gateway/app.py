@@ -19,6 +19,7 @@ from gpulab_gateway.refusals import RefusalReporter
 from gpulab_gateway.scheduling import api as scheduling_api
 from gpulab_gateway.sessions import SessionCache
 from gpulab_gateway.ssh_keys import api as ssh_keys_api
+from gpulab_gateway.usage import api as usage_api
 from gpulab_gateway.users import api as users_api
 
 API_PREFIX = "/api/v1"
@@ -50,6 +51,7 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
         nodes_api.router,
         scheduling_api.router,
         audit_api.router,
+        usage_api.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

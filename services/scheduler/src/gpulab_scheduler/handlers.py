@@ -24,6 +24,7 @@ from gpulab_scheduler.config import Settings
 from gpulab_scheduler.environments import service as environments
 from gpulab_scheduler.identity_client import IdentityClient
 from gpulab_scheduler.nodes import repository as node_rows
+from gpulab_scheduler.usage import service as usage
 from gpulab_scheduler.users.directory import UserDirectory
 
 log = logging.getLogger(__name__)
@@ -130,4 +131,5 @@ def endpoints(
         Endpoint.of(ops.ASSIGNMENTS_REVOKE, revoke),
         Endpoint.of(ops.ASSIGNMENTS_GET_MINE, tx(assignments.get_mine)),
         Endpoint.of(ops.ASSIGNMENTS_ACCESS, access),
+        Endpoint.of(ops.USAGE_REPORT, tx(usage.report)),
     ]

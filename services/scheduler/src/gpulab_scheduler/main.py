@@ -29,6 +29,7 @@ from gpulab_scheduler.projections import (
     on_node_event,
     on_user_event,
 )
+from gpulab_scheduler.usage import metrics as usage_metrics
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ async def setup(runtime: Runtime) -> None:
 
     runtime.add_task(expiry)
     runtime.add_task(netbird_removal)
+    runtime.add_task(usage_metrics.refresher(sessions, settings.usage_metrics_refresh_s))
 
 
 spec = ServiceSpec(name="scheduler", version=__version__, settings_cls=Settings, tables=tables, setup=setup)

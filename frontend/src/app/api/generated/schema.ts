@@ -353,6 +353,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My GPU-hours over a time range (my assignments only) */
+        get: operations["my_usage_api_v1_me_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nodes": {
         parameters: {
             query?: never;
@@ -400,6 +417,23 @@ export interface paths {
         put?: never;
         /** A new one-time enrollment token for the node; its earlier tokens stop working */
         post: operations["new_token_api_v1_nodes__id__enrollment_tokens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GPU-hours per user, group, Environment or node over a time range */
+        get: operations["usage_api_v1_usage_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1105,6 +1139,52 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /** Usage */
+        Usage: {
+            /**
+             * From
+             * Format: date-time
+             */
+            from: string;
+            /**
+             * Items
+             * @description by `gpu_hours`, largest first, then by name
+             */
+            items: components["schemas"]["UsageItem"][];
+            /**
+             * Until
+             * Format: date-time
+             * @description as asked, or now if that was later: nothing is counted ahead
+             */
+            until: string;
+        };
+        /** UsageItem */
+        UsageItem: {
+            /**
+             * Assignments
+             * @description assignments that ran during the range or started in it
+             */
+            assignments: number;
+            /**
+             * Gpu Hours
+             * @description GPU-hours in the range, rounded to 4 decimals
+             */
+            gpu_hours: number;
+            key: components["schemas"]["UsageKey"];
+        };
+        /** UsageKey */
+        UsageKey: {
+            /**
+             * Id
+             * @description the user, group, Environment or node; null: no group
+             */
+            id: string | null;
+            /**
+             * Name
+             * @description email, group name, Environment name or host name; `(no group)`
+             */
+            name: string;
+        };
         /** User */
         User: {
             /**
@@ -1196,6 +1276,9 @@ export type Problem = components['schemas']['Problem'];
 export type ServiceStates = components['schemas']['ServiceStates'];
 export type SshKey = components['schemas']['SshKey'];
 export type SshKeyList = components['schemas']['SshKeyList'];
+export type Usage = components['schemas']['Usage'];
+export type UsageItem = components['schemas']['UsageItem'];
+export type UsageKey = components['schemas']['UsageKey'];
 export type User = components['schemas']['User'];
 export type UserChange = components['schemas']['UserChange'];
 export type UserList = components['schemas']['UserList'];
@@ -2725,6 +2808,61 @@ export interface operations {
             };
         };
     };
+    my_usage_api_v1_me_usage_get: {
+        parameters: {
+            query?: {
+                /** @description start, included (RFC 3339); default: the start of `until`'s month (UTC) */
+                from?: string | null;
+                /** @description what a row is */
+                group_by?: "user" | "group" | "environment" | "node";
+                /** @description end, excluded (RFC 3339); default: now */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the rows as JSON, or with `Accept: text/csv` as CSV (header `key_id,key_name,gpu_hours,assignments`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                    "text/csv": string;
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request`: `from` is not before `until`, the range is longer than 400 days, a time has no UTC offset or is not RFC 3339, or `group_by` is unknown */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_nodes_api_v1_nodes_get: {
         parameters: {
             query?: {
@@ -3057,6 +3195,70 @@ export interface operations {
                 };
             };
             /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    usage_api_v1_usage_get: {
+        parameters: {
+            query?: {
+                /** @description start, included (RFC 3339); default: the start of `until`'s month (UTC) */
+                from?: string | null;
+                /** @description what a row is */
+                group_by?: "user" | "group" | "environment" | "node";
+                /** @description end, excluded (RFC 3339); default: now */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the rows as JSON, or with `Accept: text/csv` as CSV (header `key_id,key_name,gpu_hours,assignments`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                    "text/csv": string;
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request`: `from` is not before `until`, the range is longer than 400 days, a time has no UTC offset or is not RFC 3339, or `group_by` is unknown */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -16,9 +16,10 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from gpulab_core import errors
+from gpulab_core.contracts import groups as grp
 from gpulab_core.contracts import identity as idc
 from gpulab_core.contracts import inventory as inv
-from gpulab_core.contracts import pki
+from gpulab_core.contracts import pki, usage
 from gpulab_core.contracts import scheduler as sch
 from gpulab_core.contracts.common import Contract, HealthReply, Page
 
@@ -131,6 +132,9 @@ AUDIT_RECORD_REFUSAL = _op(
     IDENTITY, "audit.record_refusal", idc.RecordRefusalRequest, idc.RecordRefusalReply, callers=GW
 )
 
+# The gateway names the groups of usage rows.
+GROUPS_NAMES = _op(IDENTITY, "groups.names", grp.GroupNamesRequest, grp.GroupNames, callers=GW)
+
 # ---- pki: inventory's, apart from the CA the install script pins ----
 INV = (INVENTORY,)
 CA_GET = _op(PKI, "ca.get", pki.Empty, pki.CaInfo, callers=(GATEWAY, INVENTORY))
@@ -225,6 +229,8 @@ ASSIGNMENTS_ACCESS = _op(
     errors=(NF, sch.ASSIGNMENT_ENDED_ALREADY, sch.ACCESS_NOT_READY, sch.ACCESS_PROVIDER_FAILED),
 )
 
+# GPU-hours per user, group, Environment or node over a time range (docs/adr/0020).
+USAGE_REPORT = _op(SCHEDULER, "usage.report", usage.UsageReportRequest, usage.UsageReport, callers=GW)
 
 # What each code of an operation's `errors` tells its caller (the gateway's OpenAPI says it per route).
 ERROR_MEANING: dict[str, str] = {
