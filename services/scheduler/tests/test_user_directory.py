@@ -125,7 +125,9 @@ async def test_a_disable_waits_for_an_assignment_holding_the_user_and_then_ends_
         # What an assignment's transaction holds while it places (users/directory.confirm_active).
         transaction = await conn.begin()
         await conn.execute(text("SELECT 1 FROM scheduler.users WHERE id = :id FOR SHARE"), {"id": user})
-        await cluster.rpc.call("identity", "users.update", {"actor_id": str(actor), "id": str(user), "status": "disabled"})
+        await cluster.rpc.call(
+            "identity", "users.update", {"actor_id": str(actor), "id": str(user), "status": "disabled"}
+        )
         await asyncio.sleep(1.5)
         assert await _status_is(cluster, user, "active")  # the consumer waits on the row
         await transaction.commit()
