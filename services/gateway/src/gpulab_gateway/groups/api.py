@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gpulab_core.contracts import groups as contract
 from gpulab_core.contracts import operations as ops
 from gpulab_core.contracts.common import DEFAULT_LIMIT, MAX_LIMIT, Contract
+from gpulab_core.contracts.operations import Operation
 from gpulab_core.errors import Conflict
 from gpulab_gateway import sessions, upstream
 from gpulab_gateway.openapi import problems_for
@@ -124,9 +125,7 @@ async def delete_group(id: uuid.UUID, session: sessions.AdminWrite, request: Req
     responses=problems_for(ops.GROUPS_ADD_MEMBER, 401, 403, 422, meaning=ADMIN_ONLY),
 )
 async def add_member(id: uuid.UUID, body: NewMember, session: sessions.AdminWrite, request: Request) -> Response:
-    payload = contract.GroupMemberRequest(actor_id=session.user.id, group_id=id, user_id=body.user_id)
-    await upstream.command(request, ops.GROUPS_ADD_MEMBER, payload)
-    return Response(status_code=204)
+    return await _members(request, ops.GROUPS_ADD_MEMBER, session, id, body.user_id)
 
 
 @router.delete(
@@ -137,8 +136,18 @@ async def add_member(id: uuid.UUID, body: NewMember, session: sessions.AdminWrit
     responses=problems_for(ops.GROUPS_REMOVE_MEMBER, 401, 403, 422, meaning=ADMIN_ONLY),
 )
 async def remove_member(id: uuid.UUID, user_id: uuid.UUID, session: sessions.AdminWrite, request: Request) -> Response:
-    payload = contract.GroupMemberRequest(actor_id=session.user.id, group_id=id, user_id=user_id)
-    await upstream.command(request, ops.GROUPS_REMOVE_MEMBER, payload)
+    return await _members(request, ops.GROUPS_REMOVE_MEMBER, session, id, user_id)
+
+
+async def _members(
+    request: Request,
+    op: Operation[contract.GroupMemberRequest, Any],
+    session: sessions.Session,
+    group_id: uuid.UUID,
+    user_id: uuid.UUID,
+) -> Response:
+    payload = contract.GroupMemberRequest(actor_id=session.user.id, group_id=group_id, user_id=user_id)
+    await upstream.command(request, op, payload)
     return Response(status_code=204)
 
 

@@ -41,18 +41,22 @@ def _facts(r: RequestEvent) -> str:
     )
 
 
+def _to_user(
+    subject: str, text: str, *, recipient: str, mail_id: uuid.UUID, created_at: datetime, sender: str
+) -> EmailMessage:
+    """The user's mail: greeting, `text`, footer. Raises ValueError for a recipient that cannot be a
+    header value."""
+    msg = headers(
+        sender=sender, recipient=recipient, subject=f"[gpulab] {subject}", created_at=created_at, mail_id=mail_id
+    )
+    msg.set_content(f"Hello,\n\n{text}\n\n{_FOOTER}")
+    return msg
+
+
 def request_granted_message(
     r: RequestGranted, *, recipient: str, mail_id: uuid.UUID, created_at: datetime, public_url: str, sender: str
 ) -> EmailMessage:
-    """Raises ValueError for a recipient that cannot be a header value."""
     what = _what(r)
-    msg = headers(
-        sender=sender,
-        recipient=recipient,
-        subject=f"[gpulab] granted: {what}",
-        created_at=created_at,
-        mail_id=mail_id,
-    )
     expires = when(r.expires_at) if r.expires_at is not None else "never (until an administrator ends it)"
     link = assignment_link(public_url, r.assignment_id) if r.assignment_id else public_url.rstrip("/") + "/assignments"
     where = (
@@ -60,40 +64,24 @@ def request_granted_message(
         if r.kind == "new"
         else "The assignment's page:"
     )
-    msg.set_content(
-        f"Hello,\n\n"
-        f"Your request for {what} was granted.\n\n"
-        f"{_facts(r)}"
-        f"Expires:      {expires}\n\n"
-        f"{where}\n\n"
-        f"{link}\n\n"
-        f"{_FOOTER}"
+    text = f"Your request for {what} was granted.\n\n{_facts(r)}Expires:      {expires}\n\n{where}\n\n{link}"
+    return _to_user(
+        f"granted: {what}", text, recipient=recipient, mail_id=mail_id, created_at=created_at, sender=sender
     )
-    return msg
 
 
 def request_denied_message(
     r: RequestDenied, *, recipient: str, mail_id: uuid.UUID, created_at: datetime, public_url: str, sender: str
 ) -> EmailMessage:
-    """Raises ValueError for a recipient that cannot be a header value."""
     what = _what(r)
-    msg = headers(
-        sender=sender,
-        recipient=recipient,
-        subject=f"[gpulab] denied: {what}",
-        created_at=created_at,
-        mail_id=mail_id,
-    )
-    msg.set_content(
-        f"Hello,\n\n"
+    text = (
         f"An administrator denied your request for {what}.\n\n"
         f"Reason:       {_text(r.reason, '(no reason given)')}\n"
         f"{_facts(r)}\n"
         f"You can ask again on gpulab:\n\n"
-        f"{public_url.rstrip('/')}\n\n"
-        f"{_FOOTER}"
+        f"{public_url.rstrip('/')}"
     )
-    return msg
+    return _to_user(f"denied: {what}", text, recipient=recipient, mail_id=mail_id, created_at=created_at, sender=sender)
 
 
 def approval_needed_message(
