@@ -125,6 +125,30 @@ async def my_assignment(_w: World, me: Person, _allowed: bool) -> Call:
     return Call({"id": me.assignment_id})
 
 
+async def new_group(_w: World, _me: Person, _allowed: bool) -> Call:
+    return Call(body={"name": f"group-{uuid.uuid4().hex[:8]}", "description": "the matrix's"})
+
+
+async def a_group(w: World, _me: Person, _allowed: bool) -> Call:
+    """A group of its own for each request (made before any snapshot): what it changes is its own."""
+    made = await w.call(w.admin, "POST", "/groups", {"name": f"group-{uuid.uuid4().hex[:8]}"})
+    return Call({"id": str(made["id"])})
+
+
+async def rename_group(w: World, me: Person, allowed: bool) -> Call:
+    return Call((await a_group(w, me, allowed)).params, {"name": f"group-{uuid.uuid4().hex[:8]}"})
+
+
+async def new_member(w: World, me: Person, allowed: bool) -> Call:
+    return Call((await a_group(w, me, allowed)).params, {"user_id": w.user.id})
+
+
+async def a_member(w: World, me: Person, allowed: bool) -> Call:
+    group = (await a_group(w, me, allowed)).params["id"]
+    await w.call(w.admin, "POST", f"/groups/{group}/members", {"user_id": w.user.id})
+    return Call({"id": group, "user_id": w.user.id})
+
+
 BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", "/healthz"): nothing,
     ("POST", "/auth/login"): login,
@@ -162,6 +186,14 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", "/audit-log/verify"): nothing,
     ("GET", "/usage"): nothing,
     ("GET", "/me/usage"): nothing,
+    ("POST", "/groups"): new_group,
+    ("GET", "/groups"): nothing,
+    ("GET", "/groups/{id}"): a_group,
+    ("PATCH", "/groups/{id}"): rename_group,
+    ("DELETE", "/groups/{id}"): a_group,
+    ("POST", "/groups/{id}/members"): new_member,
+    ("DELETE", "/groups/{id}/members/{user_id}"): a_member,
+    ("GET", "/me/groups"): nothing,
 }
 # Routes whose call ends or replaces the caller's session: each gets a session of its own.
 SESSION_ENDING = {("POST", "/auth/login"), ("POST", "/auth/logout")}

@@ -60,7 +60,7 @@ PUBLIC = {
     ("POST", f"{API}/auth/invites/{{token}}/accept"),
     ("GET", f"{API}/enrollment/ca"),
 }
-ADMIN_AREAS = ("/users", "/nodes", "/environments", "/assignments", "/audit-log", "/usage")
+ADMIN_AREAS = ("/users", "/nodes", "/environments", "/assignments", "/audit-log", "/usage", "/groups")
 
 
 class Column(enum.Enum):

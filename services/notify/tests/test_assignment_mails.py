@@ -168,7 +168,8 @@ async def test_a_day_before_the_end_the_user_is_told_when_it_ends(
     assert mail.message["Subject"] == f"[gpulab] your GPUs on {host} end in about 24 h"
     at = ends.strftime("%Y-%m-%d %H:%M UTC")
     assert f"Your assignment on {host} ends in about 24 h, at {at}." in lines(mail)
-    assert f"https://gpulab.example.org/assignments/{data.assignment_id}" in lines(mail)
+    assert "Need it longer, or done early? Extend or release it:" in lines(mail)
+    assert f"https://gpulab.example.org/assignments/{data.assignment_id}?extend=1" in lines(mail)
     assert [r["kind"] for r in await rows_of(engine, event)] == ["assignment_expiring"]
 
 

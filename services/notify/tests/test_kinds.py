@@ -32,11 +32,18 @@ def test_the_consumers_keep_the_names_and_filter_subjects_the_running_stream_kno
     found = {durable: subjects(kinds) for durable, kinds in consumers().items()}
     assert found == {
         "mail": ["identity.user_invited"],
-        "node-mail": ["inventory.node_offline", "inventory.node_online", "scheduler.assignment_failed"],
+        "node-mail": [
+            "inventory.node_offline",
+            "inventory.node_online",
+            "scheduler.assignment_failed",
+            "scheduler.request_submitted",
+        ],
         "assignment-mail": [
             "scheduler.assignment_created",
             "scheduler.assignment_expiring",
             "scheduler.assignment_ended",
+            "scheduler.request_granted",
+            "scheduler.request_denied",
         ],
     }
     # notify's NATS identity may create and read only these (natsauth).
@@ -52,6 +59,9 @@ def test_every_kind_keeps_the_name_its_stored_deliveries_carry() -> None:
         "assignment_created",
         "assignment_expiring",
         "assignment_ended",
+        "request_granted",
+        "request_denied",
+        "request_needs_approval",
     ]
     assert len(BY_NAME) == len(KINDS)
 

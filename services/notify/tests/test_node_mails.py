@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts import identity as identity_contract
+from gpulab_core.contracts import selfservice as ss
 from gpulab_core.contracts.inventory import NODE_OFFLINE, NODE_ONLINE, NodeOfflineEvent, NodeOnlineEvent
 from gpulab_core.contracts.scheduler import ASSIGNMENT_FAILED, AssignmentFailed
 from gpulab_core.events import EVENT_SUBJECT_PREFIX, Event
@@ -273,6 +274,52 @@ async def test_while_identity_is_unreachable_the_event_waits_and_is_mailed_once_
     await consumed_all(nc, engine)
     assert sorted(m.rcpt_tos[0] for m in mails_about(server, host)) == sorted(people.admins)
     assert "Last seen:      never" in body(mails_about(server, host)[0].message)
+
+
+async def test_a_request_that_needs_approval_mails_each_active_admin_and_a_queued_one_nobody(
+    smtp: MakeSmtp, notify: StartNotify, identity: StartIdentity, people: People, nc: NATS, engine: AsyncEngine
+) -> None:
+    server = smtp("tls")
+    await identity()
+    await notify(server)
+    env, who = unique("env"), f"{unique('ada')}@example.org"
+
+    def submitted(status: ss.RequestStatus) -> ss.RequestSubmitted:
+        return ss.RequestSubmitted(
+            request_id=uuid.uuid4(),
+            kind="new",
+            user_id=uuid.uuid4(),
+            user_email=who,
+            environment_id=uuid.uuid4(),
+            environment_name=env,
+            group_id=None,
+            assignment_id=None,
+            gpus=4,
+            hours=48,
+            note="deadline friday",
+            status=status,
+            position=2 if status == "queued" else None,
+        )
+
+    pending = await publish_event(nc, ss.REQUEST_SUBMITTED, submitted("pending_approval"), source="scheduler")
+    queued = await publish_event(nc, ss.REQUEST_SUBMITTED, submitted("queued"), source="scheduler")
+    await wait_until(lambda: len(mails_about(server, env)) >= 2, timeout_s=10)
+    await consumed_all(nc, engine)
+
+    mails = mails_about(server, env)
+    assert sorted(m.rcpt_tos[0] for m in mails) == sorted(people.admins)
+    assert mails[0].message["Subject"] == f"[gpulab] {who} asks for 4 GPUs for 48 h in {env}"
+    text_body = body(mails[0].message).splitlines()
+    for expected in (
+        f"User:           {who}",
+        "GPUs:           4",
+        "Hours:          48",
+        "Note:           deadline friday",
+        "https://gpulab.example.org/admin/requests",
+    ):
+        assert expected in text_body, f"{expected!r} not in the mail:\n" + "\n".join(text_body)
+    assert len(await rows_of(engine, pending)) == 2
+    assert await rows_of(engine, queued) == [], "a queued request needs nobody"
 
 
 async def test_an_event_older_than_the_give_up_age_is_handled_without_mailing_anyone(

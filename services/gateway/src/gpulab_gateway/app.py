@@ -12,6 +12,7 @@ from gpulab_gateway.audit import api as audit_api
 from gpulab_gateway.auth import api as auth_api
 from gpulab_gateway.client_address import ClientAddress
 from gpulab_gateway.config import Settings
+from gpulab_gateway.groups import api as groups_api
 from gpulab_gateway.install import api as install_api
 from gpulab_gateway.middleware import BodySizeLimit, TraceContext
 from gpulab_gateway.nodes import api as nodes_api
@@ -52,6 +53,7 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
         scheduling_api.router,
         audit_api.router,
         usage_api.router,
+        groups_api.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from gpulab_core import errors
-from gpulab_core.contracts import identity, inventory, scheduler
+from gpulab_core.contracts import groups, identity, inventory, scheduler
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ STATUS_BY_CODE: dict[str, int] = {
     identity.TOO_MANY_SSH_KEYS: 409,
     identity.ALREADY_ACTIVE: 409,
     identity.LAST_ADMIN: 409,
+    groups.GROUP_EXISTS: 409,
+    groups.GROUP_IN_USE: 409,
     # inventory
     inventory.NODE_EXISTS: 409,
     inventory.NODE_REVOKED: 409,

@@ -1,5 +1,6 @@
 """identity's domain errors: each has the stable code the gateway maps to an HTTP status."""
 
+from gpulab_core.contracts import groups as grp
 from gpulab_core.contracts import identity as c
 from gpulab_core.errors import Conflict, GpulabError, InvalidRequest
 
@@ -46,3 +47,7 @@ class AlreadyActive(Conflict):
 
 class LastAdmin(Conflict):
     code = c.LAST_ADMIN
+
+
+class GroupExists(Conflict):
+    code = grp.GROUP_EXISTS

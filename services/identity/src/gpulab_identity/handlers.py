@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from gpulab_identity.audit import repository as audit_repo
 from gpulab_identity.audit import service as audit
 from gpulab_identity.auth import service as auth
 from gpulab_identity.deps import Deps
+from gpulab_identity.groups import service as groups
 from gpulab_identity.invites import service as invites
 from gpulab_identity.ssh_keys import service as keys
 from gpulab_identity.users import repository as users_repo
@@ -85,4 +87,27 @@ def endpoints(deps: Deps) -> list[Endpoint[Any]]:
         Endpoint.of(ops.AUDIT_LIST, tx(list_audit)),
         Endpoint.of(ops.AUDIT_RECORD_REFUSAL, tx(lambda s, r: audit.record_refusal(s, r, bounds))),
         Endpoint.of(ops.AUDIT_VERIFY, tx(lambda s, r: audit.verify_chain(s, r, verify_budget_s))),
+        *_group_endpoints(deps),
     ]
+
+
+def _group_endpoints(deps: Deps) -> list[Endpoint[Any]]:
+    tx = db.transactional(deps.sessions)
+
+    return [
+        Endpoint.of(ops.GROUPS_CREATE, tx(groups.create)),
+        Endpoint.of(ops.GROUPS_LIST, tx(groups.list_page)),
+        Endpoint.of(ops.GROUPS_GET, tx(lambda s, r: groups.get(s, r.id))),
+        Endpoint.of(ops.GROUPS_UPDATE, tx(groups.update)),
+        Endpoint.of(ops.GROUPS_DELETE, tx(lambda s, r: _done(groups.delete(s, r)))),
+        Endpoint.of(ops.GROUPS_ADD_MEMBER, tx(lambda s, r: _done(groups.add_member(s, r)))),
+        Endpoint.of(ops.GROUPS_REMOVE_MEMBER, tx(lambda s, r: _done(groups.remove_member(s, r)))),
+        Endpoint.of(ops.GROUPS_OF_USER, tx(lambda s, r: groups.of_user(s, r.user_id))),
+        Endpoint.of(ops.GROUPS_MEMBERSHIP, tx(groups.membership)),
+        Endpoint.of(ops.GROUPS_NAMES, tx(groups.names)),
+    ]
+
+
+async def _done(change: Awaitable[None]) -> dict[str, str]:
+    await change
+    return {}

@@ -138,3 +138,27 @@ Index("ix_audit_log_actor_id", audit_log.c.actor_id)
 Index("ix_audit_log_action", audit_log.c.action)
 Index("ix_audit_log_target", audit_log.c.target_type, audit_log.c.target_id)
 Index("ix_audit_log_at", audit_log.c.at)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Soft delete: usage rows and the audit log still name a deleted group (groups.names).
+    Column("deleted_at", DateTime(timezone=True)),
+)
+# A live group's name is unique (case-insensitive); a deleted group's name may be taken again.
+Index("uq_groups_name_live", func.lower(groups.c.name), unique=True, postgresql_where=text("deleted_at IS NULL"))
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", UUID(as_uuid=True), ForeignKey(groups.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), ForeignKey(users.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+# groups.of_user and groups.membership look members up by user.
+Index("ix_group_members_user_id", group_members.c.user_id)

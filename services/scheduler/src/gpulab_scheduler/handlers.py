@@ -22,6 +22,7 @@ from gpulab_scheduler.assignments import service as assignments
 from gpulab_scheduler.assignments.placement import Busy
 from gpulab_scheduler.config import Settings
 from gpulab_scheduler.environments import service as environments
+from gpulab_scheduler.groups import service as groups
 from gpulab_scheduler.identity_client import IdentityClient
 from gpulab_scheduler.nodes import repository as node_rows
 from gpulab_scheduler.usage import service as usage
@@ -132,4 +133,5 @@ def endpoints(
         Endpoint.of(ops.ASSIGNMENTS_GET_MINE, tx(assignments.get_mine)),
         Endpoint.of(ops.ASSIGNMENTS_ACCESS, access),
         Endpoint.of(ops.USAGE_REPORT, tx(usage.report)),
+        Endpoint.of(ops.GROUPS_CHARGED, tx(groups.charged)),
     ]

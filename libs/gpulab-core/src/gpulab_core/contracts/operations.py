@@ -132,6 +132,29 @@ AUDIT_RECORD_REFUSAL = _op(
     IDENTITY, "audit.record_refusal", idc.RecordRefusalRequest, idc.RecordRefusalReply, callers=GW
 )
 
+# Groups (identity keeps them; the scheduler charges requests to them).
+GROUPS_CREATE = _op(
+    IDENTITY, "groups.create", grp.CreateGroupRequest, grp.Group, callers=GW, errors=(grp.GROUP_EXISTS,)
+)
+GROUPS_LIST = _op(IDENTITY, "groups.list", grp.ListGroupsRequest, grp.GroupPage, callers=GW)
+GROUPS_GET = _op(IDENTITY, "groups.get", grp.GroupIdRequest, grp.Group, callers=GW, errors=(NF,))
+GROUPS_UPDATE = _op(
+    IDENTITY, "groups.update", grp.UpdateGroupRequest, grp.Group, callers=GW, errors=(NF, grp.GROUP_EXISTS)
+)
+# The gateway asks the scheduler's groups.charged first (409 group_in_use).
+GROUPS_DELETE = _op(IDENTITY, "groups.delete", grp.DeleteGroupRequest, Done, callers=GW, errors=(NF,))
+GROUPS_ADD_MEMBER = _op(IDENTITY, "groups.add_member", grp.GroupMemberRequest, Done, callers=GW, errors=(NF,))
+GROUPS_REMOVE_MEMBER = _op(IDENTITY, "groups.remove_member", grp.GroupMemberRequest, Done, callers=GW, errors=(NF,))
+GROUPS_OF_USER = _op(IDENTITY, "groups.of_user", grp.GroupsOfUserRequest, grp.GroupList, callers=GW)
+# The scheduler checks that a request's user is in the group it is charged to.
+GROUPS_MEMBERSHIP = _op(
+    IDENTITY,
+    "groups.membership",
+    grp.GroupMembershipRequest,
+    grp.GroupMembership,
+    callers=(SCHEDULER,),
+    errors=(NF,),
+)
 # The gateway names the groups of usage rows.
 GROUPS_NAMES = _op(IDENTITY, "groups.names", grp.GroupNamesRequest, grp.GroupNames, callers=GW)
 
@@ -231,6 +254,8 @@ ASSIGNMENTS_ACCESS = _op(
 
 # GPU-hours per user, group, Environment or node over a time range (docs/adr/0020).
 USAGE_REPORT = _op(SCHEDULER, "usage.report", usage.UsageReportRequest, usage.UsageReport, callers=GW)
+# Whether a group may be deleted (the gateway asks before identity's groups.delete).
+GROUPS_CHARGED = _op(SCHEDULER, "groups.charged", grp.GroupChargedRequest, grp.GroupCharged, callers=GW)
 
 # What each code of an operation's `errors` tells its caller (the gateway's OpenAPI says it per route).
 ERROR_MEANING: dict[str, str] = {
@@ -251,6 +276,7 @@ ERROR_MEANING: dict[str, str] = {
     pki.CA_UNAVAILABLE: "the CA key cannot be used",
     inv.NODE_EXISTS: "a node with this host name exists",
     inv.NODE_REVOKED: "the node was deleted",
+    grp.GROUP_EXISTS: "a group has this name",
     sch.ENVIRONMENT_EXISTS: "the name is taken",
     sch.NODE_NOT_MIG_CAPABLE: "a node reported no MIG-capable GPU",
     sch.ENVIRONMENT_IN_USE: "it has active assignments",

@@ -226,6 +226,10 @@ class AssignmentCreated(EventPayload):
     ram_mb: int
     expires_at: datetime | None
     actor_id: uuid.UUID | None = None
+    request_id: uuid.UUID | None = None  # the self-service request it grants, if any
+    group_id: uuid.UUID | None = None  # the group it is charged to, if any
+    # Set when an admin's assignment exceeded a quota: the sentence the audit log shows.
+    over_quota: str | None = None
 
 
 class AssignmentEnded(EventPayload):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,45 +27,35 @@ from gpulab_core.contracts import scheduler as sch
 from gpulab_core.errors import InvalidRequest
 from gpulab_core.events import Event, EventHandler
 from gpulab_identity.audit import repository as audit
+from gpulab_identity.audit import selfservice
+from gpulab_identity.audit.entries import Build, Entry
 from gpulab_identity.users import service as users
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    action: str
-    target_type: str
-    target_id: uuid.UUID
-    actor_id: uuid.UUID | None  # None: the system acted, as in the rows identity writes itself
-    details: dict[str, Any]
-
-
-_Build = Callable[[dict[str, Any]], _Entry]
 
 
 # Details name each field they keep: whatever else a payload carries (an enrollment token, should a
 # producer ever add one; the SSH keys an assignment carries) never reaches the log, which nobody can
 # edit afterwards.
 # ---- inventory's and pki's node actions ----
-def _node_created(data: dict[str, Any]) -> _Entry:
+def _node_created(data: dict[str, Any]) -> Entry:
     p = inv.NodeCreatedEvent.model_validate(data)
     details = {"hostname": p.hostname, "type": p.type, "management_ip": p.management_ip}
-    return _Entry("node.created", "node", p.node_id, p.actor_id, details)
+    return Entry("node.created", "node", p.node_id, p.actor_id, details)
 
 
-def _node_deleted(data: dict[str, Any]) -> _Entry:
+def _node_deleted(data: dict[str, Any]) -> Entry:
     p = inv.NodeDeletedEvent.model_validate(data)
-    return _Entry("node.deleted", "node", p.node_id, p.actor_id, {"hostname": p.hostname})
+    return Entry("node.deleted", "node", p.node_id, p.actor_id, {"hostname": p.hostname})
 
 
-def _token_issued(data: dict[str, Any]) -> _Entry:
+def _token_issued(data: dict[str, Any]) -> Entry:
     p = pki.EnrollmentTokenIssued.model_validate(data)
     details = {"expires_at": p.expires_at.isoformat()}
-    return _Entry("node.enrollment_token_issued", "node", p.node_id, p.actor_id, details)
+    return Entry("node.enrollment_token_issued", "node", p.node_id, p.actor_id, details)
 
 
-_NODE_ENTRIES: dict[str, _Build] = {
+_NODE_ENTRIES: dict[str, Build] = {
     inv.NODE_CREATED: _node_created,
     inv.NODE_DELETED: _node_deleted,
     pki.ENROLLMENT_TOKEN_ISSUED: _token_issued,
@@ -75,13 +64,13 @@ NODE_EVENTS = tuple(_NODE_ENTRIES)
 
 
 # ---- pki's certificates of a node: who got one, from where, and which stopped working (issue 12) ----
-def _enrolled(data: dict[str, Any]) -> _Entry:
+def _enrolled(data: dict[str, Any]) -> Entry:
     p = pki.NodeEnrolled.model_validate(data)
     details = {"serial": p.serial, "not_after": p.not_after.isoformat(), "address": p.address}
-    return _Entry("node.enrolled", "node", p.node_id, None, details)
+    return Entry("node.enrolled", "node", p.node_id, None, details)
 
 
-def _renewed(data: dict[str, Any]) -> _Entry:
+def _renewed(data: dict[str, Any]) -> Entry:
     p = pki.CertificateRenewed.model_validate(data)
     details = {
         "serial": p.serial,
@@ -89,17 +78,15 @@ def _renewed(data: dict[str, Any]) -> _Entry:
         "not_after": p.not_after.isoformat(),
         "address": p.address,
     }
-    return _Entry("node.certificate_renewed", "node", p.node_id, None, details)
+    return Entry("node.certificate_renewed", "node", p.node_id, None, details)
 
 
-def _revoked(data: dict[str, Any]) -> _Entry:
+def _revoked(data: dict[str, Any]) -> Entry:
     p = pki.CertificatesRevoked.model_validate(data)
-    return _Entry(
-        "node.certificates_revoked", "node", p.node_id, p.actor_id, {"serials": p.serials, "reason": p.reason}
-    )
+    return Entry("node.certificates_revoked", "node", p.node_id, p.actor_id, {"serials": p.serials, "reason": p.reason})
 
 
-_CERTIFICATE_ENTRIES: dict[str, _Build] = {
+_CERTIFICATE_ENTRIES: dict[str, Build] = {
     pki.NODE_ENROLLED: _enrolled,
     pki.CERTIFICATE_RENEWED: _renewed,
     pki.CERTIFICATES_REVOKED: _revoked,
@@ -111,26 +98,26 @@ CERTIFICATE_EVENTS = tuple(_CERTIFICATE_ENTRIES)
 _ENVIRONMENT_FIELDS = frozenset(sch.EnvironmentFields.model_fields)
 
 
-def _environment(action: str) -> _Build:
-    def build(data: dict[str, Any]) -> _Entry:
+def _environment(action: str) -> Build:
+    def build(data: dict[str, Any]) -> Entry:
         p = sch.EnvironmentEvent.model_validate(data)
         # Only the environment's own settings: `changes` is free-form in the contract.
         changes = {k: v for k, v in p.changes.items() if k in _ENVIRONMENT_FIELDS}
-        return _Entry(action, "environment", p.environment_id, p.actor_id, {"name": p.name, "changes": changes})
+        return Entry(action, "environment", p.environment_id, p.actor_id, {"name": p.name, "changes": changes})
 
     return build
 
 
-def _environment_node(action: str) -> _Build:
-    def build(data: dict[str, Any]) -> _Entry:
+def _environment_node(action: str) -> Build:
+    def build(data: dict[str, Any]) -> Entry:
         p = sch.EnvironmentNodeEvent.model_validate(data)
         details = {"node_id": str(p.node_id), "environment_name": p.environment_name}
-        return _Entry(action, "environment", p.environment_id, p.actor_id, details)
+        return Entry(action, "environment", p.environment_id, p.actor_id, details)
 
     return build
 
 
-def _assignment_created(data: dict[str, Any]) -> _Entry:
+def _assignment_created(data: dict[str, Any]) -> Entry:
     p = sch.AssignmentCreated.model_validate(data)
     details = {
         "user_id": str(p.user_id),
@@ -142,8 +129,9 @@ def _assignment_created(data: dict[str, Any]) -> _Entry:
         "ram_mb": p.ram_mb,
         "expires_at": p.expires_at.isoformat() if p.expires_at else None,
         "placement": p.placement,
+        **selfservice.assignment_origin(p),
     }
-    return _Entry("assignment.created", "assignment", p.assignment_id, p.actor_id, details)
+    return Entry("assignment.created", "assignment", p.assignment_id, p.actor_id, details)
 
 
 # An admin's revoke and the expiry each have their own action; the other reasons (node deleted,
@@ -151,14 +139,14 @@ def _assignment_created(data: dict[str, Any]) -> _Entry:
 _ENDED_ACTIONS = {"revoked": "assignment.revoked", "expired": "assignment.expired"}
 
 
-def _assignment_ended(data: dict[str, Any]) -> _Entry:
+def _assignment_ended(data: dict[str, Any]) -> Entry:
     p = sch.AssignmentEnded.model_validate(data)
     action = _ENDED_ACTIONS.get(p.reason, "assignment.ended")
     details = {"reason": p.reason, "node_hostname": p.node_hostname}
-    return _Entry(action, "assignment", p.assignment_id, p.actor_id, details)
+    return Entry(action, "assignment", p.assignment_id, p.actor_id, details)
 
 
-def _netbird_key_issued(data: dict[str, Any]) -> _Entry:
+def _netbird_key_issued(data: dict[str, Any]) -> Entry:
     """A NetBird setup key made for the assignment's user (by their view of the access page): its
     NetBird id and name, never the key."""
     p = sch.NetbirdKeyIssued.model_validate(data)
@@ -171,10 +159,10 @@ def _netbird_key_issued(data: dict[str, Any]) -> _Entry:
         "user_email": p.user_email,
         "node_hostname": p.node_hostname,
     }
-    return _Entry("assignment.netbird_key_issued", "assignment", p.assignment_id, p.actor_id, details)
+    return Entry("assignment.netbird_key_issued", "assignment", p.assignment_id, p.actor_id, details)
 
 
-def _netbird_access_removed(data: dict[str, Any]) -> _Entry:
+def _netbird_access_removed(data: dict[str, Any]) -> Entry:
     p = sch.NetbirdAccessRemoved.model_validate(data)
     details = {
         "netbird_group_id": p.netbird_group_id,
@@ -183,11 +171,11 @@ def _netbird_access_removed(data: dict[str, Any]) -> _Entry:
         "peer_names": p.peers_removed,
         "user_email": p.user_email,
     }
-    return _Entry("assignment.netbird_access_removed", "assignment", p.assignment_id, None, details)
+    return Entry("assignment.netbird_access_removed", "assignment", p.assignment_id, None, details)
 
 
 # `scheduler.assignment_expiring` is a reminder, not a change: not audited.
-_SCHEDULER_ENTRIES: dict[str, _Build] = {
+_SCHEDULER_ENTRIES: dict[str, Build] = {
     sch.ENVIRONMENT_CREATED: _environment("environment.created"),
     sch.ENVIRONMENT_UPDATED: _environment("environment.updated"),
     sch.ENVIRONMENT_DELETED: _environment("environment.deleted"),
@@ -197,11 +185,12 @@ _SCHEDULER_ENTRIES: dict[str, _Build] = {
     sch.ASSIGNMENT_ENDED: _assignment_ended,
     sch.NETBIRD_KEY_ISSUED: _netbird_key_issued,
     sch.NETBIRD_ACCESS_REMOVED: _netbird_access_removed,
+    **selfservice.ENTRIES,
 }
 SCHEDULER_EVENTS = tuple(_SCHEDULER_ENTRIES)
 
 
-def _recorder(entries: Mapping[str, _Build], kind: str) -> EventHandler:
+def _recorder(entries: Mapping[str, Build], kind: str) -> EventHandler:
     async def record(session: AsyncSession, event: Event) -> None:
         """One audit row per event; an event that cannot be read is logged and dropped."""
         build = entries.get(event.type)

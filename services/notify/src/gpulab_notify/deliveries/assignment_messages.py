@@ -16,6 +16,8 @@ from gpulab_notify.deliveries.messages import display_hostname, headers, one_lin
 
 # The web app's page of one assignment (portal route `assignments/:id`): how to connect.
 ASSIGNMENT_PATH = "/assignments/"
+# The same page with its extend action open (the web app reads `extend=1`).
+EXTEND_QUERY = "?extend=1"
 # Bounds for values that only ever appear in a line of text: a Linux user name is at most 32
 # characters (useradd), an environment name at most 100 (the scheduler's contract), a GPU UUID 40.
 MAX_NAME = 100
@@ -124,9 +126,10 @@ def assignment_expiring_message(
     msg.set_content(
         f"Hello,\n\n"
         f"Your assignment on {host} ends in {left}, at {when(a.expires_at)}.\n\n"
-        f"Then the node removes your access: copy off anything you want to keep before that time.\n"
-        f"If you need the GPUs for longer, ask an administrator.\n\n"
-        f"{assignment_link(public_url, a.assignment_id)}\n\n"
+        f"Then the node removes your access: copy off anything you want to keep before that time.\n\n"
+        f"Need it longer, or done early? Extend or release it:\n\n"
+        f"{assignment_link(public_url, a.assignment_id)}{EXTEND_QUERY}\n\n"
+        f"(Where its Environment offers no self-service, an administrator extends it: ask them.)\n\n"
         f"{_FOOTER}"
     )
     return msg

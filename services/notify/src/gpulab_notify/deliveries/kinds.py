@@ -27,8 +27,16 @@ from gpulab_core.contracts.scheduler import (
     AssignmentExpiring,
     AssignmentFailed,
 )
+from gpulab_core.contracts.selfservice import (
+    REQUEST_DENIED,
+    REQUEST_GRANTED,
+    REQUEST_SUBMITTED,
+    RequestDenied,
+    RequestGranted,
+    RequestSubmitted,
+)
 from gpulab_notify.admins import Admin
-from gpulab_notify.deliveries import assignment_messages, messages
+from gpulab_notify.deliveries import assignment_messages, messages, request_messages
 from gpulab_notify.deliveries.models import KIND_INVITE
 
 P = TypeVar("P", bound=EventPayload)
@@ -306,6 +314,38 @@ KINDS: tuple[MailKind, ...] = (
         render=plain(assignment_messages.assignment_ended_message),
         # `user_disabled`: the account is disabled; its owner is not to be mailed about it.
         wanted=lambda ended, _now: assignment_messages.mails_about_ending(ended.reason),
+    ),
+    # Self-service (issue 13). Granted: only after a wait (queued or approved); an immediate grant
+    # is answered in the web app, and its `assignment_created` mail says the rest.
+    mail(
+        "request_granted",
+        consumer=USER_MAILS,
+        event_type=REQUEST_GRANTED,
+        payload=RequestGranted,
+        about="request event",
+        recipients=its_user,
+        render=plain(request_messages.request_granted_message),
+        wanted=lambda granted, _now: granted.waited,
+    ),
+    mail(
+        "request_denied",
+        consumer=USER_MAILS,
+        event_type=REQUEST_DENIED,
+        payload=RequestDenied,
+        about="request event",
+        recipients=its_user,
+        render=plain(request_messages.request_denied_message),
+    ),
+    # Only a request that waits for an admin; a queued or granted one needs nobody.
+    mail(
+        "request_needs_approval",
+        consumer=ADMIN_ALERTS,
+        event_type=REQUEST_SUBMITTED,
+        payload=RequestSubmitted,
+        about="request event",
+        recipients=admins,
+        render=plain(request_messages.approval_needed_message),
+        wanted=lambda submitted, _now: submitted.status == "pending_approval",
     ),
 )
 
