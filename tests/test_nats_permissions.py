@@ -23,8 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 SENDER = "X-Test-Sender"
 
 
-async def _sent(stack: Stack, subjects: list[str], listen: str) -> set[tuple[str, str]]:
-    """(identity, subject) for each publish by each identity to each subject that reached `listen`."""
+async def _sent(stack: Stack, subjects: list[str], listen: str, expected: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(identity, subject) for each publish by each identity to each subject that reached `listen`:
+    waits (up to 20 s, for a loaded machine) until every `expected` one is in, then 1 s more for any
+    that should not be."""
     watcher = await nats.connect(stack.nats_url)
     arrived: set[tuple[str, str]] = set()
 
@@ -40,7 +42,11 @@ async def _sent(stack: Stack, subjects: list[str], listen: str) -> set[tuple[str
                 await conn.nc.publish(subject, b"{}", headers={SENDER: identity})
             await conn.nc.flush()
             await conn.nc.close()
-        await asyncio.sleep(1.0)  # the watcher's own delivery of what did get through
+        for _ in range(200):
+            if expected <= arrived:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # the watcher's own delivery of anything that got through wrongly
         await watcher.flush()
     finally:
         await watcher.close()
@@ -49,15 +55,15 @@ async def _sent(stack: Stack, subjects: list[str], listen: str) -> set[tuple[str
 
 async def test_each_operation_reaches_its_callers_only(migrated: Stack) -> None:
     subjects = [op.subject for op in ops.OPERATIONS]
-    arrived = await _sent(migrated, subjects, "gpulab.rpc.>")
     expected = {(caller, op.subject) for op in ops.OPERATIONS for caller in op.callers}
+    arrived = await _sent(migrated, subjects, "gpulab.rpc.>", expected)
     assert arrived == expected
 
 
 async def test_only_the_owner_publishes_its_events(migrated: Stack) -> None:
     subjects = [f"gpulab.events.{owner}.permission_probe" for owner in ops.SERVICES]
-    arrived = await _sent(migrated, subjects, "gpulab.events.*.permission_probe")
     expected = {(o, f"gpulab.events.{o}.permission_probe") for o in ops.SERVICES if o != ops.GATEWAY}
+    arrived = await _sent(migrated, subjects, "gpulab.events.*.permission_probe", expected)
     assert arrived == expected
 
 
