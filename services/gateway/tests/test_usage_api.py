@@ -1,13 +1,12 @@
 """`GET /usage` and `GET /me/usage` with identity and the scheduler running for real: hand-made
 assignment intervals in the scheduler's tables, the GPU-hours checked against the plain-Python
-computation of gpulab_devstack.usage_reference, JSON against CSV. (group_by=group needs identity's
-`groups.names`, which helper `groups` adds: its gateway path is tested after the merge.)"""
+computation of gpulab_devstack.usage_reference, JSON against CSV, group_by=group through identity's
+real groups."""
 
 from __future__ import annotations
 
 import csv
 import io
-import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from nats.aio.client import Client as NATS
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gpulab_core.contracts import operations as ops
 from gpulab_core.db import create_engine
 from gpulab_core.rpc import RpcClient
 from gpulab_core.runtime import Runtime
@@ -32,6 +30,20 @@ from .conftest import Browser, UserFactory
 
 H = timedelta(hours=1)
 pytestmark = pytest.mark.usefixtures("scheduler")  # it serves every test here
+_windows_taken: set[int] = set()
+
+
+def fresh_window(*, before_the_running: bool = False) -> datetime:
+    """A day of its own for each scene, so that no two tests of a run see each other's intervals. The
+    scenes hold assignments still running, which overlap every later range: a test that groups over
+    everyone's rows (group_by=group) takes its day from the first era, before every scene's."""
+    era = 0 if before_the_running else 10_000
+    while (day := era + uuid.uuid4().int % 10_000) in _windows_taken:
+        continue
+    _windows_taken.add(day)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
+
+
 KEYS = {"user": lambda i: i.user_id, "environment": lambda i: i.environment_id, "node": lambda i: i.node_id}
 
 
@@ -72,7 +84,7 @@ async def hosts_and_environments(engine: AsyncEngine) -> tuple[list[uuid.UUID], 
 
 
 async def world(engine: AsyncEngine, me: Browser) -> tuple[datetime, list[Interval]]:
-    base = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(days=random.randrange(10_000))  # noqa: S311
+    base = fresh_window()
     nodes, envs = await hosts_and_environments(engine)
     mine = (uuid.UUID(me.user_id), me.user["email"])
     other = (uuid.uuid4(), '=HYPERLINK("http://x")@example.org')
@@ -194,17 +206,14 @@ async def test_bad_inputs_are_422(
     assert reply.headers["content-type"] == "application/problem+json"
 
 
-@pytest.mark.skipif(
-    ops.find("identity", "groups.create") is None, reason="identity's groups (helper `groups`) are not here yet"
-)
 async def test_usage_by_group_names_the_groups(engine: AsyncEngine, nc: NATS, admin: Browser) -> None:
-    """Runs once identity serves groups (groups.create, groups.names): a real group names its row."""
+    """A real group (identity's groups.create) names its row."""
     made = await RpcClient(nc).call(
         "identity", "groups.create", {"actor_id": admin.user_id, "name": f"=lab-{uuid.uuid4().hex[:6]}"}
     )
     group = uuid.UUID(made["id"])
     nodes, envs = await hosts_and_environments(engine)
-    base = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(days=random.randrange(10_000))  # noqa: S311
+    base = fresh_window(before_the_running=True)
     user = uuid.uuid4()
     intervals = await insert(
         engine,
