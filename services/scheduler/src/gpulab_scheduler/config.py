@@ -14,6 +14,9 @@ class Settings(DatabaseSettings):
     # Expiry: how often the sweeper looks, and how long before the end the user is warned.
     expiry_sweep_s: float = Field(default=15.0, gt=0, le=3600)
     expiry_warning_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+    # The queue (requests/dispatcher.py): how often each replica looks for GPUs freed elsewhere (another
+    # replica's release, a node coming online, an expiry); what it freed itself it hands out at once.
+    queue_poll_s: float = Field(default=0.5, gt=0, le=60)
     # Accounting metrics (docs/adr/0020): how often /metrics' usage figures are read from the database.
     usage_metrics_refresh_s: float = Field(default=5.0, gt=0, le=3600)
     # Access: `ssh_proxy_jump` (API.md: GPULAB_SSH_JUMP_HOST, "[user@]host[:port]").

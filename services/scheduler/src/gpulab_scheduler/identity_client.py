@@ -1,4 +1,5 @@
-"""What the scheduler asks of identity, over NATS RPC, when an assignment is made (never per heartbeat)."""
+"""What the scheduler asks of identity, over NATS RPC, when an assignment or a request is made (never per
+heartbeat)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from gpulab_core.contracts import groups as grp
 from gpulab_core.contracts import identity as c
 from gpulab_core.contracts import operations as ops
+from gpulab_core.contracts.groups import GroupMembership
 from gpulab_core.errors import RemoteError
 from gpulab_core.rpc import RpcClient
 
@@ -47,3 +50,15 @@ class IdentityClient:
     async def authorized_keys(self, user_id: uuid.UUID) -> AuthorizedKeys:
         reply = await self.rpc.request(ops.SSH_KEYS_AUTHORIZED, c.ListSshKeysRequest(user_id=user_id))
         return AuthorizedKeys.model_validate(reply)
+
+    async def membership(self, user_id: uuid.UUID, group_id: uuid.UUID) -> GroupMembership | None:
+        """Whether the user is in the group, and its name; None when there is no such group."""
+        try:
+            reply = await self.rpc.request(
+                ops.GROUPS_MEMBERSHIP, grp.GroupMembershipRequest(user_id=user_id, group_id=group_id)
+            )
+        except RemoteError as exc:
+            if exc.code == "not_found":
+                return None
+            raise
+        return GroupMembership.model_validate(reply)

@@ -29,6 +29,8 @@ from gpulab_scheduler.projections import (
     on_node_event,
     on_user_event,
 )
+from gpulab_scheduler.requests import handlers as self_service
+from gpulab_scheduler.requests.dispatcher import Dispatcher
 from gpulab_scheduler.usage import metrics as usage_metrics
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -43,7 +45,17 @@ async def setup(runtime: Runtime) -> None:
     http = httpx.AsyncClient(timeout=settings.netbird_timeout_s)
     runtime.on_stop(http.aclose)
     ended = asyncio.Event()  # set when an assignment ended: its NetBird access goes without waiting
-    for endpoint in endpoints(sessions, IdentityClient(runtime.rpc_client), settings, http, ended.set):
+    identity = IdentityClient(runtime.rpc_client)
+    queue = Dispatcher(sessions, settings.queue_poll_s)
+
+    def freed() -> None:
+        """GPUs were freed here: NetBird access goes, and the queue gets them, without waiting."""
+        ended.set()
+        queue.kick()
+
+    for endpoint in endpoints(sessions, identity, settings, http, freed):
+        runtime.add_endpoint(endpoint)
+    for endpoint in self_service.endpoints(sessions, identity, queue):
         runtime.add_endpoint(endpoint)
     runtime.add_consumer("nodes", NODE_EVENTS, on_node_event)
     runtime.add_consumer("users", USER_EVENTS, on_user_event)
@@ -60,7 +72,7 @@ async def setup(runtime: Runtime) -> None:
                     expired = await ends.expire_due(session)
                 if expired:
                     log.info("%d assignment(s) expired", expired)
-                    ended.set()
+                    freed()
             except Exception as exc:
                 log.warning("expiry sweep failed, retrying: %s", exc)
             await asyncio.sleep(settings.expiry_sweep_s)
@@ -82,6 +94,7 @@ async def setup(runtime: Runtime) -> None:
 
     runtime.add_task(expiry)
     runtime.add_task(netbird_removal)
+    runtime.add_task(queue.loop)
     runtime.add_task(usage_metrics.refresher(sessions, settings.usage_metrics_refresh_s))
 
 

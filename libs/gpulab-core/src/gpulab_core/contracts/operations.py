@@ -21,6 +21,7 @@ from gpulab_core.contracts import identity as idc
 from gpulab_core.contracts import inventory as inv
 from gpulab_core.contracts import pki, usage
 from gpulab_core.contracts import scheduler as sch
+from gpulab_core.contracts import selfservice as ss
 from gpulab_core.contracts.common import Contract, HealthReply, Page
 
 RPC_PREFIX = "gpulab.rpc"
@@ -257,6 +258,61 @@ USAGE_REPORT = _op(SCHEDULER, "usage.report", usage.UsageReportRequest, usage.Us
 # Whether a group may be deleted (the gateway asks before identity's groups.delete).
 GROUPS_CHARGED = _op(SCHEDULER, "groups.charged", grp.GroupChargedRequest, grp.GroupCharged, callers=GW)
 
+# Self-service (API.md "Self-service and fair use"): requests, the queue, quotas, a user's own assignment.
+REQUESTS_SUBMIT = _op(
+    SCHEDULER,
+    "requests.submit",
+    ss.SubmitRequest,
+    ss.Request,
+    callers=GW,
+    errors=(NF, CF, ss.SELF_SERVICE_OFF, ss.QUOTA_EXCEEDED, ss.TOO_LONG, ss.NOT_A_MEMBER, sch.USER_HAS_NO_SSH_KEY),
+)
+REQUESTS_LIST = _op(SCHEDULER, "requests.list", ss.ListRequestsRequest, ss.RequestPage, callers=GW)
+REQUESTS_CANCEL = _op(
+    SCHEDULER, "requests.cancel", ss.MyRequestRequest, ss.Request, callers=GW, errors=(NF, ss.REQUEST_NOT_OPEN)
+)
+REQUESTS_APPROVE = _op(
+    SCHEDULER,
+    "requests.approve",
+    ss.RequestIdRequest,
+    ss.Request,
+    callers=GW,
+    errors=(NF, ss.REQUEST_NOT_OPEN, ss.QUOTA_EXCEEDED, ss.OTHERS_WAITING, ss.TOO_LONG, sch.ASSIGNMENT_ENDED_ALREADY),
+)
+REQUESTS_DENY = _op(
+    SCHEDULER, "requests.deny", ss.DenyRequest, ss.Request, callers=GW, errors=(NF, ss.REQUEST_NOT_OPEN)
+)
+QUOTAS_SET = _op(SCHEDULER, "quotas.set", ss.SetQuotaRequest, ss.Quota, callers=GW)
+QUOTAS_LIST = _op(SCHEDULER, "quotas.list", ss.ListQuotasRequest, ss.QuotaList, callers=GW)
+QUOTAS_MINE = _op(SCHEDULER, "quotas.mine", ss.MyQuotaRequest, ss.MyQuota, callers=GW)
+ASSIGNMENTS_EXTEND = _op(
+    SCHEDULER,
+    "assignments.extend",
+    ss.ExtendRequest,
+    ss.ExtendReply,
+    callers=GW,
+    errors=(
+        NF,
+        sch.ASSIGNMENT_ENDED_ALREADY,
+        ss.SELF_SERVICE_OFF,
+        ss.QUOTA_EXCEEDED,
+        ss.OTHERS_WAITING,
+        ss.TOO_LONG,
+    ),
+)
+ASSIGNMENTS_RELEASE = _op(
+    SCHEDULER,
+    "assignments.release",
+    ss.ReleaseRequest,
+    sch.Assignment,
+    callers=GW,
+    errors=(NF, sch.ASSIGNMENT_ENDED_ALREADY),
+)
+ENVIRONMENTS_OFFERS = _op(SCHEDULER, "environments.offers", ss.ListOffersRequest, ss.EnvironmentOffers, callers=GW)
+ENVIRONMENTS_ESTIMATE = _op(
+    SCHEDULER, "environments.estimate", ss.EstimateRequest, ss.Estimate, callers=GW, errors=(NF,)
+)
+
 # What each code of an operation's `errors` tells its caller (the gateway's OpenAPI says it per route).
 ERROR_MEANING: dict[str, str] = {
     errors.NOT_FOUND: "no such resource, or not yours",
@@ -285,6 +341,12 @@ ERROR_MEANING: dict[str, str] = {
     sch.ASSIGNMENT_ENDED_ALREADY: "it has ended",
     sch.ACCESS_PROVIDER_FAILED: "the jump host is not configured, or NetBird failed",
     sch.ACCESS_NOT_READY: "the node has not reported the SSH port of the assignment's container yet",
+    ss.SELF_SERVICE_OFF: "the Environment takes no requests: an admin assigns its GPUs",
+    ss.QUOTA_EXCEEDED: "a quota does not allow it: the detail names the limit and what is left",
+    ss.TOO_LONG: "longer than the Environment's or the quota's longest request",
+    ss.NOT_A_MEMBER: "you are not a member of that group",
+    ss.REQUEST_NOT_OPEN: "the request was decided, granted or cancelled already",
+    ss.OTHERS_WAITING: "requests wait in the Environment's queue: no extension while they do",
 }
 
 

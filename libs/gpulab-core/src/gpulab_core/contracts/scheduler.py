@@ -16,9 +16,10 @@ SERVICE = "scheduler"
 EnforcementMode = Literal["soft", "cgroup", "mig", "container"]
 TunnelProvider = Literal["ssh_proxy_jump", "netbird"]
 Placement = Literal["dynamic", "fixed"]
-AssignmentStatus = Literal["active", "revoked", "expired"]
+AssignmentStatus = Literal["active", "revoked", "expired", "released"]
 NodeState = Literal["pending", "applied", "failed"]
-EndReason = Literal["revoked", "expired", "node_deleted", "user_disabled"]
+EndReason = Literal["revoked", "expired", "released", "node_deleted", "user_disabled"]
+SelfService = Literal["off", "approval", "auto"]
 
 MAX_CPUS = 4096
 MAX_RAM_MB = 64 * 1024 * 1024  # 64 TiB
@@ -33,6 +34,12 @@ class EnvironmentFields(Contract):
     default_cpus: int = Field(default=0, ge=0, le=MAX_CPUS)  # 0: no CPU limit
     default_ram_mb: int = Field(default=0, ge=0, le=MAX_RAM_MB)  # 0: no memory limit
     default_expiry_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)  # None: no expiry
+    self_service: SelfService = Field(
+        default="off",
+        description="`off`: only admins assign; `approval`: users request, an admin decides; `auto`: a request"
+        " that fits the quotas is granted at once, or queued",
+    )
+    max_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS, description="longest request; null: none")
 
 
 class Environment(EnvironmentFields):
@@ -59,6 +66,8 @@ class EnvironmentChange(Contract):
     default_cpus: int | None = Field(default=None, ge=0, le=MAX_CPUS)
     default_ram_mb: int | None = Field(default=None, ge=0, le=MAX_RAM_MB)
     default_expiry_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)
+    self_service: SelfService | None = None
+    max_hours: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_HOURS)
 
 
 class UpdateEnvironmentRequest(EnvironmentChange):
@@ -116,6 +125,8 @@ class Assignment(Contract):
     node_message: str | None = Field(
         description="the node's sentence on why it failed (at most 500 characters); null unless node_state is failed"
     )
+    request_id: uuid.UUID | None = Field(default=None, description="the self-service request it was granted from")
+    group_id: uuid.UUID | None = Field(default=None, description="the group its GPU-hours are charged to")
 
 
 class AssignmentPage(Contract):

@@ -8,7 +8,11 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+from pydantic import Field
+
+from gpulab_core.contracts.common import MAX_LIMIT, Contract, Page
 from gpulab_core.contracts.events import EventPayload
+from gpulab_core.contracts.scheduler import Assignment
 
 RequestKind = Literal["new", "extension"]
 RequestStatus = Literal["pending_approval", "queued", "granted", "denied", "cancelled"]
@@ -90,3 +94,180 @@ TOO_LONG = "too_long"  # 422: over the Environment's or the quota's longest requ
 NOT_A_MEMBER = "not_a_member"  # 422: the request names a group its user is not in
 REQUEST_NOT_OPEN = "request_not_open"  # 409: cancel/approve/deny of a request already decided
 OTHERS_WAITING = "others_waiting"  # 409: an extension while requests wait in the Environment's queue
+
+
+# ---- limits ----
+MAX_REQUEST_GPUS = 256
+MAX_REQUEST_HOURS = 24 * 366
+MAX_NOTE = 1000
+MAX_REASON = 1000
+MAX_QUOTA = 10_000_000  # the largest number any quota limit takes
+
+
+# ---- quotas (RPC) ----
+class QuotaLimits(Contract):
+    """A null limit is no limit."""
+
+    max_gpus: int | None = Field(default=None, ge=0, le=MAX_QUOTA, description="GPUs held at once")
+    max_hours: int | None = Field(default=None, ge=1, le=MAX_REQUEST_HOURS, description="longest request")
+    gpu_hours_per_month: int | None = Field(
+        default=None, ge=0, le=MAX_QUOTA, description="GPU-hours per calendar month (UTC)"
+    )
+
+
+class QuotaUse(Contract):
+    gpus_now: int = Field(description="GPUs held now by the subject's active assignments")
+    gpu_hours_this_month: float = Field(
+        description="GPU-hours of this calendar month (UTC) so far, plus what active assignments have booked"
+        " until their expiry within the month"
+    )
+
+
+class Quota(QuotaLimits):
+    subject_type: Literal["user", "group"]
+    subject_id: uuid.UUID
+    used: QuotaUse
+
+
+class QuotaList(Contract):
+    items: list[Quota]
+
+
+class SetQuotaRequest(QuotaLimits):
+    subject_type: Literal["user", "group"]
+    subject_id: uuid.UUID
+    actor_id: uuid.UUID
+
+
+class ListQuotasRequest(Contract):
+    pass
+
+
+class MyQuotaRequest(Contract):
+    """The gateway names the caller's groups (from identity's groups.of_user)."""
+
+    user_id: uuid.UUID
+    group_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_LIMIT)
+
+
+class MyQuota(Contract):
+    user: Quota
+    groups: list[Quota]
+
+
+# ---- requests (RPC) ----
+class NewRequest(Contract):
+    environment_id: uuid.UUID
+    gpus: int = Field(ge=1, le=MAX_REQUEST_GPUS)
+    cpus: int | None = Field(default=None, ge=0, le=4096, description="default: the Environment's")
+    ram_mb: int | None = Field(default=None, ge=0, le=64 * 1024 * 1024, description="default: the Environment's")
+    hours: int = Field(ge=1, le=MAX_REQUEST_HOURS)
+    group_id: uuid.UUID | None = Field(default=None, description="the group it is charged to (a member's)")
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
+
+
+class SubmitRequest(NewRequest):
+    user_id: uuid.UUID
+
+
+class Request(Contract):
+    id: uuid.UUID
+    kind: RequestKind
+    user_id: uuid.UUID
+    user_email: str
+    environment_id: uuid.UUID
+    environment_name: str
+    group_id: uuid.UUID | None
+    assignment_id: uuid.UUID | None = Field(description="once granted; for an extension, the assignment it extends")
+    gpus: int
+    cpus: int
+    ram_mb: int
+    hours: int
+    note: str | None
+    status: RequestStatus
+    position: int | None = Field(description="1 = next in its Environment's queue; set while queued")
+    estimated_start_at: datetime | None = Field(
+        description="while queued: when it should start, from the running assignments' expiries; null: unknown"
+    )
+    reason: str | None = Field(description="why it was denied")
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class RequestPage(Contract):
+    items: list[Request]
+    next_cursor: str | None
+
+
+class ListRequestsRequest(Page):
+    status: RequestStatus | None = None
+    environment_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+
+class RequestIdRequest(Contract):
+    id: uuid.UUID
+    actor_id: uuid.UUID
+
+
+class MyRequestRequest(Contract):
+    """A user acting on one of their own requests: another user's is `not_found`."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class DenyRequest(RequestIdRequest):
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class ExtendRequest(Contract):
+    id: uuid.UUID  # the assignment
+    user_id: uuid.UUID
+    hours: int = Field(ge=1, le=MAX_REQUEST_HOURS)
+
+
+class ExtendReply(Contract):
+    """`assignment` when applied at once (`auto`), `request` when an admin decides (`approval`)."""
+
+    assignment: Assignment | None = None
+    request: Request | None = None
+
+
+class ReleaseRequest(Contract):
+    id: uuid.UUID  # the assignment
+    user_id: uuid.UUID
+
+
+# ---- what a user may request (the portal's "Request GPUs") ----
+class EnvironmentOffer(Contract):
+    id: uuid.UUID
+    name: str
+    self_service: SelfService
+    max_hours: int | None
+    default_cpus: int
+    default_ram_mb: int
+    gpus_total: int = Field(description="GPUs of the Environment's online nodes")
+    gpus_free: int = Field(description="of those, not held now")
+    queued_requests: int
+    queued_gpus: int
+
+
+class EnvironmentOffers(Contract):
+    items: list[EnvironmentOffer]
+
+
+class ListOffersRequest(Contract):
+    pass
+
+
+class EstimateRequest(Contract):
+    environment_id: uuid.UUID
+    gpus: int = Field(ge=1, le=MAX_REQUEST_GPUS)
+    hours: int = Field(ge=1, le=MAX_REQUEST_HOURS)
+
+
+class Estimate(Contract):
+    fits_now: bool = Field(description="it would start at once (if the quotas allow)")
+    position: int = Field(description="its place in the queue if it were submitted now (1 = next)")
+    estimated_start_at: datetime | None = Field(description="when it should start; null: now, or unknown")

@@ -56,6 +56,25 @@ async def put_assignment(
     )
 
 
+async def spec_of(session: AsyncSession, assignment_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, Any]] | None:
+    """(node, spec) of the assignment's row, if it has one."""
+    found = await session.execute(
+        select(desired_assignments.c.node_id, desired_assignments.c.spec).where(
+            desired_assignments.c.assignment_id == assignment_id
+        )
+    )
+    row = found.first()
+    return (row.node_id, row.spec) if row else None
+
+
+async def set_spec(session: AsyncSession, assignment_id: uuid.UUID, spec: dict[str, Any]) -> None:
+    await session.execute(
+        update(desired_assignments)
+        .where(desired_assignments.c.assignment_id == assignment_id)
+        .values(spec=spec, updated_at=func.now())
+    )
+
+
 async def end_assignment(
     session: AsyncSession, assignment_id: uuid.UUID, node_id: uuid.UUID, ended_at: datetime
 ) -> list[uuid.UUID]:

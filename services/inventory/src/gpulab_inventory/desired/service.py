@@ -29,10 +29,10 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, timestamp_pb2
 from gpulab.agent.v1 import assignment_pb2
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import scheduler as s
+from gpulab_core.contracts import selfservice as ss
 from gpulab_core.events import Event
 from gpulab_inventory.desired import fitting
 from gpulab_inventory.desired import repository as repo
@@ -47,7 +48,7 @@ from gpulab_inventory.heartbeat import reports
 
 log = logging.getLogger(__name__)
 
-CONSUMES = (s.ASSIGNMENT_CREATED, s.ASSIGNMENT_ENDED, identity_events.SSH_KEYS_CHANGED)
+CONSUMES = (s.ASSIGNMENT_CREATED, s.ASSIGNMENT_ENDED, ss.ASSIGNMENT_EXTENDED, identity_events.SSH_KEYS_CHANGED)
 # Core NATS (not the event stream): a hint to every inventory replica, lost harmlessly when nobody
 # listens, since each cached copy expires after `node_cache_s` anyway. Body: {"node_ids": [...]}.
 DESIRED_STATE_CHANGED = "gpulab.inventory.desired_state_changed"
@@ -95,6 +96,23 @@ async def assignment_ended(session: AsyncSession, ended: s.AssignmentEnded) -> s
     await repo.lock_assignment(session, ended.assignment_id)
     dropped = await repo.end_assignment(session, ended.assignment_id, ended.node_id, ended.ended_at)
     return set(dropped)
+
+
+async def assignment_extended(session: AsyncSession, extended: ss.AssignmentExtended) -> set[uuid.UUID]:
+    """The new expiry goes into the agent's copy. An older extension applied after a newer one (two
+    replicas) changes nothing: the later expiry stays."""
+    await repo.lock_assignment(session, extended.assignment_id)
+    found = await repo.spec_of(session, extended.assignment_id)
+    if found is None:
+        return set()  # ended already (or its created event, which carries the new expiry, is to come)
+    node_id, spec = found
+    current = spec.get("expires_at")
+    if current is not None and datetime.fromisoformat(current.replace("Z", "+00:00")) >= extended.expires_at:
+        return set()
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(extended.expires_at.astimezone(UTC))
+    await repo.set_spec(session, extended.assignment_id, {**spec, "expires_at": stamp.ToJsonString()})
+    return {node_id}
 
 
 async def ssh_keys_changed(session: AsyncSession, changed: identity_events.SshKeysChanged) -> set[uuid.UUID]:
@@ -148,6 +166,8 @@ class Projection:
             nodes = await assignment_created(session, s.AssignmentCreated.model_validate(event.data))
         elif event.type == s.ASSIGNMENT_ENDED:
             nodes = await assignment_ended(session, s.AssignmentEnded.model_validate(event.data))
+        elif event.type == ss.ASSIGNMENT_EXTENDED:
+            nodes = await assignment_extended(session, ss.AssignmentExtended.model_validate(event.data))
         elif event.type == identity_events.SSH_KEYS_CHANGED:
             nodes = await ssh_keys_changed(session, identity_events.SshKeysChanged.model_validate(event.data))
         else:

@@ -1,4 +1,4 @@
-"""How assignments end (revoke, expiry, node deleted, user disabled) and the warning before expiry.
+"""How assignments end (revoke, release by its user, expiry, node deleted, user disabled) and the warning before expiry.
 Never commits: the caller owns the transaction."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ async def end_active(
     """End every active assignment matching every filter given (`due`: its expiry has come): free its
     GPUs at once, one event each. Each ends exactly once, whatever the replicas (repository.end_active)."""
     now = datetime.now(UTC)
-    status = "expired" if reason == "expired" else "revoked"
+    status = reason if reason in ("expired", "released") else "revoked"
     ended = await repository.end_active(
         session, status, reason, now, assignment_id=assignment_id, node_id=node_id, user_id=user_id, due=due
     )

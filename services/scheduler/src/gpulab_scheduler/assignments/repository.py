@@ -33,7 +33,7 @@ class Assignment:
     cpus: int
     ram_mb: int
     linux_username: str
-    status: str  # active | revoked | expired
+    status: str  # active | revoked | expired | released
     created_by: uuid.UUID | None
     created_at: datetime
     expires_at: datetime | None
@@ -42,6 +42,8 @@ class Assignment:
     node_state: str  # pending | applied | failed
     node_message: str | None
     node_access_port: int | None
+    request_id: uuid.UUID | None
+    group_id: uuid.UUID | None
 
     @classmethod
     def of(cls, row: Row[Any]) -> Assignment:
@@ -66,6 +68,8 @@ class Assignment:
             node_state=row.node_state,
             node_message=row.node_message,
             node_access_port=row.node_access_port,
+            request_id=row.request_id,
+            group_id=row.group_id,
         )
 
 
@@ -191,6 +195,8 @@ async def add(
     created_by: uuid.UUID | None,
     expires_at: datetime | None,
     gpus: Sequence[Mapping[str, Any]],
+    request_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
 ) -> None:
     """The assignment and its exact GPUs (`gpus`: entries of the node's hardware report)."""
     await session.execute(
@@ -206,6 +212,8 @@ async def add(
             linux_username=linux_username,
             created_by=created_by,
             expires_at=expires_at,
+            request_id=request_id,
+            group_id=group_id,
         )
     )
     await session.execute(
@@ -261,6 +269,39 @@ async def end_active(
     ids = [r.id for r in ended]
     await session.execute(update(assignment_gpus).where(assignment_gpus.c.assignment_id.in_(ids)).values(active=False))
     return [Ended(id=r.id, user_id=r.user_id, user_email=r.user_email, node_id=r.node_id) for r in ended]
+
+
+async def extend(session: AsyncSession, assignment_id: uuid.UUID, hours: int) -> datetime:
+    """Moves an active assignment's expiry `hours` later (its warning is due again); the new expiry."""
+    new: datetime | None = await session.scalar(
+        update(assignments)
+        .where(assignments.c.id == assignment_id, assignments.c.status == "active")
+        .values(expires_at=assignments.c.expires_at + timedelta(hours=hours), expiry_warned_at=None)
+        .returning(assignments.c.expires_at)
+    )
+    assert new is not None, "extend() of an assignment not active or without an expiry"
+    return new
+
+
+async def lock_mine(session: AsyncSession, assignment_id: uuid.UUID, user_id: uuid.UUID) -> Assignment | None:
+    """The user's assignment under its row lock (an extension and a release take turns)."""
+    locked = await session.execute(
+        select(assignments.c.id)
+        .where(assignments.c.id == assignment_id, assignments.c.user_id == user_id)
+        .with_for_update()
+    )
+    if locked.first() is None:
+        return None
+    return await get(session, assignment_id, user_id)
+
+
+async def gpu_count(session: AsyncSession, assignment_id: uuid.UUID) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(assignment_gpus).where(assignment_gpus.c.assignment_id == assignment_id)
+        )
+        or 0
+    )
 
 
 async def mark_expiry_warned(session: AsyncSession, now: datetime, within: timedelta) -> list[Expiring]:

@@ -21,6 +21,7 @@ from gpulab_scheduler.assignments.usernames import username_for
 from gpulab_scheduler.environments import repository as environment_rows
 from gpulab_scheduler.environments.service import live_row
 from gpulab_scheduler.models import tables
+from gpulab_scheduler.quotas import service as quotas
 from gpulab_scheduler.users.directory import Assignee, UserDirectory, confirm_active
 
 SOURCE = "scheduler"
@@ -45,6 +46,8 @@ def to_contract(row: repository.Assignment, gpus: list[repository.Gpu]) -> c.Ass
         ended_at=row.ended_at,
         node_state=row.node_state,
         node_message=row.node_message,
+        request_id=row.request_id,
+        group_id=row.group_id,
     )
 
 
@@ -84,8 +87,16 @@ async def check_request(req: c.CreateAssignmentRequest, users: UserDirectory) ->
 
 
 async def create(
-    session: AsyncSession, req: c.CreateAssignmentRequest, assignee: Assignee
+    session: AsyncSession,
+    req: c.CreateAssignmentRequest,
+    assignee: Assignee,
+    *,
+    request_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
 ) -> tuple[c.Assignment, c.AssignmentCreated]:
+    """Places and records the assignment. From a self-service request (`request_id`), the queue has
+    checked the quotas; an admin's (`POST /assignments`) may exceed them, and its event says so for the
+    audit log."""
     env = await live_row(session, req.environment_id)
     user, keys = assignee.user, assignee.keys
     await confirm_active(session, req.user_id)
@@ -117,7 +128,10 @@ async def create(
         created_by=req.actor_id,
         expires_at=expires_at,
         gpus=gpus,
+        request_id=request_id,
+        group_id=group_id,
     )
+    over = None if request_id is not None else await quotas.over_quota(session, req.user_id)
     assignment = await to_assignment(session, await row_of(session, assignment_id))
     event = c.AssignmentCreated(
         assignment_id=assignment_id,
@@ -136,6 +150,9 @@ async def create(
         ram_mb=ram_mb,
         expires_at=expires_at,
         actor_id=req.actor_id,
+        request_id=request_id,
+        group_id=group_id,
+        over_quota=over,
     )
     await outbox.emit(session, tables.outbox, c.ASSIGNMENT_CREATED, event.model_dump(mode="json"), source=SOURCE)
     return assignment, event

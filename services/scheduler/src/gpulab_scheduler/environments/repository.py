@@ -27,6 +27,8 @@ class Environment:
     default_cpus: int
     default_ram_mb: int
     default_expiry_hours: int | None
+    self_service: str
+    max_hours: int | None
     created_by: uuid.UUID | None
     created_at: datetime
     deleted_at: datetime | None
@@ -41,6 +43,8 @@ class Environment:
             default_cpus=row.default_cpus,
             default_ram_mb=row.default_ram_mb,
             default_expiry_hours=row.default_expiry_hours,
+            self_service=row.self_service,
+            max_hours=row.max_hours,
             created_by=row.created_by,
             created_at=row.created_at,
             deleted_at=row.deleted_at,

@@ -18,7 +18,18 @@ from gpulab_scheduler.models import tables
 from gpulab_scheduler.nodes import repository as node_rows
 
 SOURCE = "scheduler"
-FIELDS = ("name", "enforcement_mode", "tunnel_provider", "default_cpus", "default_ram_mb", "default_expiry_hours")
+FIELDS = (
+    "name",
+    "enforcement_mode",
+    "tunnel_provider",
+    "default_cpus",
+    "default_ram_mb",
+    "default_expiry_hours",
+    "self_service",
+    "max_hours",
+)
+# A PATCH may set these to null (no expiry, no longest request); the others may not be null.
+NULLABLE = ("default_expiry_hours", "max_hours")
 
 
 async def _emit(session: AsyncSession, event_type: str, payload: Any) -> None:
@@ -71,10 +82,8 @@ async def list_page(session: AsyncSession, req: Page) -> c.EnvironmentPage:
 async def update_environment(session: AsyncSession, req: c.UpdateEnvironmentRequest) -> c.Environment:
     row = await live_row(session, req.id, lock=True)
     given = req.model_dump(exclude_unset=True, exclude={"id", "actor_id"})
-    if "default_expiry_hours" not in req.model_fields_set:
-        given.pop("default_expiry_hours", None)
     changes = {k: v for k, v in given.items() if k in FIELDS and v != getattr(row, k)}
-    for required in ("name", "enforcement_mode", "tunnel_provider", "default_cpus", "default_ram_mb"):
+    for required in (f for f in FIELDS if f not in NULLABLE):
         if required in changes and changes[required] is None:
             raise InvalidRequest(f"{required} cannot be null", details={"field": required})
     if not changes:

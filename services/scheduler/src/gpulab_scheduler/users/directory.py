@@ -36,15 +36,24 @@ class UserDirectory:
     sessions: async_sessionmaker[AsyncSession]
     identity: IdentityClient
 
+    @staticmethod
+    async def known(session: AsyncSession, user_id: uuid.UUID) -> Assignee | None:
+        """From the copy alone, in the caller's transaction (the queue's grants, which hold a lock and
+        must not wait for another connection): the user if the copy knows them active with keys."""
+        known = await repository.get(session, user_id)
+        if known is None or known.status != "active" or not known.email or not known.public_keys:
+            return None
+        return Assignee(
+            UserFacts(id=user_id, email=known.email, status="active", has_ssh_key=True),
+            AuthorizedKeys(public_keys=list(known.public_keys), version=known.keys_version),
+        )
+
     async def assignee(self, user_id: uuid.UUID) -> Assignee | None:
         """The user and their keys; None when identity knows no such user."""
         async with self.sessions() as session:
-            known = await repository.get(session, user_id)
-        if known is not None and known.status == "active" and known.email and known.public_keys:
-            return Assignee(
-                UserFacts(id=user_id, email=known.email, status="active", has_ssh_key=True),
-                AuthorizedKeys(public_keys=list(known.public_keys), version=known.keys_version),
-            )
+            found = await self.known(session, user_id)
+        if found is not None:
+            return found
         asked_at = datetime.now(UTC)
         user = await self.identity.user(user_id)
         if user is None:

@@ -1,0 +1,130 @@
+"""The fair queue of each Environment: the plan (planner.py) over what its nodes hold, the positions
+and estimated starts it gives, and the dispatch that grants whatever can start now.
+
+Dispatch holds the Environment's queue lock (a transaction-scoped advisory lock), so that with any
+number of scheduler replicas one pass at a time grants in an Environment, in queue order. Each grant
+is a savepoint: one that fails (the node's CPUs or RAM short, a quota no longer allowing it) leaves
+that request queued and the pass goes on. Each GPU goes to one request: placement's node lock and the
+unique index on held GPUs (assignments/placement.py) see to it whatever else happens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpulab_core.errors import GpulabError
+from gpulab_scheduler.assignments.placement import Busy
+from gpulab_scheduler.environments.repository import Environment
+from gpulab_scheduler.requests import repository
+from gpulab_scheduler.requests.planner import Busy as Held
+from gpulab_scheduler.requests.planner import NodeLine, Planner
+
+# Grants one request on the node the plan chose (a savepoint of its own); raises when it cannot.
+Grant = Callable[[AsyncSession, repository.Request, uuid.UUID], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    position: int
+    estimated_start_at: datetime | None
+
+
+def _capacity(hardware: dict[str, object] | None, mig_only: bool) -> int:
+    gpus = (hardware or {}).get("gpus") or []
+    assert isinstance(gpus, list)
+    return sum(1 for g in gpus if g.get("mig_capable") or not mig_only)
+
+
+async def planners(session: AsyncSession, envs: Sequence[Environment], now: datetime) -> dict[uuid.UUID, Planner]:
+    """Each Environment's planner over its online nodes and what runs on them: two queries in all."""
+    attached = await repository.environment_nodes_online(session, [e.id for e in envs])
+    running = await repository.running_on(session, list({n.id for n in attached}))
+    by_node: dict[uuid.UUID, list[repository.Running]] = {}
+    for r in running:
+        by_node.setdefault(r.node_id, []).append(r)
+    found: dict[uuid.UUID, Planner] = {}
+    for env in envs:
+        mig_only = env.enforcement_mode == "mig"
+        lines = [
+            NodeLine(
+                n.id,
+                n.hostname,
+                _capacity(n.hardware, mig_only),
+                [Held(r.gpus, min(r.created_at, now), r.expires_at) for r in by_node.get(n.id, [])],
+            )
+            for n in attached
+            if n.environment_id == env.id
+        ]
+        found[env.id] = Planner(now, lines)
+    return found
+
+
+def places(planner: Planner, queue: Sequence[repository.Request]) -> dict[uuid.UUID, Place]:
+    """Position (1 = next) and estimated start of each queued request, in queue order; the estimate is
+    None when nothing known frees enough GPUs (assignments without an expiry, too few GPUs)."""
+    found: dict[uuid.UUID, Place] = {}
+    for position, r in enumerate(queue, start=1):
+        spot = planner.earliest(r.gpus, r.hours)
+        if spot is not None:
+            planner.take(spot, r.gpus, r.hours)
+        found[r.id] = Place(position, spot.start if spot else None)
+    return found
+
+
+async def place_of(session: AsyncSession, envs: Sequence[Environment]) -> dict[uuid.UUID, Place]:
+    """Positions and estimates of every request queued in the Environments (for a reply)."""
+    now = datetime.now(UTC)
+    found: dict[uuid.UUID, Place] = {}
+    for env_id, planner in (await planners(session, envs, now)).items():
+        found.update(places(planner, await repository.queued(session, env_id)))
+    return found
+
+
+async def dispatch(session: AsyncSession, env: Environment, grant: Grant, *, wait: bool) -> list[uuid.UUID]:
+    """Grants, in queue order, every queued request of the Environment that can start now without
+    delaying any request before it. `wait=False`: nothing when another pass holds the queue lock (it
+    grants what this one would). Returns the requests granted."""
+    if not await repository.lock_environment(session, env.id, wait=wait):
+        return []
+    queue = await repository.queued(session, env.id)
+    if not queue:
+        return []
+    now = datetime.now(UTC)
+    planner = (await planners(session, [env], now))[env.id]
+    granted: list[uuid.UUID] = []
+    for r in queue:
+        if planner.free_now() == 0:
+            break  # nothing else can start now; the rest keep their order
+        spot = planner.earliest(r.gpus, r.hours)
+        if spot is None:
+            continue
+        if not planner.starts_now(spot):
+            planner.take(spot, r.gpus, r.hours)  # its reservation: later requests must not touch it
+            continue
+        try:
+            async with session.begin_nested():
+                await grant(session, r, spot.node.id)
+        except Busy:
+            break  # another placement holds a node: the next pass (soon) goes on from here
+        except (GpulabError, IntegrityError):
+            continue  # stays queued: its quota no longer allows it, or the node lacks CPUs or RAM
+        planner.take(spot, r.gpus, r.hours)
+        granted.append(r.id)
+    return granted
+
+
+def estimate(
+    planner: Planner, queue: Sequence[repository.Request], gpus: int, hours: int
+) -> tuple[bool, datetime | None]:
+    """Whether a request of `gpus` for `hours` submitted now would start at once, and when it would."""
+    places(planner, queue)
+    spot = planner.earliest(gpus, hours)
+    if spot is None:
+        return False, None
+    return planner.starts_now(spot), spot.start if spot.start > planner.now + timedelta(seconds=1) else None
