@@ -16,6 +16,7 @@ from .matrix_world import Person, World, environment_body, new_public_key
 class Call:
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
 
 
 # Builds a request for `me` (the caller, or the user when the caller is anonymous). `allowed`: the
@@ -149,6 +150,63 @@ async def a_member(w: World, me: Person, allowed: bool) -> Call:
     return Call({"id": group, "user_id": w.user.id})
 
 
+async def self_service_environment(w: World, mode: str) -> str:
+    """An Environment of its own on the world's node that takes requests (`auto` or `approval`)."""
+    made = await w.call(w.admin, "POST", "/environments", {**environment_body(), "self_service": mode})
+    await w.call(w.admin, "POST", f"/environments/{made['id']}/nodes", {"node_id": w.node_id})
+    return str(made["id"])
+
+
+async def request_of(w: World, me: Person, mode: str) -> dict[str, Any]:
+    env = await self_service_environment(w, mode)
+    made: dict[str, Any] = await w.call(me, "POST", "/me/requests", {"environment_id": env, "gpus": 1, "hours": 1})
+    return made
+
+
+async def new_request(w: World, _me: Person, _allowed: bool) -> Call:
+    """In an `approval` Environment: it waits for an admin and holds no GPU of the world's node."""
+    env = await self_service_environment(w, "approval")
+    return Call(body={"environment_id": env, "gpus": 1, "hours": 1, "note": "the matrix's"})
+
+
+async def a_waiting_request(w: World, me: Person, allowed: bool) -> Call:
+    """Mine when allowed (a user cancels only their own); the user's otherwise, which must stay open."""
+    return Call({"id": str((await request_of(w, me if allowed else w.user, "approval"))["id"])})
+
+
+async def a_pending_request(w: World, _me: Person, _allowed: bool) -> Call:
+    return Call({"id": str((await request_of(w, w.user, "approval"))["id"])})
+
+
+async def a_denial(w: World, me: Person, allowed: bool) -> Call:
+    return Call((await a_pending_request(w, me, allowed)).params, {"reason": "not this week"})
+
+
+async def an_extension(w: World, me: Person, allowed: bool) -> Call:
+    """A granted request's assignment (self-service, with an expiry) when allowed; else the user's own."""
+    if not allowed:
+        return Call({"id": me.assignment_id}, {"hours": 1})
+    granted = await request_of(w, me, "auto")
+    assert granted["status"] == "granted", granted
+    return Call({"id": str(granted["assignment_id"])}, {"hours": 1})
+
+
+async def a_release(w: World, me: Person, allowed: bool) -> Call:
+    return Call({"id": await w.assignment_for(me) if allowed else me.assignment_id})
+
+
+async def an_estimate(w: World, _me: Person, _allowed: bool) -> Call:
+    return Call({"id": await self_service_environment(w, "auto")}, query={"gpus": "1", "hours": "2"})
+
+
+async def a_user_quota(w: World, _me: Person, _allowed: bool) -> Call:
+    return Call({"id": w.user.id}, {"max_gpus": 8, "max_hours": None, "gpu_hours_per_month": 10000})
+
+
+async def a_group_quota(w: World, me: Person, allowed: bool) -> Call:
+    return Call((await a_group(w, me, allowed)).params, {"max_gpus": 4})
+
+
 BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", "/healthz"): nothing,
     ("POST", "/auth/login"): login,
@@ -194,6 +252,20 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", "/groups/{id}/members"): new_member,
     ("DELETE", "/groups/{id}/members/{user_id}"): a_member,
     ("GET", "/me/groups"): nothing,
+    ("POST", "/me/requests"): new_request,
+    ("GET", "/me/requests"): nothing,
+    ("POST", "/me/requests/{id}/cancel"): a_waiting_request,
+    ("POST", "/me/assignments/{id}/extend"): an_extension,
+    ("POST", "/me/assignments/{id}/release"): a_release,
+    ("GET", "/me/environments"): nothing,
+    ("GET", "/me/environments/{id}/estimate"): an_estimate,
+    ("GET", "/requests"): nothing,
+    ("POST", "/requests/{id}/approve"): a_pending_request,
+    ("POST", "/requests/{id}/deny"): a_denial,
+    ("PUT", "/quotas/users/{id}"): a_user_quota,
+    ("PUT", "/quotas/groups/{id}"): a_group_quota,
+    ("GET", "/quotas"): nothing,
+    ("GET", "/me/quota"): nothing,
 }
 # Routes whose call ends or replaces the caller's session: each gets a session of its own.
 SESSION_ENDING = {("POST", "/auth/login"), ("POST", "/auth/logout")}

@@ -60,7 +60,17 @@ PUBLIC = {
     ("POST", f"{API}/auth/invites/{{token}}/accept"),
     ("GET", f"{API}/enrollment/ca"),
 }
-ADMIN_AREAS = ("/users", "/nodes", "/environments", "/assignments", "/audit-log", "/usage", "/groups")
+ADMIN_AREAS = (
+    "/users",
+    "/nodes",
+    "/environments",
+    "/assignments",
+    "/audit-log",
+    "/usage",
+    "/groups",
+    "/requests",
+    "/quotas",
+)
 
 
 class Column(enum.Enum):
@@ -159,7 +169,7 @@ async def prepare(w: World, method: str, path: str, column: Column, allowed: boo
 
 async def send(method: str, path: str, cell: Cell) -> httpx.Response:
     url = path.format(**cell.call.params)
-    return await cell.client.request(method, url, json=cell.call.body, headers=cell.headers)
+    return await cell.client.request(method, url, params=cell.call.query, json=cell.call.body, headers=cell.headers)
 
 
 @pytest.fixture(scope="module")

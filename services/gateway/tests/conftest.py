@@ -135,6 +135,9 @@ class Browser:
     async def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.client.post(API + path, headers=self.write_headers(), **kwargs)
 
+    async def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.put(API + path, headers=self.write_headers(), **kwargs)
+
     async def patch(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.client.patch(API + path, headers=self.write_headers(), **kwargs)
 

@@ -18,6 +18,7 @@ from gpulab_gateway.middleware import BodySizeLimit, TraceContext
 from gpulab_gateway.nodes import api as nodes_api
 from gpulab_gateway.refusals import RefusalReporter
 from gpulab_gateway.scheduling import api as scheduling_api
+from gpulab_gateway.selfservice import quotas_api, requests_api
 from gpulab_gateway.sessions import SessionCache
 from gpulab_gateway.ssh_keys import api as ssh_keys_api
 from gpulab_gateway.usage import api as usage_api
@@ -54,6 +55,8 @@ def create_app(settings: Settings, rpc: RpcClient) -> FastAPI:
         audit_api.router,
         usage_api.router,
         groups_api.router,
+        requests_api.router,
+        quotas_api.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

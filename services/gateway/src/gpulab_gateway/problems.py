@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from gpulab_core import errors
-from gpulab_core.contracts import groups, identity, inventory, scheduler
+from gpulab_core.contracts import groups, identity, inventory, scheduler, selfservice
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,12 @@ STATUS_BY_CODE: dict[str, int] = {
     scheduler.ASSIGNMENT_ENDED_ALREADY: 409,
     scheduler.ACCESS_PROVIDER_FAILED: 502,
     scheduler.ACCESS_NOT_READY: 409,
+    selfservice.SELF_SERVICE_OFF: 403,
+    selfservice.QUOTA_EXCEEDED: 409,
+    selfservice.TOO_LONG: 422,
+    selfservice.NOT_A_MEMBER: 422,
+    selfservice.REQUEST_NOT_OPEN: 409,
+    selfservice.OTHERS_WAITING: 409,
     # the gateway's own
     CSRF_FAILED: 403,
     FORBIDDEN: 403,

@@ -389,6 +389,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/assignments/{id}/extend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Extend my assignment: applied at once (200 Assignment), or sent to an admin (202 Request) */
+        post: operations["extend_assignment_api_v1_me_assignments__id__extend_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/assignments/{id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give my assignment back now (status `released`): its GPUs go to the queue at once */
+        post: operations["release_assignment_api_v1_me_assignments__id__release_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/environments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The Environments I may request GPUs in, with their free GPUs and queues */
+        get: operations["my_environments_api_v1_me_environments_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/environments/{id}/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where a request of this size would stand: at once, or its place in the queue and estimated start */
+        get: operations["estimate_api_v1_me_environments__id__estimate_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/groups": {
         parameters: {
             query?: never;
@@ -400,6 +468,58 @@ export interface paths {
         get: operations["my_groups_api_v1_me_groups_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My quota and my groups' (limits null: no limit), with what counts against each */
+        get: operations["my_quota_api_v1_me_quota_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My requests, oldest first, with the queue position and estimated start of those queued */
+        get: operations["my_requests_api_v1_me_requests_get"];
+        put?: never;
+        /** Request GPUs in a self-service Environment: granted at once, queued, or sent to an admin */
+        post: operations["submit_request_api_v1_me_requests_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/requests/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel my request while it waits (pending approval or queued) */
+        post: operations["cancel_request_api_v1_me_requests__id__cancel_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -505,6 +625,108 @@ export interface paths {
         put?: never;
         /** A new one-time enrollment token for the node; its earlier tokens stop working */
         post: operations["new_token_api_v1_nodes__id__enrollment_tokens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every quota set, with what counts against it now */
+        get: operations["list_quotas_api_v1_quotas_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/quotas/groups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a group's quota (a null limit is no limit) */
+        put: operations["set_group_quota_api_v1_quotas_groups__id__put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/quotas/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a user's quota (a null limit is no limit) */
+        put: operations["set_user_quota_api_v1_quotas_users__id__put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Requests, oldest first (the inbox: status=pending_approval) */
+        get: operations["list_requests_api_v1_requests_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/requests/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a request: it joins the queue (granted at once when it fits), or the extension applies */
+        post: operations["approve_request_api_v1_requests__id__approve_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/requests/{id}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deny a request that waits, with the reason its user is told */
+        post: operations["deny_request_api_v1_requests__id__deny_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -652,6 +874,11 @@ export interface components {
             /** Gpus */
             gpus: components["schemas"]["AssignedGpu"][];
             /**
+             * Group Id
+             * @description the group its GPU-hours are charged to
+             */
+            group_id?: string | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -684,10 +911,15 @@ export interface components {
             /** Ram Mb */
             ram_mb: number;
             /**
+             * Request Id
+             * @description the self-service request it was granted from
+             */
+            request_id?: string | null;
+            /**
              * Status
              * @enum {string}
              */
-            status: "active" | "revoked" | "expired";
+            status: "active" | "revoked" | "expired" | "released";
             /**
              * User Id
              * Format: uuid
@@ -805,6 +1037,14 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** Denial */
+        Denial: {
+            /**
+             * Reason
+             * @description told to the user
+             */
+            reason: string;
+        };
         /**
          * Enrollment
          * @description A fresh one-time token and the command that uses it; the token is shown this once.
@@ -851,10 +1091,22 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /**
+             * Max Hours
+             * @description longest request; null: none
+             */
+            max_hours?: number | null;
             /** Name */
             name: string;
             /** Node Ids */
             node_ids: string[];
+            /**
+             * Self Service
+             * @description `off`: only admins assign; `approval`: users request, an admin decides; `auto`: a request that fits the quotas is granted at once, or queued
+             * @default off
+             * @enum {string}
+             */
+            self_service: "off" | "approval" | "auto";
             /**
              * Tunnel Provider
              * @enum {string}
@@ -874,8 +1126,12 @@ export interface components {
             default_ram_mb?: number | null;
             /** Enforcement Mode */
             enforcement_mode?: ("soft" | "cgroup" | "mig" | "container") | null;
+            /** Max Hours */
+            max_hours?: number | null;
             /** Name */
             name?: string | null;
+            /** Self Service */
+            self_service?: ("off" | "approval" | "auto") | null;
             /** Tunnel Provider */
             tunnel_provider?: ("ssh_proxy_jump" | "netbird") | null;
         };
@@ -898,8 +1154,20 @@ export interface components {
              * @enum {string}
              */
             enforcement_mode: "soft" | "cgroup" | "mig" | "container";
+            /**
+             * Max Hours
+             * @description longest request; null: none
+             */
+            max_hours?: number | null;
             /** Name */
             name: string;
+            /**
+             * Self Service
+             * @description `off`: only admins assign; `approval`: users request, an admin decides; `auto`: a request that fits the quotas is granted at once, or queued
+             * @default off
+             * @enum {string}
+             */
+            self_service: "off" | "approval" | "auto";
             /**
              * Tunnel Provider
              * @enum {string}
@@ -915,6 +1183,72 @@ export interface components {
              * @description pass as `cursor` for the next page; null on the last
              */
             next_cursor: string | null;
+        };
+        /** EnvironmentOffer */
+        EnvironmentOffer: {
+            /** Default Cpus */
+            default_cpus: number;
+            /** Default Ram Mb */
+            default_ram_mb: number;
+            /**
+             * Gpus Free
+             * @description of those, not held now
+             */
+            gpus_free: number;
+            /**
+             * Gpus Total
+             * @description GPUs of the Environment's online nodes
+             */
+            gpus_total: number;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Max Hours */
+            max_hours: number | null;
+            /** Name */
+            name: string;
+            /** Queued Gpus */
+            queued_gpus: number;
+            /** Queued Requests */
+            queued_requests: number;
+            /**
+             * Self Service
+             * @enum {string}
+             */
+            self_service: "off" | "approval" | "auto";
+        };
+        /** EnvironmentOffers */
+        EnvironmentOffers: {
+            /** Items */
+            items: components["schemas"]["EnvironmentOffer"][];
+        };
+        /** Estimate */
+        Estimate: {
+            /**
+             * Estimated Start At
+             * @description when it should start; null: now, or unknown
+             */
+            estimated_start_at: string | null;
+            /**
+             * Fits Now
+             * @description it would start at once (if the quotas allow)
+             */
+            fits_now: boolean;
+            /**
+             * Position
+             * @description its place in the queue if it were submitted now (1 = next)
+             */
+            position: number;
+        };
+        /** Extension */
+        Extension: {
+            /**
+             * Hours
+             * @description hours added to the expiry
+             */
+            hours: number;
         };
         /** FieldError */
         FieldError: {
@@ -1046,6 +1380,12 @@ export interface components {
             csrf_token: string;
             user: components["schemas"]["User"];
         };
+        /** MyQuota */
+        MyQuota: {
+            /** Groups */
+            groups: components["schemas"]["Quota"][];
+            user: components["schemas"]["Quota"];
+        };
         /** NewAssignment */
         NewAssignment: {
             /** Cpus */
@@ -1123,6 +1463,35 @@ export interface components {
              * @enum {string}
              */
             type: "linux" | "proxmox" | "jump";
+        };
+        /** NewRequest */
+        NewRequest: {
+            /**
+             * Cpus
+             * @description default: the Environment's
+             */
+            cpus?: number | null;
+            /**
+             * Environment Id
+             * Format: uuid
+             */
+            environment_id: string;
+            /** Gpus */
+            gpus: number;
+            /**
+             * Group Id
+             * @description the group it is charged to (a member's)
+             */
+            group_id?: string | null;
+            /** Hours */
+            hours: number;
+            /** Note */
+            note?: string | null;
+            /**
+             * Ram Mb
+             * @description default: the Environment's
+             */
+            ram_mb?: number | null;
         };
         /** NewSshKey */
         NewSshKey: {
@@ -1226,6 +1595,155 @@ export interface components {
              * @example urn:gpulab:problem:invalid_credentials
              */
             type: string;
+        };
+        /** Quota */
+        Quota: {
+            /**
+             * Gpu Hours Per Month
+             * @description GPU-hours per calendar month (UTC)
+             */
+            gpu_hours_per_month?: number | null;
+            /**
+             * Max Gpus
+             * @description GPUs held at once
+             */
+            max_gpus?: number | null;
+            /**
+             * Max Hours
+             * @description longest request
+             */
+            max_hours?: number | null;
+            /**
+             * Subject Id
+             * Format: uuid
+             */
+            subject_id: string;
+            /**
+             * Subject Type
+             * @enum {string}
+             */
+            subject_type: "user" | "group";
+            used: components["schemas"]["QuotaUse"];
+        };
+        /**
+         * QuotaLimits
+         * @description A null limit is no limit.
+         */
+        QuotaLimits: {
+            /**
+             * Gpu Hours Per Month
+             * @description GPU-hours per calendar month (UTC)
+             */
+            gpu_hours_per_month?: number | null;
+            /**
+             * Max Gpus
+             * @description GPUs held at once
+             */
+            max_gpus?: number | null;
+            /**
+             * Max Hours
+             * @description longest request
+             */
+            max_hours?: number | null;
+        };
+        /** QuotaList */
+        QuotaList: {
+            /** Items */
+            items: components["schemas"]["Quota"][];
+        };
+        /** QuotaUse */
+        QuotaUse: {
+            /**
+             * Gpu Hours This Month
+             * @description GPU-hours of this calendar month (UTC) so far, plus what active assignments have booked until their expiry within the month
+             */
+            gpu_hours_this_month: number;
+            /**
+             * Gpus Now
+             * @description GPUs held now by the subject's active assignments
+             */
+            gpus_now: number;
+        };
+        /** Request */
+        Request: {
+            /**
+             * Assignment Id
+             * @description once granted; for an extension, the assignment it extends
+             */
+            assignment_id: string | null;
+            /** Cpus */
+            cpus: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Decided At */
+            decided_at: string | null;
+            /**
+             * Environment Id
+             * Format: uuid
+             */
+            environment_id: string;
+            /** Environment Name */
+            environment_name: string;
+            /**
+             * Estimated Start At
+             * @description while queued: when it should start, from the running assignments' expiries; null: unknown
+             */
+            estimated_start_at: string | null;
+            /** Gpus */
+            gpus: number;
+            /** Group Id */
+            group_id: string | null;
+            /** Hours */
+            hours: number;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "new" | "extension";
+            /** Note */
+            note: string | null;
+            /**
+             * Position
+             * @description 1 = next in its Environment's queue; set while queued
+             */
+            position: number | null;
+            /** Ram Mb */
+            ram_mb: number;
+            /**
+             * Reason
+             * @description why it was denied
+             */
+            reason: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending_approval" | "queued" | "granted" | "denied" | "cancelled";
+            /** User Email */
+            user_email: string;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
+        /** RequestList */
+        RequestList: {
+            /** Items */
+            items: components["schemas"]["Request"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next_cursor: string | null;
         };
         /** ServiceStates */
         ServiceStates: {
@@ -1398,11 +1916,16 @@ export type AuditLogPage = components['schemas']['AuditLogPage'];
 export type AuditVerification = components['schemas']['AuditVerification'];
 export type CaCertificate = components['schemas']['CaCertificate'];
 export type Credentials = components['schemas']['Credentials'];
+export type Denial = components['schemas']['Denial'];
 export type Enrollment = components['schemas']['Enrollment'];
 export type Environment = components['schemas']['Environment'];
 export type EnvironmentChange = components['schemas']['EnvironmentChange'];
 export type EnvironmentFields = components['schemas']['EnvironmentFields'];
 export type EnvironmentList = components['schemas']['EnvironmentList'];
+export type EnvironmentOffer = components['schemas']['EnvironmentOffer'];
+export type EnvironmentOffers = components['schemas']['EnvironmentOffers'];
+export type Estimate = components['schemas']['Estimate'];
+export type Extension = components['schemas']['Extension'];
 export type FieldError = components['schemas']['FieldError'];
 export type Gpu = components['schemas']['Gpu'];
 export type Group = components['schemas']['Group'];
@@ -1413,16 +1936,24 @@ export type Health = components['schemas']['Health'];
 export type InviteDelivery = components['schemas']['InviteDelivery'];
 export type InviteInfo = components['schemas']['InviteInfo'];
 export type LoginResult = components['schemas']['LoginResult'];
+export type MyQuota = components['schemas']['MyQuota'];
 export type NewAssignment = components['schemas']['NewAssignment'];
 export type NewGroup = components['schemas']['NewGroup'];
 export type NewInvite = components['schemas']['NewInvite'];
 export type NewMember = components['schemas']['NewMember'];
 export type NewNode = components['schemas']['NewNode'];
+export type NewRequest = components['schemas']['NewRequest'];
 export type NewSshKey = components['schemas']['NewSshKey'];
 export type Node = components['schemas']['Node'];
 export type NodeCreated = components['schemas']['NodeCreated'];
 export type NodeList = components['schemas']['NodeList'];
 export type Problem = components['schemas']['Problem'];
+export type Quota = components['schemas']['Quota'];
+export type QuotaLimits = components['schemas']['QuotaLimits'];
+export type QuotaList = components['schemas']['QuotaList'];
+export type QuotaUse = components['schemas']['QuotaUse'];
+export type Request = components['schemas']['Request'];
+export type RequestList = components['schemas']['RequestList'];
 export type ServiceStates = components['schemas']['ServiceStates'];
 export type SshKey = components['schemas']['SshKey'];
 export type SshKeyList = components['schemas']['SshKeyList'];
@@ -1443,7 +1974,7 @@ export interface operations {
                 /** @description page size */
                 limit?: number;
                 node_id?: string | null;
-                status?: ("active" | "revoked" | "expired") | null;
+                status?: ("active" | "revoked" | "expired" | "released") | null;
                 user_id?: string | null;
             };
             header?: never;
@@ -3150,7 +3681,7 @@ export interface operations {
                 cursor?: string | null;
                 /** @description page size */
                 limit?: number;
-                status?: ("active" | "revoked" | "expired") | null;
+                status?: ("active" | "revoked" | "expired" | "released") | null;
             };
             header?: never;
             path?: never;
@@ -3272,6 +3803,270 @@ export interface operations {
             };
         };
     };
+    extend_assignment_api_v1_me_assignments__id__extend_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Extension"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Assignment"] | components["schemas"]["Request"];
+                };
+            };
+            /** @description an admin decides (an `approval` Environment) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Request"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `self_service_off`: the Environment takes no requests: an admin assigns its GPUs; `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `assignment_not_active`: it has ended; `quota_exceeded`: a quota does not allow it: the detail names the limit and what is left; `others_waiting`: requests wait in the Environment's queue: no extension while they do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `too_long`: longer than the Environment's or the quota's longest request; `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    release_assignment_api_v1_me_assignments__id__release_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Assignment"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `assignment_not_active`: it has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    my_environments_api_v1_me_environments_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnvironmentOffers"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    estimate_api_v1_me_environments__id__estimate_get: {
+        parameters: {
+            query: {
+                gpus: number;
+                hours: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Estimate"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     my_groups_api_v1_me_groups_get: {
         parameters: {
             query?: never;
@@ -3292,6 +4087,252 @@ export interface operations {
             };
             /** @description `unauthenticated`: no valid session (log in first) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    my_quota_api_v1_me_quota_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MyQuota"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    my_requests_api_v1_me_requests_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description only requests in this status */
+                status?: ("pending_approval" | "queued" | "granted" | "denied" | "cancelled") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    submit_request_api_v1_me_requests_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Request"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `self_service_off`: the Environment takes no requests: an admin assigns its GPUs; `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `quota_exceeded`: a quota does not allow it: the detail names the limit and what is left */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `too_long`: longer than the Environment's or the quota's longest request; `not_a_member`: you are not a member of that group; `user_has_no_ssh_key`: the user has no SSH key to log in with; `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_request_api_v1_me_requests__id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Request"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `request_not_open`: the request was decided, granted or cancelled already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3869,6 +4910,416 @@ export interface operations {
                 };
             };
             /** @description `service_unavailable`: inventory or pki did not answer; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_quotas_api_v1_quotas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_group_quota_api_v1_quotas_groups__id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaLimits"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such user or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_user_quota_api_v1_quotas_users__id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaLimits"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such user or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_requests_api_v1_requests_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+                environment_id?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description only requests in this status */
+                status?: ("pending_approval" | "queued" | "granted" | "denied" | "cancelled") | null;
+                user_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestList"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    approve_request_api_v1_requests__id__approve_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Request"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `request_not_open`: the request was decided, granted or cancelled already; `quota_exceeded`: a quota does not allow it: the detail names the limit and what is left; `others_waiting`: requests wait in the Environment's queue: no extension while they do; `assignment_not_active`: it has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `too_long`: longer than the Environment's or the quota's longest request; `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deny_request_api_v1_requests__id__deny_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Denial"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Request"];
+                };
+            };
+            /** @description `unauthenticated`: no valid session (log in first) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: the `X-CSRF-Token` header is missing or wrong; `forbidden`: not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_found`: no such resource, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `request_not_open`: the request was decided, granted or cancelled already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_request` (with `errors`) or `malformed_json`: the request is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `service_unavailable`: a service did not answer; try again */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -265,7 +265,7 @@ REQUESTS_SUBMIT = _op(
     ss.SubmitRequest,
     ss.Request,
     callers=GW,
-    errors=(NF, CF, ss.SELF_SERVICE_OFF, ss.QUOTA_EXCEEDED, ss.TOO_LONG, ss.NOT_A_MEMBER, sch.USER_HAS_NO_SSH_KEY),
+    errors=(NF, ss.SELF_SERVICE_OFF, ss.QUOTA_EXCEEDED, ss.TOO_LONG, ss.NOT_A_MEMBER, sch.USER_HAS_NO_SSH_KEY),
 )
 REQUESTS_LIST = _op(SCHEDULER, "requests.list", ss.ListRequestsRequest, ss.RequestPage, callers=GW)
 REQUESTS_CANCEL = _op(
