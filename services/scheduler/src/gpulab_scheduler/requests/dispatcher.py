@@ -40,11 +40,11 @@ class Dispatcher:
         """One pass over the Environment's queue; `fresh`: requests submitted just now (their users
         see the grant in the reply, so it is not mailed). Returns how many were granted."""
 
-        async def grant(session: AsyncSession, r: repo.Request, node_id: uuid.UUID) -> None:
+        async def grant(session: AsyncSession, r: repo.Request, node_id: uuid.UUID | None) -> None:
             assignee = await UserDirectory.known(session, r.user_id)  # submit() made the copy know them
             if assignee is None:
                 raise Conflict("the user is not active or has no SSH key", code=sch.USER_HAS_NO_SSH_KEY)
-            await rules.grant(session, r, node_id, assignee, waited=r.id not in fresh)
+            await rules.grant(session, r, node_id, assignee, fresh=r.id in fresh)
 
         async with self.sessions() as session, session.begin():
             env = await environment_rows.get(session, environment_id)

@@ -5,7 +5,7 @@ Environment has its GPUs free for its whole length, given what runs now (until i
 when it has none) and the places already promised to the requests before it. A request whose
 earliest time is now starts now; any other keeps its promise (a reservation), which no later request
 may touch. So a later request starts early only in a gap that ends before every earlier request's
-start: backfill never delays the head of the queue, nor anyone ahead of it (docs/adr/0021).
+start: backfill never delays the head of the queue, nor anyone ahead of it (docs/adr/0018).
 
 Among the nodes that give the same earliest time, the one with the fewest free GPUs now is taken
 (best fit, as placement does), then the host name.

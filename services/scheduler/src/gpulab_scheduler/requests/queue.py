@@ -25,8 +25,9 @@ from gpulab_scheduler.requests import repository
 from gpulab_scheduler.requests.planner import Busy as Held
 from gpulab_scheduler.requests.planner import NodeLine, Planner
 
-# Grants one request on the node the plan chose (a savepoint of its own); raises when it cannot.
-Grant = Callable[[AsyncSession, repository.Request, uuid.UUID], Awaitable[None]]
+# Grants one request on the node the plan chose (None: wherever placement finds room), in a savepoint
+# of its own; raises when it cannot.
+Grant = Callable[[AsyncSession, repository.Request, uuid.UUID | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,14 @@ async def dispatch(session: AsyncSession, env: Environment, grant: Grant, *, wai
     queue = await repository.queued(session, env.id)
     if not queue:
         return []
+    if len(queue) == 1:
+        # Alone in the queue (the usual case): it starts now if it fits now, nobody to plan around.
+        # Placement picks the node (best fit), without the plan's read of every running assignment.
+        try:
+            return [queue[0].id] if await _try(session, grant, queue[0], None) else []
+        except Busy:
+            return []  # every node that fits is being placed on by someone else: the next pass
+
     now = datetime.now(UTC)
     planner = (await planners(session, [env], now))[env.id]
     granted: list[uuid.UUID] = []
@@ -108,15 +117,23 @@ async def dispatch(session: AsyncSession, env: Environment, grant: Grant, *, wai
             planner.take(spot, r.gpus, r.hours)  # its reservation: later requests must not touch it
             continue
         try:
-            async with session.begin_nested():
-                await grant(session, r, spot.node.id)
+            if not await _try(session, grant, r, spot.node.id):
+                continue  # stays queued: its quota no longer allows it, or the node lacks CPUs or RAM
         except Busy:
             break  # another placement holds a node: the next pass (soon) goes on from here
-        except (GpulabError, IntegrityError):
-            continue  # stays queued: its quota no longer allows it, or the node lacks CPUs or RAM
         planner.take(spot, r.gpus, r.hours)
         granted.append(r.id)
     return granted
+
+
+async def _try(session: AsyncSession, grant: Grant, r: repository.Request, node_id: uuid.UUID | None) -> bool:
+    """The grant in a savepoint: False (rolled back) when a rule refused it; `Busy` goes up."""
+    try:
+        async with session.begin_nested():
+            await grant(session, r, node_id)
+    except (GpulabError, IntegrityError):
+        return False
+    return True
 
 
 def estimate(

@@ -180,20 +180,24 @@ async def approve_new(session: AsyncSession, row: repo.Request, actor_id: uuid.U
 
 
 async def grant(
-    session: AsyncSession, r: repo.Request, node_id: uuid.UUID, assignee: Assignee, *, waited: bool
+    session: AsyncSession, r: repo.Request, node_id: uuid.UUID | None, assignee: Assignee, *, fresh: bool
 ) -> None:
-    """The request becomes an assignment on `node_id` for its hours, if its quotas allow it now."""
+    """The request becomes an assignment on `node_id` (None: where placement finds room) for its
+    hours, if its quotas allow it now. `fresh`: submitted in this very call, whose check (counting
+    it as open) was made a moment ago under the same locks: not checked twice, and its user, who
+    sees the grant in the reply, is not mailed."""
     now = datetime.now(UTC)
-    _start, month_end = month_bounds(now)
-    await quotas.enforce(
-        session,
-        r.user_id,
-        r.group_id,
-        gpus=r.gpus,
-        hours=r.hours,
-        booked_gpu_hours=r.gpus * booked_hours(r.hours, now, month_end),
-        count_open=False,
-    )
+    if not fresh:
+        _start, month_end = month_bounds(now)
+        await quotas.enforce(
+            session,
+            r.user_id,
+            r.group_id,
+            gpus=r.gpus,
+            hours=r.hours,
+            booked_gpu_hours=r.gpus * booked_hours(r.hours, now, month_end),
+            count_open=False,
+        )
     made, _event = await assignments.create(
         session,
         sch.CreateAssignmentRequest(
@@ -202,7 +206,7 @@ async def grant(
             gpus=r.gpus,
             cpus=r.cpus,
             ram_mb=r.ram_mb,
-            placement="fixed",
+            placement="fixed" if node_id is not None else "dynamic",
             node_id=node_id,
             expires_at=now + timedelta(hours=r.hours),
         ),
@@ -213,6 +217,6 @@ async def grant(
     if not await repo.change_status(session, r.id, "granted", was=("queued",), decided=True, assignment_id=made.id):
         raise Conflict("the request left the queue meanwhile")
     granted = event_of(
-        c.RequestGranted, r, "granted", None, assignment_id=made.id, waited=waited, expires_at=made.expires_at
+        c.RequestGranted, r, "granted", None, assignment_id=made.id, waited=not fresh, expires_at=made.expires_at
     )
     await emit(session, c.REQUEST_GRANTED, granted)
