@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import agent_footprint, assign, audit_verify, heartbeat, lists, rpc
+from bench import agent_footprint, assign, audit_verify, heartbeat, lists, requests, rpc
 
 BENCHMARKS = {
     "rpc": rpc.main,
     "lists": lists.main,
     "heartbeat": heartbeat.main,
     "assign": assign.main,
+    "requests": requests.main,
     "agent": agent_footprint.main,
     "audit": audit_verify.main,
 }

@@ -19,41 +19,23 @@ import argparse
 import asyncio
 import itertools
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 import httpx
-import nats
-from nats.aio.client import Client as NATS
 
-from bench.assign_stack import (
-    GPUS_PER_NODE,
-    PASSWORD,
-    Cpu,
-    active_ids,
-    add_environment,
-    add_nodes,
-    add_users,
-    check_held,
-    wait_for_rpc,
-)
-from bench.heartbeat import Processes, machine
+from bench.assign_running import CALL_TIMEOUT_S, running
+from bench.assign_stack import GPUS_PER_NODE, PASSWORD, Cpu, active_ids, add_environment, check_held
+from bench.heartbeat import machine
 from bench.heartbeat_load import percentile
 from gpulab_core.errors import RemoteError
 from gpulab_core.rpc import RpcClient
-from gpulab_devstack import migrate_all
-from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port, wait_for_port
-from gpulab_devstack.testing import Stack
 
 API = "/api/v1"
-CALL_TIMEOUT_S = 60.0
 MAX_ERRORS = 50  # other failures than the expected 409s: give up rather than report nonsense
 FULL, BUSY, OK = "full", "busy", "ok"
 SMALL = 10  # nodes in the second, small Environment
@@ -288,91 +270,37 @@ async def main(argv: list[str]) -> None:
     def say(text: str) -> None:
         print(text, file=sys.stderr)  # noqa: T201
 
-    with tempfile.TemporaryDirectory(prefix="gpulab-bench-assign-") as tmp:
-        root = Path(tmp)
-        procs = Processes(root)
-        pg = EmbeddedPostgres(root / "pg", free_port())
-        js = EmbeddedNats(root / "nats", free_port())
-        nc: NATS | None = None
-        try:
-            pg.start()
-            js.start()
-            js.write_env_files(root / "data" / "nats")  # each service's own NATS identity, as the tests' stack
-            http_port = free_port()
-            # Warnings only, as bench/lists.py: the scheduler logs nothing per assignment at info either way.
-            stack = Stack(root, pg, js)
-
-            def env(service: str | None = None) -> dict[str, str]:
-                return stack.env(service, GPULAB_HTTP_PORT=str(http_port), GPULAB_LOG_LEVEL="warning")
-
-            migrate = [sys.executable, "-m", "gpulab_devstack.migrate_all", "identity", "scheduler"]
-            urls = migrate_all.role_urls(pg.service_url, ("identity", "scheduler"))
-            done = subprocess.run(
-                migrate,
-                env={**env(), **urls, "GPULAB_MIGRATION_DATABASE_URL": pg.url},
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"migration failed: {done.stderr.strip()}")
-            identity = procs.spawn("identity", [sys.executable, "-m", "gpulab_identity", "serve"], env("identity"))
-            scheduler = procs.spawn("scheduler", [sys.executable, "-m", "gpulab_scheduler", "serve"], env("scheduler"))
-            gateway = procs.spawn("gateway", [sys.executable, "-m", "gpulab_gateway", "serve"], env("gateway"))
-            nc = await nats.connect(js.url)
-            rpc = RpcClient(nc, timeout_s=CALL_TIMEOUT_S)
-            await wait_for_rpc(rpc, "identity")
-            await wait_for_rpc(rpc, "scheduler")
-            wait_for_port(http_port, 60, gateway)
-            assert pg.proc is not None
-            assert js.proc is not None
-            pids = {"gateway": gateway.pid, "identity": identity.pid, "scheduler": scheduler.pid, "nats": js.proc.pid}
-            postmaster = pg.proc.pid
-
-            def cpu() -> Cpu:
-                return Cpu.take(pids, postmaster)
-
-            started = time.perf_counter()
-            users = await add_users(rpc, pg.service_url("identity"), args.users)
-            nodes = await add_nodes(nc, pg.url, args.nodes)
-            env_id = await add_environment(rpc, "bench", nodes)
-            # 10 of the same nodes in an Environment of their own: what placement costs per node. The
-            # last 10: best fit fills the big Environment's nodes in host name order, from the first.
-            small_id = await add_environment(rpc, "bench-10", nodes[-SMALL:]) if args.nodes > SMALL else None
-            say(f"{args.users} users, {args.nodes} nodes online and attached in {time.perf_counter() - started:.1f} s")
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=CALL_TIMEOUT_S) as client:
-                login = await client.post(f"{API}/auth/login", json={"email": users[0][1], "password": PASSWORD})
-                login.raise_for_status()
-                rest = rest_call(client, login.json()["csrf_token"], env_id, users)
-                direct = rpc_call(rpc, env_id, users)
-                layers = {
-                    f"REST POST /api/v1/assignments ({args.nodes} nodes)": rest,
-                    f"scheduler RPC assignments.create ({args.nodes} nodes)": direct,
-                    "identity RPCs alone (users.get + ssh_keys.authorized)": identity_calls(rpc, users),
-                }
-                if small_id is not None:
-                    layers[f"scheduler RPC assignments.create ({SMALL} nodes)"] = rpc_call(rpc, small_id, users)
-                steps = await one_at_a_time(layers, args.one_at_a_time)
-                await revoke_all(rpc, pg.url, c)  # every fill starts from free nodes
-                rows: dict[str, Fill] = {}
-                for name, call in (("gpulab REST", rest), ("scheduler RPC (no gateway)", direct)):
-                    rows[name] = await fill(call, c, cpu)
-                    for code, detail in rows[name].details.items():
-                        say(f"{name}: {rows[name].errors[code]} x {code}, the first: {detail}")
-                    say(f"{name}: {await check_held(pg.url, len(rows[name].latencies), gpus)}")
-                    await revoke_all(rpc, pg.url, c)
-            rows["bare"], held = await bare_fill(pg.url, gpus, c, cpu)
-            say(f"bare: {held}")
-            print("\n".join(report(args.nodes, c, rows, steps, args.one_at_a_time)))  # noqa: T201
-        except BaseException:
-            say(procs.tails())
-            raise
-        finally:
-            if nc is not None:
-                await nc.close()
-            procs.stop()
-            js.stop()
-            pg.stop()
+    async with running(args.nodes, args.users, say) as stack:
+        rpc, users, nodes = stack.rpc, stack.users, stack.nodes
+        env_id = await add_environment(rpc, "bench", nodes)
+        # 10 of the same nodes in an Environment of their own: what placement costs per node. The
+        # last 10: best fit fills the big Environment's nodes in host name order, from the first.
+        small_id = await add_environment(rpc, "bench-10", nodes[-SMALL:]) if args.nodes > SMALL else None
+        base_url = f"http://127.0.0.1:{stack.http_port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=CALL_TIMEOUT_S) as client:
+            login = await client.post(f"{API}/auth/login", json={"email": users[0][1], "password": PASSWORD})
+            login.raise_for_status()
+            rest = rest_call(client, login.json()["csrf_token"], env_id, users)
+            direct = rpc_call(rpc, env_id, users)
+            layers = {
+                f"REST POST /api/v1/assignments ({args.nodes} nodes)": rest,
+                f"scheduler RPC assignments.create ({args.nodes} nodes)": direct,
+                "identity RPCs alone (users.get + ssh_keys.authorized)": identity_calls(rpc, users),
+            }
+            if small_id is not None:
+                layers[f"scheduler RPC assignments.create ({SMALL} nodes)"] = rpc_call(rpc, small_id, users)
+            steps = await one_at_a_time(layers, args.one_at_a_time)
+            await revoke_all(rpc, stack.pg_url, c)  # every fill starts from free nodes
+            rows: dict[str, Fill] = {}
+            for name, call in (("gpulab REST", rest), ("scheduler RPC (no gateway)", direct)):
+                rows[name] = await fill(call, c, stack.cpu)
+                for code, detail in rows[name].details.items():
+                    say(f"{name}: {rows[name].errors[code]} x {code}, the first: {detail}")
+                say(f"{name}: {await check_held(stack.pg_url, len(rows[name].latencies), gpus)}")
+                await revoke_all(rpc, stack.pg_url, c)
+        rows["bare"], held = await bare_fill(stack.pg_url, gpus, c, stack.cpu)
+        say(f"bare: {held}")
+        print("\n".join(report(args.nodes, c, rows, steps, args.one_at_a_time)))  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -132,8 +132,8 @@ async def add_nodes(nc: NATS, pg_url: str, n: int, timeout_s: float = 120) -> li
     return ids
 
 
-async def add_environment(rpc: RpcClient, name: str, nodes: list[uuid.UUID]) -> str:
-    body = {"name": name, "enforcement_mode": "soft", "tunnel_provider": "ssh_proxy_jump"}
+async def add_environment(rpc: RpcClient, name: str, nodes: list[uuid.UUID], **fields: Any) -> str:
+    body = {"name": name, "enforcement_mode": "soft", "tunnel_provider": "ssh_proxy_jump", **fields}
     env = await rpc.call("scheduler", "environments.create", body)
     slots = asyncio.Semaphore(SETUP_CONCURRENCY)
 
