@@ -157,16 +157,22 @@ async def self_service_environment(w: World, mode: str) -> str:
     return str(made["id"])
 
 
+# Longer than the 24 h ahead of which notify warns of an expiry: a warning mailed while a refused
+# request is being checked would look like its change.
+HOURS = 48
+
+
 async def request_of(w: World, me: Person, mode: str) -> dict[str, Any]:
     env = await self_service_environment(w, mode)
-    made: dict[str, Any] = await w.call(me, "POST", "/me/requests", {"environment_id": env, "gpus": 1, "hours": 1})
+    body = {"environment_id": env, "gpus": 1, "hours": HOURS}
+    made: dict[str, Any] = await w.call(me, "POST", "/me/requests", body)
     return made
 
 
 async def new_request(w: World, _me: Person, _allowed: bool) -> Call:
     """In an `approval` Environment: it waits for an admin and holds no GPU of the world's node."""
     env = await self_service_environment(w, "approval")
-    return Call(body={"environment_id": env, "gpus": 1, "hours": 1, "note": "the matrix's"})
+    return Call(body={"environment_id": env, "gpus": 1, "hours": HOURS, "note": "the matrix's"})
 
 
 async def a_waiting_request(w: World, me: Person, allowed: bool) -> Call:
@@ -200,7 +206,7 @@ async def an_estimate(w: World, _me: Person, _allowed: bool) -> Call:
 
 
 async def a_user_quota(w: World, _me: Person, _allowed: bool) -> Call:
-    return Call({"id": w.user.id}, {"max_gpus": 8, "max_hours": None, "gpu_hours_per_month": 10000})
+    return Call({"id": w.user.id}, {"max_gpus": 100, "max_hours": None, "gpu_hours_per_month": 100_000})
 
 
 async def a_group_quota(w: World, me: Person, allowed: bool) -> Call:
