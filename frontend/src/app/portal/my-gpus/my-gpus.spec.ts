@@ -152,7 +152,7 @@ describe('MyGpus', () => {
       SSH_ACCESS.ssh_command,
     );
     expect(c.textContent).toContain('ssh gpulab-gpu-01.lab');
-    expect(buttonsIn(c)).toEqual(['Copy SSH config', 'Copy SSH command']);
+    expect(buttonsIn(c)).toEqual(['Copy SSH config', 'Copy SSH command', 'Extend', 'Release']);
 
     Array.from(c.querySelectorAll('button'))
       .find((b) => b.textContent?.trim() === 'Copy SSH config')!
@@ -172,7 +172,7 @@ describe('MyGpus', () => {
     expect(c.querySelector('pre[data-testid=netbird-command]')?.textContent).toBe(
       'netbird up --setup-key A1B2C3D4-0000-1111-2222-333344445555 --management-url https://netbird.lab.org:33073',
     );
-    expect(buttonsIn(c)).toEqual(['Copy setup key', 'Copy NetBird command']);
+    expect(buttonsIn(c)).toEqual(['Copy setup key', 'Copy NetBird command', 'Extend', 'Release']);
     expect(c.querySelector('.access app-countdown time')?.getAttribute('datetime')).toBe(
       NETBIRD_ACCESS.expires_at,
     );
