@@ -61,6 +61,8 @@ describe('App', () => {
 
     expect(navLinks(el)).toEqual([
       'My GPUs',
+      'Request GPUs',
+      'My requests',
       'SSH keys',
       'Nodes',
       'Environments',

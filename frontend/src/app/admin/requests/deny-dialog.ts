@@ -1,5 +1,5 @@
 import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
-import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
 import { MAT_DIALOG_DATA, MatDialogModule, MatDialogRef } from '@angular/material/dialog';
 import { MatFormFieldModule } from '@angular/material/form-field';
@@ -22,7 +22,7 @@ export const REASON_MAX = 500;
   ],
   template: `
     <h2 mat-dialog-title>Deny the request of {{ data.user_email }}?</h2>
-    <form (ngSubmit)="submit()" novalidate>
+    <form [formGroup]="form" (ngSubmit)="submit()" novalidate>
       <mat-dialog-content>
         <p>
           {{ data.gpus }} GPU{{ data.gpus === 1 ? '' : 's' }} for {{ data.hours }} hours in
@@ -30,7 +30,13 @@ export const REASON_MAX = 500;
         </p>
         <mat-form-field subscriptSizing="dynamic">
           <mat-label>Reason</mat-label>
-          <textarea matInput [formControl]="reason" rows="3" [maxlength]="max" required></textarea>
+          <textarea
+            matInput
+            formControlName="reason"
+            rows="3"
+            [maxlength]="max"
+            required
+          ></textarea>
           @if (reason.invalid && reason.touched) {
             <mat-error>Say why, so that they know what to do instead.</mat-error>
           }
@@ -58,10 +64,13 @@ export class DenyDialog {
   protected readonly data = inject<GpuRequest>(MAT_DIALOG_DATA);
   private readonly ref = inject<MatDialogRef<DenyDialog, string>>(MatDialogRef);
   protected readonly max = REASON_MAX;
-  protected readonly reason = new FormControl('', {
-    nonNullable: true,
-    validators: [Validators.required, (c) => (c.value.trim() ? null : { blank: true })],
+  protected readonly form = new FormGroup({
+    reason: new FormControl('', {
+      nonNullable: true,
+      validators: [Validators.required, (c) => (c.value.trim() ? null : { blank: true })],
+    }),
   });
+  protected readonly reason = this.form.controls.reason;
 
   protected submit(): void {
     if (this.reason.invalid) {

@@ -13,7 +13,7 @@ import {
   untracked,
   viewChild,
 } from '@angular/core';
-import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
 import { MatFormFieldModule } from '@angular/material/form-field';
 import { MatInputModule } from '@angular/material/input';
@@ -56,7 +56,7 @@ export function extendError(err: unknown): string {
   imports: [DatePipe, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule],
   template: `
     @let a = assignment();
-    <form class="extend" (ngSubmit)="extend()" novalidate>
+    <form class="extend" [formGroup]="form" (ngSubmit)="extend()" novalidate>
       <mat-form-field subscriptSizing="dynamic" class="hours">
         <mat-label>Extra hours</mat-label>
         <input
@@ -65,7 +65,7 @@ export function extendError(err: unknown): string {
           type="number"
           min="1"
           step="1"
-          [formControl]="hours"
+          formControlName="hours"
           [attr.data-testid]="'extra-hours-' + a.id"
         />
         @if (hours.invalid && hours.touched) {
@@ -150,11 +150,14 @@ export class ExtendRelease {
   /** The assignment changed on the server: the list should be asked again. */
   readonly changed = output<void>();
 
-  protected readonly hours = new FormControl<number | null>(null, [
-    Validators.required,
-    Validators.min(1),
-    (c) => (c.value === null || Number.isInteger(c.value) ? null : { whole: true }),
-  ]);
+  protected readonly form = new FormGroup({
+    hours: new FormControl<number | null>(null, [
+      Validators.required,
+      Validators.min(1),
+      (c) => (c.value === null || Number.isInteger(c.value) ? null : { whole: true }),
+    ]),
+  });
+  protected readonly hours = this.form.controls.hours;
   protected readonly busy = signal<'extend' | 'release' | null>(null);
   protected readonly outcome = signal<Outcome | null>(null);
   private readonly hoursInput = viewChild.required<ElementRef<HTMLInputElement>>('hoursInput');

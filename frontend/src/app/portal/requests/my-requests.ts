@@ -3,6 +3,7 @@ import {
   ChangeDetectionStrategy,
   Component,
   DestroyRef,
+  InjectionToken,
   computed,
   effect,
   inject,
@@ -28,7 +29,9 @@ import { Toast } from '../../shared/toast';
 import { statusWord } from './request-view';
 
 /** While a request is open its place in the queue moves: the page asks again this often (issue 13). */
-export const OPEN_REFRESH_MS = 5000;
+export const OPEN_REFRESH_MS = new InjectionToken<number>('OPEN_REFRESH_MS', {
+  factory: () => 5000,
+});
 
 /** `/requests` ("My requests"): the caller's requests, live while any is open, each open one cancellable. */
 @Component({
@@ -147,6 +150,7 @@ export class MyRequests {
   protected readonly trackById = (_: number, r: GpuRequest) => r.id;
 
   constructor() {
+    const every = inject(OPEN_REFRESH_MS);
     let timer: ReturnType<typeof setTimeout> | undefined;
     inject(DestroyRef).onDestroy(() => clearTimeout(timer));
     effect(() => {
@@ -155,7 +159,7 @@ export class MyRequests {
       this.requests.error();
       clearTimeout(timer);
       if (this.anyOpen()) {
-        timer = setTimeout(() => this.requests.reload(), OPEN_REFRESH_MS);
+        timer = setTimeout(() => this.requests.reload(), every);
       }
     });
   }
