@@ -115,6 +115,11 @@ export class Usage {
   protected readonly keyHeading = computed(
     () => GROUP_BY.find((g) => g.value === this.query().group_by)?.label ?? 'key',
   );
+  /** The key column's heading: "User", "Group", "Environment", "Node". */
+  protected readonly keyColumn = computed(() => {
+    const word = this.keyHeading();
+    return word.charAt(0).toUpperCase() + word.slice(1);
+  });
   protected readonly columns = ['key', 'gpu_hours', 'assignments'];
   protected readonly formatHours = formatHours;
   protected readonly trackByKey = (_: number, item: UsageItem) => item.key.id ?? item.key.name;

@@ -139,6 +139,26 @@ describe('MyGpus', () => {
     });
   });
 
+  it("focuses the named assignment's extra hours when opened from the expiry mail", async () => {
+    await openWith([ACTIVE, ACTIVE_NETBIRD], `/?extend=1&assignment=${ACTIVE_NETBIRD.id}`);
+    http.expectOne(accessUrl(ACTIVE)).flush(SSH_ACCESS);
+    http.expectOne(accessUrl(ACTIVE_NETBIRD)).flush(NETBIRD_ACCESS);
+    await stable();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(document.activeElement?.getAttribute('data-testid')).toBe(
+      `extra-hours-${ACTIVE_NETBIRD.id}`,
+    );
+  });
+
+  it('focuses the first extra hours when the mail names no assignment', async () => {
+    await openWith([ACTIVE, ACTIVE_NETBIRD], '/?extend=1');
+    http.expectOne(accessUrl(ACTIVE)).flush(SSH_ACCESS);
+    http.expectOne(accessUrl(ACTIVE_NETBIRD)).flush(NETBIRD_ACCESS);
+    await stable();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(document.activeElement?.getAttribute('data-testid')).toBe(`extra-hours-${ACTIVE.id}`);
+  });
+
   it('renders the SSH config and command, with their copy buttons', async () => {
     await openWith([ACTIVE]);
     http.expectOne(accessUrl(ACTIVE)).flush(SSH_ACCESS);
