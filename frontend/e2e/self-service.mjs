@@ -66,10 +66,18 @@ const DENY_REASON = 'The course has ended.';
 
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** Follows a link of the main navigation, by its exact name ("Requests" is in "My requests" too). */
+async function nav(page, name) {
+  await page
+    .getByRole('navigation', { name: 'Main' })
+    .getByRole('link', { name, exact: true })
+    .click();
+  await page.getByRole('heading', { level: 1, name, exact: true }).waitFor();
+}
+
 /** The admin invites `person`, who accepts from the mail in their own browser and adds a key. */
 async function onboard(browser, admin, person, publicKey, fingerprint) {
-  await admin.getByRole('link', { name: 'Users' }).click();
-  await admin.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+  await nav(admin, 'Users');
   await admin.getByLabel('Email', { exact: true }).fill(person.email);
   await admin.getByRole('button', { name: 'Send invite' }).click();
   await admin.getByText(person.email).first().waitFor();
@@ -88,8 +96,7 @@ async function onboard(browser, admin, person, publicKey, fingerprint) {
   await page.getByRole('button', { name: 'Create account' }).click();
   await page.waitForURL(/\/login\?/, { timeout: TIMEOUT_MS });
   await signIn(page, person.email, PASSWORD, { filled: true });
-  await page.getByRole('link', { name: 'SSH keys' }).click();
-  await page.getByRole('heading', { level: 1, name: 'SSH keys' }).waitFor();
+  await nav(page, 'SSH keys');
   await page.getByLabel('Public key', { exact: true }).fill(publicKey);
   await page.getByRole('button', { name: 'Add key' }).click();
   await page.getByText(fingerprint).first().waitFor();
@@ -98,8 +105,7 @@ async function onboard(browser, admin, person, publicKey, fingerprint) {
 
 /** Fills the Request GPUs form and sends it; resolves with the result's heading. */
 async function requestGpus(page, gpus, hours, { estimate, screenshot } = {}) {
-  await page.getByRole('link', { name: 'Request GPUs' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Request GPUs' }).waitFor();
+  await nav(page, 'Request GPUs');
   const another = page.getByRole('button', { name: 'Make another request' });
   if (await another.count()) await another.click();
   await choose(page, 'Environment', new RegExp(`^${escape(ENV_NAME)}`));
@@ -120,8 +126,7 @@ async function requestGpus(page, gpus, hours, { estimate, screenshot } = {}) {
 
 /** On My GPUs: releases the assignment on HOST (the only one), confirming in the dialog. */
 async function releaseAll(page) {
-  await page.getByRole('link', { name: 'My GPUs' }).click();
-  await page.getByRole('heading', { level: 1, name: 'My GPUs' }).waitFor();
+  await nav(page, 'My GPUs');
   const release = page.getByRole('button', { name: 'Release', exact: true });
   await release.first().waitFor();
   await release.first().click();
@@ -131,8 +136,7 @@ async function releaseAll(page) {
 
 /** On My requests: waits until `count` requests show `status`. */
 async function waitForStatus(page, status, count, timeoutMs = GRANT_MS) {
-  await page.getByRole('link', { name: 'My requests' }).click();
-  await page.getByRole('heading', { level: 1, name: 'My requests' }).waitFor();
+  await nav(page, 'My requests');
   const started = Date.now();
   await waitFor(
     `${count} request(s) ${status} on My requests`,
@@ -164,8 +168,7 @@ async function scenario(browser) {
     await step('the admin signs in and adds a node, which comes online with 8 GPUs', async () => {
       await admin.goto(`${BASE}/login`, { waitUntil: 'load' });
       await signIn(admin, env.ADMIN_EMAIL, env.ADMIN_PASSWORD);
-      await admin.getByRole('link', { name: 'Nodes' }).click();
-      await admin.getByRole('heading', { level: 1, name: 'Nodes' }).waitFor();
+      await nav(admin, 'Nodes');
       await admin.getByRole('button', { name: 'Add node' }).click();
       const dialog = admin.getByRole('dialog');
       await dialog.getByLabel('Host name').fill(HOST);
@@ -190,8 +193,7 @@ async function scenario(browser) {
     });
 
     await step('the admin makes an auto self-service Environment on the node', async () => {
-      await admin.getByRole('link', { name: 'Environments' }).click();
-      await admin.getByRole('heading', { level: 1, name: 'Environments' }).waitFor();
+      await nav(admin, 'Environments');
       await admin.getByRole('button', { name: 'New Environment' }).click();
       await admin.getByLabel('Name', { exact: true }).fill(ENV_NAME);
       // The agent reports this machine's CPUs and memory (2 cores on CI): ask for little.
@@ -219,8 +221,7 @@ async function scenario(browser) {
     });
 
     await step('the admin makes a group with A in it', async () => {
-      await admin.getByRole('link', { name: 'Groups' }).click();
-      await admin.getByRole('heading', { level: 1, name: 'Groups' }).waitFor();
+      await nav(admin, 'Groups');
       await admin.getByRole('button', { name: 'New group' }).click();
       const dialog = admin.getByRole('dialog');
       await dialog.getByLabel('Name', { exact: true }).fill(GROUP_NAME);
@@ -236,8 +237,7 @@ async function scenario(browser) {
     });
 
     await step("the admin sets A's quota: 2 GPUs, 24 hours, 100 GPU-hours a month", async () => {
-      await admin.getByRole('link', { name: 'Quotas' }).click();
-      await admin.getByRole('heading', { level: 1, name: 'Quotas' }).waitFor();
+      await nav(admin, 'Quotas');
       await choose(admin, 'User or group', A.email);
       await admin.getByLabel('Most GPUs at once', { exact: true }).fill('2');
       await admin.getByLabel('Longest request (hours)', { exact: true }).fill('24');
@@ -250,7 +250,7 @@ async function scenario(browser) {
     });
 
     await step('A asks for 1 GPU, gets it at once, and finds the access on My GPUs', async () => {
-      await a.getByRole('link', { name: 'Request GPUs' }).click();
+      await nav(a, 'Request GPUs');
       await a.getByTestId('quota-left').getByText('0 of 2 (2 left)').waitFor();
       const outcome = await requestGpus(a, 1, 2, { estimate: 'starts now', screenshot: 'request' });
       check(outcome === 'Granted', `A's request: ${outcome}`);
@@ -272,8 +272,7 @@ async function scenario(browser) {
       const outcome = await requestGpus(b, 8, 1, { estimate: 'position 1' });
       check(outcome === 'Queued', `B's request: ${outcome}`);
       await b.getByText('Your request is queued at position 1.', { exact: false }).waitFor();
-      await b.getByRole('link', { name: 'My requests' }).click();
-      await b.getByRole('heading', { level: 1, name: 'My requests' }).waitFor();
+      await nav(b, 'My requests');
       await b.getByTestId('request-status').getByText('queued', { exact: true }).waitFor();
       await b.getByText('Position 1,', { exact: false }).waitFor();
       await accessible(b, 'my-requests');
@@ -298,7 +297,7 @@ async function scenario(browser) {
     });
 
     await step('the Environment turns to approval; the admin approves A in the inbox', async () => {
-      await admin.getByRole('link', { name: 'Environments' }).click();
+      await nav(admin, 'Environments');
       await admin.getByRole('button', { name: `Edit ${ENV_NAME}` }).click();
       await choose(admin, 'Self-service', /^approval/);
       await admin.getByRole('button', { name: 'Save changes' }).click();
@@ -308,8 +307,7 @@ async function scenario(browser) {
       check(outcome === 'Sent for approval', `A's request: ${outcome}`);
       await a.getByText('Your request waits for an admin, who decides.').waitFor();
 
-      await admin.getByRole('link', { name: 'Requests' }).click();
-      await admin.getByRole('heading', { level: 1, name: 'Requests' }).waitFor();
+      await nav(admin, 'Requests');
       const approve = admin.getByRole('button', { name: `Approve the request of ${A.email}` });
       await approve.waitFor();
       await accessible(admin, 'admin-requests');
@@ -322,7 +320,7 @@ async function scenario(browser) {
     await step('the admin denies a request with a reason, which A reads', async () => {
       const outcome = await requestGpus(a, 1, 1);
       check(outcome === 'Sent for approval', `A's request: ${outcome}`);
-      await admin.getByRole('link', { name: 'Requests' }).click();
+      await nav(admin, 'Requests');
       await admin.getByRole('button', { name: `Deny the request of ${A.email}` }).click();
       const dialog = admin.getByRole('dialog');
       await dialog.getByLabel('Reason', { exact: true }).fill(DENY_REASON);
@@ -333,8 +331,7 @@ async function scenario(browser) {
     });
 
     await step('the usage CSV the page downloads is what GET /usage says as CSV', async () => {
-      await admin.getByRole('link', { name: 'Usage' }).click();
-      await admin.getByRole('heading', { level: 1, name: 'Usage' }).waitFor();
+      await nav(admin, 'Usage');
       await admin.getByRole('row').filter({ hasText: A.email }).first().waitFor();
       await admin.getByRole('img', { name: /GPU-hours over time/ }).waitFor();
       await accessible(admin, 'usage');
