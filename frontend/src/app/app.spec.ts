@@ -51,7 +51,7 @@ describe('App', () => {
   it('gives a user the portal links only, and log out', async () => {
     const el = await render('/', USER);
 
-    expect(navLinks(el)).toEqual(['My GPUs', 'SSH keys']);
+    expect(navLinks(el)).toEqual(['My GPUs', 'Request GPUs', 'My requests', 'SSH keys']);
     expect(el.querySelector('[data-testid=signed-in-as]')?.textContent).toContain('Ada Lovelace');
     expect(el.querySelector('button.logout')?.textContent?.trim()).toBe('Log out');
   });
@@ -61,11 +61,17 @@ describe('App', () => {
 
     expect(navLinks(el)).toEqual([
       'My GPUs',
+      'Request GPUs',
+      'My requests',
       'SSH keys',
       'Nodes',
       'Environments',
       'Users',
       'Assignments',
+      'Requests',
+      'Groups',
+      'Quotas',
+      'Usage',
       'Audit log',
     ]);
     expect(el.querySelector('nav a[aria-current=page]')?.textContent?.trim()).toBe('Nodes');

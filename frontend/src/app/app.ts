@@ -16,6 +16,8 @@ interface NavLink {
 const PORTAL_LINKS: NavLink[] = [
   // An assignment's own address (linked from the mails) is "My GPUs" with that assignment open.
   { path: '/', label: 'My GPUs', current: ['/assignments/'] },
+  { path: '/request', label: 'Request GPUs' },
+  { path: '/requests', label: 'My requests' },
   { path: '/keys', label: 'SSH keys', current: ['/keys'] },
 ];
 
@@ -24,6 +26,10 @@ const ADMIN_LINKS: NavLink[] = [
   { path: '/admin/environments', label: 'Environments' },
   { path: '/admin/users', label: 'Users' },
   { path: '/admin/assignments', label: 'Assignments' },
+  { path: '/admin/requests', label: 'Requests' },
+  { path: '/admin/groups', label: 'Groups' },
+  { path: '/admin/quotas', label: 'Quotas' },
+  { path: '/admin/usage', label: 'Usage' },
   { path: '/admin/audit', label: 'Audit log' },
 ];
 

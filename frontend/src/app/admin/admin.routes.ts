@@ -23,6 +23,26 @@ export const ADMIN_ROUTES: Routes = [
     loadComponent: () => import('./assignments/assignments').then((m) => m.Assignments),
   },
   {
+    path: 'requests',
+    title: 'Requests · gpulab',
+    loadComponent: () => import('./requests/requests-inbox').then((m) => m.RequestsInbox),
+  },
+  {
+    path: 'groups',
+    title: 'Groups · gpulab',
+    loadComponent: () => import('./groups/groups').then((m) => m.Groups),
+  },
+  {
+    path: 'quotas',
+    title: 'Quotas · gpulab',
+    loadComponent: () => import('./quotas/quotas').then((m) => m.Quotas),
+  },
+  {
+    path: 'usage',
+    title: 'Usage · gpulab',
+    loadComponent: () => import('./usage/usage').then((m) => m.Usage),
+  },
+  {
     path: 'audit',
     title: 'Audit log · gpulab',
     loadComponent: () => import('./audit/audit').then((m) => m.Audit),

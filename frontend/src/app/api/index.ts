@@ -4,3 +4,4 @@ export type * from './generated/schema';
 export * from './healthz';
 export * from './invites-api';
 export * from './problem';
+export * from './self-service';

@@ -14,6 +14,16 @@ export const PORTAL_ROUTES: Routes = [
     loadComponent: () => import('./my-gpus/my-gpus').then((m) => m.MyGpus),
   },
   {
+    path: 'request',
+    title: 'Request GPUs · gpulab',
+    loadComponent: () => import('./request/request-gpus').then((m) => m.RequestGpus),
+  },
+  {
+    path: 'requests',
+    title: 'My requests · gpulab',
+    loadComponent: () => import('./requests/my-requests').then((m) => m.MyRequests),
+  },
+  {
     path: 'keys',
     title: 'SSH keys · gpulab',
     loadComponent: () => import('./keys/keys').then((m) => m.Keys),

@@ -13,7 +13,13 @@ import { MatFormFieldModule } from '@angular/material/form-field';
 import { MatSelectModule } from '@angular/material/select';
 import { Observable, firstValueFrom } from 'rxjs';
 
-import { Api, type Environment, type Node, codeOf, describeHttpError } from '../../api';
+import {
+  Api,
+  type SelfServiceEnvironment as Environment,
+  type Node,
+  codeOf,
+  describeHttpError,
+} from '../../api';
 import { Confirm } from '../../shared/confirm';
 import { formatMb } from '../../shared/format';
 import { Toast } from '../../shared/toast';

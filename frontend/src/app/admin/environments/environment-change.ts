@@ -1,4 +1,9 @@
-import type { Environment, EnvironmentChange, EnvironmentFields } from '../../api';
+import type {
+  SelfServiceEnvironment as Environment,
+  SelfServiceEnvironmentChange as EnvironmentChange,
+  SelfServiceEnvironmentFields as EnvironmentFields,
+  SelfServiceMode,
+} from '../../api';
 import type { EnforcementMode, TunnelProvider } from './modes';
 
 // The Environment form's value and what it sends: everything for a new one, only what changed for
@@ -12,6 +17,10 @@ export interface EnvironmentFormValue {
   default_ram_mb: number | null;
   /** null (an empty field): assignments do not expire unless they are given an end. */
   default_expiry_hours: number | null;
+  /** Who may ask for its GPUs themselves (shared/API.md, "Self-service and fair use"). */
+  self_service: SelfServiceMode;
+  /** The longest self-service request in hours; null (an empty field): no limit. */
+  max_hours: number | null;
 }
 
 /** What the form holds for a new Environment, or for editing `env`. */
@@ -23,10 +32,16 @@ export function formValueOf(env?: Environment): EnvironmentFormValue {
     default_cpus: env?.default_cpus ?? 0,
     default_ram_mb: env?.default_ram_mb ?? 0,
     default_expiry_hours: env?.default_expiry_hours ?? null,
+    self_service: env?.self_service ?? 'off',
+    max_hours: env?.max_hours ?? null,
   };
 }
 
-/** The body of `POST /environments`. */
+/**
+ * The body of `POST /environments`. The self-service fields are optional there and sent only when
+ * they differ from the defaults (off, no limit), so the body stays what a gateway without
+ * self-service accepts.
+ */
 export function newFields(value: EnvironmentFormValue): EnvironmentFields {
   return {
     name: value.name.trim(),
@@ -35,13 +50,15 @@ export function newFields(value: EnvironmentFormValue): EnvironmentFields {
     default_cpus: value.default_cpus ?? 0,
     default_ram_mb: value.default_ram_mb ?? 0,
     default_expiry_hours: value.default_expiry_hours ?? null,
+    ...(value.self_service !== 'off' ? { self_service: value.self_service } : {}),
+    ...(value.max_hours !== null ? { max_hours: value.max_hours } : {}),
   };
 }
 
 /** The body of `PATCH /environments/{id}`: the fields whose value differs from `env`'s. */
 export function changedFields(env: Environment, value: EnvironmentFormValue): EnvironmentChange {
-  const next = newFields(value);
-  const before = newFields(formValueOf(env));
+  const next = allFields(value);
+  const before = allFields(formValueOf(env));
   const change: EnvironmentChange = {};
   for (const key of Object.keys(next) as (keyof EnvironmentFields)[]) {
     if (next[key] !== before[key]) {
@@ -49,4 +66,14 @@ export function changedFields(env: Environment, value: EnvironmentFormValue): En
     }
   }
   return change;
+}
+
+/** Every field, the self-service ones included whatever their value. */
+function allFields(value: EnvironmentFormValue): Required<EnvironmentFields> {
+  return {
+    ...newFields(value),
+    default_expiry_hours: value.default_expiry_hours ?? null,
+    self_service: value.self_service,
+    max_hours: value.max_hours ?? null,
+  } as Required<EnvironmentFields>;
 }

@@ -175,4 +175,42 @@ describe('EnvironmentForm', () => {
 
     expect(alert()).toBe('An Environment named teaching exists already: pick another name.');
   });
+  it('opens an Environment to self-service with a longest request', async () => {
+    await open({ environment: TEACHING });
+    expect(text(field<HTMLElement>('Self-service'))).toBe('off');
+    expect(field('Longest request (hours)').value).toBe('');
+    await choose(field<HTMLElement>('Self-service'), 'auto', stable);
+    expect(text(dialog().querySelector('[data-testid=self-service-sentence]'))).toBe(
+      'Users request GPUs and get them at once when free, else they queue.',
+    );
+    typeInto(field('Longest request (hours)'), '0');
+    await settle(stable);
+    button('Save changes')!.click();
+    await settle(stable);
+    expect(errors()).toEqual(['Enter at least 1 hour, or leave it empty for no limit.']);
+    http.expectNone({ method: 'PATCH', url: '/api/v1/environments/env-1' });
+
+    typeInto(field('Longest request (hours)'), '48');
+    await settle(stable);
+    button('Save changes')!.click();
+    await settle(stable);
+    const req = http.expectOne({ method: 'PATCH', url: '/api/v1/environments/env-1' });
+    expect(req.request.body).toEqual({ self_service: 'auto', max_hours: 48 });
+    req.flush({ ...TEACHING, self_service: 'auto', max_hours: 48 });
+    await settle(stable);
+  });
+
+  it('sends the self-service fields of a new Environment only when set', async () => {
+    await open();
+    typeInto(field('Name'), 'lab');
+    await choose(field<HTMLElement>('Self-service'), 'approval', stable);
+    await settle(stable);
+    button('Create Environment')!.click();
+    await settle(stable);
+    const req = http.expectOne({ method: 'POST', url: '/api/v1/environments' });
+    expect(req.request.body).toMatchObject({ name: 'lab', self_service: 'approval' });
+    expect(req.request.body).not.toHaveProperty('max_hours');
+    req.flush({ ...TEACHING, id: 'env-2', name: 'lab' }, { status: 201, statusText: 'Created' });
+    await settle(stable);
+  });
 });

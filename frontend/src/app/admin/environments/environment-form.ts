@@ -14,11 +14,16 @@ import { MatInputModule } from '@angular/material/input';
 import { MatSelectModule } from '@angular/material/select';
 import { firstValueFrom } from 'rxjs';
 
-import { Api, type Environment, codeOf, describeHttpError } from '../../api';
+import {
+  Api,
+  type SelfServiceEnvironment as Environment,
+  codeOf,
+  describeHttpError,
+} from '../../api';
 import { Toast } from '../../shared/toast';
 import { showFieldErrors } from '../nodes/field-errors';
 import { changedFields, formValueOf, newFields } from './environment-change';
-import { ENFORCEMENT_MODES, TUNNEL_PROVIDERS, explain } from './modes';
+import { ENFORCEMENT_MODES, SELF_SERVICE_MODES, TUNNEL_PROVIDERS, explain } from './modes';
 
 // The server's bounds (openapi.json, EnvironmentFields): 1-100 characters of name, at most 4096
 // CPUs, 64 TiB of RAM in MiB, and an expiry of 1 hour to 366 days.
@@ -62,6 +67,7 @@ export class EnvironmentForm {
 
   protected readonly modes = ENFORCEMENT_MODES;
   protected readonly providers = TUNNEL_PROVIDERS;
+  protected readonly selfServiceModes = SELF_SERVICE_MODES;
   protected readonly explain = explain;
   protected readonly limits = { NAME_MAX, CPUS_MAX, RAM_MAX_MB, EXPIRY_MAX_HOURS };
 
@@ -90,6 +96,12 @@ export class EnvironmentForm {
       Validators.max(EXPIRY_MAX_HOURS),
       wholeNumber,
     ]),
+    self_service: new FormControl(this.initial.self_service, { nonNullable: true }),
+    max_hours: new FormControl(this.initial.max_hours, [
+      Validators.min(1),
+      Validators.max(EXPIRY_MAX_HOURS),
+      wholeNumber,
+    ]),
   });
 
   protected readonly submitting = signal(false);
@@ -114,6 +126,9 @@ export class EnvironmentForm {
       return 'Enter a whole number.';
     }
     if (e['min']) {
+      if (name === 'max_hours') {
+        return 'Enter at least 1 hour, or leave it empty for no limit.';
+      }
       return name === 'default_expiry_hours'
         ? 'Enter at least 1 hour, or leave it empty for no expiry.'
         : 'Enter 0 or more (0 means no limit).';

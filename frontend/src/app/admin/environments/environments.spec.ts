@@ -84,6 +84,7 @@ describe('Environments', () => {
       'Default CPUs': '4',
       'Default RAM': '16 GiB',
       'Default expiry': '24 hours',
+      'Self-service': 'off: Only admins assign its GPUs.',
     });
     const attached = card('teaching').querySelector('ul[aria-label="Nodes attached to teaching"]')!;
     expect(Array.from(attached.querySelectorAll('.host')).map(text)).toEqual(['gpu-01']);

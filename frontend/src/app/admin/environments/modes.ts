@@ -1,4 +1,4 @@
-import type { Environment } from '../../api';
+import type { Environment, SelfServiceMode } from '../../api';
 
 // What each enforcement mode and tunnel provider means, in one sentence each: shown next to the
 // choice in the form and next to the value in the list, so that both say the same thing.
@@ -43,6 +43,19 @@ export const TUNNEL_PROVIDERS: readonly Choice<TunnelProvider>[] = [
 ];
 
 /** The sentence for a mode or provider. */
-export function explain(value: EnforcementMode | TunnelProvider): string {
-  return [...ENFORCEMENT_MODES, ...TUNNEL_PROVIDERS].find((c) => c.value === value)?.sentence ?? '';
+export function explain(value: EnforcementMode | TunnelProvider | SelfServiceMode): string {
+  return (
+    [...ENFORCEMENT_MODES, ...TUNNEL_PROVIDERS, ...SELF_SERVICE_MODES].find(
+      (c) => c.value === value,
+    )?.sentence ?? ''
+  );
 }
+
+export const SELF_SERVICE_MODES: readonly Choice<SelfServiceMode>[] = [
+  { value: 'off', sentence: 'Only admins assign its GPUs.' },
+  { value: 'approval', sentence: 'Users request GPUs; an admin approves or denies each request.' },
+  {
+    value: 'auto',
+    sentence: 'Users request GPUs and get them at once when free, else they queue.',
+  },
+];

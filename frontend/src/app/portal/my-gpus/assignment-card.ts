@@ -2,13 +2,14 @@ import { ChangeDetectionStrategy, Component, computed, input, output } from '@an
 
 import type { Assignment } from '../../api';
 import { AccessBlock, AccessState } from './access-block';
+import { ExtendRelease } from './extend-release';
 import { agentState, cpuLimit, gpuTitle, ramLimit } from './assignment-view';
 import { Countdown } from './countdown';
 
 /** One active assignment: where, which GPUs, the limits, when it ends, and how to connect. */
 @Component({
   selector: 'app-assignment-card',
-  imports: [AccessBlock, Countdown],
+  imports: [AccessBlock, Countdown, ExtendRelease],
   template: `
     @let a = assignment();
     <article
@@ -62,6 +63,11 @@ import { Countdown } from './countdown';
         [host]="a.node_hostname"
         [user]="a.linux_username"
         (retry)="retryAccess.emit()"
+      />
+      <app-extend-release
+        [assignment]="a"
+        [focusExtend]="focusExtend()"
+        (changed)="changed.emit()"
       />
     </article>
   `,
@@ -149,6 +155,10 @@ export class AssignmentCard {
   /** Opened from a link to this assignment (`/assignments/:id`). */
   readonly target = input(false);
   readonly retryAccess = output<void>();
+  /** Opened from the expiry mail (`?extend=1`): the extend control takes the focus. */
+  readonly focusExtend = input(false);
+  /** Extended or released: the list should be asked again. */
+  readonly changed = output<void>();
 
   protected readonly agent = computed(() => agentState(this.assignment()));
   protected readonly gpuTitle = gpuTitle;

@@ -139,6 +139,26 @@ describe('MyGpus', () => {
     });
   });
 
+  it("focuses the named assignment's extra hours when opened from the expiry mail", async () => {
+    await openWith([ACTIVE, ACTIVE_NETBIRD], `/?extend=1&assignment=${ACTIVE_NETBIRD.id}`);
+    http.expectOne(accessUrl(ACTIVE)).flush(SSH_ACCESS);
+    http.expectOne(accessUrl(ACTIVE_NETBIRD)).flush(NETBIRD_ACCESS);
+    await stable();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(document.activeElement?.getAttribute('data-testid')).toBe(
+      `extra-hours-${ACTIVE_NETBIRD.id}`,
+    );
+  });
+
+  it('focuses the first extra hours when the mail names no assignment', async () => {
+    await openWith([ACTIVE, ACTIVE_NETBIRD], '/?extend=1');
+    http.expectOne(accessUrl(ACTIVE)).flush(SSH_ACCESS);
+    http.expectOne(accessUrl(ACTIVE_NETBIRD)).flush(NETBIRD_ACCESS);
+    await stable();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(document.activeElement?.getAttribute('data-testid')).toBe(`extra-hours-${ACTIVE.id}`);
+  });
+
   it('renders the SSH config and command, with their copy buttons', async () => {
     await openWith([ACTIVE]);
     http.expectOne(accessUrl(ACTIVE)).flush(SSH_ACCESS);
@@ -152,7 +172,7 @@ describe('MyGpus', () => {
       SSH_ACCESS.ssh_command,
     );
     expect(c.textContent).toContain('ssh gpulab-gpu-01.lab');
-    expect(buttonsIn(c)).toEqual(['Copy SSH config', 'Copy SSH command']);
+    expect(buttonsIn(c)).toEqual(['Copy SSH config', 'Copy SSH command', 'Extend', 'Release']);
 
     Array.from(c.querySelectorAll('button'))
       .find((b) => b.textContent?.trim() === 'Copy SSH config')!
@@ -172,7 +192,7 @@ describe('MyGpus', () => {
     expect(c.querySelector('pre[data-testid=netbird-command]')?.textContent).toBe(
       'netbird up --setup-key A1B2C3D4-0000-1111-2222-333344445555 --management-url https://netbird.lab.org:33073',
     );
-    expect(buttonsIn(c)).toEqual(['Copy setup key', 'Copy NetBird command']);
+    expect(buttonsIn(c)).toEqual(['Copy setup key', 'Copy NetBird command', 'Extend', 'Release']);
     expect(c.querySelector('.access app-countdown time')?.getAttribute('datetime')).toBe(
       NETBIRD_ACCESS.expires_at,
     );

@@ -66,7 +66,9 @@ const MAX_PAGES = 10;
             [assignment]="a"
             [access]="accessOf(a.id)"
             [target]="a.id === id()"
+            [focusExtend]="focusExtendOf(a.id)"
             (retryAccess)="fetchAccess(a.id)"
+            (changed)="assignments.reload()"
           />
         }
       </div>
@@ -155,6 +157,10 @@ export class MyGpus {
 
   /** `/assignments/:id`, bound by the router: the assignment to open and bring into view. */
   readonly id = input<string>();
+  /** `?extend=1`, the expiry mail's link: focus an extend control. */
+  readonly extend = input<string>();
+  /** `?assignment=<id>` with `?extend=1`: whose extend control takes the focus. */
+  readonly assignment = input<string>();
 
   protected readonly assignments = poll(() => this.loadAll());
   private readonly all = computed(() => this.assignments.value() ?? []);
@@ -212,6 +218,20 @@ export class MyGpus {
       }
       afterNextRender(() => this.bringIntoView(id), { injector: this.injector });
     });
+  }
+
+  /**
+   * True for the one card whose extend control takes the focus: the assignment the link names, else
+   * the one in the address, else the first card.
+   */
+  protected focusExtendOf(id: string): boolean {
+    if (this.extend() !== '1') {
+      return false;
+    }
+    const active = this.active();
+    const wanted = this.assignment() ?? this.id();
+    const target = active.some((a) => a.id === wanted) ? wanted : active[0]?.id;
+    return id === target;
   }
 
   protected accessOf(id: string): AccessState {
