@@ -40,6 +40,8 @@ export const ML: Environment = {
   default_cpus: 8,
   default_ram_mb: 32768,
   default_expiry_hours: 24,
+  self_service: 'off',
+  max_hours: null,
   node_ids: [GPU02.id, GPU01.id, GONE.id],
   created_at: '2030-01-01T00:00:00Z',
 };

@@ -9,6 +9,8 @@ const ENV: Environment = {
   default_cpus: 4,
   default_ram_mb: 16384,
   default_expiry_hours: 24,
+  self_service: 'off',
+  max_hours: null,
   node_ids: [],
   created_at: '2030-01-01T00:00:00Z',
 };
@@ -22,6 +24,8 @@ describe('Environment form values', () => {
       default_cpus: 0,
       default_ram_mb: 0,
       default_expiry_hours: null,
+      self_service: 'off',
+      max_hours: null,
     });
   });
 

@@ -37,11 +37,7 @@ export function formValueOf(env?: Environment): EnvironmentFormValue {
   };
 }
 
-/**
- * The body of `POST /environments`. The self-service fields are optional there and sent only when
- * they differ from the defaults (off, no limit), so the body stays what a gateway without
- * self-service accepts.
- */
+/** The body of `POST /environments`. */
 export function newFields(value: EnvironmentFormValue): EnvironmentFields {
   return {
     name: value.name.trim(),
@@ -50,8 +46,8 @@ export function newFields(value: EnvironmentFormValue): EnvironmentFields {
     default_cpus: value.default_cpus ?? 0,
     default_ram_mb: value.default_ram_mb ?? 0,
     default_expiry_hours: value.default_expiry_hours ?? null,
-    ...(value.self_service !== 'off' ? { self_service: value.self_service } : {}),
-    ...(value.max_hours !== null ? { max_hours: value.max_hours } : {}),
+    self_service: value.self_service,
+    max_hours: value.max_hours,
   };
 }
 

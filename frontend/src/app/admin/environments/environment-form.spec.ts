@@ -83,6 +83,8 @@ describe('EnvironmentForm', () => {
       default_cpus: 8,
       default_ram_mb: 0,
       default_expiry_hours: 48,
+      self_service: 'off',
+      max_hours: null,
     });
     const created = { ...TEACHING, id: 'env-2', name: 'research' };
     req.flush(created, { status: 201, statusText: 'Created' });
@@ -200,7 +202,7 @@ describe('EnvironmentForm', () => {
     await settle(stable);
   });
 
-  it('sends the self-service fields of a new Environment only when set', async () => {
+  it('sends the self-service fields of a new Environment', async () => {
     await open();
     typeInto(field('Name'), 'lab');
     await choose(field<HTMLElement>('Self-service'), 'approval', stable);
@@ -208,8 +210,11 @@ describe('EnvironmentForm', () => {
     button('Create Environment')!.click();
     await settle(stable);
     const req = http.expectOne({ method: 'POST', url: '/api/v1/environments' });
-    expect(req.request.body).toMatchObject({ name: 'lab', self_service: 'approval' });
-    expect(req.request.body).not.toHaveProperty('max_hours');
+    expect(req.request.body).toMatchObject({
+      name: 'lab',
+      self_service: 'approval',
+      max_hours: null,
+    });
     req.flush({ ...TEACHING, id: 'env-2', name: 'lab' }, { status: 201, statusText: 'Created' });
     await settle(stable);
   });

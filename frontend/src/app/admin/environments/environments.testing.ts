@@ -10,6 +10,8 @@ export const TEACHING: Environment = {
   default_cpus: 4,
   default_ram_mb: 16384,
   default_expiry_hours: 24,
+  self_service: 'off',
+  max_hours: null,
   node_ids: ['id-gpu-01'],
   created_at: '2030-01-01T00:00:00Z',
 };

@@ -1596,23 +1596,17 @@ export interface components {
              */
             type: string;
         };
-        /** Quota */
+        /**
+         * Quota
+         * @description A subject's limits (null: no limit) and what counts against them now.
+         */
         Quota: {
-            /**
-             * Gpu Hours Per Month
-             * @description GPU-hours per calendar month (UTC)
-             */
-            gpu_hours_per_month?: number | null;
-            /**
-             * Max Gpus
-             * @description GPUs held at once
-             */
-            max_gpus?: number | null;
-            /**
-             * Max Hours
-             * @description longest request
-             */
-            max_hours?: number | null;
+            /** Gpu Hours Per Month */
+            gpu_hours_per_month: number | null;
+            /** Max Gpus */
+            max_gpus: number | null;
+            /** Max Hours */
+            max_hours: number | null;
             /**
              * Subject Id
              * Format: uuid

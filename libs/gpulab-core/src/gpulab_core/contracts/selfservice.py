@@ -123,9 +123,14 @@ class QuotaUse(Contract):
     )
 
 
-class Quota(QuotaLimits):
+class Quota(Contract):
+    """A subject's limits (null: no limit) and what counts against them now."""
+
     subject_type: Literal["user", "group"]
     subject_id: uuid.UUID
+    max_gpus: int | None
+    max_hours: int | None
+    gpu_hours_per_month: int | None
     used: QuotaUse
 
 
