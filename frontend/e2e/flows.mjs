@@ -8,21 +8,19 @@
 //
 // HANDOFF_DIR: the script writes install-command.txt there once the admin has added the node; the
 // test enrolls and starts the real agent with it, and the script waits for the node to turn online.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 
-import { FLAGS, recordCspRefusals } from './browser.mjs';
+import { recordCspRefusals } from './browser.mjs';
 import {
   LIVE_MS,
-  SHOTS,
   TIMEOUT_MS,
   accessible,
   check,
   choose,
   dialogClosed,
   inviteLink,
-  progress,
+  runInChromium,
   shoot,
   showPages,
   signIn,
@@ -354,19 +352,4 @@ async function flows(browser) {
   }
 }
 
-if (SHOTS && !existsSync(SHOTS)) mkdirSync(SHOTS, { recursive: true });
-let failed = 0;
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM || '/usr/bin/chromium',
-  args: FLAGS,
-});
-try {
-  await flows(browser);
-} catch (err) {
-  failed = 1;
-  console.error(`e2e: FAILED after ${progress.passed} steps: ${err.message}`);
-} finally {
-  await browser.close();
-}
-console.log(`e2e: ${progress.passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await runInChromium(flows);

@@ -12,20 +12,18 @@
 // request turns granted within 10 s. The Environment turns `approval`: A asks, the admin approves in
 // the inbox, A sees it granted; a second ask is denied with a reason. Last, the admin's Usage page:
 // its CSV download must equal GET /api/v1/usage with `Accept: text/csv` for the same range.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 
-import { FLAGS, recordCspRefusals } from './browser.mjs';
+import { recordCspRefusals } from './browser.mjs';
 import {
-  SHOTS,
   TIMEOUT_MS,
   accessible,
   check,
   choose,
   dialogClosed,
   inviteLink,
-  progress,
+  runInChromium,
   shoot,
   showPages,
   signIn,
@@ -376,19 +374,4 @@ async function scenario(browser) {
   }
 }
 
-if (SHOTS && !existsSync(SHOTS)) mkdirSync(SHOTS, { recursive: true });
-let failed = 0;
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM || '/usr/bin/chromium',
-  args: FLAGS,
-});
-try {
-  await scenario(browser);
-} catch (err) {
-  failed = 1;
-  console.error(`e2e: FAILED after ${progress.passed} steps: ${err.message}`);
-} finally {
-  await browser.close();
-}
-console.log(`e2e: ${progress.passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await runInChromium(scenario);

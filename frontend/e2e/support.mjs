@@ -2,9 +2,12 @@
 // and checks, screenshots at 1280 and 390 px, axe-core, signing in, Material selects, invite mails.
 //
 //   SCREENSHOT_DIR: where shoot() saves; MAIL_DIR: the mail catcher's folder, for inviteLink().
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+import { FLAGS } from './browser.mjs';
 
 const env = process.env;
 export const SHOTS = env.SCREENSHOT_DIR ?? '';
@@ -153,4 +156,27 @@ export async function showPages(named) {
       .catch((e) => `(unreadable: ${e.message})`);
     console.error(`e2e: the ${who} page at ${page.url()} showed:\n${text.slice(0, 3000)}`);
   }
+}
+
+/**
+ * Runs `scenario(browser)` in Debian's chromium, prints `e2e: <passed> passed, <failed> failed` (what
+ * the pytest runners look for) and exits with its status.
+ */
+export async function runInChromium(scenario) {
+  if (SHOTS && !existsSync(SHOTS)) mkdirSync(SHOTS, { recursive: true });
+  let failed = 0;
+  const browser = await chromium.launch({
+    executablePath: env.CHROMIUM || '/usr/bin/chromium',
+    args: FLAGS,
+  });
+  try {
+    await scenario(browser);
+  } catch (err) {
+    failed = 1;
+    console.error(`e2e: FAILED after ${progress.passed} steps: ${err.message}`);
+  } finally {
+    await browser.close();
+  }
+  console.log(`e2e: ${progress.passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
 }

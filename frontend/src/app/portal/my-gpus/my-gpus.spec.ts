@@ -310,7 +310,7 @@ describe('MyGpus', () => {
   it('tells someone with a key to ask an admin', async () => {
     await openWith([EXPIRED]);
     expect($('[data-testid=empty]')?.textContent?.trim()).toBe(
-      'No GPUs assigned to you yet. Ask an admin for GPUs.',
+      'No GPUs assigned to you yet. Ask for some under Request GPUs, or ask an admin.',
     );
     // Ended ones are still there to look at.
     expect($('mat-expansion-panel-header')?.textContent).toContain('Ended assignments (1)');

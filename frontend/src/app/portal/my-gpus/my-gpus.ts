@@ -53,7 +53,7 @@ const MAX_PAGES = 10;
     <app-list-state what="your GPUs" [source]="assignments" [empty]="!active().length">
       <div empty data-testid="empty">
         @if (hasKey()) {
-          <p>No GPUs assigned to you yet. Ask an admin for GPUs.</p>
+          <p>No GPUs assigned to you yet. Ask for some under Request GPUs, or ask an admin.</p>
         } @else {
           <p><strong>Add an SSH key first.</strong> The nodes let you in with it.</p>
           <p><a routerLink="/keys">Add an SSH key</a></p>

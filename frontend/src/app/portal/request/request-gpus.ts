@@ -58,8 +58,8 @@ import {
 
 /** A request is for at least one GPU and one hour; the server's own bounds are checked there. */
 const MIN = 1;
-/** The note's length limit, as the gateway's (shared/API.md has no other). */
-export const NOTE_MAX = 500;
+/** The note's length limit, the gateway's (`NewRequest.note`: 1000 characters). */
+export const NOTE_MAX = 1000;
 /** How long the form waits after the last keystroke before asking for an estimate. */
 const ESTIMATE_DEBOUNCE_MS = 300;
 
