@@ -19,6 +19,7 @@ import {
   check,
   choose,
   dialogClosed,
+  dialogOpened,
   inviteLink,
   runInChromium,
   shoot,
@@ -175,6 +176,7 @@ async function flows(browser) {
       await admin.getByRole('link', { name: 'Environments' }).click();
       await admin.getByRole('heading', { level: 1, name: 'Environments' }).waitFor();
       await admin.getByRole('button', { name: 'New Environment' }).click();
+      await dialogOpened(admin);
       await admin.getByLabel('Name', { exact: true }).fill(ENV_NAME);
       // The agent reports this machine's CPUs and memory (2 cores on CI): ask for little.
       await admin.getByLabel('Default CPUs').fill('1');

@@ -22,6 +22,7 @@ import {
   check,
   choose,
   dialogClosed,
+  dialogOpened,
   inviteLink,
   runInChromium,
   shoot,
@@ -193,6 +194,7 @@ async function scenario(browser) {
     await step('the admin makes an auto self-service Environment on the node', async () => {
       await nav(admin, 'Environments');
       await admin.getByRole('button', { name: 'New Environment' }).click();
+      await dialogOpened(admin);
       await admin.getByLabel('Name', { exact: true }).fill(ENV_NAME);
       // The agent reports this machine's CPUs and memory (2 cores on CI): ask for little.
       await admin.getByLabel('Default CPUs').fill('1');

@@ -111,6 +111,16 @@ export function inviteLink(email) {
   return null;
 }
 
+/**
+ * Waits until the dialog just opened has put the focus in it (Material moves it to the first field
+ * once the dialog has opened): text typed before that can land in the first field when the focus
+ * arrives late on a loaded machine (seen: "Training x1024" for the name).
+ */
+export async function dialogOpened(page) {
+  await page.getByRole('dialog').waitFor();
+  await page.waitForFunction(() => document.activeElement?.closest('[role="dialog"]') !== null);
+}
+
 /** Waits for the open dialog to close; if it shows the server's refusal instead, fails with it. */
 export async function dialogClosed(page) {
   const dialog = page.getByRole('dialog');
