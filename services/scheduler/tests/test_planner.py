@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gpulab_scheduler.requests.planner import Busy, NodeLine, Planner
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
@@ -84,3 +87,31 @@ def test_best_fit_takes_the_fullest_node_that_starts_now() -> None:
     assert spot is not None
     assert spot.node is tight
     assert spot.start == NOW
+
+
+def brute_earliest(line: NodeLine, gpus: int, length: timedelta) -> datetime | None:
+    """The definition, checked point by point: the first start (now, or a span's end) from which the
+    node has `gpus` free at every instant where the free count can change within the length."""
+    if gpus > line.capacity:
+        return None
+    starts = sorted({NOW, *(b.end for b in line.busy if b.end is not None and b.end > NOW)})
+    for t in starts:
+        points = [t, *(b.start for b in line.busy if t < b.start < t + length)]
+        if all(line.free_at(p) >= gpus for p in points):
+            return t
+    return None
+
+
+@given(
+    spans=st.lists(
+        st.tuples(st.integers(1, 4), st.integers(-3, 6), st.one_of(st.none(), st.integers(1, 6))), max_size=8
+    ),
+    gpus=st.integers(1, 8),
+    hours=st.integers(1, 5),
+)
+def test_the_sweep_finds_the_same_start_as_the_definition(
+    spans: list[tuple[int, int, int | None]], gpus: int, hours: int
+) -> None:
+    busy = [Busy(g, NOW + s * H, None if d is None else NOW + (s + d) * H) for g, s, d in spans]
+    line = NodeLine(uuid.uuid4(), "a", 8, busy)
+    assert line.earliest(gpus, hours * H, NOW) == brute_earliest(line, gpus, hours * H)

@@ -8,8 +8,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, func, literal, or_, select, text
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    DateTime,
+    Float,
+    Select,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,16 +56,21 @@ class Use:
 NO_USE = Use(0, 0.0)
 
 
+# Built once: a statement built per call costs more CPU than the database spends on it (profiled on
+# the self-service path, bench/requests.py). Subject ids are UUIDs: a user's never equals a group's.
+_LIMITS = select(quotas).where(quotas.c.subject_id.in_(bindparam("ids", expanding=True)))
+
+
 async def limits(session: AsyncSession, subjects: Sequence[Subject]) -> dict[Subject, Limits]:
     """The quotas set on the subjects; a subject without a row is not in the answer."""
     if not subjects:
         return {}
-    query = select(quotas).where(
-        or_(*(and_(quotas.c.subject_type == kind, quotas.c.subject_id == sid) for kind, sid in set(subjects)))
-    )
+    wanted = set(subjects)
+    rows = await session.execute(_LIMITS, {"ids": [sid for _kind, sid in wanted]})
     return {
         (r.subject_type, r.subject_id): Limits(r.max_gpus, r.max_hours, r.gpu_hours_per_month)
-        for r in await session.execute(query)
+        for r in rows
+        if (r.subject_type, r.subject_id) in wanted
     }
 
 
@@ -89,68 +108,76 @@ async def lock(session: AsyncSession, subjects: Sequence[Subject]) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 7))"), {"key": f"{kind}:{sid}"})
 
 
-def _subject_column(kind: str) -> ColumnElement[uuid.UUID]:
-    return assignments.c.user_id if kind == "user" else assignments.c.group_id
-
-
-async def use(
-    session: AsyncSession, subjects: Sequence[Subject], month_start: datetime, month_end: datetime, now: datetime
-) -> dict[Subject, Use]:
-    """What counts against each subject's quota: two statements for the assignments (one per kind of
-    subject) and two for the open requests, whatever the number of subjects."""
-    found: dict[Subject, Use] = {}
-    for kind in ("user", "group"):
-        ids = [sid for k, sid in subjects if k == kind]
-        if not ids:
-            continue
-        held = await _assignment_use(session, kind, ids, month_start, month_end, now)
-        asked = await _open_use(session, kind, ids, month_end, now)
-        for sid in ids:
-            gpus_now, hours = held.get(sid, (0, 0.0))
-            open_gpus, open_hours = asked.get(sid, (0, 0.0))
-            found[(kind, sid)] = Use(gpus_now, hours, open_gpus, open_hours)
-    return found
-
-
-async def _assignment_use(
-    session: AsyncSession, kind: str, ids: list[uuid.UUID], month_start: datetime, month_end: datetime, now: datetime
-) -> dict[uuid.UUID, tuple[int, float]]:
-    """(GPUs held now, GPU-hours this month) per subject. An assignment counts from its start (or the
-    month's) to its end: the time it ended, else its expiry (booked), else now; never past the month."""
-    key = _subject_column(kind)
+def _assignment_use_query(key: ColumnElement[uuid.UUID]) -> Select[uuid.UUID, Any, Any]:
+    """(GPUs held now, GPU-seconds this month) per subject. An assignment counts from its start (or
+    the month's) to its end: the time it ended, else its expiry (booked), else now; never past the
+    month's end."""
+    month_start: BindParameter[datetime] = bindparam("month_start", type_=DateTime(timezone=True))
+    month_end: BindParameter[datetime] = bindparam("month_end", type_=DateTime(timezone=True))
+    now: BindParameter[datetime] = bindparam("now", type_=DateTime(timezone=True))
     gpus = (
         select(func.count())
         .select_from(assignment_gpus)
         .where(assignment_gpus.c.assignment_id == assignments.c.id)
         .scalar_subquery()
     )
-    end = func.least(func.coalesce(assignments.c.ended_at, assignments.c.expires_at, literal(now)), literal(month_end))
-    start = func.greatest(assignments.c.created_at, literal(month_start))
+    end = func.least(func.coalesce(assignments.c.ended_at, assignments.c.expires_at, now), month_end)
+    start = func.greatest(assignments.c.created_at, month_start)
     seconds = cast(func.greatest(func.extract("epoch", end - start), 0), Float)
     active_gpus = func.sum(case((assignments.c.status == "active", gpus), else_=0))
-    query = (
+    return (
         select(key.label("key"), active_gpus.label("gpus_now"), func.sum(seconds * gpus).label("gpu_seconds"))
         .where(
-            key.in_(ids),
-            or_(assignments.c.status == "active", assignments.c.ended_at > literal(month_start)),
+            key.in_(bindparam("ids", expanding=True)),
+            or_(assignments.c.status == "active", assignments.c.ended_at > month_start),
         )
         .group_by(key)
     )
-    return {r.key: (int(r.gpus_now or 0), float(r.gpu_seconds or 0.0) / 3600) for r in await session.execute(query)}
 
 
-async def _open_use(
-    session: AsyncSession, kind: str, ids: list[uuid.UUID], month_end: datetime, now: datetime
-) -> dict[uuid.UUID, tuple[int, float]]:
-    """(GPUs, GPU-hours within the month) that open requests ask for, per subject: a request is counted
-    as if it started now."""
-    key = requests.c.user_id if kind == "user" else requests.c.group_id
-    until_month_end = func.extract("epoch", literal(month_end) - literal(now)) / 3600
+def _open_use_query(key: ColumnElement[uuid.UUID]) -> Select[uuid.UUID, Any, Any]:
+    """(GPUs, GPU-hours within the month) that open requests ask for, per subject: a request is
+    counted as if it started now."""
+    month_end: BindParameter[datetime] = bindparam("month_end", type_=DateTime(timezone=True))
+    now: BindParameter[datetime] = bindparam("now", type_=DateTime(timezone=True))
+    until_month_end = func.extract("epoch", month_end - now) / 3600
     hours = func.least(cast(requests.c.hours, Float), until_month_end)
     new_gpus = func.sum(case((requests.c.kind == "new", requests.c.gpus), else_=0))
-    query = (
+    return (
         select(key.label("key"), new_gpus.label("gpus"), func.sum(hours * requests.c.gpus).label("gpu_hours"))
-        .where(key.in_(ids), requests.c.status.in_(OPEN))
+        .where(key.in_(bindparam("ids", expanding=True)), requests.c.status.in_(OPEN))
         .group_by(key)
     )
-    return {r.key: (int(r.gpus or 0), float(r.gpu_hours or 0.0)) for r in await session.execute(query)}
+
+
+_ASSIGNMENT_USE = {
+    "user": _assignment_use_query(assignments.c.user_id),
+    "group": _assignment_use_query(assignments.c.group_id),
+}
+_OPEN_USE = {"user": _open_use_query(requests.c.user_id), "group": _open_use_query(requests.c.group_id)}
+
+
+async def use(
+    session: AsyncSession, subjects: Sequence[Subject], month_start: datetime, month_end: datetime, now: datetime
+) -> dict[Subject, Use]:
+    """What counts against each subject's quota: two statements per kind of subject (its assignments,
+    its open requests), whatever the number of subjects."""
+    found: dict[Subject, Use] = {}
+    times = {"month_start": month_start, "month_end": month_end, "now": now}
+    for kind in ("user", "group"):
+        ids = [sid for k, sid in subjects if k == kind]
+        if not ids:
+            continue
+        held = {
+            r.key: (int(r.gpus_now or 0), float(r.gpu_seconds or 0.0) / 3600)
+            for r in await session.execute(_ASSIGNMENT_USE[kind], {"ids": ids, **times})
+        }
+        asked = {
+            r.key: (int(r.gpus or 0), float(r.gpu_hours or 0.0))
+            for r in await session.execute(_OPEN_USE[kind], {"ids": ids, "month_end": month_end, "now": now})
+        }
+        for sid in ids:
+            gpus_now, hours = held.get(sid, (0, 0.0))
+            open_gpus, open_hours = asked.get(sid, (0, 0.0))
+            found[(kind, sid)] = Use(gpus_now, hours, open_gpus, open_hours)
+    return found

@@ -40,17 +40,33 @@ class NodeLine:
         return self.capacity - sum(b.gpus for b in self.busy if b.start <= t and (b.end is None or t < b.end))
 
     def earliest(self, gpus: int, length: timedelta, now: datetime) -> datetime | None:
-        """The first time from `now` at which `gpus` are free on this node for `length`, or None."""
+        """The first time from `now` at which `gpus` are free on this node for `length`, or None.
+
+        One sweep over the times where the free count changes (a span starting takes, one ending
+        gives back): O(k log k) for k spans."""
         if gpus > self.capacity:
             return None
-        starts = sorted({now, *(b.end for b in self.busy if b.end is not None and b.end > now)})
-        for t in starts:
-            end = t + length
-            # Free GPUs only drop where a busy span starts: check t and each such start before `end`.
-            points = [t, *(b.start for b in self.busy if t < b.start < end)]
-            if all(self.free_at(p) >= gpus for p in points):
-                return t
-        return None
+        changes: dict[datetime, int] = {}
+        free = self.capacity
+        for b in self.busy:
+            if b.end is not None and b.end <= now:
+                continue
+            if b.start <= now:
+                free -= b.gpus
+            else:
+                changes[b.start] = changes.get(b.start, 0) - b.gpus
+            if b.end is not None:
+                changes[b.end] = changes.get(b.end, 0) + b.gpus
+        start: datetime | None = now if free >= gpus else None
+        for t in sorted(changes):
+            if start is not None and t >= start + length:
+                return start  # free enough from `start` until past its end
+            free += changes[t]
+            if free < gpus:
+                start = None
+            elif start is None:
+                start = t
+        return start  # free enough from `start` on for ever (or None: never)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,10 @@ from gpulab_scheduler.requests import repository
 from gpulab_scheduler.requests.planner import Busy as Held
 from gpulab_scheduler.requests.planner import NodeLine, Planner
 
+# Estimates are planned for the first requests of a queue only: each costs a pass over the nodes, and
+# a request further back shows its position, its start unknown (null) until it moves up.
+ESTIMATE_DEPTH = 200
+
 # Grants one request on the node the plan chose (None: wherever placement finds room), in a savepoint
 # of its own; raises when it cannot.
 Grant = Callable[[AsyncSession, repository.Request, uuid.UUID | None], Awaitable[None]]
@@ -71,6 +75,9 @@ def places(planner: Planner, queue: Sequence[repository.Request]) -> dict[uuid.U
     None when nothing known frees enough GPUs (assignments without an expiry, too few GPUs)."""
     found: dict[uuid.UUID, Place] = {}
     for position, r in enumerate(queue, start=1):
+        if position > ESTIMATE_DEPTH:
+            found[r.id] = Place(position, None)
+            continue
         spot = planner.earliest(r.gpus, r.hours)
         if spot is not None:
             planner.take(spot, r.gpus, r.hours)
@@ -93,19 +100,22 @@ async def dispatch(session: AsyncSession, env: Environment, grant: Grant, *, wai
     grants what this one would). Returns the requests granted."""
     if not await repository.lock_environment(session, env.id, wait=wait):
         return []
-    queue = await repository.queued(session, env.id)
-    if not queue:
+    head = await repository.queued(session, env.id, limit=2)
+    if not head:
         return []
-    if len(queue) == 1:
+    if len(head) == 1:
         # Alone in the queue (the usual case): it starts now if it fits now, nobody to plan around.
         # Placement picks the node (best fit), without the plan's read of every running assignment.
         try:
-            return [queue[0].id] if await _try(session, grant, queue[0], None) else []
+            return [head[0].id] if await _try(session, grant, head[0], None) else []
         except Busy:
             return []  # every node that fits is being placed on by someone else: the next pass
 
     now = datetime.now(UTC)
     planner = (await planners(session, [env], now))[env.id]
+    if planner.free_now() == 0:
+        return []  # nothing can start now: the queue need not be read
+    queue = await repository.queued(session, env.id)
     granted: list[uuid.UUID] = []
     for r in queue:
         if planner.free_now() == 0:

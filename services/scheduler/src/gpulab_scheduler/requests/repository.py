@@ -118,10 +118,10 @@ async def page(
     return [Request.of(r) for r in rows], next_cursor
 
 
-async def queued(session: AsyncSession, environment_id: uuid.UUID) -> list[Request]:
-    """The Environment's queue in submission order."""
+async def queued(session: AsyncSession, environment_id: uuid.UUID, limit: int | None = None) -> list[Request]:
+    """The Environment's queue in submission order (its first `limit` requests)."""
     query = _NAMED.where(requests.c.environment_id == environment_id, requests.c.status == "queued")
-    return [Request.of(r) for r in await session.execute(query.order_by(requests.c.seq))]
+    return [Request.of(r) for r in await session.execute(query.order_by(requests.c.seq).limit(limit))]
 
 
 async def change_status(

@@ -116,6 +116,10 @@ async def submit(
     env = await live_row(session, req.environment_id)
     require_self_service(env)
     check_length(env, req.hours)
+    # The queue's lock first (then the quotas', as a dispatch takes them): a request's place (`seq`)
+    # is taken and committed while it is held, so that no pass sees a later request without an
+    # earlier one of the same Environment.
+    await repo.lock_environment(session, env.id, wait=True)
     now = datetime.now(UTC)
     _start, month_end = month_bounds(now)
     await quotas.enforce(
@@ -172,6 +176,7 @@ async def deny(session: AsyncSession, req: c.DenyRequest) -> repo.Request:
 
 async def approve_new(session: AsyncSession, row: repo.Request, actor_id: uuid.UUID) -> None:
     """An approved request joins its Environment's queue (the dispatch that follows may grant it)."""
+    await repo.lock_environment(session, row.environment_id, wait=True)
     moved = await repo.change_status(
         session, row.id, "queued", was=("pending_approval",), decided=True, actor_id=actor_id
     )
