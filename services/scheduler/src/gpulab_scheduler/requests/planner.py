@@ -92,7 +92,7 @@ class Planner:
         best: tuple[datetime, int, NodeLine] | None = None
         for node in self.nodes:
             t = node.earliest(gpus, length, self.now)
-            if t is None:
+            if t is None or (best is not None and t > best[0]):
                 continue
             fit = node.free_at(self.now)
             if best is None or (t, fit) < (best[0], best[1]):

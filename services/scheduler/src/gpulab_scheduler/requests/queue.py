@@ -27,7 +27,7 @@ from gpulab_scheduler.requests.planner import NodeLine, Planner
 
 # Estimates are planned for the first requests of a queue only: each costs a pass over the nodes, and
 # a request further back shows its position, its start unknown (null) until it moves up.
-ESTIMATE_DEPTH = 200
+ESTIMATE_DEPTH = 100
 
 # Grants one request on the node the plan chose (None: wherever placement finds room), in a savepoint
 # of its own; raises when it cannot.
@@ -70,12 +70,15 @@ async def planners(session: AsyncSession, envs: Sequence[Environment], now: date
     return found
 
 
-def places(planner: Planner, queue: Sequence[repository.Request]) -> dict[uuid.UUID, Place]:
-    """Position (1 = next) and estimated start of each queued request, in queue order; the estimate is
-    None when nothing known frees enough GPUs (assignments without an expiry, too few GPUs)."""
+def places(
+    planner: Planner | None, queue: Sequence[repository.Request], depth: int = ESTIMATE_DEPTH
+) -> dict[uuid.UUID, Place]:
+    """Position (1 = next) of each queued request, in queue order, and the estimated start of the
+    first `depth`; an estimate is None past `depth`, or when nothing known frees enough GPUs
+    (assignments without an expiry, too few GPUs)."""
     found: dict[uuid.UUID, Place] = {}
     for position, r in enumerate(queue, start=1):
-        if position > ESTIMATE_DEPTH:
+        if planner is None or position > depth:
             found[r.id] = Place(position, None)
             continue
         spot = planner.earliest(r.gpus, r.hours)
@@ -85,12 +88,22 @@ def places(planner: Planner, queue: Sequence[repository.Request]) -> dict[uuid.U
     return found
 
 
-async def place_of(session: AsyncSession, envs: Sequence[Environment]) -> dict[uuid.UUID, Place]:
-    """Positions and estimates of every request queued in the Environments (for a reply)."""
+async def place_of(
+    session: AsyncSession, envs: Sequence[Environment], wanted: set[uuid.UUID]
+) -> dict[uuid.UUID, Place]:
+    """Positions and estimates of the `wanted` requests queued in the Environments (for a reply):
+    each queue is planned only as far as the last wanted request within ESTIMATE_DEPTH."""
     now = datetime.now(UTC)
     found: dict[uuid.UUID, Place] = {}
-    for env_id, planner in (await planners(session, envs, now)).items():
-        found.update(places(planner, await repository.queued(session, env_id)))
+    queues = {env.id: await repository.queued(session, env.id) for env in envs}
+    depth = {
+        env_id: max((i for i, r in enumerate(q, 1) if r.id in wanted and i <= ESTIMATE_DEPTH), default=0)
+        for env_id, q in queues.items()
+    }
+    planned = [env for env in envs if depth[env.id]]
+    plans = await planners(session, planned, now) if planned else {}
+    for env_id, q in queues.items():
+        found.update(places(plans.get(env_id), q, depth[env_id]))
     return found
 
 

@@ -57,7 +57,7 @@ async def to_contracts(session: AsyncSession, rows: list[repo.Request]) -> list[
     """The requests with the positions and estimates of those queued (one plan per Environment)."""
     env_ids = {r.environment_id for r in rows if r.status == "queued"}
     envs = [e for e in [await environment_rows.get(session, i) for i in sorted(env_ids)] if e is not None]
-    places = await queue.place_of(session, envs) if envs else {}
+    places = await queue.place_of(session, envs, {r.id for r in rows if r.status == "queued"}) if envs else {}
     return [to_contract(r, places.get(r.id)) for r in rows]
 
 
