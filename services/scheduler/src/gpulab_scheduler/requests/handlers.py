@@ -55,9 +55,9 @@ def endpoints(
                 )
             group_name = member.name
         async with sessions() as session, session.begin():
-            row = await service.submit(session, req, assignee, group_name)
-        if row.status == "queued":
-            await dispatcher.run(row.environment_id, wait=True, fresh={row.id})
+            row, granted = await service.submit(session, req, assignee, group_name)
+        if row.status == "queued" and not granted:
+            await dispatcher.run(row.environment_id, wait=True, fresh={row.id})  # backfill may start it
         return await reply(row.id)
 
     async def list_requests(req: c.ListRequestsRequest) -> c.RequestPage:

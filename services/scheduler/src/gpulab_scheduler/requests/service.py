@@ -9,13 +9,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
 from gpulab_core.contracts import scheduler as sch
 from gpulab_core.contracts import selfservice as c
-from gpulab_core.errors import Conflict, InvalidRequest, NotFound
+from gpulab_core.errors import Conflict, GpulabError, InvalidRequest, NotFound
 from gpulab_scheduler.assignments import service as assignments
+from gpulab_scheduler.assignments.placement import Busy
 from gpulab_scheduler.environments import repository as environment_rows
 from gpulab_scheduler.environments.service import live_row
 from gpulab_scheduler.models import tables
@@ -110,9 +112,10 @@ def require_self_service(env: environment_rows.Environment) -> None:
 
 async def submit(
     session: AsyncSession, req: c.SubmitRequest, assignee: Assignee, group_name: str | None
-) -> repo.Request:
-    """Records the request as `pending_approval` (approval) or `queued` (auto; the dispatch that
-    follows may grant it at once), after the quotas allowed it."""
+) -> tuple[repo.Request, bool]:
+    """Records the request as `pending_approval` (approval) or `queued` (auto), after the quotas
+    allowed it; a queued request alone in its queue is granted at once in this same transaction when
+    it fits (the usual case, without a second transaction). True when it was granted here."""
     env = await live_row(session, req.environment_id)
     require_self_service(env)
     check_length(env, req.hours)
@@ -151,8 +154,24 @@ async def submit(
             "queued_at": now if status == "queued" else None,
         },
     )
-    await emit(session, c.REQUEST_SUBMITTED, event_of(c.RequestSubmitted, row, status, req.user_id))
-    return row
+    granted = status == "queued" and await _grant_if_alone(session, row, assignee)
+    if granted:
+        row = await mine_or_missing(session, row.id, None)
+    # One event says what happened at once (RequestSubmitted's `status`): no RequestGranted beside it.
+    await emit(session, c.REQUEST_SUBMITTED, event_of(c.RequestSubmitted, row, row.status, req.user_id))
+    return row, granted
+
+
+async def _grant_if_alone(session: AsyncSession, row: repo.Request, assignee: Assignee) -> bool:
+    """A request alone in its queue starts now if it fits now; True when it was granted."""
+    if len(await repo.queued(session, row.environment_id, limit=2)) > 1:
+        return False  # others wait: the queue's dispatch decides (backfill)
+    try:
+        async with session.begin_nested():
+            await grant(session, row, None, assignee, fresh=True, announce=False)
+    except (GpulabError, IntegrityError, Busy):
+        return False  # it does not fit now: it waits, first in its queue
+    return True
 
 
 async def cancel(session: AsyncSession, req: c.MyRequestRequest) -> repo.Request:
@@ -185,12 +204,18 @@ async def approve_new(session: AsyncSession, row: repo.Request, actor_id: uuid.U
 
 
 async def grant(
-    session: AsyncSession, r: repo.Request, node_id: uuid.UUID | None, assignee: Assignee, *, fresh: bool
+    session: AsyncSession,
+    r: repo.Request,
+    node_id: uuid.UUID | None,
+    assignee: Assignee,
+    *,
+    fresh: bool,
+    announce: bool = True,
 ) -> None:
     """The request becomes an assignment on `node_id` (None: where placement finds room) for its
     hours, if its quotas allow it now. `fresh`: submitted in this very call, whose check (counting
     it as open) was made a moment ago under the same locks: not checked twice, and its user, who
-    sees the grant in the reply, is not mailed."""
+    sees the grant in the reply, is not mailed. `announce=False`: the submission's own event says it."""
     now = datetime.now(UTC)
     if not fresh:
         _start, month_end = month_bounds(now)
@@ -221,7 +246,8 @@ async def grant(
     )
     if not await repo.change_status(session, r.id, "granted", was=("queued",), decided=True, assignment_id=made.id):
         raise Conflict("the request left the queue meanwhile")
-    granted = event_of(
-        c.RequestGranted, r, "granted", None, assignment_id=made.id, waited=not fresh, expires_at=made.expires_at
-    )
-    await emit(session, c.REQUEST_GRANTED, granted)
+    if announce:
+        granted = event_of(
+            c.RequestGranted, r, "granted", None, assignment_id=made.id, waited=not fresh, expires_at=made.expires_at
+        )
+        await emit(session, c.REQUEST_GRANTED, granted)
