@@ -217,7 +217,7 @@ async def test_freed_gpus_go_to_the_queue_at_once(cluster: Cluster, ended: str) 
 
     async def granted() -> bool:
         rows = await cluster.call("requests.list", {"user_id": str(waiter)})
-        return rows["items"][0]["status"] == "granted"
+        return bool(rows["items"][0]["status"] == "granted")
 
     await wait_until(granted, timeout_s=2, interval_s=0.05)
     assert datetime.now(UTC) - started < timedelta(seconds=2)
