@@ -68,14 +68,15 @@ export class RequestsInbox {
 
   protected readonly filters = STATUS_FILTERS;
   protected readonly show = signal<StatusFilter>('all');
+  // The actions before the note, which wraps: Approve and Deny stay in view at 1280 px.
   protected readonly columns = [
     'created',
     'who',
     'environment',
     'what',
     'status',
-    'note',
     'actions',
+    'note',
   ];
   // Polled: requests arrive and the queue moves on their own.
   protected readonly requests = poll(() => {

@@ -1,4 +1,5 @@
 import type { Usage } from '../../api';
+import { tickLabel } from './usage-chart';
 import {
   bucketDays,
   buckets,
@@ -90,5 +91,14 @@ describe('usage buckets', () => {
     expect(niceMax(130)).toBe(200);
     expect(niceMax(0.3)).toBe(0.5);
     expect(csvFileName('2030-01-01', '2030-01-31')).toBe('gpulab-usage-2030-01-01-2030-01-31.csv');
+  });
+});
+
+describe('the chart axis', () => {
+  it('labels each tick with the decimals its step needs, so that no two read alike', () => {
+    const labels = (top: number) => [0, 1, 2, 3, 4].map((i) => tickLabel((top * i) / 4, top / 4));
+    expect(labels(0.02)).toEqual(['0', '0.005', '0.01', '0.015', '0.02']);
+    expect(labels(1)).toEqual(['0', '0.25', '0.5', '0.75', '1']);
+    expect(labels(100)).toEqual(['0', '25', '50', '75', '100']);
   });
 });

@@ -34,7 +34,7 @@ const PAD = { top: 12, right: 8, bottom: 36, left: 48 };
       >
         <title id="usage-chart-title">GPU-hours over time</title>
         <desc id="usage-chart-desc">{{ summary() }}</desc>
-        @for (tick of ticks(); track tick.value) {
+        @for (tick of ticks(); track tick.y) {
           <line
             class="grid"
             [attr.x1]="pad.left"
@@ -136,7 +136,7 @@ export class UsageChart {
   protected readonly ticks = computed(() => {
     const top = this.top();
     return [0, 0.25, 0.5, 0.75, 1].map((f) => ({
-      value: formatHours(top * f),
+      value: tickLabel(top * f, top / 4),
       y: PAD.top + this.plotHeight * (1 - f),
     }));
   });
@@ -192,4 +192,13 @@ export class UsageChart {
       index === keys.length - 1 && keys[index]?.id === null && keys[index]?.name === 'others';
     return isOthers ? PALETTE[PALETTE.length - 1] : PALETTE[index % (PALETTE.length - 1)];
   }
+}
+
+/** A tick's value with as many decimals as its step needs, so that no two ticks read alike. */
+export function tickLabel(value: number, step: number): string {
+  let decimals = 0;
+  while (decimals < 6 && Math.abs(Number(step.toFixed(decimals)) - step) > step * 1e-6) {
+    decimals += 1;
+  }
+  return String(Number(value.toFixed(decimals)));
 }
