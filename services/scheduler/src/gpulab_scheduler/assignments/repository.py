@@ -197,10 +197,12 @@ async def add(
     gpus: Sequence[Mapping[str, Any]],
     request_id: uuid.UUID | None = None,
     group_id: uuid.UUID | None = None,
-) -> None:
-    """The assignment and its exact GPUs (`gpus`: entries of the node's hardware report)."""
-    await session.execute(
-        assignments.insert().values(
+) -> datetime:
+    """The assignment and its exact GPUs (`gpus`: entries of the node's hardware report); returns
+    its `created_at` (the transaction's time)."""
+    created_at: datetime | None = await session.scalar(
+        assignments.insert()
+        .values(
             id=assignment_id,
             user_id=user_id,
             user_email=user_email,
@@ -215,6 +217,7 @@ async def add(
             request_id=request_id,
             group_id=group_id,
         )
+        .returning(assignments.c.created_at)
     )
     await session.execute(
         assignment_gpus.insert(),
@@ -231,6 +234,8 @@ async def add(
             for g in gpus
         ],
     )
+    assert created_at is not None
+    return created_at
 
 
 async def end_active(

@@ -114,7 +114,7 @@ async def create(
     room, gpus = await place(session, env, req, cpus, ram_mb)
     username = await username_for(session, req.user_id, user.email)
     assignment_id = uuid.uuid4()
-    await repository.add(
+    created_at = await repository.add(
         session,
         assignment_id=assignment_id,
         user_id=req.user_id,
@@ -132,7 +132,31 @@ async def create(
         group_id=group_id,
     )
     over = None if request_id is not None else await quotas.over_quota(session, req.user_id)
-    assignment = await to_assignment(session, await row_of(session, assignment_id))
+    # What was just written, without reading it back (one fewer round trip on the hot path).
+    assignment = c.Assignment(
+        id=assignment_id,
+        user_id=req.user_id,
+        environment_id=env.id,
+        environment_name=env.name,
+        node_id=room.node.id,
+        node_hostname=room.node.hostname,
+        placement=req.placement,
+        gpus=[
+            c.AssignedGpu(index=g["index"], uuid=g["uuid"], name=g.get("name"), memory_mb=g.get("memory_mb"))
+            for g in sorted(gpus, key=lambda g: g["index"])
+        ],
+        cpus=cpus,
+        ram_mb=ram_mb,
+        linux_username=username,
+        status="active",
+        created_at=created_at,
+        expires_at=expires_at,
+        ended_at=None,
+        node_state="pending",
+        node_message=None,
+        request_id=request_id,
+        group_id=group_id,
+    )
     event = c.AssignmentCreated(
         assignment_id=assignment_id,
         user_id=req.user_id,
