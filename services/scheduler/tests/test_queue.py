@@ -111,3 +111,21 @@ async def test_backfill_starts_a_small_request_only_when_the_head_is_not_delayed
     assert offer["queued_gpus"] == 6
     for r in (head, long):
         await cluster.call("requests.cancel", {"id": r["id"], "user_id": str(uuid.UUID(r["user_id"]))})
+
+
+async def test_a_node_attached_to_the_environment_serves_its_queue(cluster: Cluster) -> None:
+    """GPUs that arrive (a node attached, or coming online) are found by the replicas' poll."""
+    env = await cluster.environment([await cluster.node(1)], self_service="auto")
+    holder, waiter = await cluster.user(), await cluster.user()
+    await submit(cluster, holder, env, 1, 8)
+    waiting = await submit(cluster, waiter, env, 2, 1)
+    assert waiting["status"] == "queued"
+    node = await cluster.node(2)  # online, in no Environment yet
+    started = time.monotonic()
+    await cluster.call("environments.attach_node", {"id": env["id"], "node_id": str(node)})
+
+    async def granted() -> bool:
+        return any(rid == waiting["id"] and s == "granted" for rid, s, _ in await statuses(cluster, env))
+
+    await wait_until(granted, timeout_s=2, interval_s=0.05)
+    assert time.monotonic() - started < 2  # found by a replica's poll (every 0.5 s)
