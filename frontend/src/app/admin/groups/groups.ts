@@ -9,6 +9,7 @@ import { Api, GROUP_IN_USE, type Group, type User, codeOf, describeHttpError } f
 import { Confirm } from '../../shared/confirm';
 import { ListState } from '../../shared/list-state';
 import { poll } from '../../shared/polling';
+import { runRowAction } from '../../shared/row-action';
 import { Toast } from '../../shared/toast';
 import { GroupForm } from './group-form';
 
@@ -148,26 +149,19 @@ export class Groups {
     });
   }
 
-  private async run(group: Group, action: () => Promise<void>): Promise<void> {
-    this.busy.update((ids) => new Set(ids).add(group.id));
-    this.actionError.set(null);
-    try {
-      await action();
-    } catch (err) {
-      const message = `${group.name}: ${
-        codeOf(err) === GROUP_IN_USE
-          ? 'open requests or active assignments are charged to this group, so it cannot be deleted yet.'
-          : describeHttpError(err)
-      }`;
-      this.actionError.set(message);
-      this.toast.failed(message);
-    } finally {
-      this.busy.update((ids) => {
-        const next = new Set(ids);
-        next.delete(group.id);
-        return next;
-      });
-      this.groups.reload();
-    }
+  private run(group: Group, action: () => Promise<void>): Promise<void> {
+    const describe = (err: unknown) =>
+      `${group.name}: ${codeOf(err) === GROUP_IN_USE ? 'open requests or active assignments are charged to this group, so it cannot be deleted yet.' : describeHttpError(err)}`;
+    return runRowAction(
+      {
+        busy: this.busy,
+        actionError: this.actionError,
+        toast: this.toast,
+        reload: () => this.groups.reload(),
+      },
+      group.id,
+      describe,
+      action,
+    );
   }
 }

@@ -17,6 +17,7 @@ import {
 } from '../../api';
 import { ListState } from '../../shared/list-state';
 import { poll } from '../../shared/polling';
+import { runRowAction } from '../../shared/row-action';
 import { Toast } from '../../shared/toast';
 import { statusWord } from '../../portal/requests/request-view';
 import { DenyDialog } from './deny-dialog';
@@ -122,26 +123,19 @@ export class RequestsInbox {
     });
   }
 
-  private async run(r: GpuRequest, action: () => Promise<void>): Promise<void> {
-    this.busy.update((ids) => new Set(ids).add(r.id));
-    this.actionError.set(null);
-    try {
-      await action();
-    } catch (err) {
-      const message = `${r.user_email}: ${
-        codeOf(err) === REQUEST_NOT_OPEN
-          ? 'this request was decided or cancelled meanwhile.'
-          : describeHttpError(err)
-      }`;
-      this.actionError.set(message);
-      this.toast.failed(message);
-    } finally {
-      this.busy.update((ids) => {
-        const next = new Set(ids);
-        next.delete(r.id);
-        return next;
-      });
-      this.requests.reload();
-    }
+  private run(r: GpuRequest, action: () => Promise<void>): Promise<void> {
+    const describe = (err: unknown) =>
+      `${r.user_email}: ${codeOf(err) === REQUEST_NOT_OPEN ? 'this request was decided or cancelled meanwhile.' : describeHttpError(err)}`;
+    return runRowAction(
+      {
+        busy: this.busy,
+        actionError: this.actionError,
+        toast: this.toast,
+        reload: () => this.requests.reload(),
+      },
+      r.id,
+      describe,
+      action,
+    );
   }
 }
