@@ -102,6 +102,8 @@ describe('ExtendRelease', () => {
   it("shows a refusal's detail, and checks the hours first", async () => {
     create();
     await settle(stable);
+    expect(hours().value).toBe('1'); // one hour unless changed
+    typeInto(hours(), '');
     button('Extend').click();
     await settle(stable);
     expect(text(el.querySelector('mat-error'))).toBe('Enter a whole number of hours, at least 1.');

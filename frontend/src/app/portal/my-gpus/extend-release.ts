@@ -150,8 +150,10 @@ export class ExtendRelease {
   /** The assignment changed on the server: the list should be asked again. */
   readonly changed = output<void>();
 
+  // One hour unless changed; back to one after an extension (an emptied field would show as an error
+  // once the form was submitted).
   protected readonly form = new FormGroup({
-    hours: new FormControl<number | null>(null, [
+    hours: new FormControl<number | null>(1, [
       Validators.required,
       Validators.min(1),
       (c) => (c.value === null || Number.isInteger(c.value) ? null : { whole: true }),
@@ -193,7 +195,7 @@ export class ExtendRelease {
       this.outcome.set(
         isRequest(reply) ? { kind: 'sent' } : { kind: 'extended', expiresAt: reply.expires_at },
       );
-      this.hours.reset();
+      this.hours.reset(1);
       this.changed.emit();
     } catch (err) {
       this.outcome.set({ kind: 'error', message: extendError(err) });

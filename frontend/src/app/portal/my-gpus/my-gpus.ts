@@ -41,7 +41,7 @@ const MAX_PAGES = 10;
   imports: [DatePipe, MatExpansionModule, RouterLink, ListState, AssignmentCard],
   template: `
     <h1>My GPUs</h1>
-    <p class="lead">The GPUs an admin gave you, and how to connect to them.</p>
+    <p class="lead">The GPUs you hold, and how to connect to them.</p>
 
     @if (missing()) {
       <p class="notice" role="status" data-testid="not-found">
