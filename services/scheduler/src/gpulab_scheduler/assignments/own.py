@@ -127,7 +127,7 @@ async def approve_extension(session: AsyncSession, r: requests.Request, actor_id
         session, r.id, "granted", was=("pending_approval",), decided=True, actor_id=actor_id
     )
     if not moved:
-        raise Conflict(f"the request is {r.status} already", code=c.REQUEST_NOT_OPEN)
+        raise request_rules.not_open(r)
     await apply_extension(session, row, r.hours, r.id, actor_id)
     granted = request_rules.event_of(c.RequestGranted, r, "granted", actor_id, waited=True, expires_at=row.expires_at)
     await request_rules.emit(session, c.REQUEST_GRANTED, granted)

@@ -39,12 +39,17 @@ class Room:
     free_ram_mb: int | None
 
 
+def usable_gpus(hardware: dict[str, Any] | None, mig_only: bool) -> list[dict[str, Any]]:
+    """The node's GPUs an Environment may hand out (a `mig` one: only the MIG-capable), by index."""
+    gpus = (hardware or {}).get("gpus", [])
+    return sorted((g for g in gpus if g.get("mig_capable") or not mig_only), key=lambda g: g["index"])
+
+
 async def _room(session: AsyncSession, node: Node, mig_only: bool) -> Room:
     held = await repository.held_gpu_uuids(session, node.id)
     used_cpus, used_ram = await repository.used_cpus_ram(session, node.id)
     hardware = node.hardware or {}
-    gpus = sorted(hardware.get("gpus", []), key=lambda g: g["index"])
-    free = [g for g in gpus if g["uuid"] not in held and (g.get("mig_capable") or not mig_only)]
+    free = [g for g in usable_gpus(hardware, mig_only) if g["uuid"] not in held]
     cores, ram = hardware.get("cpu_cores"), hardware.get("ram_mb")
     return Room(
         node=node,
@@ -68,8 +73,7 @@ def _shortfall(room: Room, gpus: int, cpus: int, ram_mb: int) -> str | None:
 def _estimate(candidate: repository.Candidate, mig_only: bool) -> Room:
     """A node's room from the candidates query (how many GPUs are free, not which), for ordering."""
     hardware = candidate.node.hardware or {}
-    eligible = [g for g in hardware.get("gpus", []) if g.get("mig_capable") or not mig_only]
-    free = max(0, len(eligible) - candidate.held_gpus)
+    free = max(0, len(usable_gpus(hardware, mig_only)) - candidate.held_gpus)
     cores, ram = hardware.get("cpu_cores"), hardware.get("ram_mb")
     return Room(
         node=candidate.node,
@@ -93,9 +97,7 @@ async def place(
             raise Conflict(f"node {found[0].node.hostname} is {found[0].node.status}, not online", code=c.NO_CAPACITY)
         raise Conflict("no node of this environment is online", code=c.NO_CAPACITY)
     if req.placement == "fixed":
-        gpu_count = len(
-            [g for g in (online[0].node.hardware or {}).get("gpus", []) if g.get("mig_capable") or not mig_only]
-        )
+        gpu_count = len(usable_gpus(online[0].node.hardware, mig_only))
         if req.gpus > gpu_count:
             raise InvalidRequest(
                 f"node {online[0].node.hostname} has {gpu_count} GPU(s); {req.gpus} were asked for",

@@ -15,7 +15,7 @@ from gpulab_core.errors import Conflict, InvalidRequest
 from gpulab_scheduler.models import tables
 from gpulab_scheduler.quotas import repository
 from gpulab_scheduler.quotas.repository import NO_LIMITS, NO_USE, Limits, Subject, Use
-from gpulab_scheduler.quotas.rules import Ask, month_bounds, refusal
+from gpulab_scheduler.quotas.rules import Ask, booked_hours, month_bounds, refusal
 
 SOURCE = "scheduler"
 
@@ -97,6 +97,31 @@ async def enforce(
         if why.limit == "max_hours":
             raise InvalidRequest(why.sentence, code=c.TOO_LONG, details={"field": "hours", **details})
         raise Conflict(why.sentence, code=c.QUOTA_EXCEEDED, details=details)
+
+
+async def enforce_request(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    group_id: uuid.UUID | None,
+    *,
+    gpus: int,
+    hours: int,
+    count_open: bool,
+    group_name: str | None = None,
+) -> None:
+    """`enforce` for a request of `gpus` for `hours` starting now (its GPU-hours within the month)."""
+    now = datetime.now(UTC)
+    _start, month_end = month_bounds(now)
+    await enforce(
+        session,
+        user_id,
+        group_id,
+        gpus=gpus,
+        hours=hours,
+        booked_gpu_hours=gpus * booked_hours(hours, now, month_end),
+        count_open=count_open,
+        group_name=group_name,
+    )
 
 
 async def over_quota(session: AsyncSession, user_id: uuid.UUID) -> str | None:

@@ -82,7 +82,7 @@ def endpoints(
         async with sessions() as session, session.begin():
             row = await service.mine_or_missing(session, req.id, None)
             if row.status != "pending_approval":
-                raise Conflict(f"the request is {row.status} already", code=c.REQUEST_NOT_OPEN)
+                raise service.not_open(row)
             if row.kind == "extension":
                 await own.approve_extension(session, row, req.actor_id)
             else:

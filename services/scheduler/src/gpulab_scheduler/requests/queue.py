@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core.errors import GpulabError
-from gpulab_scheduler.assignments.placement import Busy
+from gpulab_scheduler.assignments.placement import Busy, usable_gpus
 from gpulab_scheduler.environments.repository import Environment
 from gpulab_scheduler.requests import repository
 from gpulab_scheduler.requests.planner import Busy as Held
@@ -40,12 +40,6 @@ class Place:
     estimated_start_at: datetime | None
 
 
-def _capacity(hardware: dict[str, object] | None, mig_only: bool) -> int:
-    gpus = (hardware or {}).get("gpus") or []
-    assert isinstance(gpus, list)
-    return sum(1 for g in gpus if g.get("mig_capable") or not mig_only)
-
-
 async def planners(session: AsyncSession, envs: Sequence[Environment], now: datetime) -> dict[uuid.UUID, Planner]:
     """Each Environment's planner over its online nodes and what runs on them: two queries in all."""
     attached = await repository.environment_nodes_online(session, [e.id for e in envs])
@@ -60,7 +54,7 @@ async def planners(session: AsyncSession, envs: Sequence[Environment], now: date
             NodeLine(
                 n.id,
                 n.hostname,
-                _capacity(n.hardware, mig_only),
+                len(usable_gpus(n.hardware, mig_only)),
                 [Held(r.gpus, min(r.created_at, now), r.expires_at) for r in by_node.get(n.id, [])],
             )
             for n in attached
@@ -113,17 +107,9 @@ async def dispatch(session: AsyncSession, env: Environment, grant: Grant, *, wai
     grants what this one would). Returns the requests granted."""
     if not await repository.lock_environment(session, env.id, wait=wait):
         return []
-    head = await repository.queued(session, env.id, limit=2)
-    if not head:
-        return []
-    if len(head) == 1:
-        # Alone in the queue (the usual case): it starts now if it fits now, nobody to plan around.
-        # Placement picks the node (best fit), without the plan's read of every running assignment.
-        try:
-            return [head[0].id] if await _try(session, grant, head[0], None) else []
-        except Busy:
-            return []  # every node that fits is being placed on by someone else: the next pass
-
+    alone = await grant_if_alone(session, env.id, grant)
+    if alone is not None:
+        return alone
     now = datetime.now(UTC)
     planner = (await planners(session, [env], now))[env.id]
     if planner.free_now() == 0:
@@ -147,6 +133,20 @@ async def dispatch(session: AsyncSession, env: Environment, grant: Grant, *, wai
         planner.take(spot, r.gpus, r.hours)
         granted.append(r.id)
     return granted
+
+
+async def grant_if_alone(session: AsyncSession, environment_id: uuid.UUID, grant: Grant) -> list[uuid.UUID] | None:
+    """A request alone in its queue (the usual case) starts now if it fits now: nobody to plan
+    around, and placement picks the node (best fit) without the plan's read of every running
+    assignment. What it granted (nothing, or that one); None when the queue is empty or others
+    wait, where only a plan can tell. The caller holds the queue's lock."""
+    head = await repository.queued(session, environment_id, limit=2)
+    if len(head) != 1:
+        return [] if not head else None
+    try:
+        return [head[0].id] if await _try(session, grant, head[0], None) else []
+    except Busy:
+        return []  # every node that fits is being placed on by someone else: the next pass
 
 
 async def _try(session: AsyncSession, grant: Grant, r: repository.Request, node_id: uuid.UUID | None) -> bool:

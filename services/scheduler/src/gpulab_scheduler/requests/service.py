@@ -9,20 +9,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpulab_core import outbox
 from gpulab_core.contracts import scheduler as sch
 from gpulab_core.contracts import selfservice as c
-from gpulab_core.errors import Conflict, GpulabError, InvalidRequest, NotFound
+from gpulab_core.errors import Conflict, InvalidRequest, NotFound
 from gpulab_scheduler.assignments import service as assignments
-from gpulab_scheduler.assignments.placement import Busy
 from gpulab_scheduler.environments import repository as environment_rows
 from gpulab_scheduler.environments.service import live_row
 from gpulab_scheduler.models import tables
 from gpulab_scheduler.quotas import service as quotas
-from gpulab_scheduler.quotas.rules import booked_hours, month_bounds
 from gpulab_scheduler.requests import queue
 from gpulab_scheduler.requests import repository as repo
 from gpulab_scheduler.users.directory import Assignee
@@ -96,6 +93,11 @@ async def mine_or_missing(session: AsyncSession, request_id: uuid.UUID, user_id:
     return found
 
 
+def not_open(row: repo.Request) -> Conflict:
+    """What acting on a request that was decided, granted or cancelled meanwhile answers."""
+    return Conflict(f"the request is {row.status} already", code=c.REQUEST_NOT_OPEN)
+
+
 def check_length(env: environment_rows.Environment, hours: int) -> None:
     if env.max_hours is not None and hours > env.max_hours:
         raise InvalidRequest(
@@ -124,16 +126,8 @@ async def submit(
     # earlier one of the same Environment.
     await repo.lock_environment(session, env.id, wait=True)
     now = datetime.now(UTC)
-    _start, month_end = month_bounds(now)
-    await quotas.enforce(
-        session,
-        req.user_id,
-        req.group_id,
-        gpus=req.gpus,
-        hours=req.hours,
-        booked_gpu_hours=req.gpus * booked_hours(req.hours, now, month_end),
-        count_open=True,
-        group_name=group_name,
+    await quotas.enforce_request(
+        session, req.user_id, req.group_id, gpus=req.gpus, hours=req.hours, count_open=True, group_name=group_name
     )
     status = "pending_approval" if env.self_service == "approval" else "queued"
     row = await repo.add(
@@ -163,21 +157,18 @@ async def submit(
 
 
 async def _grant_if_alone(session: AsyncSession, row: repo.Request, assignee: Assignee) -> bool:
-    """A request alone in its queue starts now if it fits now; True when it was granted."""
-    if len(await repo.queued(session, row.environment_id, limit=2)) > 1:
-        return False  # others wait: the queue's dispatch decides (backfill)
-    try:
-        async with session.begin_nested():
-            await grant(session, row, None, assignee, fresh=True, announce=False)
-    except (GpulabError, IntegrityError, Busy):
-        return False  # it does not fit now: it waits, first in its queue
-    return True
+    """The submission's own chance, under the queue's lock it holds: True when it was granted."""
+
+    async def now(session: AsyncSession, r: repo.Request, node_id: uuid.UUID | None) -> None:
+        await grant(session, r, node_id, assignee, fresh=True, announce=False)
+
+    return bool(await queue.grant_if_alone(session, row.environment_id, now))
 
 
 async def cancel(session: AsyncSession, req: c.MyRequestRequest) -> repo.Request:
     row = await mine_or_missing(session, req.id, req.user_id)
     if not await repo.change_status(session, row.id, "cancelled", was=repo.OPEN, decided=True, actor_id=req.user_id):
-        raise Conflict(f"the request is {row.status} already", code=c.REQUEST_NOT_OPEN)
+        raise not_open(row)
     await emit(session, c.REQUEST_CANCELLED, event_of(c.RequestCancelled, row, "cancelled", req.user_id))
     return await mine_or_missing(session, req.id, req.user_id)
 
@@ -188,7 +179,7 @@ async def deny(session: AsyncSession, req: c.DenyRequest) -> repo.Request:
         session, row.id, "denied", was=repo.OPEN, decided=True, actor_id=req.actor_id, reason=req.reason
     )
     if not moved:
-        raise Conflict(f"the request is {row.status} already", code=c.REQUEST_NOT_OPEN)
+        raise not_open(row)
     await emit(session, c.REQUEST_DENIED, event_of(c.RequestDenied, row, "denied", req.actor_id, reason=req.reason))
     return await mine_or_missing(session, req.id, None)
 
@@ -200,7 +191,7 @@ async def approve_new(session: AsyncSession, row: repo.Request, actor_id: uuid.U
         session, row.id, "queued", was=("pending_approval",), decided=True, actor_id=actor_id
     )
     if not moved:
-        raise Conflict(f"the request is {row.status} already", code=c.REQUEST_NOT_OPEN)
+        raise not_open(row)
 
 
 async def grant(
@@ -216,18 +207,9 @@ async def grant(
     hours, if its quotas allow it now. `fresh`: submitted in this very call, whose check (counting
     it as open) was made a moment ago under the same locks: not checked twice, and its user, who
     sees the grant in the reply, is not mailed. `announce=False`: the submission's own event says it."""
-    now = datetime.now(UTC)
     if not fresh:
-        _start, month_end = month_bounds(now)
-        await quotas.enforce(
-            session,
-            r.user_id,
-            r.group_id,
-            gpus=r.gpus,
-            hours=r.hours,
-            booked_gpu_hours=r.gpus * booked_hours(r.hours, now, month_end),
-            count_open=False,
-        )
+        await quotas.enforce_request(session, r.user_id, r.group_id, gpus=r.gpus, hours=r.hours, count_open=False)
+    now = datetime.now(UTC)
     made, _event = await assignments.create(
         session,
         sch.CreateAssignmentRequest(
