@@ -1,7 +1,10 @@
-"""`make dev`'s runner end to end: everything up and healthy, a killed service named, a clean stop, data kept."""
+"""`make dev`'s runner end to end: everything up and healthy, a killed service restarted, replicas
+sharing the ports, a clean stop, data kept."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import signal
@@ -17,6 +20,7 @@ import psutil
 import pytest
 
 from gpulab_devstack.servers import free_port
+from gpulab_devstack.supervise import Backoff
 from gpulab_devstack.testing import TEST_CA_PASSPHRASE, Stack
 
 pytestmark = pytest.mark.slow
@@ -27,10 +31,14 @@ class Runner:
         self, data_dir: Path, *, no_frontend: bool = True, frontend_dir: Path | None = None, **extra_env: str
     ) -> None:
         self.http_port = free_port()
+        self.enroll_port = free_port()
+        self.heartbeat_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
         env.update(
             GPULAB_DATA_DIR=str(data_dir),
             GPULAB_HTTP_PORT=str(self.http_port),
+            GPULAB_ENROLL_PORT=str(self.enroll_port),
+            GPULAB_HEARTBEAT_PORT=str(self.heartbeat_port),
             GPULAB_METRICS_PORT="0",
             GPULAB_DEV_PG_PORT=str(free_port()),
             GPULAB_DEV_NATS_PORT=str(free_port()),
@@ -77,11 +85,19 @@ class Runner:
         children: list[psutil.Process] = psutil.Process(self.proc.pid).children(recursive=True)
         return children
 
-    def child(self, module: str) -> psutil.Process:
+    def children(self, module: str) -> list[psutil.Process]:
+        """The live processes of one service (its replicas)."""
+        found = []
         for p in self.descendants():
-            if f"gpulab_{module}" in " ".join(p.cmdline()):
-                return p
-        raise AssertionError(f"no {module} process")
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if p.cmdline()[-1:] == [f"gpulab_{module}"] and alive(p):
+                    found.append(p)
+        return found
+
+    def child(self, module: str) -> psutil.Process:
+        found = self.children(module)
+        assert found, f"no {module} process"
+        return found[0]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -124,11 +140,15 @@ def test_local_run_comes_up_names_a_dead_service_stops_cleanly_and_keeps_data(
     }
     assert up_after < 90
 
-    run.child("scheduler").kill()
-    run.wait_for("scheduler exited", 10)
-    health = run.healthz()
-    assert health["status"] == "degraded"
-    assert health["services"] == {"identity": "ok", "pki": "ok", "inventory": "ok", "scheduler": "down", "notify": "ok"}
+    # A dead service is named, with its pid and how it died, and started again after a backoff.
+    scheduler = run.child("scheduler")
+    scheduler.kill()
+    run.wait_for(f"scheduler.1 (pid {scheduler.pid}) exited, killed by SIGKILL; restart 1 in 0.5s", 10)
+    run.wait_for(f"scheduler.1 restarted: pid {scheduler.pid} -> ", 10)
+    assert run.child("scheduler").pid != scheduler.pid
+    assert wait_healthy(run, 60)["services"] == dict.fromkeys(
+        ["identity", "pki", "inventory", "scheduler", "notify"], "ok"
+    )
 
     everything = run.descendants()
     assert len(everything) >= 7, "five services, the gateway, PostgreSQL and NATS (and pg workers)"
@@ -164,6 +184,120 @@ def test_killed_runner_leaves_no_orphans(data_dir: Path, runners: list[Runner]) 
             break
         time.sleep(0.3)
     assert left == [], f"orphans after kill -9 of the runner: {[p.cmdline() for p in left if alive(p)]}"
+
+
+def wait_healthy(run: Runner, timeout_s: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError):
+            health = run.healthz()
+            if health["status"] == "ok" or time.monotonic() > deadline:
+                return health
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/healthz not answering after {timeout_s}s")
+        time.sleep(0.3)
+
+
+def listening_ports(p: psutil.Process) -> set[int]:
+    return {c.laddr.port for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+
+
+def get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        status: int = r.status
+        return status
+
+
+def test_replicas_share_every_port_have_their_own_health_and_come_back_after_a_kill(
+    data_dir: Path, runners: list[Runner]
+) -> None:
+    run = Runner(data_dir, GPULAB_DEV_REPLICAS="2")
+    runners.append(run)
+    run.wait_for("gpulab is up", 120)
+    run.wait_for("2 replica(s) of every service", 5)
+    # 12 processes starting on 2 cores: a health call may miss its 1.5 s for a moment after "up".
+    assert wait_healthy(run, 60)["status"] == "ok"
+    services = ("identity", "pki", "inventory", "scheduler", "notify", "gateway")
+    replicas = {name: run.children(name) for name in services}
+    assert {name: len(found) for name, found in replicas.items()} == dict.fromkeys(services, 2)
+
+    # Each replica logs under its own name and pid.
+    for name, found in replicas.items():
+        for k, p in enumerate(sorted(found, key=lambda p: p.create_time()), start=1):
+            assert any(line.startswith(f"{name}.{k}[{p.pid}]") for line in run.lines), f"no log line of {name}.{k}"
+
+    # Both replicas listen on the shared ports (SO_REUSEPORT), and each on a health port of its own.
+    shared = {"gateway": run.http_port, "pki": run.enroll_port, "inventory": run.heartbeat_port}
+    health_ports: set[int] = set()
+    for name, found in replicas.items():
+        for p in found:
+            ports = listening_ports(p)
+            if name in shared:  # inventory's opens once pki has signed its certificate
+                deadline = time.monotonic() + 30
+                while shared[name] not in ports and time.monotonic() < deadline:
+                    time.sleep(0.3)
+                    ports = listening_ports(p)
+                assert shared[name] in ports, f"{name} pid {p.pid} does not listen on {shared[name]}"
+            own = ports - {shared.get(name)}
+            own = {port for port in own if _answers_healthz(port)}
+            assert len(own) == 1, f"{name} pid {p.pid}: health ports {own}"
+            health_ports |= own
+    assert len(health_ports) == 12
+
+    # One gateway replica killed: the other keeps answering while it comes back.
+    victim = replicas["gateway"][0]
+    victim.kill()
+    victim.wait(5)
+    for _ in range(20):
+        assert get(f"http://127.0.0.1:{run.http_port}/api/v1/healthz") == 200
+    run.wait_for(f"gateway.1 (pid {victim.pid}) exited, killed by SIGKILL; restart 1 in 0.5s", 10)
+    run.wait_for(f"gateway.1 restarted: pid {victim.pid} -> ", 10)
+
+    # One scheduler replica killed: health stays ok, the other answers for the service.
+    victim = replicas["scheduler"][1]
+    victim.kill()
+    victim.wait(5)
+    assert run.healthz()["services"] == dict.fromkeys(["identity", "pki", "inventory", "scheduler", "notify"], "ok")
+    run.wait_for(f"scheduler.2 restarted: pid {victim.pid} -> ", 10)
+    deadline = time.monotonic() + 60
+    while len(run.children("scheduler")) != 2 or len(run.children("gateway")) != 2:
+        assert time.monotonic() < deadline, "a killed replica did not come back"
+        time.sleep(0.3)
+    assert wait_healthy(run, 60)["status"] == "ok"
+
+    everything = run.descendants()
+    assert run.interrupt() == 0
+    time.sleep(0.5)
+    left = [p for p in everything if alive(p)]
+    assert left == [], f"orphans after Ctrl-C: {[p.cmdline() for p in left]}"
+
+
+def _answers_healthz(port: int) -> bool:
+    try:
+        return get(f"http://127.0.0.1:{port}/healthz") == 200
+    except (OSError, http.client.HTTPException):
+        return False  # not an HTTP port: pki's gRPC backend, the gateway's own API port
+
+
+def test_replicas_setting_is_checked() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
+    for bad in ("0", "10", "two", "-1"):
+        done = subprocess.run(
+            [sys.executable, "-m", "gpulab_devstack", "--no-frontend"],
+            env={**env, "GPULAB_DEV_REPLICAS": bad},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"GPULAB_DEV_REPLICAS must be a whole number from 1 to 9, not {bad!r}" in done.stderr
+
+
+def test_restart_backoff_doubles_to_its_ceiling_and_starts_over_after_a_stable_run() -> None:
+    backoff = Backoff(first_s=0.5, max_s=4.0, stable_after_s=30.0)
+    assert [backoff.after(1.0) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert backoff.after(30.0) == 0.5  # it ran long enough: the crash is new, not a loop
+    assert backoff.after(29.9) == 1.0
 
 
 def alive(p: psutil.Process) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -29,6 +30,22 @@ class _Server(uvicorn.Server):
         yield
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The HTTP port, shared with the other replicas on this host (SO_REUSEPORT: the kernel spreads
+    connections over them, as for pki's and inventory's gRPC ports; docs/adr/0022)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = found[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, Settings)
@@ -47,10 +64,11 @@ async def setup(runtime: Runtime) -> None:
     )
     server = _Server(config)
     stopped = asyncio.Event()
+    sock = listen(settings.http_host, settings.http_port)
 
     async def serve_http() -> None:
         try:
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             stopped.set()
 

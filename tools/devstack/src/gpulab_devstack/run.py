@@ -1,8 +1,9 @@
 """`make dev`: the whole system on one machine, in the foreground, stopped cleanly by Ctrl-C.
 
 PostgreSQL and NATS are embedded (or taken from GPULAB_DATABASE_URL / GPULAB_NATS_URL), every
-service is migrated and started as its own process with prefixed, coloured logs, the web app is
-built in the background, and the URL is printed once /api/v1/healthz says `ok`.
+service is migrated and started as GPULAB_DEV_REPLICAS processes (default 1) with prefixed, coloured
+logs (`scheduler.2[4242]`: the replica and its pid), each restarted with backoff when it dies, the
+web app is built in the background, and the URL is printed once /api/v1/healthz says `ok`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import importlib
 import json
 import os
 import secrets
@@ -22,6 +25,7 @@ from typing import Any
 
 from gpulab_devstack import mailsink, migrate_all
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, die_with_parent
+from gpulab_devstack.supervise import Replica
 
 SERVICES = ("identity", "pki", "inventory", "scheduler", "notify", "gateway")
 MIGRATED = SERVICES[:-1]  # the gateway keeps nothing
@@ -40,17 +44,23 @@ COLOURS = {
 DEFAULT_PG_PORT = 54329
 DEFAULT_NATS_PORT = 42229
 DEFAULT_SMTP_PORT = 1025
+MAX_REPLICAS = 9
+# Replica k of a service serves its health and metrics on the service's default port + 10 * (k - 1):
+# the gateway's replicas on 9100, 9110, 9120, identity's on 9101, 9111, ...
+METRICS_PORT_STRIDE = 10
 
 
 class Output:
     def __init__(self) -> None:
         self.colour = sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))
-        self.width = max(len(n) for n in COLOURS)
+        self.width = len("scheduler.1[1234567]")
 
-    def line(self, name: str, text: str) -> None:
-        prefix = f"{name:<{self.width}} |"
+    def line(self, label: str, text: str) -> None:
+        """`label` is a name of COLOURS, or a replica's `service.k[pid]`."""
+        prefix = f"{label:<{self.width}} |"
         if self.colour:
-            prefix = f"\x1b[{COLOURS.get(name, 37)}m{prefix}\x1b[0m"
+            colour = COLOURS.get(label.split(".", 1)[0], 37)
+            prefix = f"\x1b[{colour}m{prefix}\x1b[0m"
         sys.stdout.write(f"{prefix} {text}\n")
         sys.stdout.flush()
 
@@ -79,7 +89,7 @@ class DevRun:
         self.args = args
         self.out = Output()
         self.data_dir = Path(os.environ.get("GPULAB_DATA_DIR", ".gpulab")).resolve()
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.replicas: list[Replica] = []
         self.pg: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
         self.mail: Any = None
@@ -142,17 +152,21 @@ class DevRun:
 
     # ---- processes ----
     async def spawn(self, name: str, *argv: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await self._exec(argv, env or self.env)
+        asyncio.create_task(self._pump(name, proc))
+        return proc
+
+    @staticmethod
+    async def _exec(argv: tuple[str, ...], env: dict[str, str]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             *argv,
-            env=env or self.env,
+            env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
-        asyncio.create_task(self._pump(name, proc))
-        return proc
 
     async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -170,10 +184,39 @@ class DevRun:
         self.say(f"migrated {len(MIGRATED)} schemas in {time.monotonic() - started:.1f}s")
 
     async def start_services(self) -> None:
+        """Every replica of every service, each kept running (restarted with backoff) until the stop."""
         for name in SERVICES:
-            proc = await self.spawn(name, sys.executable, "-m", f"gpulab_{name}", env=self.service_env(name))
-            self.procs[name] = proc
-            asyncio.create_task(self._watch(name, proc))
+            argv = (sys.executable, "-m", f"gpulab_{name}")
+            for k in range(1, self.args.replicas + 1):
+                replica = Replica(
+                    name,
+                    k,
+                    self.service_env(name),
+                    functools.partial(self._exec, argv),
+                    self.out.line,
+                    self.say,
+                    self.metrics_port(name, k),
+                )
+                await replica.start()
+                self.replicas.append(replica)
+        for replica in self.replicas:
+            asyncio.create_task(replica.run())
+
+    def metrics_port(self, service: str, k: int) -> int:
+        """Replica k's health and metrics port: its service's default + 10 * (k - 1), or 0 (a free
+        port, picked by the process) when GPULAB_METRICS_PORT=0 asks for that."""
+        if self.env.get("GPULAB_METRICS_PORT") == "0":
+            return 0
+        settings = importlib.import_module(f"gpulab_{service}.config").Settings
+        default: int = settings.model_fields["metrics_port"].default
+        return default + METRICS_PORT_STRIDE * (k - 1)
+
+    def replica_lines(self) -> list[str]:
+        by_service: dict[str, list[str]] = {}
+        for r in self.replicas:
+            where = f":{r.metrics_port}" if r.metrics_port else " (free port, see its log)"
+            by_service.setdefault(r.service, []).append(f"{r.name} pid {r.pid} health{where}")
+        return [f"  {service}: " + ", ".join(found) for service, found in by_service.items()]
 
     def service_env(self, name: str) -> dict[str, str]:
         """The run's environment with `name`'s own database role (the gateway's has no database), its
@@ -194,11 +237,6 @@ class DevRun:
             else:
                 env.pop(variable, None)  # each secret only to the services that use it
         return env
-
-    async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        code = await proc.wait()
-        if not self.stopping:
-            self.say(f"!! {name} exited with status {code}; the others keep running (restart with make dev)")
 
     async def build_frontend(self) -> None:
         if self.args.no_frontend:
@@ -227,17 +265,7 @@ class DevRun:
 
     async def stop_services(self) -> None:
         self.stopping = True
-        live = [p for p in self.procs.values() if p.returncode is None]
-        for proc in live:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in live)), 15)
-        for proc in live:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await asyncio.gather(*(r.stop() for r in self.replicas))
 
     async def main(self) -> int:
         started = time.monotonic()
@@ -258,6 +286,9 @@ class DevRun:
             if waiter.done() and waiter.result():
                 self.say(f"gpulab is up in {time.monotonic() - started:.1f}s: {base}/  (API: {base}/api/v1/docs)")
                 self.say("health: " + json.dumps(await asyncio.to_thread(_get_json, f"{base}/api/v1/healthz")))
+                self.say(f"{self.args.replicas} replica(s) of every service, each restarted with backoff if it dies:")
+                for line in self.replica_lines():
+                    self.say(line)
                 self.say(f"data is kept in {self.data_dir}; press Ctrl-C to stop")
                 if not (
                     self.env.get("GPULAB_BOOTSTRAP_ADMIN_EMAIL") and self.env.get("GPULAB_BOOTSTRAP_ADMIN_PASSWORD")
@@ -286,9 +317,27 @@ def _get_json(url: str) -> dict[str, object]:
         return body
 
 
+def replicas(text: str) -> int:
+    """GPULAB_DEV_REPLICAS / --replicas: a whole number from 1 to MAX_REPLICAS."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_REPLICAS:
+        message = f"GPULAB_DEV_REPLICAS must be a whole number from 1 to {MAX_REPLICAS}, not {text!r}"
+        raise argparse.ArgumentTypeError(message)
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpulab-dev", description="Run all of gpulab locally.")
     parser.add_argument("--no-frontend", action="store_true", help="do not build the web app")
+    parser.add_argument(
+        "--replicas",
+        type=replicas,
+        default=os.environ.get("GPULAB_DEV_REPLICAS", "1"),
+        help=f"processes of every service, 1 to {MAX_REPLICAS} (default: GPULAB_DEV_REPLICAS, else 1)",
+    )
     args = parser.parse_args(argv)
     try:
         return asyncio.run(DevRun(args).main())

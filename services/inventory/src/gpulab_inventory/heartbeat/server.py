@@ -182,7 +182,8 @@ class HeartbeatServer:
             options=[
                 ("grpc.max_receive_message_length", s.heartbeat_max_message_bytes),
                 ("grpc.max_send_message_length", s.heartbeat_max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                # Replicas on one host share the port (the local run's GPULAB_DEV_REPLICAS, docs/adr/0022).
+                ("grpc.so_reuseport", 1),
             ],
             maximum_concurrent_rpcs=s.heartbeat_max_concurrent_rpcs,
         )
