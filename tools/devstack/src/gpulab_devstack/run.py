@@ -25,7 +25,7 @@ from typing import Any
 
 from gpulab_devstack import mailsink, migrate_all
 from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, die_with_parent
-from gpulab_devstack.supervise import Replica
+from gpulab_devstack.supervise import Keeper, Replica
 
 SERVICES = ("identity", "pki", "inventory", "scheduler", "notify", "gateway")
 MIGRATED = SERVICES[:-1]  # the gateway keeps nothing
@@ -90,6 +90,7 @@ class DevRun:
         self.out = Output()
         self.data_dir = Path(os.environ.get("GPULAB_DATA_DIR", ".gpulab")).resolve()
         self.replicas: list[Replica] = []
+        self.keepers: list[Keeper] = []
         self.pg: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
         self.mail: Any = None
@@ -263,8 +264,18 @@ class DevRun:
             await asyncio.sleep(0.5)
         return False
 
+    def keep_servers(self) -> None:
+        """The embedded PostgreSQL and NATS, started again if they die (a crash, or kill -9)."""
+        for name, server in (("PostgreSQL", self.pg), ("NATS", self.nats)):
+            if server is not None:
+                keeper = Keeper(name, server, self.say)
+                self.keepers.append(keeper)
+                asyncio.create_task(keeper.run())
+
     async def stop_services(self) -> None:
         self.stopping = True
+        for keeper in self.keepers:
+            keeper.stop()
         await asyncio.gather(*(r.stop() for r in self.replicas))
 
     async def main(self) -> int:
@@ -277,6 +288,7 @@ class DevRun:
         self.start_servers()
         try:
             await self.migrate()
+            self.keep_servers()
             await self.start_services()
             web = asyncio.create_task(self.build_frontend())
             port = self.env.get("GPULAB_HTTP_PORT", "8080")

@@ -1,6 +1,6 @@
 """The local run's replicas: each one process of a service, its output prefixed with its name and
 pid, started again with backoff when it dies (as compose's `restart:` and Kubernetes do), until the
-run stops.
+run stops; and the embedded PostgreSQL and NATS, started again the same way.
 """
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
@@ -46,6 +48,10 @@ def exit_status(code: int) -> str:
             return f"killed by {signal.Signals(-code).name}"
         return f"killed by signal {-code}"
     return f"status {code}"
+
+
+def died(name: str, pid: int, code: int, restarts: int, delay_s: float) -> str:
+    return f"!! {name} (pid {pid}) exited, {exit_status(code)}; restart {restarts} in {delay_s:.1f}s"
 
 
 class Replica:
@@ -97,10 +103,7 @@ class Replica:
                 return
             delay = self.backoff.after(time.monotonic() - started)
             self.restarts += 1
-            self._say(
-                f"!! {self.name} (pid {self.proc.pid}) exited, {exit_status(code)}; "
-                f"restart {self.restarts} in {delay:.1f}s"
-            )
+            self._say(died(self.name, self.proc.pid, code, self.restarts, delay))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             if self._stopping.is_set():
@@ -127,3 +130,56 @@ class Replica:
         assert proc.stdout is not None
         async for raw in proc.stdout:
             self._line(label, raw.decode(errors="replace").rstrip())
+
+
+class Server(Protocol):
+    """An embedded server: `start()` (again after a crash) sets `proc`."""
+
+    proc: subprocess.Popen[bytes] | None
+
+    def start(self) -> str: ...
+
+
+class Keeper:
+    """Starts an embedded server (PostgreSQL, NATS) again when it dies, with the replicas' backoff.
+
+    `start()` runs in the event loop's thread, which must be the one that started the server first:
+    its processes die with that thread (`die_with_parent`). The loop waits the seconds a start takes;
+    the services meanwhile retry their connections, as they do when the server is elsewhere."""
+
+    CHECK_EVERY_S = 0.5
+
+    def __init__(self, name: str, server: Server, say: Callable[[str], None]) -> None:
+        self.name = name
+        self.server = server
+        self.say = say
+        self.restarts = 0
+        self.backoff = Backoff()
+        self._stopping = asyncio.Event()
+        self._since = time.monotonic()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.CHECK_EVERY_S)
+            proc = self.server.proc
+            if self._stopping.is_set() or proc is None or proc.poll() is None:
+                continue
+            delay = self.backoff.after(time.monotonic() - self._since)
+            self.restarts += 1
+            self.say(died(self.name, proc.pid, proc.returncode, self.restarts, delay))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                return
+            self._since = time.monotonic()
+            try:
+                self.server.start()
+            except Exception as e:  # noqa: BLE001 (any failure: told, and tried again after the backoff)
+                self.say(f"!! {self.name} did not start again: {e}")
+                continue
+            assert self.server.proc is not None
+            self.say(f"{self.name} restarted: pid {proc.pid} -> {self.server.proc.pid}")
+
+    def stop(self) -> None:
+        self._stopping.set()
