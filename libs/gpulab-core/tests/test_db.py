@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Text, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gpulab_core import db
@@ -86,3 +87,19 @@ async def test_each_session_carries_what_the_sessionmaker_gives_it(engine: Async
         return session.info[name]
 
     assert await db.transactional(sessions)(read)("key") == b"k"
+
+
+async def test_a_connection_the_server_dropped_is_told_apart_from_a_bad_statement(engine: AsyncEngine) -> None:
+    """What a PostgreSQL restart does to a connection in use (pg_terminate_backend: the same FATAL a
+    shutdown sends) is `lost_database`; a statement the server refuses is not: that is a bug."""
+    async with engine.connect() as victim, engine.connect() as other:
+        pid = (await victim.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(DBAPIError) as lost:
+            await victim.execute(text("SELECT 1"))
+    assert db.lost_database(lost.value)
+    async with engine.connect() as conn:
+        with pytest.raises(DBAPIError, match="no_such_table") as bad:
+            await conn.execute(text("SELECT * FROM no_such_table"))
+    assert not db.lost_database(bad.value)
+    assert not db.lost_database(Boom("a bug"))

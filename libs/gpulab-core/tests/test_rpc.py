@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel, Field
@@ -36,6 +37,11 @@ async def crash(_req: Greet) -> Reply:
     raise RuntimeError("secret internal detail")
 
 
+async def database_restarting(_req: Greet) -> Reply:
+    # What asyncpg raises while PostgreSQL recovers after a crash (SQLSTATE 57P03).
+    raise asyncpg.CannotConnectNowError("the database system is in recovery mode")
+
+
 async def slow(_req: Greet) -> Reply:
     await asyncio.sleep(1.0)
     return Reply(text="slow")
@@ -47,7 +53,13 @@ def unique_name() -> str:
 
 async def start_server(nc: NATS, name: str, instance_tag: str = "") -> RpcServer:
     server = RpcServer(nc, name, "1.2.3")
-    for op, fn in [("greet", greet), ("refuse", refuse), ("crash", crash), ("slow", slow)]:
+    for op, fn in [
+        ("greet", greet),
+        ("refuse", refuse),
+        ("crash", crash),
+        ("slow", slow),
+        ("database_restarting", database_restarting),
+    ]:
         server.add(Endpoint(op, Greet, fn))
 
     async def whoami(_req: Greet) -> dict[str, str]:
@@ -139,6 +151,14 @@ async def test_handler_bug_is_internal_error_without_leaking_details(nc: NATS, s
     assert body["error"]["code"] == "internal_error"
     assert "secret" not in msg.data.decode()
     assert json.loads((await nc.request(subject(svc, "greet"), b'{"name": "y"}', timeout=5)).data)["ok"]
+
+
+async def test_a_database_that_is_unreachable_is_unavailable_not_a_bug(nc: NATS, svc: str) -> None:
+    """The caller may try again (the gateway answers 503), where an internal error says it is a bug."""
+    with pytest.raises(errors.RemoteError) as caught:
+        await RpcClient(nc).call(svc, "database_restarting", {"name": "x"})
+    assert caught.value.code == errors.UNAVAILABLE
+    assert caught.value.message == "the database is unreachable; try again"
 
 
 async def test_no_running_service_is_unavailable_at_once(nc: NATS) -> None:

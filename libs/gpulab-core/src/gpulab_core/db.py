@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import MetaData, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from gpulab_core.settings import redact
@@ -36,6 +38,38 @@ def async_url(url: str) -> str:
 
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+# What asyncpg raises when the server went away under a connection, or is not taking connections yet:
+# the connection was lost or refused (OSError), the protocol was cut mid-operation, the server is
+# shutting down, crashed or still recovering (SQLSTATE class 08 and 57P01-57P03).
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def lost_database(exc: BaseException) -> bool:
+    """Whether `exc` says the database was unreachable (restarting, killed, refusing connections),
+    not that the request or the code was wrong: the caller may try again (`service_unavailable`).
+    SQLAlchemy wraps asyncpg's errors, so the whole chain of causes is looked at."""
+    return any(
+        isinstance(e, _CONNECTION_LOST) or (isinstance(e, DBAPIError) and e.connection_invalidated)
+        for e in _causes(exc)
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def split_ssl(url: str) -> tuple[str, str]:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from gpulab_core import errors, telemetry
 from gpulab_core.contracts import operations
+from gpulab_core.db import lost_database
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("gpulab_core.rpc")
@@ -177,7 +178,10 @@ class RpcServer:
             result = await ep.handler(payload)
         except errors.GpulabError as exc:
             return error_reply(exc.code, exc.message, exc.details), exc.code
-        except Exception:
+        except Exception as exc:
+            if lost_database(exc):  # not a bug: the database restarts, or is unreachable for a moment
+                log.warning("%s.%s: the database is unreachable: %s", self.name, ep.operation, exc)
+                return error_reply(errors.UNAVAILABLE, "the database is unreachable; try again"), errors.UNAVAILABLE
             log.exception("unhandled error in %s.%s", self.name, ep.operation)
             return error_reply(errors.INTERNAL, "internal error"), errors.INTERNAL
         if isinstance(result, BaseModel):
