@@ -15,7 +15,7 @@ PY_SOURCES := libs/gpulab-core/src services/*/src tools/devstack/src
 PY_TESTS := $(sort $(dir $(wildcard libs/*/tests/*.py services/*/tests/*.py tools/*/tests/*.py))) tests/
 
 
-.PHONY: system-deps help install dev test lint typecheck pytest agent-test frontend-test deploy-check e2e gen bench clean
+.PHONY: system-deps help install dev test lint typecheck pytest agent-test frontend-test deploy-check e2e gen bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -112,6 +112,15 @@ gen: .venv/.installed ## regenerate the protobuf/gRPC code and the web app's API
 	PYTHON=$(PY) scripts/gen-proto.sh
 	$(MAKE) --no-print-directory -C frontend install
 	PYTHON=$(PY) scripts/gen-api-client.sh
+
+# The chaos test runs once in `make test` (tests/test_chaos.py); here SEEDS times in a row, each with a
+# fresh seed, printed with its summary (GPULAB_CHAOS_SEED=<seed> replays one).
+SEEDS ?= 1
+chaos: .venv/.installed system-deps ## the chaos test SEEDS times in a row (fresh seeds): make chaos SEEDS=3
+	@for i in $$(seq $(SEEDS)); do \
+	  echo "=== chaos run $$i of $(SEEDS)"; \
+	  $(PY) -m pytest tests/test_chaos.py -q -p no:cacheprovider || exit 1; \
+	done; echo "chaos: $(SEEDS) seed(s) passed in a row"
 
 bench: .venv/.installed ## benchmarks with their bare baselines; results go to docs/benchmarks.md
 	$(PY) -m bench

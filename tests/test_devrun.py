@@ -33,15 +33,18 @@ class Runner:
         self.http_port = free_port()
         self.enroll_port = free_port()
         self.heartbeat_port = free_port()
+        self.pg_port = free_port()
+        self.nats_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
         env.update(
             GPULAB_DATA_DIR=str(data_dir),
             GPULAB_HTTP_PORT=str(self.http_port),
             GPULAB_ENROLL_PORT=str(self.enroll_port),
             GPULAB_HEARTBEAT_PORT=str(self.heartbeat_port),
+            GPULAB_HEARTBEAT_ENDPOINT=f"127.0.0.1:{self.heartbeat_port}",
             GPULAB_METRICS_PORT="0",
-            GPULAB_DEV_PG_PORT=str(free_port()),
-            GPULAB_DEV_NATS_PORT=str(free_port()),
+            GPULAB_DEV_PG_PORT=str(self.pg_port),
+            GPULAB_DEV_NATS_PORT=str(self.nats_port),
             GPULAB_DEV_SMTP_PORT=str(free_port()),
             PYTHONUNBUFFERED="1",
         )
