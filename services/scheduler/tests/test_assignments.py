@@ -197,6 +197,40 @@ async def test_a_deleted_node_and_a_disabled_user_end_their_assignments(cluster:
     assert str(node) not in env_now["node_ids"]
 
 
+async def test_a_stale_disabled_event_ends_nothing_once_the_user_is_enabled_again(cluster: Cluster) -> None:
+    """Disabled, then enabled again, and the `disabled` event comes back (a retry, or a redelivery after
+    a replica died): the assignment made since stays."""
+    node = await cluster.node(2)
+    env = await cluster.environment([node])
+    user = await cluster.user()
+    now = datetime.now(UTC)
+    enabled = identity_events.UserStatusChanged(user_id=user, email="x@example.org", status="active")
+    await publish(cluster.nc, identity_events.USER_STATUS_CHANGED, enabled, occurred_at=now)
+    await wait_until(lambda: _user_status_at(cluster, user, now), timeout_s=15)
+    kept = await cluster.assign(user, env, 1)
+    disabled = identity_events.UserStatusChanged(user_id=user, email="x@example.org", status="disabled")
+    stale = await publish(
+        cluster.nc, identity_events.USER_STATUS_CHANGED, disabled, occurred_at=now - timedelta(minutes=1)
+    )
+    await wait_until(lambda: _processed(cluster, stale.id), timeout_s=15)
+    assert (await cluster.call("assignments.get", {"id": kept["id"]}))["status"] == "active"
+    await cluster.call("assignments.revoke", {"id": kept["id"]})
+
+
+async def _user_status_at(cluster: Cluster, user: uuid.UUID, at: datetime) -> bool:
+    async with cluster.engine.connect() as conn:
+        found = await conn.scalar(text("SELECT status_at FROM scheduler.users WHERE id = :u"), {"u": user})
+    return found is not None and found >= at
+
+
+async def _processed(cluster: Cluster, event_id: uuid.UUID) -> bool:
+    async with cluster.engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT count(*) FROM scheduler.processed_events WHERE event_id = :e"), {"e": event_id}
+        )
+    return bool(found)
+
+
 async def test_the_linux_username_is_valid_stable_and_unique(cluster: Cluster) -> None:
     node = await cluster.node(4)
     env = await cluster.environment([node])

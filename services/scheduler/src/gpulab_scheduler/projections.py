@@ -95,8 +95,10 @@ async def on_user_event(session: AsyncSession, event: Event) -> None:
     after the row's update, so an assignment being made for them (holding the row FOR SHARE,
     users/directory.py) is either waited for and ended here or refused."""
     changed = identity_events.UserStatusChanged.model_validate(event.data)
-    await user_rows.set_status(session, changed.user_id, changed.email, changed.status, event.occurred_at)
-    if changed.status == "disabled":
+    recorded = await user_rows.set_status(session, changed.user_id, changed.email, changed.status, event.occurred_at)
+    # A stale `disabled` (retried or redelivered after the user was enabled again) ends nothing: the
+    # assignments made since belong to the newer, active user.
+    if recorded and changed.status == "disabled":
         await end_active(session, "user_disabled", changed.actor_id, user_id=changed.user_id)
 
 

@@ -45,16 +45,18 @@ async def get(session: AsyncSession, user_id: uuid.UUID, *, share_lock: bool = F
     return UserFacts.of(row) if row else None
 
 
-async def set_status(session: AsyncSession, user_id: uuid.UUID, email: str, status: str, at: datetime) -> None:
-    """Record the status (and email) unless a newer fact is recorded already (out-of-order events)."""
+async def set_status(session: AsyncSession, user_id: uuid.UUID, email: str, status: str, at: datetime) -> bool:
+    """Record the status (and email) unless a newer fact is recorded already (out-of-order events);
+    whether it was recorded (False: a newer status stands)."""
     stmt = insert(users).values(id=user_id, email=email, status=status, status_at=at)
-    await session.execute(
+    recorded = await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[users.c.id],
             set_={"email": stmt.excluded.email, "status": stmt.excluded.status, "status_at": stmt.excluded.status_at},
             where=(users.c.status_at.is_(None)) | (users.c.status_at <= stmt.excluded.status_at),
-        )
+        ).returning(users.c.id)
     )
+    return recorded.first() is not None
 
 
 async def set_keys(session: AsyncSession, user_id: uuid.UUID, public_keys: list[str], version: int) -> None:
