@@ -105,7 +105,7 @@ agent-test: ## go vet + go test (race) + a static build of the agent; as root al
 frontend-test: ## the web app's formatting, unit tests (Vitest) and production build (with its size budget)
 	$(MAKE) --no-print-directory -C frontend lint test build
 
-deploy-check: ## validate compose.yaml and the Caddyfile
+deploy-check: ## validate compose.yaml, the Caddyfile and the Kubernetes manifests
 	$(MAKE) --no-print-directory -C tools/deploycheck check
 
 gen: .venv/.installed ## regenerate the protobuf/gRPC code and the web app's API client; committed, never edited
