@@ -61,7 +61,7 @@ lint: .venv/.installed ## ruff (lint + format check) and buf lint of the protos
 	$(MAKE) --no-print-directory -C agent proto-lint
 
 typecheck: .venv/.installed ## mypy --strict over every Python package and its tests
-	.venv/bin/mypy $(PY_SOURCES) bench scripts
+	.venv/bin/mypy $(PY_SOURCES) bench scripts tools/deploycheck/kubecheck
 	@# Each test folder on its own: several are packages named `tests`.
 	for d in $(PY_TESTS); do .venv/bin/mypy $$d; done
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from .manifests import DATABASE_SERVICES, SERVICES, Obj, environment, kinds, name, selects, workloads
+from .manifests import DATABASE_SERVICES, SERVICES, Obj, environment, find, kinds, name, selects, workloads
 
 INGRESS_CONTROLLER = "namespaces(gpulab.io/ingress-controller=true)"
 MONITORING = "namespaces(gpulab.io/monitoring=true)"
@@ -51,12 +51,12 @@ def check_services(objs: list[Obj]) -> list[str]:
                 f"Service {name(svc)} is {kind}: only the agents' gRPC ports are exposed outside the cluster"
             )
     for lb, (owner, port, target) in LOAD_BALANCED.items():
-        svc = next((s for s in services if name(s) == lb), None)
-        if svc is None or svc["spec"].get("type") != "LoadBalancer":
+        balancer = find(objs, "Service", lb)
+        if balancer is None or balancer["spec"].get("type") != "LoadBalancer":
             problems.append(f"{owner}'s gRPC port {port} needs the LoadBalancer Service {lb}")
             continue
-        ports = [(p["port"], p.get("targetPort")) for p in svc["spec"]["ports"]]
-        if ports != [(port, target)] or svc["spec"].get("externalTrafficPolicy") != "Local":
+        ports = [(p["port"], p.get("targetPort")) for p in balancer["spec"]["ports"]]
+        if ports != [(port, target)] or balancer["spec"].get("externalTrafficPolicy") != "Local":
             problems.append(f"Service {lb} must expose exactly {port} -> {target}, with externalTrafficPolicy: Local")
     for w in pods.values():
         for port in w.main.get("ports", []):

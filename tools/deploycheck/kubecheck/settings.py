@@ -38,8 +38,9 @@ def settings_class(command: list[str]) -> type[BaseSettings] | None:
 
 
 def _service_settings(module: str) -> type[CoreSettings]:
-    cls = importlib.import_module(f"{module}.config").Settings
-    assert issubclass(cls, CoreSettings)
+    cls: object = importlib.import_module(f"{module}.config").Settings
+    assert isinstance(cls, type), f"{module}.config.Settings is not a class"
+    assert issubclass(cls, CoreSettings), f"{module}.config.Settings is not a CoreSettings"
     return cls
 
 
