@@ -61,7 +61,7 @@ lint: .venv/.installed ## ruff (lint + format check) and buf lint of the protos
 	$(MAKE) --no-print-directory -C agent proto-lint
 
 typecheck: .venv/.installed ## mypy --strict over every Python package and its tests
-	.venv/bin/mypy $(PY_SOURCES) bench scripts
+	.venv/bin/mypy $(PY_SOURCES) bench scripts tools/deploycheck/kubecheck
 	@# Each test folder on its own: several are packages named `tests`.
 	for d in $(PY_TESTS); do .venv/bin/mypy $$d; done
 
@@ -105,7 +105,7 @@ agent-test: ## go vet + go test (race) + a static build of the agent; as root al
 frontend-test: ## the web app's formatting, unit tests (Vitest) and production build (with its size budget)
 	$(MAKE) --no-print-directory -C frontend lint test build
 
-deploy-check: ## validate compose.yaml and the Caddyfile
+deploy-check: ## validate compose.yaml, the Caddyfile and the Kubernetes manifests
 	$(MAKE) --no-print-directory -C tools/deploycheck check
 
 gen: .venv/.installed ## regenerate the protobuf/gRPC code and the web app's API client; committed, never edited

@@ -5,6 +5,9 @@
 // deploy/.env.example as the only environment, then asserts gpulab's own invariants; it parses
 // deploy/nats/nats.conf with nats-server's own config loader. One line per check on stdout;
 // exit status 1 when any check fails. The Caddyfile is checked by the Makefile with caddy itself.
+//
+// With -kustomize DIR it only renders that kustomization (as `kubectl apply -k DIR` would) and
+// prints the YAML stream; the Kubernetes checks (kubecheck.py) read it.
 package main
 
 import (
@@ -19,12 +22,28 @@ import (
 func main() {
 	root := flag.String("root", "../..", "repository root (holds compose.yaml)")
 	caddyVersion := flag.String("caddy-version", "", "version of the caddy that validates the Caddyfile (v2.x.y); the compose image must be the same minor")
+	kustomize := flag.String("kustomize", "", "only render this kustomization directory and print the YAML")
+	exampleSecrets := flag.Bool("example-secrets", false, "with -kustomize: render with each overlay's secrets.example/ as its secrets/ (never reads secrets/)")
 	flag.Parse()
 
 	abs, err := filepath.Abs(*root)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "deploycheck: %v\n", err)
 		os.Exit(2)
+	}
+	if *kustomize != "" {
+		dir, err := filepath.Abs(*kustomize)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "deploycheck: %v\n", err)
+			os.Exit(2)
+		}
+		out, err := renderKustomization(filepath.Join(abs, kubernetesTree), dir, *exampleSecrets)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "deploycheck: %v\n", err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(out)
+		return
 	}
 	files := defaultFiles(abs)
 

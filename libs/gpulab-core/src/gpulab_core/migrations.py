@@ -3,22 +3,28 @@
 Each service keeps its migrations in `services/<name>/migrations/` and its version table in its own
 schema; autogenerate never sees another schema. Migrations run as a one-shot step
 (`python -m gpulab_<name> migrate`), serialised by an advisory lock so two runs at once are safe.
+Where that step runs apart from the service's replicas (Kubernetes: a Job), each replica first waits
+until the schema is at its own migrations' head (`wait_until_current`), as the service's own role.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import MetaData, make_url, text
 from sqlalchemy.engine import Connection
 
 from gpulab_core.db import async_url, create_engine
+from gpulab_core.settings import redact
 
 
 def alembic_config(service_dir: Path, database_url: str) -> Config:
@@ -38,6 +44,72 @@ def upgrade(
     app_role = make_url(async_url(database_url)).username
     if app_role and app_role != make_url(async_url(owner_url)).username:
         asyncio.run(_grant(owner_url, schema, app_role))
+
+
+def script_directory(service_dir: Path) -> ScriptDirectory:
+    """The service's migrations as this code knows them (no database is touched)."""
+    return ScriptDirectory.from_config(alembic_config(service_dir, "postgresql://unused@localhost/unused"))
+
+
+def schema_is_current(script: ScriptDirectory, applied: Sequence[str]) -> bool:
+    """Whether code with the migrations `script` may serve a schema whose version table holds `applied`:
+    every head of `script` is applied or lies below an applied revision. A revision `script` does not
+    know was made by a later release (a rollback, or an old replica starting during a rollout): that
+    schema is served too, as the replicas of this release already served it before the later one."""
+    if not applied:
+        return False
+    for revision in applied:
+        try:
+            script.get_revision(revision)
+        except CommandError:  # alembic's wrapping of "Can't locate revision"
+            return True
+    below = {rev.revision for rev in script.iterate_revisions(tuple(applied), "base")}
+    return set(script.get_heads()) <= below
+
+
+async def applied_revisions(database_url: str, schema: str) -> list[str]:
+    """The revisions in `schema`'s version table, read with `database_url`'s role (the service's own,
+    which may read its schema once the migrations granted it). Raises while the schema, the table or
+    the grant is not there yet."""
+    engine = create_engine(database_url, schema=None, app_name=f"gpulab-wait-{schema}", poolclass=sa.pool.NullPool)
+    try:
+        async with engine.connect() as conn:
+            table = f"{conn.dialect.identifier_preparer.quote(schema)}.alembic_version"
+            return [str(v) for v in (await conn.execute(text(f"SELECT version_num FROM {table}"))).scalars()]
+    finally:
+        await engine.dispose()
+
+
+async def wait_until_current(
+    service_dir: Path,
+    schema: str,
+    database_url: str,
+    timeout_s: float,
+    *,
+    interval_s: float = 2.0,
+    report: Callable[[str], None] = lambda _line: None,
+) -> None:
+    """Return once `schema` may be served by this code (`schema_is_current`); raise TimeoutError, saying
+    what it waited for, after `timeout_s`. `report` gets one line each time the reason changes."""
+    script = script_directory(service_dir)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    reason = ""
+    while True:
+        try:
+            applied = await applied_revisions(database_url, schema)
+        except Exception as exc:
+            # A driver's message may quote the URL it was given, password included; its first line says enough.
+            now = f"cannot read it yet: {redact(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__}"
+        else:
+            if schema_is_current(script, applied):
+                return
+            now = f"it is at {', '.join(applied) or 'no revision'}, this code needs {', '.join(script.get_heads())}"
+        if now != reason:
+            reason = now
+            report(f"waiting for the {schema} schema's migrations: {reason}")
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TimeoutError(f"the {schema} schema is not migrated after {timeout_s:g} s: {reason}")
+        await asyncio.sleep(interval_s)
 
 
 # Tables whose comment starts with this are append-only: the app role may read and insert, nothing else.
