@@ -159,3 +159,82 @@ async def test_consumer_resumes_where_it_stopped_after_a_restart(engine: AsyncEn
         await wait_until(lambda: _count_is(engine, effects, 9), 30)
     finally:
         task.cancel()
+
+
+def test_subjects_match_as_nats_matches_them() -> None:
+    assert events.subject_matches("gpulab.events.a.>", "gpulab.events.a.b.c")
+    assert not events.subject_matches("gpulab.events.a.>", "gpulab.events.a")
+    assert events.subject_matches("gpulab.events.*.made", "gpulab.events.x.made")
+    assert not events.subject_matches("gpulab.events.*.made", "gpulab.events.x.y.made")
+    assert events.subject_matches("gpulab.events.a.made", "gpulab.events.a.made")
+    assert not events.subject_matches("gpulab.events.a.made", "gpulab.events.a.made.too")
+
+
+async def test_replicas_of_two_releases_share_a_durable_without_losing_the_newer_ones_events(
+    engine: AsyncEngine, nc: NATS
+) -> None:
+    """A rolling upgrade: the newer release also consumes `<ctx>.b`. An older replica that (re)starts
+    does not narrow the durable, and hands every `b` event back, unrecorded, to the newer one."""
+    js = nc.jetstream()
+    await events.ensure_stream(js)
+    tables = await scratch_schema(engine)
+    effects = Table(
+        "effects",
+        tables.metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", Text, nullable=False),
+        Column("release", Text, nullable=False),
+        Column("subject", Text, nullable=False),
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(effects.create)
+    ctx = tables.schema
+
+    def consumer(release: str, kinds: list[str]) -> DurableConsumer:
+        async def handler(session: AsyncSession, ev: Event) -> None:
+            row = {"event_id": str(ev.id), "release": release, "subject": ev.type}
+            await session.execute(effects.insert().values(**row))
+
+        made = DurableConsumer(
+            js,
+            db.session_factory(engine),
+            tables.processed,
+            durable=f"test-{ctx}",
+            subjects=[f"{ctx}.{kind}" for kind in kinds],
+            handler=handler,
+        )
+        made._batch = 4
+        return made
+
+    newer, older = consumer("newer", ["a", "b"]), consumer("older", ["a"])
+    tasks = [asyncio.create_task(newer.run())]
+    try:
+        await wait_until(lambda: _consumer_exists(js, f"test-{ctx}"), 10)
+        tasks.append(asyncio.create_task(older.run()))  # started after: it must not narrow the durable
+        await asyncio.sleep(1)
+        info = await js.consumer_info(events.STREAM, f"test-{ctx}")
+        assert sorted(info.config.filter_subjects or []) == [f"gpulab.events.{ctx}.a", f"gpulab.events.{ctx}.b"]
+        for n in range(10):
+            for kind in ("a", "b"):
+                ev = Event(
+                    id=uuid.uuid4(), type=f"{ctx}.{kind}", source="test", occurred_at=datetime.now(UTC), data={"n": n}
+                )
+                await js.publish(f"gpulab.events.{ctx}.{kind}", ev.model_dump_json().encode())
+        await wait_until(lambda: _count_is(engine, effects, 20), 60)
+        await asyncio.sleep(1)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(effects.c.release, effects.c.subject))).all()
+        assert len(rows) == 20
+        assert sorted(release for release, subject in rows if subject.endswith(".b")) == ["newer"] * 10
+        assert sum(1 for _, subject in rows if subject.endswith(".a")) == 10
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _consumer_exists(js: JetStreamContext, durable: str) -> bool:
+    try:
+        await js.consumer_info(events.STREAM, durable)
+    except Exception:  # noqa: BLE001 (not there yet)
+        return False
+    return True

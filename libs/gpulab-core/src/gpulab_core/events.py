@@ -125,6 +125,21 @@ def processed_table(metadata: MetaData) -> Table:
 EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
 
 
+# An event on a subject this release does not consume is handed back for this long (see handle).
+NOT_MINE_RETRY_S = 1.0
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` one or more."""
+    tokens, parts = pattern.split("."), subject.split(".")
+    for i, token in enumerate(tokens):
+        if token == ">":
+            return len(parts) > i
+        if i >= len(parts) or token not in ("*", parts[i]):
+            return False
+    return len(tokens) == len(parts)
+
+
 class DurableConsumer:
     """Runs `handler(session, event)` once per event, in one transaction with the dedup record.
 
@@ -166,9 +181,33 @@ class DurableConsumer:
             max_ack_pending=1000,
         )
 
+    async def ensure(self) -> None:
+        """Create the durable, or widen it to this release's subjects, never narrow it.
+
+        Replicas of two releases share the durable during a rolling upgrade: a newer one may consume a
+        subject the older does not know. Each replica keeps the subjects it finds and adds its own, so
+        an older replica that restarts cannot take the newer one's subjects away (the events published
+        meanwhile would be skipped by the durable for good). A subject is dropped from a durable only
+        by hand (docs/operations.md)."""
+        wanted = self.consumer_config()
+        try:
+            info = await self._js.consumer_info(STREAM, self.durable)
+        except NotFoundError:
+            await self._js.add_consumer(STREAM, wanted)
+            return
+        have = info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject else [])
+        wanted.filter_subjects = sorted({*have, *self._subjects})
+        if set(wanted.filter_subjects) != set(have) or (info.config.ack_wait, info.config.max_deliver) != (
+            wanted.ack_wait,
+            wanted.max_deliver,
+        ):
+            await self._js.add_consumer(STREAM, wanted)  # updates the durable in place
+
+    def handles(self, subject: str) -> bool:
+        return any(subject_matches(pattern, subject) for pattern in self._subjects)
+
     async def run(self) -> None:
-        # Without an action, the server creates the consumer or updates it to this config.
-        await self._js.add_consumer(STREAM, self.consumer_config())
+        await self.ensure()
         sub = await self._js.pull_subscribe_bind(durable=self.durable, stream=STREAM)
         try:
             while True:
@@ -192,6 +231,12 @@ class DurableConsumer:
                 await sub.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
+        if not self.handles(msg.subject):
+            # The durable was widened by a newer release (ensure): leave the event, unrecorded, to one
+            # of its replicas; a redelivery goes to whichever replica fetches next.
+            CONSUMED.labels(self.durable, "not_mine").inc()
+            await msg.nak(delay=NOT_MINE_RETRY_S)
+            return
         try:
             event = Event.model_validate_json(msg.data)
         except ValidationError as exc:
