@@ -107,15 +107,21 @@ class Api:
         await self.client.aclose()
 
 
-def invite_links(mail_dir: Path) -> dict[str, list[str]]:
-    """Every invite link in the mail catcher's folder, by recipient."""
-    found: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class InviteMail:
+    message_id: str
+    link: str
+
+
+def invite_mails(mail_dir: Path) -> dict[str, list[InviteMail]]:
+    """Every invite mail in the mail catcher's folder, by recipient."""
+    found: dict[str, list[InviteMail]] = {}
     for path in sorted(mail_dir.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         body = message.get_body(preferencelist=("plain",))
         text = body.get_content() if body is not None else ""
         for link in re.findall(r"https?://\S+/invite/[A-Za-z0-9_\-=%]+", text):
-            found.setdefault(str(message["To"]), []).append(link)
+            found.setdefault(str(message["To"]), []).append(InviteMail(str(message["Message-ID"]), link))
     return found
 
 
@@ -258,9 +264,9 @@ class Mission:
     async def _invite_link(self, address: str) -> str:
         deadline = time.monotonic() + RETRY_FOR_S
         while time.monotonic() < deadline:
-            links = invite_links(self.data / "mail").get(address)
-            if links:
-                return links[0]
+            mails = invite_mails(self.data / "mail").get(address)
+            if mails:
+                return mails[0].link
             await asyncio.sleep(0.3)
         raise AssertionError(f"no invite mail to {address} within {RETRY_FOR_S}s")
 
@@ -375,6 +381,8 @@ class Mission:
                 self.world.flows["cancel"] += 1
 
 
+# Typically 1-2 min on 2 cores: ~40 s to start 12 processes and enroll, 40 s of chaos, the checks.
+@pytest.mark.timeout(600)
 async def test_the_mission_survives_replicas_killed_at_random(
     agent_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -472,11 +480,14 @@ async def settle_and_check(run: Runner, mission: Mission, agents: list[Agents], 
             assert dead == 0, f"{schema}: {dead} events dead-lettered"
         checked.append("every event relayed and delivered")
 
-        # Invites: each mailed exactly once.
-        links = invite_links(mission.data / "mail")
-        counts = {address: len(links.get(address, [])) for address in mission.world.invited}
-        assert counts == dict.fromkeys(mission.world.invited, 1), counts
-        checked.append("every invite mailed exactly once")
+        # Invites: each mailed exactly once. notify's one window SMTP cannot close (the server kept the
+        # mail, notify died before the 250) sends an identical copy, same Message-ID, which mail
+        # clients show once (docs/architecture.md, "notify"): one invite each, by Message-ID.
+        mails = invite_mails(mission.data / "mail")
+        distinct = {address: {m.message_id for m in mails.get(address, [])} for address in mission.world.invited}
+        assert {a: len(ids) for a, ids in distinct.items()} == dict.fromkeys(mission.world.invited, 1), distinct
+        copies = sum(len(mails[a]) for a in mission.world.invited) - len(mission.world.invited)
+        checked.append(f"every invite mailed exactly once ({copies} identical copies)")
 
         # No request lost or granted twice.
         rows = await pg.fetch("SELECT id::text, status, assignment_id::text FROM scheduler.requests WHERE kind = 'new'")
