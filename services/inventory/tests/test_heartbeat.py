@@ -260,6 +260,25 @@ async def test_an_expired_certificate_is_refused_by_tls(plane: ControlPlane, age
     assert await _refused_at_tls(channel) == grpc.StatusCode.UNAVAILABLE
 
 
+async def test_a_certificate_that_expires_during_a_connection_is_refused_from_then_on(
+    plane: ControlPlane, agents: list[Agent]
+) -> None:
+    """TLS checks the certificate once, at the handshake (and not at all when a session is resumed);
+    the connection may outlive it: every heartbeat checks it again."""
+    agent = await enrolled(plane, agents)
+    ca = plane.authority
+    short = issue_client_cert(
+        ca.key, ca.cert, validate_node_csr(csr_pem(agent.key)), uuid.UUID(agent.node_id or ""), timedelta(seconds=3)
+    )
+    channel = agent.heartbeat_channel(key_pem(agent.key), certificate_pem(short))
+    await agent.heartbeat(channel=channel)
+    await asyncio.sleep(max(0.0, (short.not_valid_after_utc - datetime.now(UTC)).total_seconds()) + 0.5)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await agent.heartbeat(channel=channel)  # the same connection, made while the certificate was valid
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.value.details() == "the client certificate has expired"
+
+
 async def test_a_certificate_for_a_node_we_do_not_know_is_unauthenticated(
     plane: ControlPlane, agents: list[Agent]
 ) -> None:

@@ -121,3 +121,36 @@ def talk(port: int, version: ssl.TLSVersion, client: ClientCertificate | None) -
                 return None if tls.recv(9) else "closed without a word"  # served: the server's SETTINGS
         except (ssl.SSLError, ConnectionError) as exc:
             return str(exc)
+
+
+async def test_the_heartbeat_port_resumes_a_node_s_tls_session(
+    plane: ControlPlane, agents: list[Agent], tmp_path: Path
+) -> None:
+    """A reconnect storm (every node at once after a restart of the network or of a replica) costs a
+    resumed handshake per node, not a full one, where the node comes back to a replica it knew."""
+    agent = await enrolled(plane, agents)
+    client = client_credentials(agent, tmp_path)
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        first, resumed = await asyncio.to_thread(reconnect, plane.heartbeat_port, version, client)
+        assert not first
+        assert resumed, f"{version.name}: the second connection did a full handshake"
+
+
+def reconnect(port: int, version: ssl.TLSVersion, client: ClientCertificate) -> tuple[bool, bool]:
+    """Two connections, the second offering the first one's session: whether each was resumed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    ctx.set_alpn_protocols(["h2"])
+    ctx.load_cert_chain(client.certificate_chain_path, client.key_path)
+    session = None
+    reused = []
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+                tls.sendall(HTTP2_PREFACE_AND_SETTINGS)
+                assert tls.recv(9), "not served"  # TLS 1.3 tickets come after the handshake: read them
+                reused.append(bool(tls.session_reused))
+                session = tls.session
+    return reused[0], reused[1]

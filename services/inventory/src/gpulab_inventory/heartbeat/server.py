@@ -2,7 +2,9 @@
 
 TLS refuses a client without a certificate, with one from another CA, or with an expired one, before
 any of our code runs. The servicer then takes the node from the certificate's CN (never from the
-request), and refuses a revoked serial or a node that is unknown or deleted with UNAUTHENTICATED.
+request), and refuses a revoked serial, a node that is unknown or deleted, or a certificate that has
+expired since the handshake (a connection lives on, and a resumed session skips the certificate
+checks) with UNAUTHENTICATED.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -43,6 +46,7 @@ PEER_CACHE_SIZE = 100_000  # parsed client certificates remembered (~200 bytes e
 class Peer:
     node_id: uuid.UUID
     serial: str
+    not_after: datetime
 
 
 class Peers:
@@ -72,7 +76,7 @@ def _parse(pem: bytes) -> Peer | None:
     try:
         cert = x509.load_pem_x509_certificate(pem)
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return Peer(uuid.UUID(str(names[0].value)), format(cert.serial_number, "040x"))
+        return Peer(uuid.UUID(str(names[0].value)), format(cert.serial_number, "040x"), cert.not_valid_after_utc)
     except (ValueError, IndexError):
         return None
 
@@ -100,6 +104,9 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
             HEARTBEATS.labels("refused").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate does not name a node")
         assert peer is not None
+        if datetime.now(UTC) >= peer.not_after:
+            HEARTBEATS.labels("refused").inc()
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate has expired")
         try:
             assignments = await self._directory.heartbeat(peer.node_id, peer.serial, wire.beat(request))
         except NodeRefused as exc:
