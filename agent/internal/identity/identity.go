@@ -183,7 +183,10 @@ func (id *Identity) Expired(now time.Time) bool {
 
 // ClientTLSConfig is for mutual TLS with the control plane at serverName: it
 // trusts the pinned CA only and presents the node's certificate, the current
-// one at each handshake.
+// one at each handshake. A reconnect resumes the TLS session of the last
+// connection made with the same certificate (the server's session ticket), so
+// that every node reconnecting at once after an outage costs the control plane
+// a resumed handshake each, not a full one.
 func (id *Identity) ClientTLSConfig(serverName string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -193,7 +196,33 @@ func (id *Identity) ClientTLSConfig(serverName string) *tls.Config {
 			cert := id.current()
 			return &cert, nil
 		},
+		ClientSessionCache: sessionsByCertificate{id, tls.NewLRUClientSessionCache(sessionCacheSize)},
 	}
+}
+
+// sessionCacheSize: the heartbeat endpoint's sessions, a few in case it
+// resolves to several replicas.
+const sessionCacheSize = 8
+
+// sessionsByCertificate keeps TLS sessions under the serial of the certificate
+// that is current when they are stored and looked up: a session stands for the
+// certificate it was made with, so after a renewal the next handshake is a full
+// one that presents the new certificate, never a resumption of the old one.
+type sessionsByCertificate struct {
+	id    *Identity
+	cache tls.ClientSessionCache
+}
+
+func (c sessionsByCertificate) key(sessionKey string) string {
+	return c.id.current().Leaf.SerialNumber.String() + "|" + sessionKey
+}
+
+func (c sessionsByCertificate) Get(sessionKey string) (*tls.ClientSessionState, bool) {
+	return c.cache.Get(c.key(sessionKey))
+}
+
+func (c sessionsByCertificate) Put(sessionKey string, cs *tls.ClientSessionState) {
+	c.cache.Put(c.key(sessionKey), cs)
 }
 
 // HeartbeatCredentials are the transport credentials for a gRPC channel to

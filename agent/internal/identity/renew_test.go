@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -192,5 +193,76 @@ func TestHeartbeatCredentialsPresentTheNodeCertificateAndTrustOnlyThePinnedCA(t 
 				t.Fatal("handshake succeeded with a server another CA certified")
 			}
 		})
+	}
+}
+
+// A reconnect resumes the last TLS session, and a renewal ends that: the
+// first handshake after it is a full one that presents the new certificate.
+func TestReconnectsResumeTheSessionUntilTheCertificateIsRenewed(t *testing.T) {
+	ca := identitytest.NewCA(t, "gpulab internal CA")
+	nb, na := fresh()
+	id := enrolled(t, ca, "127.0.0.1:50051", nb, na)
+	key, cert := ca.IssueServer(t, []string{"localhost"}, nil)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(ca.Cert)
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw, ca.Cert.Raw}, PrivateKey: key}},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    clientCAs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	type seen struct {
+		resumed bool
+		serial  string
+	}
+	handshakes := make(chan seen, 8)
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			tc := conn.(*tls.Conn)
+			if tc.Handshake() == nil {
+				state := tc.ConnectionState()
+				handshakes <- seen{state.DidResume, state.PeerCertificates[0].SerialNumber.String()}
+				tc.Write([]byte{1}) // lets the client read the TLS 1.3 ticket that follows the handshake
+			}
+			tc.Close()
+		}
+	}()
+	cfg := id.ClientTLSConfig("localhost")
+	dial := func() seen {
+		t.Helper()
+		conn, err := tls.Dial("tcp", lis.Addr().String(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Read(make([]byte, 1))
+		conn.Close()
+		return <-handshakes
+	}
+	first := dial()
+	again := dial()
+	if first.resumed || !again.resumed || again.serial != first.serial {
+		t.Fatalf("first %+v, then %+v: want a full handshake, then a resumed one", first, again)
+	}
+
+	// A renewal (as Renew swaps it): a new certificate for the same key.
+	id.mu.Lock()
+	priv := id.cert.PrivateKey.(*ecdsa.PrivateKey)
+	renewed := ca.IssueClient(t, &priv.PublicKey, nodeID, nb, na)
+	id.cert = tls.Certificate{Certificate: [][]byte{renewed.Raw}, PrivateKey: priv, Leaf: renewed}
+	id.mu.Unlock()
+	after := dial()
+	if after.resumed || after.serial != renewed.SerialNumber.String() {
+		t.Fatalf("after the renewal: %+v, want a full handshake with serial %s", after, renewed.SerialNumber)
+	}
+	if next := dial(); !next.resumed || next.serial != after.serial {
+		t.Fatalf("then %+v: want the new certificate's session resumed", next)
 	}
 }
