@@ -56,15 +56,20 @@ def test_malformed_traceparent_starts_a_new_trace() -> None:
 
 
 async def test_grpc_metadata_carries_the_trace_to_the_server() -> None:
-    """A real grpc.aio server with the shared interceptor and a generic unary method."""
-    seen: list[str | None] = []
+    """A real grpc.aio server whose servicer method opens its span with `grpc_span`."""
+    seen: list[tuple[str | None, str | None]] = []
 
-    async def echo(request: bytes, _ctx: grpc.aio.ServicerContext) -> bytes:  # type: ignore[type-arg]
-        seen.append(telemetry.current_ids()[0])
-        return request
+    class Echo:
+        @telemetry.grpc_span("/test.Echo/Echo")
+        async def Echo(self, request: bytes, _ctx: grpc.aio.ServicerContext) -> bytes:  # type: ignore[type-arg]  # noqa: N802
+            seen.append(telemetry.current_ids())
+            return request
 
-    handler = grpc.method_handlers_generic_handler("test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
-    server = grpc.aio.server(interceptors=[telemetry.server_interceptor()])
+    echo = Echo()
+    handler = grpc.method_handlers_generic_handler(
+        "test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo.Echo)}
+    )
+    server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -72,12 +77,15 @@ async def test_grpc_metadata_carries_the_trace_to_the_server() -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = channel.unary_unary("/test.Echo/Echo")  # type: ignore[call-arg]  # raw bytes: no (de)serialisers
             with tracer.start_as_current_span("agent"):
-                caller_trace = telemetry.current_ids()[0]
+                caller_trace, caller_span = telemetry.current_ids()
                 reply = await call(b"ping", metadata=telemetry.grpc_metadata())
+            untraced = await call(b"pong")
     finally:
         await server.stop(None)
-    assert reply == b"ping"
-    assert seen == [caller_trace]
+    assert (reply, untraced) == (b"ping", b"pong")
+    assert seen[0][0] == caller_trace
+    assert seen[0][1] not in (None, caller_span), "the server's own span, a child of the caller's"
+    assert seen[1][0] not in (None, caller_trace), "no traceparent: a trace of its own"
 
 
 def test_json_log_line_carries_trace_id_and_extra_fields(monkeypatch: pytest.MonkeyPatch) -> None:

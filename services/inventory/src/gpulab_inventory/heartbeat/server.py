@@ -96,6 +96,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
         self._max_bytes = max_message_bytes
         self._on_too_large = on_too_large
 
+    @telemetry.grpc_span("/gpulab.agent.v1.Heartbeat/Heartbeat")
     async def Heartbeat(  # noqa: N802 (the gRPC method name)
         self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.HeartbeatResponse:
@@ -185,7 +186,6 @@ class HeartbeatServer:
             [(key_pem, signed.certificate_pem.encode())], root_certificates=ca_pem, require_client_auth=True
         )
         server = grpc.aio.server(
-            interceptors=[telemetry.server_interceptor()],
             options=[
                 ("grpc.max_receive_message_length", s.heartbeat_max_message_bytes),
                 ("grpc.max_send_message_length", s.heartbeat_max_message_bytes),

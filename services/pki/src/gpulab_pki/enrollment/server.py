@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import grpc
 from gpulab.agent.v1 import enrollment_pb2_grpc as pb_grpc
 
-from gpulab_core import telemetry
 from gpulab_pki.ca import certificate_pem, issue_server_cert
 from gpulab_pki.certificates import repository as certs_repo
 from gpulab_pki.context import Pki
@@ -37,7 +36,6 @@ class EnrollmentServer:
         async with pki.sessions() as session, session.begin():
             await certs_repo.record_server(session, cert, "enrollment", dns, ips)
         server = grpc.aio.server(
-            interceptors=[telemetry.server_interceptor()],
             options=server_options(settings.enroll_max_message_bytes),
             maximum_concurrent_rpcs=settings.enroll_max_concurrent_rpcs,
         )

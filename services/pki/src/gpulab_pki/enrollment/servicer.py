@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gpulab.agent.v1 import enrollment_pb2 as pb
 from gpulab.agent.v1 import enrollment_pb2_grpc as pb_grpc
 
+from gpulab_core import telemetry
 from gpulab_core.errors import GpulabError, InvalidRequest
 from gpulab_pki.ca import CaKeyError
 from gpulab_pki.certificates import service as certs
@@ -51,6 +52,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):  # type: ignore[misc]
         self._pki = pki
         self._peers = peers  # the TLS front's loopback port -> its TLS connection
 
+    @telemetry.grpc_span("/gpulab.agent.v1.Enrollment/Enroll")
     async def Enroll(self, request: pb.EnrollRequest, context: Context) -> pb.EnrollResponse:  # noqa: N802
         pki = self._pki
         peer = self._peer(context)
@@ -69,6 +71,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServicer):  # type: ignore[misc]
 
         return await _answer(context, "Enroll", run)
 
+    @telemetry.grpc_span("/gpulab.agent.v1.Enrollment/Renew")
     async def Renew(self, request: pb.RenewRequest, context: Context) -> pb.RenewResponse:  # noqa: N802
         pki = self._pki
         peer = self._peer(context)
