@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -181,6 +183,67 @@ def report(n: int, seconds: float, steady_rows: dict[str, Steady], storm_rows: d
         )
 
 
+@dataclass
+class Plane:
+    """pki and inventory on an embedded PostgreSQL and NATS, migrated; started by `start`."""
+
+    procs: Processes
+    pg: EmbeddedPostgres
+    js: EmbeddedNats
+    env: dict[str, str]
+    enroll_port: int
+    heartbeat_port: int
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """pki, then inventory (its heartbeat port opens once pki has signed its certificate): inventory's
+        process. Every other process starts before: forking next to gRPC's threads is unsafe."""
+        pki = self.procs.spawn(
+            "pki",
+            [sys.executable, "-m", "gpulab_pki", "serve"],
+            {**self.env, "GPULAB_DATABASE_URL": self.pg.service_url("pki")},
+        )
+        wait_for_port(self.enroll_port, 60, pki)
+        inventory = self.procs.spawn(
+            "inventory",
+            [sys.executable, "-m", "gpulab_inventory", "serve"],
+            {**self.env, "GPULAB_DATABASE_URL": self.pg.service_url("inventory")},
+        )
+        wait_for_port(self.heartbeat_port, 60, inventory)
+        return inventory
+
+
+@contextlib.contextmanager
+def plane(root: Path, **settings: str) -> Iterator[Plane]:
+    procs = Processes(root)
+    pg = EmbeddedPostgres(root / "pg", free_port())
+    js = EmbeddedNats(root / "nats", free_port())
+    try:
+        pg.start()
+        js.start()
+        enroll_port, heartbeat_port = free_port(), free_port()
+        env = service_env(
+            pg,
+            js,
+            root / "data",
+            GPULAB_ENROLL_PORT=str(enroll_port),
+            GPULAB_HEARTBEAT_PORT=str(heartbeat_port),
+            **settings,
+        )
+        migrate = [sys.executable, "-m", "gpulab_devstack.migrate_all", "pki", "inventory"]
+        urls = migrate_all.role_urls(pg.service_url, ("pki", "inventory"))
+        done = subprocess.run(migrate, env={**env, **urls}, capture_output=True, text=True, timeout=180)
+        if done.returncode != 0:
+            raise RuntimeError(f"migration failed: {done.stderr.strip()}")
+        yield Plane(procs, pg, js, env, enroll_port, heartbeat_port)
+    except BaseException:
+        print(procs.tails(), file=sys.stderr)  # noqa: T201
+        raise
+    finally:
+        procs.stop()
+        js.stop()
+        pg.stop()
+
+
 async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench heartbeat")
     parser.add_argument("--agents", type=int, default=200)
@@ -193,63 +256,29 @@ async def main(argv: list[str]) -> None:
         args.agents, args.seconds, args.warmup = 20, 2.0, 1.0
     n: int = args.agents
     print(machine(), file=sys.stderr)  # noqa: T201
-    with tempfile.TemporaryDirectory(prefix="gpulab-bench-heartbeat-") as tmp:
-        root = Path(tmp)
-        procs = Processes(root)
-        pg = EmbeddedPostgres(root / "pg", free_port())
-        js = EmbeddedNats(root / "nats", free_port())
-        try:
-            pg.start()
-            js.start()
-            enroll_port, heartbeat_port, bare_port = free_port(), free_port(), free_port()
-            env = service_env(
-                pg, js, root / "data", GPULAB_ENROLL_PORT=str(enroll_port), GPULAB_HEARTBEAT_PORT=str(heartbeat_port)
-            )
-            migrate = [sys.executable, "-m", "gpulab_devstack.migrate_all", "pki", "inventory"]
-            urls = migrate_all.role_urls(pg.service_url, ("pki", "inventory"))
-            done = subprocess.run(migrate, env={**env, **urls}, capture_output=True, text=True, timeout=180)
-            if done.returncode != 0:
-                raise RuntimeError(f"migration failed: {done.stderr.strip()}")
-            keys = [new_key() for _ in range(n)]
-            bare_ca, bare_agents = bare_pki(root, keys)
-            # Every process starts before this one makes a gRPC channel: forking next to gRPC's threads is unsafe.
-            bare = procs.spawn(
-                "bare", [sys.executable, "-m", "bench.heartbeat", "--serve-bare", tmp, str(bare_port)], env
-            )
-            pki = procs.spawn(
-                "pki",
-                [sys.executable, "-m", "gpulab_pki", "serve"],
-                {**env, "GPULAB_DATABASE_URL": pg.service_url("pki")},
-            )
-            wait_for_port(enroll_port, 60, pki)
-            inventory = procs.spawn(
-                "inventory",
-                [sys.executable, "-m", "gpulab_inventory", "serve"],
-                {**env, "GPULAB_DATABASE_URL": pg.service_url("inventory")},
-            )
-            wait_for_port(bare_port, 30, bare)
-            wait_for_port(heartbeat_port, 60, inventory)  # listens once pki has signed its certificate
-            started = time.perf_counter()
-            ca, ours = await enroll_all(js.url, enroll_port, keys)
-            print(f"{n} nodes created and enrolled in {time.perf_counter() - started:.1f} s", file=sys.stderr)  # noqa: T201
-            targets = [
-                Target("bare", bare_port, bare.pid, bare_ca, bare_agents),
-                Target("gpulab", heartbeat_port, inventory.pid, ca, ours),
-            ]
-            requests = [request(i) for i in range(n)]
-            steady_rows: dict[str, Steady] = {}
-            storm_rows: dict[str, Storm] = {}
-            for target in targets:
-                steady_rows[target.name], channels = await steady(target, requests, args.warmup, args.seconds)
-                storm_rows[target.name] = await storm(target, requests, channels)
-            print("\n".join(report(n, args.seconds, steady_rows, storm_rows)))  # noqa: T201
-        except BaseException:
-            print(procs.tails(), file=sys.stderr)  # noqa: T201
-            raise
-        finally:
-            procs.stop()
-            js.stop()
-            pg.stop()
+    with tempfile.TemporaryDirectory(prefix="gpulab-bench-heartbeat-") as tmp, plane(Path(tmp)) as p:
+        bare_port = free_port()
+        keys = [new_key() for _ in range(n)]
+        bare_ca, bare_agents = bare_pki(Path(tmp), keys)
+        bare = p.procs.spawn(
+            "bare", [sys.executable, "-m", "bench.heartbeat", "--serve-bare", tmp, str(bare_port)], p.env
+        )
+        inventory = p.start()
+        wait_for_port(bare_port, 30, bare)
+        started = time.perf_counter()
+        ca, ours = await enroll_all(p.js.url, p.enroll_port, keys)
+        print(f"{n} nodes created and enrolled in {time.perf_counter() - started:.1f} s", file=sys.stderr)  # noqa: T201
+        targets = [
+            Target("bare", bare_port, bare.pid, bare_ca, bare_agents),
+            Target("gpulab", p.heartbeat_port, inventory.pid, ca, ours),
+        ]
+        requests = [request(i) for i in range(n)]
+        steady_rows: dict[str, Steady] = {}
+        storm_rows: dict[str, Storm] = {}
+        for target in targets:
+            steady_rows[target.name], channels = await steady(target, requests, args.warmup, args.seconds)
+            storm_rows[target.name] = await storm(target, requests, channels)
+        print("\n".join(report(n, args.seconds, steady_rows, storm_rows)))  # noqa: T201
 
 
 if __name__ == "__main__":
