@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import agent_footprint, assign, audit_verify, heartbeat, lists, requests, rpc
+from bench import agent_footprint, assign, audit_verify, fleet, heartbeat, lists, requests, rpc
 
 BENCHMARKS = {
     "rpc": rpc.main,
     "lists": lists.main,
     "heartbeat": heartbeat.main,
+    "fleet": fleet.main,
     "assign": assign.main,
     "requests": requests.main,
     "agent": agent_footprint.main,
