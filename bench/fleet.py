@@ -119,6 +119,9 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between an agent's heartbeats")
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of steady heartbeats")
     parser.add_argument("--quick", action="store_true", help="200 agents, 5 s interval, 15 s: a smoke run")
+    parser.add_argument(
+        "--setting", action="append", default=[], help="GPULAB_X=value for pki and inventory (repeatable)"
+    )
     args, _ = parser.parse_known_args(argv)
     if args.quick:
         args.agents, args.interval, args.duration = 200, 5.0, 15.0
