@@ -4,16 +4,17 @@ published here the way the outbox relay does, read back by a real agent over mut
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from gpulab.agent.v1 import assignment_pb2
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -43,6 +44,9 @@ async def republish(plane: ControlPlane, event: Event, msg_id: str | None = None
     await relay_publish(plane.inventory.js, event, msg_id=msg_id)
 
 
+_GPUS = itertools.count(100)
+
+
 def created(node_id: str | None, user_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "assignment_id": uuid.uuid4(),
@@ -56,7 +60,8 @@ def created(node_id: str | None, user_id: uuid.UUID, **fields: Any) -> dict[str,
         "linux_username": "gl_ada",
         "ssh_public_keys": [KEY_A],
         "enforcement_mode": "cgroup",
-        "gpus": [{"index": 1, "uuid": "GPU-00000001-aaaa-bbbb-cccc-0123456789ab"}],
+        # A GPU of its own: the node's desired state never holds two assignments on one GPU (supersede).
+        "gpus": [{"index": n % 8, "uuid": f"GPU-{n:08x}-aaaa-bbbb-cccc-0123456789ab"} for n in [next(_GPUS)]],
         "cpus": 8,
         "ram_mb": 65536,
         "expires_at": datetime(2027, 3, 1, 12, 30, tzinfo=UTC),
@@ -111,7 +116,7 @@ async def test_an_assignment_reaches_its_nodes_agent_exactly_and_no_other_node(
     assert got.linux_username == "gl_ada"
     assert list(got.ssh_public_keys) == [KEY_A]
     assert got.enforcement_mode == assignment_pb2.ENFORCEMENT_MODE_CGROUP
-    assert [(g.index, g.uuid) for g in got.gpus] == [(1, "GPU-00000001-aaaa-bbbb-cccc-0123456789ab")]
+    assert [{"index": g.index, "uuid": g.uuid} for g in got.gpus] == data["gpus"]
     assert got.cpus == 8
     assert got.ram_mb == 65536
     assert got.HasField("expires_at")
@@ -128,7 +133,7 @@ async def test_each_enforcement_mode_and_no_expiry_come_through(plane: ControlPl
         "mig": assignment_pb2.ENFORCEMENT_MODE_MIG,
         "container": assignment_pb2.ENFORCEMENT_MODE_CONTAINER,
     }
-    sent = {}
+    sent, second = {}, {}
     for i, mode in enumerate(modes):
         data = created(
             agent.node_id,
@@ -137,9 +142,10 @@ async def test_each_enforcement_mode_and_no_expiry_come_through(plane: ControlPl
             expires_at=None,
             cpus=0,
             ram_mb=0,
-            gpus=[{"index": i, "uuid": f"GPU-{i}"}, {"index": 7, "uuid": "GPU-7"}],
+            gpus=[{"index": i, "uuid": f"GPU-{i}"}, {"index": 4 + i, "uuid": f"GPU-{4 + i}"}],
         )
         sent[data["assignment_id"]] = mode
+        second[data["assignment_id"]] = f"GPU-{4 + i}"
         await publish(plane, s.ASSIGNMENT_CREATED, data)
     await wait_until(lambda: _count_is(agent, len(sent)), timeout_s=WAIT_S)
     got = await assignments(agent)
@@ -147,7 +153,7 @@ async def test_each_enforcement_mode_and_no_expiry_come_through(plane: ControlPl
     for a in got.values():
         assert not a.HasField("expires_at")
         assert (a.cpus, a.ram_mb) == (0, 0)
-        assert [g.uuid for g in a.gpus][1] == "GPU-7"
+        assert [g.uuid for g in a.gpus][1] == second[a.assignment_id]
 
 
 async def _count_is(agent: Agent, n: int) -> bool:
@@ -227,13 +233,56 @@ async def test_an_end_applied_before_its_creation_keeps_the_assignment_away(
     assert list(await assignments(agent)) == [marker["assignment_id"]]
 
 
+async def test_of_two_assignments_holding_one_gpu_the_node_gets_only_the_newer_whichever_event_is_late(
+    plane: ControlPlane, agents: list[Agent]
+) -> None:
+    """The scheduler gives a GPU to one assignment at a time, so a newer one on the same GPU means the
+    older ended, even while its ended event is late (another replica still applying it, a redelivery):
+    the node never holds both. And an older one whose created event comes after the newer's is never
+    put."""
+    agent = await enrolled(plane, agents)
+    gpu = [{"index": 3, "uuid": "GPU-00000003-aaaa-bbbb-cccc-0123456789ab"}]
+    older = created(agent.node_id, uuid.uuid4(), gpus=gpu)
+    newer = created(agent.node_id, uuid.uuid4(), gpus=gpu)
+    other_gpu = created(
+        agent.node_id, uuid.uuid4(), gpus=[{"index": 4, "uuid": "GPU-00000004-aaaa-bbbb-cccc-0123456789ab"}]
+    )
+    now = datetime.now(UTC)
+    await relay_publish(
+        plane.inventory.js, new_event(s.ASSIGNMENT_CREATED, older, occurred_at=now - timedelta(minutes=5))
+    )
+    await relay_publish(
+        plane.inventory.js, new_event(s.ASSIGNMENT_CREATED, other_gpu, occurred_at=now - timedelta(minutes=4))
+    )
+    await wait_until(lambda: has(agent, str(older["assignment_id"])), WAIT_S)
+    await relay_publish(plane.inventory.js, new_event(s.ASSIGNMENT_CREATED, newer, occurred_at=now))
+    await wait_until(lambda: has(agent, str(newer["assignment_id"])), WAIT_S)
+    held = await assignments(agent)
+    assert set(held) == {str(newer["assignment_id"]), str(other_gpu["assignment_id"])}, "the older is gone at once"
+    # Its ended event, late, changes nothing; nor does an older assignment's creation arriving last.
+    await publish(plane, s.ASSIGNMENT_ENDED, ended(older))
+    oldest = created(agent.node_id, uuid.uuid4(), gpus=gpu)
+    late = await relay_publish(
+        plane.inventory.js, new_event(s.ASSIGNMENT_CREATED, oldest, occurred_at=now - timedelta(minutes=9))
+    )
+    await wait_until(lambda: _processed(plane, late.id), WAIT_S)
+    assert set(await assignments(agent)) == {str(newer["assignment_id"]), str(other_gpu["assignment_id"])}
+
+
+async def _processed(plane: ControlPlane, event_id: uuid.UUID) -> bool:
+    assert plane.inventory.sessions is not None
+    async with plane.inventory.sessions() as session:
+        found = await session.execute(text("SELECT 1 FROM processed_events WHERE event_id = :e"), {"e": event_id})
+        return found.first() is not None
+
+
 async def test_an_end_and_its_creation_applied_at_once_by_two_replicas_leave_nothing(plane: ControlPlane) -> None:
     sessions = plane.inventory.sessions
     assert sessions is not None
     data = s.AssignmentCreated.model_validate(created(str(uuid.uuid4()), uuid.uuid4()))
     async with sessions() as ending, ending.begin():
         await service.assignment_ended(ending, s.AssignmentEnded.model_validate(ended(data.model_dump(mode="json"))))
-        creating = asyncio.create_task(_in_transaction(sessions, service.assignment_created, data))
+        creating = asyncio.create_task(_in_transaction(sessions, _create_now, data))
         await asyncio.sleep(0.3)
         assert not creating.done()  # it waits for the end to commit, then sees it
     assert await creating == set()
@@ -249,7 +298,7 @@ async def test_a_key_change_and_a_new_assignment_applied_at_once_agree(plane: Co
     async with sessions() as changing, changing.begin():
         change = identity_events.SshKeysChanged(user_id=user, public_keys=[KEY_B], version=1)
         await service.ssh_keys_changed(changing, change)
-        creating = asyncio.create_task(_in_transaction(sessions, service.assignment_created, data))
+        creating = asyncio.create_task(_in_transaction(sessions, _create_now, data))
         await asyncio.sleep(0.3)
         assert not creating.done()
     assert await creating == {data.node_id}
@@ -260,6 +309,10 @@ async def test_a_key_change_and_a_new_assignment_applied_at_once_agree(plane: Co
             )
         ).scalar_one()
     assert spec["ssh_public_keys"] == [KEY_B]
+
+
+async def _create_now(session: AsyncSession, data: s.AssignmentCreated) -> set[uuid.UUID]:
+    return await service.assignment_created(session, data, datetime.now(UTC))
 
 
 async def _in_transaction(

@@ -75,6 +75,8 @@ desired_assignments = Table(
     Column("user_id", UUID(as_uuid=True), nullable=False),  # whose keys `spec.ssh_public_keys` holds
     Column("spec", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # When the scheduler made it (its created event's occurred_at); null for rows from before it was kept.
+    Column("created_at", DateTime(timezone=True)),
     Column("reported_state", Text),
     Column("reported_message", Text),
     # Container mode's sshd port on the node's 127.0.0.1, when the agent reported it for an applied assignment.

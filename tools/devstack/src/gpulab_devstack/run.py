@@ -91,6 +91,7 @@ class DevRun:
         self.data_dir = Path(os.environ.get("GPULAB_DATA_DIR", ".gpulab")).resolve()
         self.replicas: list[Replica] = []
         self.keepers: list[Keeper] = []
+        self.watchers: list[asyncio.Task[None]] = []  # held: the loop keeps only weak references to tasks
         self.pg: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
         self.mail: Any = None
@@ -200,8 +201,7 @@ class DevRun:
                 )
                 await replica.start()
                 self.replicas.append(replica)
-        for replica in self.replicas:
-            asyncio.create_task(replica.run())
+        self.watchers += [asyncio.create_task(replica.run()) for replica in self.replicas]
 
     def metrics_port(self, service: str, k: int) -> int:
         """Replica k's health and metrics port: its service's default + 10 * (k - 1), or 0 (a free
@@ -270,7 +270,7 @@ class DevRun:
             if server is not None:
                 keeper = Keeper(name, server, self.say)
                 self.keepers.append(keeper)
-                asyncio.create_task(keeper.run())
+                self.watchers.append(asyncio.create_task(keeper.run()))
 
     async def stop_services(self) -> None:
         self.stopping = True

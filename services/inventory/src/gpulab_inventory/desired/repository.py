@@ -45,15 +45,27 @@ async def node_of(session: AsyncSession, assignment_id: uuid.UUID) -> uuid.UUID 
 
 
 async def put_assignment(
-    session: AsyncSession, assignment_id: uuid.UUID, node_id: uuid.UUID, user_id: uuid.UUID, spec: dict[str, Any]
+    session: AsyncSession,
+    assignment_id: uuid.UUID,
+    node_id: uuid.UUID,
+    user_id: uuid.UUID,
+    spec: dict[str, Any],
+    created_at: datetime,
 ) -> None:
-    stmt = insert(desired_assignments).values(assignment_id=assignment_id, node_id=node_id, user_id=user_id, spec=spec)
+    values = {"node_id": node_id, "user_id": user_id, "spec": spec, "created_at": created_at}
+    stmt = insert(desired_assignments).values(assignment_id=assignment_id, **values)
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=[desired_assignments.c.assignment_id],
-            set_={"node_id": node_id, "user_id": user_id, "spec": spec, "updated_at": func.now()},
+            index_elements=[desired_assignments.c.assignment_id], set_={**values, "updated_at": func.now()}
         )
     )
+
+
+async def on_node(session: AsyncSession, node_id: uuid.UUID) -> list[Any]:
+    """(assignment_id, created_at, spec) of every assignment in the node's desired state."""
+    d = desired_assignments
+    found = await session.execute(select(d.c.assignment_id, d.c.created_at, d.c.spec).where(d.c.node_id == node_id))
+    return list(found.all())
 
 
 async def spec_of(session: AsyncSession, assignment_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, Any]] | None:

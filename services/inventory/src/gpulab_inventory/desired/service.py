@@ -79,17 +79,39 @@ def assignment_spec(created: s.AssignmentCreated, ssh_public_keys: list[str]) ->
     return spec
 
 
-async def assignment_created(session: AsyncSession, created: s.AssignmentCreated) -> set[uuid.UUID]:
-    """Returns the nodes whose desired state changed."""
+async def assignment_created(
+    session: AsyncSession, created: s.AssignmentCreated, created_at: datetime
+) -> set[uuid.UUID]:
+    """Returns the nodes whose desired state changed. `created_at` is the event's `occurred_at`."""
     await repo.lock_assignment(session, created.assignment_id)
     if await repo.has_ended(session, created.assignment_id):
+        return set()
+    if await supersede(session, created, created_at):
         return set()
     await repo.lock_user(session, created.user_id)  # always after the assignment's lock: no cycle
     kept = await repo.user_keys(session, created.user_id)
     spec = assignment_spec(created, created.ssh_public_keys if kept is None else kept)
     previous = await repo.node_of(session, created.assignment_id)
-    await repo.put_assignment(session, created.assignment_id, created.node_id, created.user_id, spec)
+    await repo.put_assignment(session, created.assignment_id, created.node_id, created.user_id, spec, created_at)
     return {created.node_id} | ({previous} if previous is not None else set())
+
+
+async def supersede(session: AsyncSession, created: s.AssignmentCreated, created_at: datetime) -> bool:
+    """The scheduler gives a GPU to one active assignment at a time, so of two assignments of a node
+    that hold one GPU, the older has ended, whichever of the events is late (another consumer replica
+    may still be applying its ended event, or a redelivery may bring it a minute later): without this
+    the node would enforce both, two users on one GPU (found by the chaos test). The older is recorded
+    as ended here; True when that is the new one (it is then not put)."""
+    mine = {g.uuid for g in created.gpus}
+    for other, other_created_at, spec in await repo.on_node(session, created.node_id):
+        if other == created.assignment_id or not mine & {g.get("uuid") for g in spec.get("gpus", [])}:
+            continue
+        if other_created_at is not None and other_created_at > created_at:
+            await repo.end_assignment(session, created.assignment_id, created.node_id, created_at)
+            return True
+        await repo.lock_assignment(session, other)
+        await repo.end_assignment(session, other, created.node_id, created_at)
+    return False
 
 
 async def assignment_ended(session: AsyncSession, ended: s.AssignmentEnded) -> set[uuid.UUID]:
@@ -163,7 +185,8 @@ class Projection:
 
     async def apply(self, session: AsyncSession, event: Event) -> None:
         if event.type == s.ASSIGNMENT_CREATED:
-            nodes = await assignment_created(session, s.AssignmentCreated.model_validate(event.data))
+            created = s.AssignmentCreated.model_validate(event.data)
+            nodes = await assignment_created(session, created, event.occurred_at)
         elif event.type == s.ASSIGNMENT_ENDED:
             nodes = await assignment_ended(session, s.AssignmentEnded.model_validate(event.data))
         elif event.type == ss.ASSIGNMENT_EXTENDED:
