@@ -24,6 +24,12 @@ async def lock_assignment(session: AsyncSession, assignment_id: uuid.UUID) -> No
     await _lock(session, f"gpulab-inventory:assignment:{assignment_id}")
 
 
+async def lock_node_gpus(session: AsyncSession, node_id: uuid.UUID) -> None:
+    """Two assignments created on one node, applied at once by two replicas, take turns: each sees the
+    other's row, so that of two on one GPU only the newer stays (service.supersede)."""
+    await _lock(session, f"gpulab-inventory:node-gpus:{node_id}")
+
+
 async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     """A new assignment and a change of its user's keys, applied at once, take turns: either the
     assignment reads the new keys, or the key change sees (and rewrites) the new assignment."""

@@ -86,6 +86,7 @@ async def assignment_created(
     await repo.lock_assignment(session, created.assignment_id)
     if await repo.has_ended(session, created.assignment_id):
         return set()
+    await repo.lock_node_gpus(session, created.node_id)  # after the assignment's lock, before the user's
     if await supersede(session, created, created_at):
         return set()
     await repo.lock_user(session, created.user_id)  # always after the assignment's lock: no cycle
