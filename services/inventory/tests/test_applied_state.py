@@ -24,7 +24,7 @@ from gpulab_inventory.heartbeat.reports import MAX_ENTRIES, MESSAGE_MAX
 from gpulab_inventory.heartbeat.server import HeartbeatServer
 
 from .conftest import Agent, ControlPlane, enrolled, events_of, hardware, start_inventory
-from .test_desired_state import WAIT_S, created, has, publish
+from .desired_support import WAIT_S, created, has, publish
 
 APPLIED, FAILED, REMOVED = pb.APPLY_STATE_APPLIED, pb.APPLY_STATE_FAILED, pb.APPLY_STATE_REMOVED
 

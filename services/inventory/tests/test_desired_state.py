@@ -1,105 +1,41 @@
 """The desired state in the heartbeat reply, projected from the scheduler's and identity's events:
-published here the way the outbox relay does, read back by a real agent over mutual TLS."""
+published here the way the outbox relay does, read back by a real agent over mutual TLS: what reaches
+which node, in which order the events may come, and the projection's schema."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from gpulab.agent.v1 import assignment_pb2
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gpulab_core.contracts import events as identity_events
 from gpulab_core.contracts import scheduler as s
-from gpulab_core.events import Event
-from gpulab_devstack.testing import Stack, new_event, relay_publish, wait_until
-from gpulab_inventory.desired import repository, service
+from gpulab_devstack.testing import new_event, relay_publish, wait_until
 from gpulab_inventory.desired.service import assignment_spec
-from gpulab_inventory.heartbeat.server import HeartbeatServer
-from gpulab_inventory.models import SCHEMA, desired_assignments, metadata
+from gpulab_inventory.models import SCHEMA, metadata
 
-from .conftest import Agent, ControlPlane, enrolled, start_inventory
-
-KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA1xOq0vZzZxJdQ7bDQzTQ5nq7YQm1cX2Xh0j0aGm8Aa ada@laptop"
-KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB2yPr1wAaAyKeR8cER0UR6or8ZRn2dY3Yi1k1bHn9Bb ada@desk"
-KEY_C = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC3 ada@old"
-WAIT_S = 15  # the consumer fetches at once; generous for a loaded test machine
-
-
-async def publish(plane: ControlPlane, event_type: str, data: dict[str, Any]) -> Event:
-    """As the outbox relay does: the Event envelope on `gpulab.events.<type>`, Nats-Msg-Id = event id."""
-    return await relay_publish(plane.inventory.js, new_event(event_type, data))
-
-
-async def republish(plane: ControlPlane, event: Event, msg_id: str | None = None) -> None:
-    await relay_publish(plane.inventory.js, event, msg_id=msg_id)
-
-
-_GPUS = itertools.count(100)
-
-
-def created(node_id: str | None, user_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "assignment_id": uuid.uuid4(),
-        "user_id": user_id,
-        "user_email": "ada@example.org",
-        "environment_id": uuid.uuid4(),
-        "environment_name": "training",
-        "node_id": node_id,
-        "node_hostname": "gpu-01",
-        "placement": "dynamic",
-        "linux_username": "gl_ada",
-        "ssh_public_keys": [KEY_A],
-        "enforcement_mode": "cgroup",
-        # A GPU of its own: the node's desired state never holds two assignments on one GPU (supersede).
-        "gpus": [{"index": n % 8, "uuid": f"GPU-{n:08x}-aaaa-bbbb-cccc-0123456789ab"} for n in [next(_GPUS)]],
-        "cpus": 8,
-        "ram_mb": 65536,
-        "expires_at": datetime(2027, 3, 1, 12, 30, tzinfo=UTC),
-    }
-    values.update(fields)
-    return s.AssignmentCreated.model_validate(values).model_dump(mode="json")
-
-
-def ended(data: dict[str, Any]) -> dict[str, Any]:
-    return s.AssignmentEnded(
-        assignment_id=data["assignment_id"],
-        user_id=data["user_id"],
-        user_email=data["user_email"],
-        node_id=data["node_id"],
-        node_hostname=data["node_hostname"],
-        reason="revoked",
-        ended_at=datetime.now(UTC),
-    ).model_dump(mode="json")
-
-
-def keys_changed(user_id: uuid.UUID, keys: list[str], version: int) -> dict[str, Any]:
-    return identity_events.SshKeysChanged(user_id=user_id, public_keys=keys, version=version).model_dump(mode="json")
-
-
-async def assignments(agent: Agent, port: int | None = None) -> dict[str, assignment_pb2.Assignment]:
-    """The desired state in the agent's next heartbeat reply, by assignment id."""
-    channel = agent.heartbeat_channel(port=port) if port else None
-    reply = await agent.heartbeat(channel=channel)
-    return {a.assignment_id: a for a in reply.assignments}
-
-
-async def has(agent: Agent, assignment_id: str, port: int | None = None) -> bool:
-    return assignment_id in await assignments(agent, port)
-
-
-async def keys_are(agent: Agent, assignment_id: str, keys: list[str], port: int | None = None) -> bool:
-    found = (await assignments(agent, port)).get(assignment_id)
-    return found is not None and list(found.ssh_public_keys) == keys
+from .conftest import Agent, ControlPlane, enrolled
+from .desired_support import (
+    KEY_A,
+    KEY_B,
+    KEY_C,
+    WAIT_S,
+    assignments,
+    created,
+    ended,
+    has,
+    keys_are,
+    keys_changed,
+    publish,
+    republish,
+)
 
 
 async def test_an_assignment_reaches_its_nodes_agent_exactly_and_no_other_node(
@@ -276,82 +212,6 @@ async def _processed(plane: ControlPlane, event_id: uuid.UUID) -> bool:
         return found.first() is not None
 
 
-async def test_an_end_and_its_creation_applied_at_once_by_two_replicas_leave_nothing(plane: ControlPlane) -> None:
-    sessions = plane.inventory.sessions
-    assert sessions is not None
-    data = s.AssignmentCreated.model_validate(created(str(uuid.uuid4()), uuid.uuid4()))
-    async with sessions() as ending, ending.begin():
-        await service.assignment_ended(ending, s.AssignmentEnded.model_validate(ended(data.model_dump(mode="json"))))
-        creating = asyncio.create_task(_in_transaction(sessions, _create_now, data))
-        await asyncio.sleep(0.3)
-        assert not creating.done()  # it waits for the end to commit, then sees it
-    assert await creating == set()
-    async with sessions() as session:
-        assert await repository.node_of(session, data.assignment_id) is None
-
-
-async def test_a_key_change_and_a_new_assignment_applied_at_once_agree(plane: ControlPlane) -> None:
-    sessions = plane.inventory.sessions
-    assert sessions is not None
-    user = uuid.uuid4()
-    data = s.AssignmentCreated.model_validate(created(str(uuid.uuid4()), user, ssh_public_keys=[KEY_A]))
-    async with sessions() as changing, changing.begin():
-        change = identity_events.SshKeysChanged(user_id=user, public_keys=[KEY_B], version=1)
-        await service.ssh_keys_changed(changing, change)
-        creating = asyncio.create_task(_in_transaction(sessions, _create_now, data))
-        await asyncio.sleep(0.3)
-        assert not creating.done()
-    assert await creating == {data.node_id}
-    async with sessions() as session:
-        spec = (
-            await session.execute(
-                select(desired_assignments.c.spec).where(desired_assignments.c.assignment_id == data.assignment_id)
-            )
-        ).scalar_one()
-    assert spec["ssh_public_keys"] == [KEY_B]
-
-
-async def _create_now(session: AsyncSession, data: s.AssignmentCreated) -> set[uuid.UUID]:
-    return await service.assignment_created(session, data, datetime.now(UTC))
-
-
-async def _in_transaction(
-    sessions: async_sessionmaker[AsyncSession],
-    apply: Callable[[AsyncSession, Any], Awaitable[set[uuid.UUID]]],
-    payload: Any,
-) -> set[uuid.UUID]:
-    async with sessions() as session, session.begin():
-        return await apply(session, payload)
-
-
-async def test_another_replica_with_a_long_cache_sees_every_change_at_once(
-    plane: ControlPlane, agents: list[Agent], migrated: Stack, tmp_path: Path
-) -> None:
-    # This replica would trust its cached copy of a node for five minutes: only the announcement of
-    # each committed change, whichever replica's consumer applied it, makes it read the node again.
-    replica = await start_inventory(migrated, tmp_path, node_cache_s=300)
-    try:
-        server = replica.parts["heartbeat"]
-        assert isinstance(server, HeartbeatServer)
-        port = server.port
-        agent = await enrolled(plane, agents)
-        assert await assignments(agent, port) == {}
-        user = uuid.uuid4()
-        data = created(agent.node_id, user)
-        await publish(plane, s.ASSIGNMENT_CREATED, data)
-        await wait_until(lambda: has(agent, data["assignment_id"], port), timeout_s=WAIT_S)
-        await publish(plane, identity_events.SSH_KEYS_CHANGED, keys_changed(user, [KEY_B], version=1))
-        await wait_until(lambda: keys_are(agent, data["assignment_id"], [KEY_B], port), timeout_s=WAIT_S)
-        await publish(plane, s.ASSIGNMENT_ENDED, ended(data))
-        await wait_until(lambda: _empty_at(agent, port), timeout_s=WAIT_S)
-    finally:
-        await replica.stop()
-
-
-async def _empty_at(agent: Agent, port: int) -> bool:
-    return await assignments(agent, port) == {}
-
-
 async def test_the_migrations_create_exactly_what_the_models_declare(db: AsyncEngine) -> None:
     def include_name(name: str | None, type_: str, _parent: Any) -> bool:
         if type_ == "schema":
@@ -378,49 +238,3 @@ def test_an_expiry_without_an_offset_is_read_as_utc() -> None:
     assert assignment_spec(naive, [])["expires_at"] == "2027-03-01T12:30:00Z"
     other_zone = created(str(uuid.uuid4()), uuid.uuid4(), expires_at="2027-03-01T14:30:00+02:00")
     assert assignment_spec(s.AssignmentCreated.model_validate(other_zone), [])["expires_at"] == "2027-03-01T12:30:00Z"
-
-
-async def _node(plane: ControlPlane, agents: list[Agent], **fields: Any) -> Agent:
-    made = await plane.add_node(**fields)
-    agent = plane.agent()
-    agents.append(agent)
-    await agent.enroll(made["enrollment"]["token"])
-    return agent
-
-
-async def test_the_jump_host_gets_one_forwarding_entry_per_user_limited_to_the_nodes_they_hold(
-    plane: ControlPlane, agents: list[Agent]
-) -> None:
-    """docs/adr/0017-managed-jump-host.md: the jump host's reply holds, per user with an active
-    assignment, their keys and the `ip:port` of each node they hold; an ended assignment takes its
-    node out, the last one takes the user out, and no node but the jump host gets such an entry."""
-    a = await _node(plane, agents, management_ip="10.0.0.7")
-    b = await _node(plane, agents, management_ip="fd00::5", ssh_port=2222)
-    jump = await _node(plane, agents, type="jump", management_ip="10.0.0.1")
-    user, other = uuid.uuid4(), uuid.uuid4()
-    on_a, on_b = created(a.node_id, user), created(b.node_id, user)
-    theirs = created(a.node_id, other, linux_username="gl_bob", ssh_public_keys=[KEY_C])
-    for data in (on_a, on_b, theirs):
-        await publish(plane, s.ASSIGNMENT_CREATED, data)
-
-    async def entry(user_id: uuid.UUID) -> assignment_pb2.Assignment | None:
-        return (await assignments(jump)).get(str(user_id))
-
-    async def permits(user_id: uuid.UUID, want: list[str]) -> bool:
-        found = await entry(user_id)
-        return (list(found.forward_targets) if found else []) == want
-
-    await wait_until(lambda: permits(user, ["10.0.0.7:22", "[fd00::5]:2222"]), timeout_s=WAIT_S)
-    mine = await entry(user)
-    assert mine is not None
-    assert (mine.linux_username, list(mine.ssh_public_keys)) == ("gl_ada", [KEY_A])
-    assert mine.enforcement_mode == assignment_pb2.ENFORCEMENT_MODE_JUMP
-    assert not mine.gpus
-    await wait_until(lambda: permits(other, ["10.0.0.7:22"]), timeout_s=WAIT_S)
-    assert all(x.enforcement_mode != assignment_pb2.ENFORCEMENT_MODE_JUMP for x in (await assignments(a)).values())
-
-    await publish(plane, s.ASSIGNMENT_ENDED, ended(on_b))
-    await wait_until(lambda: permits(user, ["10.0.0.7:22"]), timeout_s=WAIT_S)
-    await publish(plane, s.ASSIGNMENT_ENDED, ended(on_a))
-    await wait_until(lambda: permits(user, []), timeout_s=WAIT_S)
-    assert await entry(other) is not None

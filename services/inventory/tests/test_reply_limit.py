@@ -22,8 +22,8 @@ from gpulab_inventory.desired.service import assignment_spec
 from gpulab_inventory.heartbeat.metrics import TRIMMED
 
 from .conftest import Agent, ControlPlane, enrolled, events_of
+from .desired_support import WAIT_S, assignments, created, ended, keys_changed, publish
 from .test_applied_state import applied
-from .test_desired_state import WAIT_S, assignments, created, ended, keys_changed, publish
 
 LIMIT = Settings.model_fields["heartbeat_max_message_bytes"].default
 BIG_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA1xOq0vZzZxJdQ7bDQzTQ5nq7YQm1cX2Xh0j0aGm8Aa " + "x" * 8000
