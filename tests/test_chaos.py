@@ -4,9 +4,10 @@ seconds, and nats-server and PostgreSQL's postmaster once each. The local run st
 again (docs/adr/0022); the test then checks what must hold whatever was killed when:
 
 - every invite mailed exactly once;
-- the audit log's chain valid, and one audit row for each invite, request and assignment made and
-  for each assignment ended;
-- no GPU held by two assignments at any moment (over every assignment's interval);
+- the audit log's chain valid, and one audit row for each request and assignment made and for each
+  assignment ended;
+- no GPU held by two assignments at any moment (sampled every half second through the run, in the
+  database and in each agent's saved desired state);
 - every event delivered and acknowledged by every consumer, no outbox row left or dead-lettered;
 - each agent's saved desired state equal to the scheduler's active assignments on its node, and
   every active assignment reported by its agent;
@@ -14,374 +15,44 @@ again (docs/adr/0022); the test then checks what must hold whatever was killed w
   request, and none for a request that is not granted).
 
 Seeded: GPULAB_CHAOS_SEED replays a run (the seed is printed at the start and in the summary);
-unset, each run draws a fresh one. `make chaos SEEDS=3` runs three seeds in a row.
+unset, each run draws a fresh one. `make chaos SEEDS=3` runs three seeds in a row. The killer, the
+REST client and the watcher are in chaos_support.py, the mission's steps in chaos_mission.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email
-import email.policy
-import functools
-import json
-import os
 import random
-import re
-import signal
 import time
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
-import httpx
 import nats
-import psutil
 import pytest
 
 from gpulab_devstack.servers import EmbeddedNats
 
 from .agent_support import RECORDING, Agents, assignments_in
+from .chaos_mission import Mission
+from .chaos_support import (
+    ADMIN_EMAIL,
+    CHAOS_S,
+    KILL_EVERY_S,
+    PASSWORD,
+    REPLICAS,
+    SERVICES,
+    SETTLE_S,
+    Chaos,
+    Watcher,
+    invite_mails,
+    seed,
+)
 from .test_devrun import Runner
-from .web_support import user_key
 
 pytestmark = pytest.mark.slow
 
-ADMIN_EMAIL = "chaos-admin@lab.example"
-PASSWORD = "chaos-password-0123456789"
-SERVICES = ("identity", "pki", "inventory", "scheduler", "notify", "gateway")
-REPLICAS = 2
-CHAOS_S = float(os.environ.get("GPULAB_CHAOS_SECONDS", "40"))
-KILL_EVERY_S = (2.0, 4.0)  # a random pause between kills, in this range
-RETRY_FOR_S = 120.0  # how long one REST call is retried through kills before the test gives up
-SETTLE_S = 120.0  # after the chaos: how long the system gets to converge
 
-
-def seed() -> int:
-    given = os.environ.get("GPULAB_CHAOS_SEED")
-    return int(given) if given else random.SystemRandom().randrange(2**32)
-
-
-class Api:
-    """One signed-in person's REST calls, retried through kills: a transport error or a 502/503/504
-    is tried again (the replica that took it died, or its dependency is coming back); any other
-    status that is not among those expected fails the test."""
-
-    def __init__(self, base_url: str) -> None:
-        self.client = httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=15)
-        self.csrf = ""
-        self.retries = 0
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, expect: tuple[int, ...] = (200,)
-    ) -> httpx.Response:
-        deadline = time.monotonic() + RETRY_FOR_S
-        while True:
-            try:
-                r = await self.client.request(method, path, json=body, headers={"X-CSRF-Token": self.csrf})
-            except httpx.TransportError as e:
-                last = repr(e)
-            else:
-                if r.status_code in expect:
-                    return r
-                if r.status_code not in (502, 503, 504):
-                    raise AssertionError(f"{method} {path} {body}: {r.status_code} {r.text[:500]}")
-                last = f"{r.status_code} {r.text[:200]}"
-            self.retries += 1
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{method} {path}: still failing after {RETRY_FOR_S}s: {last}")
-            await asyncio.sleep(0.5)
-
-    async def log_in(self, email_address: str, password: str = PASSWORD) -> dict[str, Any]:
-        r = await self.call("POST", "/auth/login", {"email": email_address, "password": password})
-        self.csrf = r.json()["csrf_token"]
-        user: dict[str, Any] = r.json()["user"]
-        return user
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-
-@dataclass(frozen=True)
-class InviteMail:
-    message_id: str
-    link: str
-
-
-def invite_mails(mail_dir: Path) -> dict[str, list[InviteMail]]:
-    """Every invite mail in the mail catcher's folder, by recipient."""
-    found: dict[str, list[InviteMail]] = {}
-    for path in sorted(mail_dir.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        body = message.get_body(preferencelist=("plain",))
-        text = body.get_content() if body is not None else ""
-        for link in re.findall(r"https?://\S+/invite/[A-Za-z0-9_\-=%]+", text):
-            found.setdefault(str(message["To"]), []).append(InviteMail(str(message["Message-ID"]), link))
-    return found
-
-
-@dataclass
-class Chaos:
-    """Kills a random replica of a random service every few seconds; nats-server and the postmaster
-    once each, at a third and two thirds of the way."""
-
-    run: Runner
-    rng: random.Random
-    kills: Counter[str] = field(default_factory=Counter)
-    log: list[str] = field(default_factory=list)
-
-    async def __call__(self, seconds: float) -> None:
-        started = time.monotonic()
-        servers = [(seconds / 3, "nats"), (2 * seconds / 3, "postgres")]
-        while (elapsed := time.monotonic() - started) < seconds:
-            if servers and elapsed >= servers[0][0]:
-                self.kill_server(servers.pop(0)[1])
-            else:
-                service = self.rng.choice(SERVICES)
-                replicas = sorted(self.run.children(service), key=lambda p: p.pid)
-                if replicas:
-                    victim = self.rng.choice(replicas)
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        victim.send_signal(signal.SIGKILL)
-                        self.kills[service] += 1
-                        self.log.append(f"{elapsed:5.1f}s {service} pid {victim.pid}")
-            await asyncio.sleep(self.rng.uniform(*KILL_EVERY_S))
-
-    def kill_server(self, name: str) -> None:
-        """nats-server, or PostgreSQL's postmaster (its backends follow it)."""
-        for p in self.run.descendants():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if name == "nats" and p.name() == "nats-server" or name == "postgres" and _is_postmaster(p):
-                    p.send_signal(signal.SIGKILL)
-                    self.kills[name] += 1
-                    self.log.append(f"{name} pid {p.pid}")
-                    return
-        raise AssertionError(f"no {name} process to kill")
-
-
-def _is_postmaster(p: psutil.Process) -> bool:
-    return p.name() == "postgres" and "-D" in p.cmdline()
-
-
-# By node and GPU: both agents replay the same recorded nvidia-smi, so the UUIDs repeat across nodes.
-SQL_HELD_TWICE = """SELECT g.node_id, g.gpu_uuid, array_agg(a.id::text) AS holders
-                    FROM scheduler.assignment_gpus g JOIN scheduler.assignments a ON a.id = g.assignment_id
-                    WHERE a.status = 'active' GROUP BY g.node_id, g.gpu_uuid HAVING count(*) > 1"""
-
-
-@dataclass
-class Watcher:
-    """Samples, every half second through the chaos, who holds each GPU: in the scheduler's database
-    (when it is up) and in each agent's saved desired state (what the node enforces)."""
-
-    run: Runner
-    agents: list[Agents]
-    twice: list[str] = field(default_factory=list)
-    db_samples: int = 0
-    agent_samples: int = 0
-
-    async def watch(self) -> None:
-        while True:
-            try:
-                pg = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{self.run.pg_port}/gpulab", timeout=2)
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                while True:
-                    await self.sample(pg)
-                    await asyncio.sleep(0.5)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass  # the postmaster was killed: connect again once it is back
-            finally:
-                with contextlib.suppress(Exception):
-                    await pg.close()
-
-    async def sample(self, pg: asyncpg.Connection) -> None:
-        for row in await pg.fetch(SQL_HELD_TWICE):
-            self.twice.append(f"database: node {row['node_id']} GPU {row['gpu_uuid']} held by {row['holders']}")
-        self.db_samples += 1
-        for i, agent in enumerate(self.agents):
-            seen: Counter[str] = Counter()
-            for a in assignments_in(agent.desired()).values():
-                for gpu in a.get("gpus", []):
-                    seen[json.dumps(gpu, sort_keys=True)] += 1
-            self.twice += [f"agent {i}: GPU {gpu} in two assignments" for gpu, n in seen.items() if n > 1]
-            self.agent_samples += 1
-
-
-@dataclass
-class World:
-    """What the test did and what the API told it, for the checks at the end."""
-
-    invited: list[str] = field(default_factory=list)
-    requests: set[str] = field(default_factory=set)  # ids the API answered 201 for
-    assignments: set[str] = field(default_factory=set)
-    expiring: set[str] = field(default_factory=set)  # left alone by revokes and releases: they must expire
-    flows: Counter[str] = field(default_factory=Counter)
-
-
-class Mission:
-    def __init__(self, run: Runner, data: Path, rng: random.Random, tmp: Path) -> None:
-        self.run = run
-        self.data = data
-        self.rng = rng
-        self.tmp = tmp
-        self.base = f"http://127.0.0.1:{run.http_port}"
-        self.admin = Api(self.base)
-        self.users: dict[str, tuple[str, Api]] = {}  # email -> (user id, signed-in Api)
-        self.world = World()
-        self.env_id = ""
-        self.nodes: list[str] = []
-
-    async def invite_and_join(self, n: int) -> None:
-        """Invite n users, follow each mail's link, accept, sign in, add an SSH key."""
-        emails = [f"chaos-{uuid.uuid4().hex[:8]}@lab.example" for _ in range(n)]
-        for address in emails:
-            # A retried invite after a lost reply finds the email taken: the first one went through.
-            await self.admin.call("POST", "/users/invites", {"email": address, "role": "user"}, expect=(201, 409))
-            self.world.invited.append(address)
-            self.world.flows["invite"] += 1
-        for address in emails:
-            link = await self._invite_link(address)
-            token = link.rsplit("/", 1)[1]
-            api = Api(self.base)
-            # 410 invite_used: an earlier try was accepted and its reply lost.
-            await api.call(
-                "POST", f"/auth/invites/{token}/accept", {"name": "Chaos", "password": PASSWORD}, expect=(201, 410)
-            )
-            user = await api.log_in(address)
-            key, _ = user_key(self.tmp, f"id-{user['id']}", address)
-            await api.call("POST", "/me/ssh-keys", {"public_key": key}, expect=(201, 409))
-            self.users[address] = (user["id"], api)
-            self.world.flows["accept, sign in, key"] += 1
-
-    async def _invite_link(self, address: str) -> str:
-        deadline = time.monotonic() + RETRY_FOR_S
-        while time.monotonic() < deadline:
-            mails = invite_mails(self.data / "mail").get(address)
-            if mails:
-                return mails[0].link
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"no invite mail to {address} within {RETRY_FOR_S}s")
-
-    async def add_nodes(self, agents: list[Agents], enroll_port: int) -> None:
-        for i, agent in enumerate(agents):
-            r = await self.admin.call(
-                "POST",
-                "/nodes",
-                {"hostname": f"chaos-gpu-{i}", "type": "linux", "management_ip": f"10.9.0.{i + 1}"},
-                expect=(201,),
-            )
-            node, enrollment = r.json()["node"], r.json()["enrollment"]
-            enrolled = await agent.enroll(f"127.0.0.1:{enroll_port}", enrollment["ca_fingerprint"], enrollment["token"])
-            assert enrolled.returncode == 0, enrolled.stderr
-            agent.run()
-            self.nodes.append(node["id"])
-        for node_id in self.nodes:
-            await self._until(functools.partial(self._node_online, node_id), "node online")
-        r = await self.admin.call(
-            "POST",
-            "/environments",
-            {
-                "name": "chaos",
-                "enforcement_mode": "soft",
-                "tunnel_provider": "ssh_proxy_jump",
-                "default_cpus": 1,
-                "default_ram_mb": 1024,
-                "self_service": "auto",
-                "max_hours": 4,
-            },
-            expect=(201,),
-        )
-        self.env_id = r.json()["id"]
-        for node_id in self.nodes:
-            await self.admin.call("POST", f"/environments/{self.env_id}/nodes", {"node_id": node_id}, expect=(204,))
-        self.world.flows["node enrolled"] += len(self.nodes)
-
-    async def _node_online(self, node_id: str) -> bool:
-        r = await self.admin.call("GET", f"/nodes/{node_id}")
-        return bool(r.json()["status"] == "online")
-
-    async def _until(self, check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = SETTLE_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not await check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {timeout_s}s")
-            await asyncio.sleep(0.5)
-
-    async def expiring(self, n: int) -> None:
-        """n assignments that end on their own a few seconds into the chaos (nobody revokes them)."""
-        for _ in range(n):
-            user_id = self.users[self.rng.choice(sorted(self.users))][0]
-            ends = datetime.now(UTC) + timedelta(seconds=self.rng.uniform(8, 15))
-            body = {"user_id": user_id, "environment_id": self.env_id, "gpus": 1, "placement": "dynamic"}
-            r = await self.admin.call("POST", "/assignments", {**body, "expires_at": ends.isoformat()}, expect=(201,))
-            self.world.expiring.add(r.json()["id"])
-            self.world.assignments.add(r.json()["id"])
-
-    async def step(self) -> None:
-        """One random step of the mission, as a user or an admin would take it."""
-        address = self.rng.choice(sorted(self.users))
-        user_id, api = self.users[address]
-        roll = self.rng.random()
-        if roll < 0.35:
-            wanted = {"environment_id": self.env_id, "gpus": self.rng.randint(1, 3), "hours": 1}
-            r = await api.call("POST", "/me/requests", wanted, expect=(201, 409))
-            if r.status_code == 201:
-                self.world.requests.add(r.json()["id"])
-                self.world.flows[f"request {r.json()['status']}"] += 1
-            else:
-                assert r.json()["code"] == "quota_exceeded", r.text
-                self.world.flows["request over quota"] += 1
-        elif roll < 0.55:
-            placement = self.rng.choice(["dynamic", "fixed"])
-            body: dict[str, Any] = {
-                "user_id": user_id,
-                "environment_id": self.env_id,
-                "gpus": 1,
-                "placement": placement,
-            }
-            if placement == "fixed":
-                body["node_id"] = self.rng.choice(self.nodes)
-            if self.rng.random() < 0.5:  # some end on their own, during the run
-                body["expires_at"] = (datetime.now(UTC) + timedelta(seconds=self.rng.uniform(5, 20))).isoformat()
-            r = await self.admin.call("POST", "/assignments", body, expect=(201, 409))
-            if r.status_code == 201:
-                self.world.assignments.add(r.json()["id"])
-                self.world.flows[f"assignment {placement}"] += 1
-            else:
-                self.world.flows["assignment: no capacity"] += 1
-        elif roll < 0.75:
-            mine = (await api.call("GET", "/me/assignments")).json()["items"]
-            active = [a for a in mine if a["status"] == "active" and a["id"] not in self.world.expiring]
-            if active:
-                chosen = self.rng.choice(active)
-                await api.call("POST", f"/me/assignments/{chosen['id']}/release", expect=(200, 409))
-                self.world.flows["release"] += 1
-        elif roll < 0.9:
-            listed = (await self.admin.call("GET", f"/assignments?environment_id={self.env_id}&status=active")).json()[
-                "items"
-            ]
-            listed = [a for a in listed if a["id"] not in self.world.expiring]
-            if listed:
-                chosen = self.rng.choice(listed)
-                await self.admin.call("POST", f"/assignments/{chosen['id']}/revoke", expect=(200, 409))
-                self.world.flows["revoke"] += 1
-        else:
-            mine = (await api.call("GET", "/me/requests")).json()["items"]
-            queued = [q for q in mine if q["status"] == "queued"]
-            if queued:
-                await api.call("POST", f"/me/requests/{self.rng.choice(queued)['id']}/cancel", expect=(200, 409))
-                self.world.flows["cancel"] += 1
-
-
-# Typically 1-2 min on 2 cores: ~40 s to start 12 processes and enroll, 40 s of chaos, the checks.
 @pytest.mark.timeout(600)
 async def test_the_mission_survives_replicas_killed_at_random(
     agent_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
