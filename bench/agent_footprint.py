@@ -25,9 +25,8 @@ from pathlib import Path
 
 import nats
 
-from bench.heartbeat import Processes, machine, service_env
+from bench.heartbeat import machine, plane
 from gpulab_core.rpc import RpcClient
-from gpulab_devstack.servers import EmbeddedNats, EmbeddedPostgres, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT_DIR = REPO / "agent"
@@ -91,88 +90,62 @@ async def main(argv: list[str]) -> None:
     if args.quick:
         args.seconds = 10.0
     print(machine(), file=sys.stderr)  # noqa: T201
-    with tempfile.TemporaryDirectory(prefix="gpulab-bench-agent-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="gpulab-bench-agent-") as tmp,
+        plane(Path(tmp), GPULAB_HEARTBEAT_INTERVAL_S=str(INTERVAL_S)) as p,
+    ):
         root = Path(tmp)
-        procs = Processes(root)
-        pg = EmbeddedPostgres(root / "pg", free_port())
-        js = EmbeddedNats(root / "nats", free_port())
-        try:
-            binary = root / "gpulab-agent"
-            build_agent(binary)
-            pg.start()
-            js.start()
-            enroll_port, heartbeat_port = free_port(), free_port()
-            env = service_env(
-                pg,
-                js,
-                root / "data",
-                GPULAB_ENROLL_PORT=str(enroll_port),
-                GPULAB_HEARTBEAT_PORT=str(heartbeat_port),
-                GPULAB_HEARTBEAT_ENDPOINT=f"127.0.0.1:{heartbeat_port}",
-                GPULAB_HEARTBEAT_INTERVAL_S=str(INTERVAL_S),
-            )
-            migrate = [sys.executable, "-m", "gpulab_devstack.migrate_all", "pki", "inventory"]
-            done = subprocess.run(migrate, env=env, capture_output=True, text=True, timeout=180)
-            if done.returncode != 0:
-                raise RuntimeError(f"migration failed: {done.stderr.strip()}")
-            pki = procs.spawn("pki", [sys.executable, "-m", "gpulab_pki", "serve"], env)
-            wait_for_port(enroll_port, 60, pki)
-            inventory = procs.spawn("inventory", [sys.executable, "-m", "gpulab_inventory", "serve"], env)
-            wait_for_port(heartbeat_port, 60, inventory)  # listens once pki has signed its certificate
+        procs, enroll_port = p.procs, p.enroll_port
+        binary = root / "gpulab-agent"
+        build_agent(binary)
+        p.start()
 
-            nc = await nats.connect(js.url)
-            try:
-                rpc = RpcClient(nc, timeout_s=CALL_TIMEOUT_S)
-                body = {"hostname": "bench-agent-0", "type": "linux", "management_ip": "10.0.0.1"}
-                created = await rpc.call("inventory", "nodes.create", body)
-                fake_bin = root / "fake-bin"
-                fake_bin.mkdir()
-                shutil.copy(RECORDINGS / "fake-nvidia-smi", fake_bin / "nvidia-smi")
-                agent_env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
-                agent_env.update(
-                    PATH=f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-                    GPULAB_FAKE_NVIDIA_SMI=str(RECORDINGS / RECORDING),
-                )
-                identity = root / "identity"
-                enroll = [str(binary), "enroll", "--server", f"127.0.0.1:{enroll_port}", "--dir", str(identity)]
-                enroll += ["--ca-sha256", created["enrollment"]["ca_fingerprint"]]
-                token = {"GPULAB_ENROLL_TOKEN": created["enrollment"]["token"]}
-                subprocess.run(enroll, env=agent_env | token, check=True, capture_output=True, timeout=60)
-                agent = procs.spawn("agent", [str(binary), "run", "--dir", str(identity)], agent_env)
-                await wait_online(rpc, created["node"]["id"])
-                samples = [sample(agent.pid)]
-                while samples[-1].at - samples[0].at < args.seconds:
-                    await asyncio.sleep(args.sample)
-                    if agent.poll() is not None:
-                        raise RuntimeError(f"the agent exited with status {agent.returncode}")
-                    samples.append(sample(agent.pid))
-                status = proc_status(agent.pid)
-                peak_kib, threads = int(status["VmHWM"]), int(status["Threads"])
-                node = await rpc.call("inventory", "nodes.get", {"id": created["node"]["id"]})
-                gpus = len(node["hardware"]["gpus"])
-            finally:
-                await nc.drain()
-            first, last = samples[0], samples[-1]
-            wall = last.at - first.at
-            rss = [s.rss_kib / 1024 for s in samples]
-            print(  # noqa: T201
-                f"gpulab-agent run, heartbeat every {INTERVAL_S} s ({gpus} GPUs reported, no assignment),"
-                f" {wall:.0f} s, {len(samples)} samples; binary {binary.stat().st_size / 2**20:.1f} MiB (-s -w)\n"
-                "| RSS first MiB | RSS last MiB | RSS peak MiB | RSS median MiB | VmHWM MiB"
-                " | CPU % of one core (agent) | CPU % (stand-in nvidia-smi runs) | threads |\n"
-                "|---|---|---|---|---|---|---|---|\n"
-                f"| {rss[0]:.1f} | {rss[-1]:.1f} | {max(rss):.1f} | {statistics.median(rss):.1f}"
-                f" | {peak_kib / 1024:.1f}"
-                f" | {(last.cpu_s - first.cpu_s) / wall * 100:.2f}"
-                f" | {(last.children_cpu_s - first.children_cpu_s) / wall * 100:.2f} | {threads} |"
+        nc = await nats.connect(p.js.url)
+        try:
+            rpc = RpcClient(nc, timeout_s=CALL_TIMEOUT_S)
+            body = {"hostname": "bench-agent-0", "type": "linux", "management_ip": "10.0.0.1"}
+            created = await rpc.call("inventory", "nodes.create", body)
+            fake_bin = root / "fake-bin"
+            fake_bin.mkdir()
+            shutil.copy(RECORDINGS / "fake-nvidia-smi", fake_bin / "nvidia-smi")
+            agent_env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
+            agent_env.update(
+                PATH=f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+                GPULAB_FAKE_NVIDIA_SMI=str(RECORDINGS / RECORDING),
             )
-        except BaseException:
-            print(procs.tails(), file=sys.stderr)  # noqa: T201
-            raise
+            identity = root / "identity"
+            enroll = [str(binary), "enroll", "--server", f"127.0.0.1:{enroll_port}", "--dir", str(identity)]
+            enroll += ["--ca-sha256", created["enrollment"]["ca_fingerprint"]]
+            token = {"GPULAB_ENROLL_TOKEN": created["enrollment"]["token"]}
+            subprocess.run(enroll, env=agent_env | token, check=True, capture_output=True, timeout=60)
+            agent = procs.spawn("agent", [str(binary), "run", "--dir", str(identity)], agent_env)
+            await wait_online(rpc, created["node"]["id"])
+            samples = [sample(agent.pid)]
+            while samples[-1].at - samples[0].at < args.seconds:
+                await asyncio.sleep(args.sample)
+                if agent.poll() is not None:
+                    raise RuntimeError(f"the agent exited with status {agent.returncode}")
+                samples.append(sample(agent.pid))
+            status = proc_status(agent.pid)
+            peak_kib, threads = int(status["VmHWM"]), int(status["Threads"])
+            node = await rpc.call("inventory", "nodes.get", {"id": created["node"]["id"]})
+            gpus = len(node["hardware"]["gpus"])
         finally:
-            procs.stop()
-            js.stop()
-            pg.stop()
+            await nc.drain()
+        first, last = samples[0], samples[-1]
+        wall = last.at - first.at
+        rss = [s.rss_kib / 1024 for s in samples]
+        print(  # noqa: T201
+            f"gpulab-agent run, heartbeat every {INTERVAL_S} s ({gpus} GPUs reported, no assignment),"
+            f" {wall:.0f} s, {len(samples)} samples; binary {binary.stat().st_size / 2**20:.1f} MiB (-s -w)\n"
+            "| RSS first MiB | RSS last MiB | RSS peak MiB | RSS median MiB | VmHWM MiB"
+            " | CPU % of one core (agent) | CPU % (stand-in nvidia-smi runs) | threads |\n"
+            "|---|---|---|---|---|---|---|---|\n"
+            f"| {rss[0]:.1f} | {rss[-1]:.1f} | {max(rss):.1f} | {statistics.median(rss):.1f}"
+            f" | {peak_kib / 1024:.1f}"
+            f" | {(last.cpu_s - first.cpu_s) / wall * 100:.2f}"
+            f" | {(last.children_cpu_s - first.children_cpu_s) / wall * 100:.2f} | {threads} |"
+        )
 
 
 if __name__ == "__main__":

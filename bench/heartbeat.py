@@ -227,6 +227,7 @@ def plane(root: Path, **settings: str) -> Iterator[Plane]:
             root / "data",
             GPULAB_ENROLL_PORT=str(enroll_port),
             GPULAB_HEARTBEAT_PORT=str(heartbeat_port),
+            GPULAB_HEARTBEAT_ENDPOINT=f"127.0.0.1:{heartbeat_port}",  # what Enroll tells agents
             **settings,
         )
         migrate = [sys.executable, "-m", "gpulab_devstack.migrate_all", "pki", "inventory"]
