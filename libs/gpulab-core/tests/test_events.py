@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gpulab_core import db, events
 from gpulab_core.events import DurableConsumer, Event
+from gpulab_core.runtime import cancel_and_wait
 from gpulab_devstack.testing import Stack, wait_until
 
 from .outbox_support import scratch_schema
@@ -95,7 +96,7 @@ async def test_each_event_is_applied_once_even_when_published_twice(engine: Asyn
         await asyncio.sleep(0.5)
         assert await count(engine, effects) == 20
     finally:
-        task.cancel()
+        await cancel_and_wait([task])
 
 
 async def _count_is(engine: AsyncEngine, table: Table, n: int) -> bool:
@@ -115,7 +116,7 @@ async def test_failing_handler_rolls_back_and_the_event_is_retried(engine: Async
         await asyncio.sleep(0.5)
         assert await count(engine, effects) == 1
     finally:
-        task.cancel()
+        await cancel_and_wait([task])
 
 
 async def test_malformed_event_is_terminated_and_the_next_one_still_handled(engine: AsyncEngine, nc: NATS) -> None:
@@ -133,7 +134,7 @@ async def test_malformed_event_is_terminated_and_the_next_one_still_handled(engi
         await wait_until(lambda: _settled(js, consumer.durable), 10)
         assert info.config.durable_name == consumer.durable
     finally:
-        task.cancel()
+        await cancel_and_wait([task])
 
 
 async def _settled(js: JetStreamContext, durable: str) -> bool:
@@ -150,7 +151,10 @@ async def test_consumer_resumes_where_it_stopped_after_a_restart(engine: AsyncEn
         await js.publish(subj, body)
     task = asyncio.create_task(consumer.run())
     await wait_until(lambda: _count_is(engine, effects, 5), 30)
-    task.cancel()
+    # Stopped for good (its pull request withdrawn) before the next events: one delivered to a pull
+    # request nobody reads any more comes back only after the ack wait (60 s), as after a crash.
+    await cancel_and_wait([task])
+    await nc.flush()
     for n in range(5, 9):
         subj, body, _ = event(ctx, n)
         await js.publish(subj, body)
@@ -158,7 +162,7 @@ async def test_consumer_resumes_where_it_stopped_after_a_restart(engine: AsyncEn
     try:
         await wait_until(lambda: _count_is(engine, effects, 9), 30)
     finally:
-        task.cancel()
+        await cancel_and_wait([task])
 
 
 def test_subjects_match_as_nats_matches_them() -> None:
@@ -228,8 +232,7 @@ async def test_replicas_of_two_releases_share_a_durable_without_losing_the_newer
         assert sorted(release for release, subject in rows if subject.endswith(".b")) == ["newer"] * 10
         assert sum(1 for _, subject in rows if subject.endswith(".a")) == 10
     finally:
-        for task in tasks:
-            task.cancel()
+        await cancel_and_wait(tasks)
 
 
 async def _consumer_exists(js: JetStreamContext, durable: str) -> bool:
