@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -18,17 +20,21 @@ async def connect_nats(
     user: str | None = None,
     password: str | None = None,
     inbox_prefix: str | None = None,
+    on_reconnected: Callable[[], Awaitable[None]] | None = None,
 ) -> NATS:
     """Connect, waiting up to `wait_s` for NATS to come up; later outages are ridden out by reconnects.
 
     `user`/`password`: the process's own identity (else the URL's credentials, if any);
-    `inbox_prefix`: where its replies arrive, the only inboxes its identity may read (natsauth)."""
-    extra: dict[str, str] = {}
+    `inbox_prefix`: where its replies arrive, the only inboxes its identity may read (natsauth);
+    `on_reconnected`: awaited after each reconnect (core-NATS messages of the gap are lost)."""
+    extra: dict[str, Any] = {}
     if user is not None:
         extra["user"] = user
         extra["password"] = password or ""
     if inbox_prefix is not None:
         extra["inbox_prefix"] = inbox_prefix
+    if on_reconnected is not None:
+        extra["reconnected_cb"] = on_reconnected
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     delay = 0.2

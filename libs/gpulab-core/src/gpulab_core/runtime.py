@@ -112,6 +112,7 @@ class Runtime:
     parts: dict[str, Any] = field(default_factory=dict)
     _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _on_reconnect: list[Callable[[], None]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     # ---- what a service's setup() uses ----
@@ -143,6 +144,16 @@ class Runtime:
         """Runs first at shutdown, before background tasks are cancelled (e.g. to drain a server)."""
         self._on_stop.append(hook)
 
+    def on_nats_reconnect(self, hook: Callable[[], None]) -> None:
+        """Runs after each NATS reconnect: core-NATS messages published while disconnected never arrive
+        (JetStream consumers resume on their own), so what a service learns from them must be relearnt."""
+        self._on_reconnect.append(hook)
+
+    async def _reconnected(self) -> None:
+        log.warning("reconnected to NATS: notices of the gap may be lost, %d hook(s) run", len(self._on_reconnect))
+        for hook in self._on_reconnect:
+            hook()
+
     # ---- lifecycle ----
     async def start(self) -> None:
         s = self.settings
@@ -152,6 +163,7 @@ class Runtime:
             user=s.nats_user,
             password=s.nats_password.get_secret_value() if s.nats_password else None,
             inbox_prefix=natsauth.inbox_prefix(self.spec.name),
+            on_reconnected=self._reconnected,
         )
         self.js = self.nc.jetstream()
         if self.spec.tables is not None:  # it publishes and consumes events (the gateway does neither)

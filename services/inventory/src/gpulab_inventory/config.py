@@ -23,9 +23,13 @@ class Settings(DatabaseSettings):
     sweep_every_s: float | None = Field(default=None, gt=0, le=3600)
     # Liveness is written in batches this often (heartbeats between only update memory).
     last_seen_flush_s: float = Field(default=5.0, gt=0, le=60)
-    # How long a replica trusts its cached copy of a node (status, revoked serials, desired state)
-    # without reading it again; events from other replicas invalidate it sooner.
-    node_cache_s: float = Field(default=10.0, ge=0, le=300)
+    # How long a replica trusts its cached copy of a node (status, desired state) without reading it
+    # again. Notices from other replicas drop a copy at once, and a NATS reconnect drops them all, so
+    # this only bounds a notice lost otherwise; longer than the interval, or every heartbeat reads the
+    # database (docs/adr/0024).
+    node_cache_s: float = Field(default=120.0, ge=0, le=300)
+    # How often a replica reads the revoked serials that other replicas' consumer recorded.
+    revoked_reload_s: float = Field(default=10.0, ge=1, le=300)
     # Names and addresses in the :50052 server certificate, comma-separated; default: the public URL's
     # host plus localhost and 127.0.0.1.
     heartbeat_server_names: str | None = None

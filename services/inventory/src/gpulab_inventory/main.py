@@ -83,7 +83,7 @@ async def setup(runtime: Runtime) -> None:
     # The revoked serials, read again off the heartbeat path (pki's events add to them at once; this
     # catches what another replica's consumer recorded).
     runtime.add_task(
-        lambda: tasks.repeat(directory.reload_revoked, max(settings.node_cache_s, 1.0), "reading the revoked serials")
+        lambda: tasks.repeat(directory.reload_revoked, settings.revoked_reload_s, "reading the revoked serials")
     )
 
     async def on_revoked(session: AsyncSession, event: Event) -> None:
@@ -115,6 +115,8 @@ async def setup(runtime: Runtime) -> None:
             return
         directory.forget(node_id)
 
+    # Core-NATS notices published while this replica was disconnected are lost: read every node again.
+    runtime.on_nats_reconnect(directory.forget_all)
     for event_type in FORGET_ON:
         await runtime.nc.subscribe(f"{EVENT_SUBJECT_PREFIX}.{event_type}", cb=forget)
 

@@ -56,18 +56,24 @@ def cached(row: Any, assignments: list[A], reported: dict[str, Outcome | None]) 
 class NodeCache(Generic[A]):
     """Node id → its cached copy, each kept for `max_age_s`.
 
-    `generation` counts forget() calls: a copy read from the database while a forget() came in may
-    predate the change that forget() announced, so it serves the heartbeat that read it but is not
-    kept. Read the generation before reading the database, pass it to keep()."""
+    A copy read from the database while a forget() of *that node* came in may predate the change
+    that forget() announced: it serves the heartbeat that read it but is not kept. Read `generation`
+    before reading the database, pass it to keep(). Forgets are counted per node, so that the stream
+    of other nodes' notices (every node coming online sends one) never keeps a fresh copy out."""
 
     def __init__(self, max_age_s: float) -> None:
         self.max_age_s = max_age_s
         self._nodes: dict[uuid.UUID, CachedNode[A]] = {}
-        self._forgets = 0
+        self._ticks = 0
+        self._forgotten: dict[uuid.UUID, int] = {}  # node → the tick of its last forget (one int per node)
+        self._all_forgotten = 0  # the tick of the last forget_all()
 
     @property
     def generation(self) -> int:
-        return self._forgets
+        return self._ticks
+
+    def __len__(self) -> int:
+        return len(self._nodes)
 
     def fresh(self, node_id: uuid.UUID, now_mono: float) -> CachedNode[A] | None:
         node = self._nodes.get(node_id)
@@ -76,7 +82,7 @@ class NodeCache(Generic[A]):
         return node
 
     def keep(self, node: CachedNode[A], generation: int) -> None:
-        if self._forgets == generation:
+        if max(self._forgotten.get(node.id, 0), self._all_forgotten) <= generation:
             self._nodes[node.id] = node
         else:
             self._nodes.pop(node.id, None)
@@ -87,8 +93,16 @@ class NodeCache(Generic[A]):
 
     def forget(self, node_id: uuid.UUID) -> None:
         """Another replica (or this one's batch) changed the node: read it again at its next heartbeat."""
-        self._forgets += 1
+        self._ticks += 1
+        self._forgotten[node_id] = self._ticks
         self._nodes.pop(node_id, None)
+
+    def forget_all(self) -> None:
+        """Notices may have been missed (this replica's NATS connection dropped): read every node again."""
+        self._ticks += 1
+        self._all_forgotten = self._ticks
+        self._forgotten.clear()
+        self._nodes.clear()
 
 
 class RevokedSerials:

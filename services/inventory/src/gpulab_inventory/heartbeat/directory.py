@@ -122,6 +122,11 @@ class Directory(Generic[A]):
         """Drop a node's cached copy (another replica changed it); the next heartbeat reads it again."""
         self.nodes.forget(node_id)
 
+    def forget_all(self) -> None:
+        """Every cached copy dropped: this replica may have missed notices (a NATS reconnect)."""
+        log.info("dropping %d cached nodes: change notices may have been missed", len(self.nodes))
+        self.nodes.forget_all()
+
     def revoke_serials(self, serials: Sequence[str]) -> None:
         self.revoked.add(serials)
 
