@@ -6,9 +6,10 @@ CSR; its identity folder is written as `gpulab-agent enroll` writes it. The load
 `agent/cmd/gpulab-fleet` (Go, the agent's own identity package: mutual TLS with the pinned CA, TLS
 session resumption), one connection per agent:
 
-- steady: every agent starts at a random moment of the first interval, then heartbeats every
-  interval ±10 %, for the duration; latency of each heartbeat (the first, which includes its TLS
-  handshake, apart), errors, inventory's CPU;
+- steady: every agent joins at a random moment of the ramp (`--ramp`, default one interval): its
+  first heartbeat, with its TLS handshake and the node's first contact; then heartbeats every
+  interval ±10 %. Held: every heartbeat from the end of the ramp for the duration, when all agents
+  have joined: latency, errors, inventory's CPU. The ramp's first heartbeats and errors apart;
 - storm: every agent opens a new connection at the same instant and sends one heartbeat (retrying
   after the agent's own backoff): how long until all are answered. Once with full handshakes, once
   with each agent resuming the TLS session of a connection it made just before.
@@ -82,18 +83,23 @@ def run_fleet(binary: Path, mode: str, *args: str, server_pid: int) -> dict[str,
 
 def report(steady: dict[str, Any], storms: list[dict[str, Any]]) -> Iterator[str]:
     n = steady["agents"]
-    every, lasting = steady["interval_s"], steady["duration_s"]
-    yield f"{n} agents, one connection each, heartbeat every {every:.0f} s ±10 %, for {lasting:.0f} s:"
+    every, ramp, lasting = steady["interval_s"], steady["ramp_s"], steady["duration_s"]
+    yield f"{n} agents join at random over {ramp:.0f} s ({n / ramp:.0f} first contacts/s), one connection each:"
+    yield "| first heartbeats | their p50 / p99 ms (handshake, first contact) | heartbeats during the ramp | errors |"
+    yield "|---|---|---|---|"
     yield (
-        "| heartbeats | errors | first (with handshake) p50 / p99 ms | steady p50 / p99 / max ms"
-        " | inventory CPU µs/heartbeat | inventory cores |"
+        f"| {steady['first_count']:,} | {steady['first_p50_ms']:.1f} / {steady['first_p99_ms']:.1f} | "
+        f"{steady['join_heartbeats']:,} | {steady['join_errors'] + steady['connect_errors']} |"
     )
-    yield "|---|---|---|---|---|---|"
+    yield ""
+    yield f"then all {n} held, a heartbeat every {every:.0f} s ±10 %, for {lasting:.0f} s:"
+    yield "| heartbeats | errors | p50 / p99 / max ms | inventory CPU µs/heartbeat | inventory cores |"
+    yield "|---|---|---|---|---|"
     per = steady["server_cpu_s"] / max(steady["heartbeats"], 1) * 1e6
     yield (
-        f"| {steady['heartbeats']:,} | {steady['errors'] + steady['connect_errors']} | {steady['first_p50_ms']:.1f} / "
-        f"{steady['first_p99_ms']:.1f} | {steady['steady_p50_ms']:.1f} / {steady['steady_p99_ms']:.1f} / "
-        f"{steady['steady_max_ms']:.1f} | {per:.0f} | {steady['server_cpu_s'] / steady['duration_s']:.2f} |"
+        f"| {steady['heartbeats']:,} | {steady['errors']} | {steady['steady_p50_ms']:.1f} / "
+        f"{steady['steady_p99_ms']:.1f} / {steady['steady_max_ms']:.1f} | {per:.0f} | "
+        f"{steady['server_cpu_s'] / lasting:.2f} |"
     )
     if steady["error_samples"]:
         yield "errors, e.g.: " + "; ".join(steady["error_samples"][:3])
@@ -117,7 +123,10 @@ async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench fleet")
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between an agent's heartbeats")
-    parser.add_argument("--duration", type=float, default=120.0, help="seconds of steady heartbeats")
+    parser.add_argument(
+        "--ramp", type=float, default=None, help="seconds over which the agents join (default: one interval)"
+    )
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds all agents are held, after the ramp")
     parser.add_argument("--quick", action="store_true", help="200 agents, 5 s interval, 15 s: a smoke run")
     parser.add_argument(
         "--setting", action="append", default=[], help="GPULAB_X=value for pki and inventory (repeatable)"
@@ -125,6 +134,7 @@ async def main(argv: list[str]) -> None:
     args, _ = parser.parse_known_args(argv)
     if args.quick:
         args.agents, args.interval, args.duration = 200, 5.0, 15.0
+    ramp: float = args.ramp if args.ramp is not None else args.interval
     n: int = args.agents
     print(machine(), file=sys.stderr)  # noqa: T201
     with (
@@ -146,6 +156,8 @@ async def main(argv: list[str]) -> None:
             *common,
             "-interval",
             f"{args.interval}s",
+            "-ramp",
+            f"{ramp}s",
             "-duration",
             f"{args.duration}s",
             server_pid=inventory.pid,

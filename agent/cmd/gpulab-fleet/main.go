@@ -157,18 +157,30 @@ func load(dir string, n int, resumed *atomic.Int64) ([]*agent, error) {
 	return agents, nil
 }
 
-// steady holds every agent heartbeating at interval for duration.
-func steady(agents []*agent, interval, duration time.Duration) map[string]any {
-	var first, rest latencies
-	var errs, beats, connectErrs atomic.Int64
+// steady: every agent joins at a random moment of the ramp (its first heartbeat,
+// with the TLS handshake and the node's first contact), then heartbeats every
+// interval ±10 %. The held phase is every heartbeat sent from the end of the ramp
+// for duration, when all agents have joined; the server's CPU is read over it.
+func steady(agents []*agent, interval, ramp, duration time.Duration, serverPID int) map[string]any {
+	var first, held latencies
+	var joinErrs, heldErrs, joinBeats, heldBeats, connectErrs atomic.Int64
 	errSamples := make(chan string, 5)
-	deadline := time.Now().Add(duration)
+	began := time.Now()
+	rampEnd := began.Add(ramp)
+	deadline := rampEnd.Add(duration)
+	var cpuAtRampEnd float64
+	cpuRead := make(chan struct{})
+	go func() {
+		time.Sleep(time.Until(rampEnd))
+		cpuAtRampEnd = cpuSeconds(serverPID)
+		close(cpuRead)
+	}()
 	var wg sync.WaitGroup
 	for i, a := range agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Duration(rand.Float64() * float64(interval)))
+			time.Sleep(time.Duration(rand.Float64() * float64(ramp)))
 			conn, err := a.dial()
 			if err != nil {
 				connectErrs.Add(1)
@@ -177,7 +189,12 @@ func steady(agents []*agent, interval, duration time.Duration) map[string]any {
 			defer conn.Close()
 			req := request(i)
 			for n := 0; time.Now().Before(deadline); n++ {
+				inHeld := !time.Now().Before(rampEnd)
 				took, err := beat(context.Background(), conn, req, 30*time.Second)
+				beats, errs := &joinBeats, &joinErrs
+				if inHeld {
+					beats, errs = &heldBeats, &heldErrs
+				}
 				beats.Add(1)
 				switch {
 				case err != nil:
@@ -187,25 +204,28 @@ func steady(agents []*agent, interval, duration time.Duration) map[string]any {
 					default:
 					}
 				case n == 0:
-					first.add(took) // the connection's TLS handshake included
-				default:
-					rest.add(took)
+					first.add(took) // the connection's TLS handshake and the node's first contact included
+				case inHeld:
+					held.add(took)
 				}
 				time.Sleep(time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64())))
 			}
 		}()
 	}
 	wg.Wait()
+	<-cpuRead
 	close(errSamples)
 	var samples []string
 	for s := range errSamples {
 		samples = append(samples, s)
 	}
 	return map[string]any{
-		"agents": len(agents), "interval_s": interval.Seconds(), "duration_s": duration.Seconds(),
-		"heartbeats": beats.Load(), "errors": errs.Load(), "connect_errors": connectErrs.Load(), "error_samples": samples,
-		"first_p50_ms": first.ms(0.5), "first_p99_ms": first.ms(0.99),
-		"steady_count": len(rest.all), "steady_p50_ms": rest.ms(0.5), "steady_p99_ms": rest.ms(0.99), "steady_max_ms": rest.ms(1),
+		"agents": len(agents), "interval_s": interval.Seconds(), "ramp_s": ramp.Seconds(), "duration_s": duration.Seconds(),
+		"join_heartbeats": joinBeats.Load(), "join_errors": joinErrs.Load(), "connect_errors": connectErrs.Load(),
+		"first_count": len(first.all), "first_p50_ms": first.ms(0.5), "first_p99_ms": first.ms(0.99),
+		"heartbeats": heldBeats.Load(), "errors": heldErrs.Load(), "error_samples": samples,
+		"steady_count": len(held.all), "steady_p50_ms": held.ms(0.5), "steady_p99_ms": held.ms(0.99), "steady_max_ms": held.ms(1),
+		"server_cpu_s": cpuSeconds(serverPID) - cpuAtRampEnd,
 	}
 }
 
@@ -284,7 +304,8 @@ func main() {
 	dir := fs.String("identities", "", "a folder of identity folders 00000, 00001, ...")
 	n := fs.Int("n", 100, "agents")
 	interval := fs.Duration("interval", 30*time.Second, "steady: heartbeat interval")
-	duration := fs.Duration("duration", 2*time.Minute, "steady: how long")
+	ramp := fs.Duration("ramp", 0, "steady: agents join at random over this long (default: one interval)")
+	duration := fs.Duration("duration", 2*time.Minute, "steady: how long all agents are held, after the ramp")
 	resume := fs.Bool("resume", false, "storm: connect once first, so that every reconnect can resume its TLS session")
 	serverPID := fs.Int("server-pid", 0, "the server's pid, for its CPU time over the measured phase")
 	fs.Parse(os.Args[2:])
@@ -301,10 +322,11 @@ func main() {
 	}
 	var result map[string]any
 	if os.Args[1] == "steady" {
-		cpuBefore := cpuSeconds(*serverPID)
-		result = steady(agents, *interval, *duration)
+		if *ramp == 0 {
+			*ramp = *interval
+		}
+		result = steady(agents, *interval, *ramp, *duration, *serverPID)
 		result["resumed_handshakes"] = resumed.Load()
-		result["server_cpu_s"] = cpuSeconds(*serverPID) - cpuBefore
 	} else {
 		result = storm(agents, *resume, &resumed, *serverPID)
 	}
