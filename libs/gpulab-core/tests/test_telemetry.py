@@ -55,8 +55,11 @@ def test_malformed_traceparent_starts_a_new_trace() -> None:
     assert trace_id != "0" * 32
 
 
-async def test_grpc_metadata_carries_the_trace_to_the_server() -> None:
-    """A real grpc.aio server whose servicer method opens its span with `grpc_span`."""
+@pytest.mark.parametrize("recording", [False, True], ids=["no collector", "a collector"])
+async def test_grpc_metadata_carries_the_trace_to_the_server(recording: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real grpc.aio server whose servicer method opens its span with `grpc_span`. A call without a
+    trace gets a trace of its own only when spans are exported: otherwise nothing would ever see it."""
+    monkeypatch.setattr(telemetry, "_recording", recording)
     seen: list[tuple[str | None, str | None]] = []
 
     class Echo:
@@ -85,7 +88,10 @@ async def test_grpc_metadata_carries_the_trace_to_the_server() -> None:
     assert (reply, untraced) == (b"ping", b"pong")
     assert seen[0][0] == caller_trace
     assert seen[0][1] not in (None, caller_span), "the server's own span, a child of the caller's"
-    assert seen[1][0] not in (None, caller_trace), "no traceparent: a trace of its own"
+    if recording:
+        assert seen[1][0] not in (None, caller_trace), "no traceparent: a trace of its own"
+    else:
+        assert seen[1] == (None, None), "no traceparent and no collector: no span"
 
 
 def test_json_log_line_carries_trace_id_and_extra_fields(monkeypatch: pytest.MonkeyPatch) -> None:
