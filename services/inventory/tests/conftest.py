@@ -175,6 +175,19 @@ class Agent:
         self._channels.clear()
 
 
+class CountingSessions:
+    """A session factory that counts the sessions (database round trips) the Directory opens."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        assert plane.inventory.sessions is not None
+        self._sessions = plane.inventory.sessions
+        self.opened = 0
+
+    def __call__(self) -> Any:
+        self.opened += 1
+        return self._sessions()
+
+
 def _common(stack: Stack, data: Path) -> dict[str, Any]:
     return {
         "nats_url": stack.nats_url,

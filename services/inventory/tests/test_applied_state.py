@@ -23,7 +23,7 @@ from gpulab_inventory.heartbeat.directory import Directory
 from gpulab_inventory.heartbeat.reports import MAX_ENTRIES, MESSAGE_MAX
 from gpulab_inventory.heartbeat.server import HeartbeatServer
 
-from .conftest import Agent, ControlPlane, enrolled, events_of, hardware, start_inventory
+from .conftest import Agent, ControlPlane, CountingSessions, enrolled, events_of, hardware, start_inventory
 from .desired_support import WAIT_S, created, has, publish
 
 APPLIED, FAILED, REMOVED = pb.APPLY_STATE_APPLIED, pb.APPLY_STATE_FAILED, pb.APPLY_STATE_REMOVED
@@ -189,19 +189,6 @@ async def test_two_replicas_recording_the_same_report_at_once_emit_one_event(
         assert [(r["state"], r["message"]) for r in found] == [("failed", "enforcement failed."), ("applied", None)]
     finally:
         await other.stop()
-
-
-class CountingSessions:
-    """A session factory that counts the sessions (database round trips) the Directory opens."""
-
-    def __init__(self, plane: ControlPlane) -> None:
-        assert plane.inventory.sessions is not None
-        self._sessions = plane.inventory.sessions
-        self.opened = 0
-
-    def __call__(self) -> Any:
-        self.opened += 1
-        return self._sessions()
 
 
 async def test_the_same_report_again_costs_no_database_round_trip(plane: ControlPlane, agents: list[Agent]) -> None:

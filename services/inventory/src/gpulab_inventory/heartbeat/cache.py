@@ -35,6 +35,10 @@ class CachedNode(Generic[A]):
     reported: dict[str, Outcome | None]
     loaded_at: float
     applied_wire: bytes | None = None  # the last AppliedState handled in full against `reported`
+    # The last request (its bytes) that changed nothing, and the reply sent to it: the same bytes
+    # again, to this copy, get the same reply without being parsed (Directory.replay).
+    request_wire: bytes | None = None
+    reply_wire: bytes | None = None
 
 
 def cached(row: Any, assignments: list[A], reported: dict[str, Outcome | None]) -> CachedNode[A]:

@@ -53,6 +53,7 @@ class Beat:
     `applied` convert them, called only when the bytes differ from the last ones handled."""
 
     agent_version: str
+    wire: bytes  # the whole request as received
     hardware_wire: bytes | None
     hardware: Callable[[], dict[str, Any]]
     applied_wire: bytes | None
@@ -108,6 +109,8 @@ class Directory(Generic[A]):
         if not node_changes and not news:
             if beat.applied_wire is not None:
                 node.applied_wire = beat.applied_wire
+            if node.type != jump.JUMP_TYPE and node.request_wire != beat.wire:
+                node.request_wire, node.reply_wire = beat.wire, None  # the reply: keep_reply
             self.pending.note(node_id, now)
             return node.assignments
         seen_wire = node.hardware_wire if beat.hardware_wire is None else beat.hardware_wire
@@ -117,6 +120,22 @@ class Directory(Generic[A]):
         if not liveness.may_connect(node.status):
             raise NodeRefused("the client certificate names no node that may connect")
         return node.assignments
+
+    def replay(self, node_id: uuid.UUID, serial: str, wire: bytes) -> bytes | None:
+        """The reply to a request that is, byte for byte, the last one this node's cached copy handled
+        without a change (the steady heartbeat): what `heartbeat` would answer, without parsing the
+        request or building the reply. None: handle it in full."""
+        node = self.nodes.fresh(node_id, time.monotonic())
+        if node is None or node.reply_wire is None or node.request_wire != wire or serial in self.revoked:
+            return None
+        self.pending.note(node_id, datetime.now(UTC))
+        return node.reply_wire
+
+    def keep_reply(self, node_id: uuid.UUID, wire: bytes, reply: bytes) -> None:
+        """The reply just sent to `wire`, for `replay`; kept only if that request changed nothing."""
+        node = self.nodes.fresh(node_id, time.monotonic())
+        if node is not None and node.request_wire == wire:
+            node.reply_wire = reply
 
     def forget(self, node_id: uuid.UUID) -> None:
         """Drop a node's cached copy (another replica changed it); the next heartbeat reads it again."""

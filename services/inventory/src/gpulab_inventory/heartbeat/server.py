@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from google.protobuf.message import DecodeError
 from gpulab.agent.v1 import assignment_pb2
 from gpulab.agent.v1 import heartbeat_pb2 as pb
 from gpulab.agent.v1 import heartbeat_pb2_grpc as pb_grpc
@@ -31,14 +32,15 @@ from gpulab_core import telemetry
 from gpulab_core.errors import GpulabError
 from gpulab_inventory.config import Settings
 from gpulab_inventory.desired import fitting
-from gpulab_inventory.heartbeat import wire
+from gpulab_inventory.heartbeat import wire as wire_format
 from gpulab_inventory.heartbeat.directory import Directory, NodeRefused
-from gpulab_inventory.heartbeat.metrics import HEARTBEATS, TRIMMED
+from gpulab_inventory.heartbeat.metrics import ANSWERED, HEARTBEATS, TRIMMED
 from gpulab_inventory.pki_client import PkiClient
 
 log = logging.getLogger(__name__)
 GRACE_S = 5.0  # calls in flight at shutdown get this long to finish
 RETRY_S = 2.0  # waiting for pki to sign the port's certificate
+SERVICE = "gpulab.agent.v1.Heartbeat"
 PEER_CACHE_SIZE = 100_000  # parsed client certificates remembered (~200 bytes each)
 
 
@@ -98,8 +100,10 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
 
     @telemetry.grpc_span("/gpulab.agent.v1.Heartbeat/Heartbeat")
     async def Heartbeat(  # noqa: N802 (the gRPC method name)
-        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HeartbeatResponse:
+        self, wire: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """Takes the request's bytes and answers bytes (see `register`): the steady heartbeat, the same
+        bytes as the node's last one that changed nothing, is answered with the same reply, unparsed."""
         peer = self._peers.identify(context)
         if peer is None:
             HEARTBEATS.labels("refused").inc()
@@ -108,19 +112,37 @@ class HeartbeatServicer(pb_grpc.HeartbeatServicer):  # type: ignore[misc]
         if datetime.now(UTC) >= peer.not_after:
             HEARTBEATS.labels("refused").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate has expired")
+        replayed = self._directory.replay(peer.node_id, peer.serial, wire)
+        if replayed is not None:
+            ANSWERED.inc()
+            return replayed
         try:
-            assignments = await self._directory.heartbeat(peer.node_id, peer.serial, wire.beat(request))
+            request = pb.HeartbeatRequest.FromString(wire)
+        except DecodeError:
+            HEARTBEATS.labels("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a HeartbeatRequest")
+        try:
+            assignments = await self._directory.heartbeat(peer.node_id, peer.serial, wire_format.beat(request, wire))
         except NodeRefused as exc:
             HEARTBEATS.labels("refused").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except GpulabError as exc:  # a field out of bounds
             HEARTBEATS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-        HEARTBEATS.labels("ok").inc()
+        ANSWERED.inc()
         reply = pb.HeartbeatResponse(assignments=assignments, heartbeat_interval_s=self._interval)
         if reply.ByteSize() > self._max_bytes:
-            reply = self._fitted(peer.node_id, assignments)
-        return reply
+            fitted: bytes = self._fitted(peer.node_id, assignments).SerializeToString()
+            return fitted  # never kept for replay: the node is fitted soon
+        answer: bytes = reply.SerializeToString()
+        self._directory.keep_reply(peer.node_id, wire, answer)
+        return answer
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """As the generated `add_HeartbeatServicer_to_server`, but the method takes and answers bytes:
+        the request is parsed, and the reply serialized, only when it is not a replay."""
+        handlers = {"Heartbeat": grpc.unary_unary_rpc_method_handler(self.Heartbeat)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
     def _fitted(self, node_id: uuid.UUID, assignments: list[Any]) -> pb.HeartbeatResponse:
         """The desired state is fitted to one reply where it changes (desired/fitting.py), so this is a
@@ -197,7 +219,7 @@ class HeartbeatServer:
         servicer = HeartbeatServicer(
             self.directory, s.heartbeat_interval_s, Peers(), s.heartbeat_max_message_bytes, self.on_too_large
         )
-        pb_grpc.add_HeartbeatServicer_to_server(servicer, server)
+        servicer.register(server)
         self.port = server.add_secure_port(f"{s.heartbeat_host}:{s.heartbeat_port}", credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {s.heartbeat_host}:{s.heartbeat_port}")
