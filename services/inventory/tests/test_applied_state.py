@@ -202,7 +202,7 @@ async def test_the_same_report_again_costs_no_database_round_trip(plane: Control
 
     async def beat(report: pb.AppliedState) -> None:
         request = pb.HeartbeatRequest(agent_version="1.0.0", hardware=hw, applied_state=report)
-        await directory.heartbeat(node_id, serial, wire.beat(request))
+        await directory.heartbeat(node_id, serial, wire.beat(request, request.SerializeToString()))
 
     await beat(applied((assignment, APPLIED, "")))
     assert sessions.opened == 2  # the node read once, the outcome written once

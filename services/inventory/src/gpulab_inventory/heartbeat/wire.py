@@ -22,17 +22,17 @@ _STATES = {
 }
 
 
-def beat(request: pb.HeartbeatRequest, wire: bytes | None = None) -> Beat:
+def beat(request: pb.HeartbeatRequest, wire: bytes) -> Beat:
     """The request as the Directory reads it: the messages' bytes to compare, and what they say,
     converted only when asked (when the bytes differ from the last ones the node sent). `wire`: the
-    request's bytes as received (serialized again when not given: tests)."""
+    request's bytes as received, what `Directory.replay` compares."""
     # No Hardware message at all: nothing to report this time (what was recorded stays).
     hardware = request.hardware if request.HasField("hardware") else None
     # Unset before the agent's first reconcile: nothing to record.
     applied = request.applied_state if request.HasField("applied_state") else None
     return Beat(
         agent_version=request.agent_version,
-        wire=request.SerializeToString() if wire is None else wire,
+        wire=wire,
         hardware_wire=hardware.SerializeToString(deterministic=True) if hardware is not None else None,
         hardware=lambda: hardware_dict(hardware),
         applied_wire=applied.SerializeToString(deterministic=True) if applied is not None else None,
