@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gpulab_gateway.client_address import LOOPBACK, ClientAddress, parse_networks, resolve
+from gpulab_core.networks import parse_networks
+from gpulab_gateway.client_address import LOOPBACK, ClientAddress, resolve
 from gpulab_gateway.config import Settings
 
 CADDY = parse_networks("172.30.250.0/29")

@@ -15,71 +15,33 @@ sets; RFC 7239's `Forwarded` is not.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from gpulab_core.networks import Network, address, is_trusted
 
 # The local run's gateway is reached on loopback only (the web app's dev server proxies to it).
 LOOPBACK = "127.0.0.0/8,::1/128"
 
 
-def parse_networks(raw: str) -> tuple[Network, ...]:
-    """Comma-separated CIDRs (or single addresses) as networks; an empty string trusts no proxy.
-
-    A prefix of length 0 is refused: trusting every address would let anyone pick its own address.
-    """
-    networks: list[Network] = []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        try:
-            network = ipaddress.ip_network(item, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{item!r} is not a CIDR such as 10.0.0.0/24 or an address: {exc}") from None
-        if network.prefixlen == 0:
-            raise ValueError(f"{item!r} trusts every address, so anyone could name its own; list the proxies' networks")
-        networks.append(network)
-    return tuple(networks)
-
-
-def _address(value: str | None) -> IPAddress | None:
-    if not value:
-        return None
-    try:
-        ip = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    # An IPv4 client of a dual-stack socket shows as ::ffff:a.b.c.d: the same client, one spelling.
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def _is_trusted(ip: IPAddress | None, trusted: Sequence[Network]) -> bool:
-    return ip is not None and any(ip in network for network in trusted)
-
-
 def resolve(peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[Network]) -> str | None:
     """The client's address given the TCP peer, the `X-Forwarded-For` values in order, and the trusted proxies."""
-    peer_ip = _address(peer)
+    peer_ip = address(peer)
     if peer_ip is None:
         return peer  # not an IP peer (a Unix socket, a test transport): nothing to believe it about
-    if not _is_trusted(peer_ip, trusted):
+    if not is_trusted(peer_ip, trusted):
         return str(peer_ip)
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
     client = peer_ip
     for hop in reversed(hops):
-        ip = _address(hop)
+        ip = address(hop)
         if ip is None:
             # A trusted proxy passed on something that is not an address: believe nothing further
             # left, and keep the last address a trusted party vouched for.
             return str(client)
         client = ip
-        if not _is_trusted(ip, trusted):
+        if not is_trusted(ip, trusted):
             return str(ip)
     # Every hop is a trusted proxy (a request made on the proxy's own host): the left-most one.
     return str(client)
@@ -103,7 +65,7 @@ class ClientAddress:
         client = resolve(host, forwarded_for, self.trusted)
         if client != host and client is not None:
             scope["client"] = (client, 0)  # the proxy does not pass the client's port on
-        if _is_trusted(_address(host), self.trusted):
+        if is_trusted(address(host), self.trusted):
             proto = next((value for name, value in headers if name == b"x-forwarded-proto"), b"").strip()
             if proto in (b"http", b"https"):
                 scope["scheme"] = proto.decode()

@@ -4,8 +4,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from gpulab_core.networks import Network, parse_networks
 from gpulab_core.settings import ENV_PREFIX, CoreSettings
-from gpulab_gateway.client_address import LOOPBACK, Network, parse_networks
+from gpulab_gateway.client_address import LOOPBACK
 from gpulab_gateway.refusals import REPORTS_PER_MINUTE
 
 # The gateway faces the internet and keeps nothing: it holds no database credentials, so that a

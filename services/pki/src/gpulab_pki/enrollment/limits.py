@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from prometheus_client import Counter as Metric
 
+from gpulab_core.networks import address
+
 log = logging.getLogger(__name__)
 
 Dropped = Literal["capacity", "address", "handshake", "idle"]
@@ -46,10 +48,8 @@ def peer_host(peername: Any) -> str:
     "" where there is none."""
     if not (isinstance(peername, tuple) and peername and isinstance(peername[0], str)):
         return ""
-    ip = ipaddress.ip_address(peername[0].split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
+    ip = address(peername[0])
+    return "" if ip is None else str(ip)
 
 
 def share_of(host: str) -> str:
