@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -49,3 +52,12 @@ def address(value: str | None) -> IPAddress | None:
 
 def is_trusted(ip: IPAddress | None, trusted: Sequence[Network]) -> bool:
     return ip is not None and any(ip in network for network in trusted)
+
+
+def _checked(raw: str) -> str:
+    parse_networks(raw)
+    return raw
+
+
+# A setting that names trusted proxies: kept as written, refused at start when parse_networks refuses it.
+NetworksSetting = Annotated[str, AfterValidator(_checked)]

@@ -2,9 +2,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from gpulab_core.networks import Network, parse_networks
+from gpulab_core.networks import Network, NetworksSetting, parse_networks
 from gpulab_core.settings import ENV_PREFIX, CoreSettings
 from gpulab_gateway.client_address import LOOPBACK
 from gpulab_gateway.refusals import REPORTS_PER_MINUTE
@@ -36,7 +36,7 @@ class Settings(CoreSettings):
     # Reverse proxies whose `X-Forwarded-For` names the client (comma-separated CIDRs or addresses;
     # empty: none). Loopback by default, for the local run; compose names the edge network Caddy
     # reaches the gateway on. Anyone else's header is ignored (client_address.py).
-    trusted_proxies: str = LOOPBACK
+    trusted_proxies: NetworksSetting = LOOPBACK
     # Refused requests (CSRF, 403) this replica reports to the audit log a minute at most (refusals.py);
     # identity bounds what it writes on its own (GPULAB_AUDIT_REFUSALS_*_PER_MINUTE).
     audit_refusal_reports_per_minute: int = Field(default=REPORTS_PER_MINUTE, ge=0, le=100_000)
@@ -51,12 +51,6 @@ class Settings(CoreSettings):
             names = ", ".join(sorted(set(given)))
             raise ValueError(f"{names} given to the gateway: it holds no database credentials; remove it")
         return data
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: str) -> str:
-        parse_networks(value)
-        return value
 
     @property
     def trusted_networks(self) -> tuple[Network, ...]:
