@@ -35,6 +35,8 @@ PLUMBING = {
     (CORE, "create_task in Runtime.start"): "the supervisor of the jobs themselves (Runtime._supervise)",
     (CORE, "create_task in RpcServer._dispatcher.dispatch"): "one task per RPC request (gpulab_core/rpc.py)",
     ("pki", "create_task in TlsFront._pipe"): "one enrollment connection's byte pipes and idle timer",
+    ("pki", "create_task in TlsFront.start"): "the enrollment port's accept loop, part of server.run's port",
+    ("pki", "create_task in TlsFront._accept"): "one task per accepted enrollment connection",
 }
 
 

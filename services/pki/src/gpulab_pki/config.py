@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from gpulab_core.networks import Network, NetworksSetting, parse_networks
 from gpulab_core.settings import DatabaseSettings, local_database_url
 from gpulab_pki.ca import check_passphrase, ensure_passphrase_file
 
@@ -47,6 +48,17 @@ class Settings(DatabaseSettings):
     # Nothing sent either way for this long ends the connection: an agent makes its one call as soon
     # as the handshake is done and then hangs up.
     enroll_idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+    # TCP load balancers in front of the enrollment port (comma-separated CIDRs or addresses; empty:
+    # none, the default). A connection from one of them must open with a PROXY protocol v2 header
+    # naming the node (HAProxy's `send-proxy-v2`), which then stands for the node's address in the
+    # audit log and the per-address limit; anyone else's connection is TLS from its first byte.
+    # Compose names the network its HAProxy reaches pki on.
+    enroll_trusted_proxies: NetworksSetting = ""
+
+    @property
+    def enroll_trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.enroll_trusted_proxies)
 
     def passphrase(self) -> bytes:
         """The CA key's passphrase: the setting (checked), or the local run's file, created on first use.

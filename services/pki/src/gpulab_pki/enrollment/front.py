@@ -15,14 +15,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gpulab_core.networks import Network, address, is_trusted
 from gpulab_pki.enrollment.limits import DROPPED, Admission, Limits, peer_host, share_of
+from gpulab_pki.enrollment.proxy_protocol import ProxyHeaderError, read_source
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,10 @@ _CHUNK = 64 * 1024
 DRAIN_S = 1.0
 # How long a normal end waits for the client's close_notify.
 SHUTDOWN_TIMEOUT_S = 1.0
+# Connections the kernel holds for us while the loop is busy (capped by net.core.somaxconn).
+BACKLOG = 1024
+# After accept() fails (out of descriptors), as asyncio's own servers do.
+ACCEPT_RETRY_S = 1.0
 
 
 # Mozilla's "intermediate" TLS configuration (v5.7, the profile sslyze checks against in
@@ -78,20 +86,31 @@ class Peer:
 
 
 class TlsFront:
-    """Accepts TCP on (host, port), admits it under the Limits, does the TLS handshake itself, then
-    pipes the connection to the gRPC server at backend_port until one side ends or it idles too long.
+    """Accepts TCP on (host, port), admits it under the Limits, reads a trusted proxy's PROXY header,
+    does the TLS handshake itself, then pipes the connection to the gRPC server at backend_port until
+    one side ends or it idles too long.
 
-    The handshake is done here, not by asyncio's server (start_server(ssl=...)), because that one
-    handshakes before it hands a connection over: a flood of peers that never say hello would hold
-    places nobody counts.
+    It accepts on its own sockets rather than through asyncio's stream server: that one reads from a
+    connection as soon as it is accepted, and the PROXY header must be read alone, exactly, so that
+    the ClientHello behind it reaches the TLS layer. And that server's `ssl=` would handshake before
+    it hands a connection over: a flood of peers that never say hello would hold places nobody counts.
     """
 
-    def __init__(self, ctx: ssl.SSLContext, backend_port: int, peers: dict[int, Peer], limits: Limits) -> None:
+    def __init__(
+        self,
+        ctx: ssl.SSLContext,
+        backend_port: int,
+        peers: dict[int, Peer],
+        limits: Limits,
+        trusted_proxies: Sequence[Network] = (),
+    ) -> None:
         self._ctx = ctx
         self._backend_port = backend_port
         self._limits = limits
+        self._proxies = tuple(trusted_proxies)
         self._admission = Admission(limits)
-        self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self._conns: set[asyncio.Task[None]] = set()
         # loopback source port -> the TLS connection behind it; the servicer reads it
         self._peers = peers
@@ -101,56 +120,113 @@ class TlsFront:
         return self._admission.total
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(
-            self._accept,
-            host,
-            port,
-            # Replicas on one host share the port, as gRPC's own listeners do by default.
-            reuse_port=True,
-        )
-        return int(self._server.sockets[0].getsockname()[1])
+        """Listens on every address host resolves to; returns the port (the first one's, for port 0)."""
+        self._listeners = await _listen(host, port)
+        self._accepting = [asyncio.create_task(self._accept(listener)) for listener in self._listeners]
+        return int(self._listeners[0].getsockname()[1])
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()  # no new connections
-        # Open connections end now (gRPC's own stop already gave calls in flight their grace period),
-        # before wait_closed, which waits for them.
+        for task in self._accepting:  # no new connections
+            task.cancel()
+        await asyncio.gather(*self._accepting, return_exceptions=True)
+        for listener in self._listeners:
+            listener.close()
+        # Open connections end now (gRPC's own stop already gave calls in flight their grace period).
         for task in list(self._conns):
             task.cancel()
         await asyncio.gather(*self._conns, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Nothing is awaited before start_tls: the ClientHello must reach the TLS layer, not this
-        # reader's buffer (asyncio runs this task before it reads from the new socket).
-        host = peer_host(writer.get_extra_info("peername"))
-        share = share_of(host)
-        if not self._admission.admit(share):
-            writer.transport.abort()  # no handshake, no close_notify: the cheapest refusal there is
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, peername = await loop.sock_accept(listener)
+            except OSError as exc:  # out of descriptors or buffers: the backlog keeps the rest waiting
+                log.warning("enrollment port: accept failed (%s); trying again in %.0f s", exc, ACCEPT_RETRY_S)
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            task = asyncio.create_task(self._serve(conn, peer_host(peername)))
+            self._conns.add(task)
+            task.add_done_callback(self._conns.discard)
+
+    async def _serve(self, conn: socket.socket, peer: str) -> None:
+        admission = self._admission
+        proxied = is_trusted(address(peer), self._proxies)
+        host, share = peer, share_of(peer)
+        # A trusted proxy's connection counts in all at once, and against its node's share once its
+        # header has named the node.
+        if not admission.admit(share, capped=not proxied):
+            conn.close()  # no handshake, no close_notify: the cheapest refusal there is
             return
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
+        counted = True
+        writer: asyncio.StreamWriter | None = None
         graceful = False
         try:
-            try:
-                await writer.start_tls(self._ctx, ssl_handshake_timeout=self._limits.handshake_timeout_s)
-            except (ConnectionError, ssl.SSLError, OSError):
-                # Too slow (the timeout), or refused: another CA's certificate, no TLS at all.
-                DROPPED.labels("handshake").inc()
-                return
-            graceful = await self._pipe(reader, writer, host)
+            if proxied:
+                named = await self._proxy_source(conn, peer)
+                if named is _DROPPED:
+                    return
+                if named is not None:
+                    host = named
+                    counted = admission.transfer(share, share_of(host))
+                    share = share_of(host)
+                    if not counted:
+                        return
+            streams = await self._handshake(conn)
+            if streams is not None:
+                reader, writer = streams
+                graceful = await self._pipe(reader, writer, host)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, OSError):
             pass
         except asyncio.CancelledError:
-            # stop() cancels open connections; this task belongs to the stream server, which logs a
-            # cancelled connection task as an error, so the cancellation ends here.
-            pass
+            pass  # stop(): the connection ends below
         finally:
-            self._conns.discard(task)
-            self._admission.release(share)
-            await _close(writer, graceful)
+            if counted:
+                admission.release(share)
+            if writer is not None:
+                await _close(writer, graceful)
+            else:
+                conn.close()
+
+    async def _proxy_source(self, conn: socket.socket, peer: str) -> str | None:
+        """The node a trusted proxy's header names (None: it names none, the peer stands), or _DROPPED
+        when the header is missing, malformed, or not all there within the handshake timeout."""
+        loop = asyncio.get_running_loop()
+
+        async def recv_exactly(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                chunk = await loop.sock_recv(conn, n - len(data))
+                if not chunk:
+                    raise EOFError
+                data += chunk
+            return data
+
+        try:
+            return await asyncio.wait_for(read_source(recv_exactly), self._limits.handshake_timeout_s)
+        except ProxyHeaderError as exc:
+            # Worth a line: a proxy that sends no header (or a client let into the proxies' network)
+            # means no node gets through that way.
+            log.warning("enrollment port: dropped a connection from trusted proxy %s: %s", peer, exc)
+        except (EOFError, TimeoutError, OSError):
+            pass  # a balancer's health check connects and hangs up; a stall is the timeout's to end
+        DROPPED.labels("proxy").inc()
+        return _DROPPED
+
+    async def _handshake(self, conn: socket.socket) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The TLS handshake on the accepted socket, bounded by the handshake timeout; None if it fails."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=self._ctx, ssl_handshake_timeout=self._limits.handshake_timeout_s
+            )
+        except (ConnectionError, ssl.SSLError, OSError):
+            # Too slow (the timeout), or refused: another CA's certificate, no TLS at all.
+            DROPPED.labels("handshake").inc()
+            return None
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> bool:
         """Pipes until one side ends (True) or the connection idles past the idle timeout (False)."""
@@ -185,6 +261,33 @@ class TlsFront:
             await asyncio.gather(up, down, idle, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await b_writer.wait_closed()
+
+
+_DROPPED = "dropped"  # _proxy_source's answer for a connection it dropped (never an address)
+
+
+async def _listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address host resolves to, shared with other replicas on this host
+    (SO_REUSEPORT, as gRPC's own listeners do by default)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, sockaddr in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
 
 
 class _Activity:

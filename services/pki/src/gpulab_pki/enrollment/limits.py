@@ -20,11 +20,12 @@ from gpulab_core.networks import address
 
 log = logging.getLogger(__name__)
 
-Dropped = Literal["capacity", "address", "handshake", "idle"]
+Dropped = Literal["capacity", "address", "proxy", "handshake", "idle"]
 DROPPED = Metric(
     "gpulab_pki_enroll_connections_dropped_total",
     "Enrollment-port connections refused at accept (capacity: the port is full; address: that address "
-    "holds its share) or closed by the front (handshake: failed or too slow; idle: silent too long)",
+    "holds its share) or closed by the front (proxy: a trusted proxy's PROXY header missing, malformed or too "
+    "slow; handshake: failed or too slow; idle: silent too long)",
     ["reason"],
 )
 
@@ -80,7 +81,9 @@ class Admission:
     def total(self) -> int:
         return self._total
 
-    def admit(self, share: str) -> bool:
+    def admit(self, share: str, *, capped: bool = True) -> bool:
+        """Counts one more connection of `share`, or refuses it. `capped=False` counts it in all only:
+        a trusted proxy's connection before its PROXY header names the node (then `transfer`)."""
         limits = self._limits
         if self._total >= limits.max_connections:
             DROPPED.labels("capacity").inc()
@@ -93,7 +96,7 @@ class Admission:
                     limits.max_connections,
                 )
             return False
-        if self._open[share] >= limits.max_connections_per_address:
+        if capped and self._open[share] >= limits.max_connections_per_address:
             DROPPED.labels("address").inc()
             if share not in self._refusing:
                 self._refusing.add(share)
@@ -108,6 +111,12 @@ class Admission:
         self._open[share] += 1
         self._total += 1
         return True
+
+    def transfer(self, old: str, new: str) -> bool:
+        """Moves one counted connection from share `old` to share `new` if `new` holds less than its
+        cap; otherwise releases it (the caller closes it) and returns False."""
+        self.release(old)
+        return self.admit(new)
 
     def release(self, share: str) -> None:
         self._total -= 1

@@ -54,6 +54,7 @@ class EnrollmentServer:
                 handshake_timeout_s=settings.enroll_handshake_timeout_s,
                 idle_timeout_s=settings.enroll_idle_timeout_s,
             ),
+            settings.enroll_trusted_networks,
         )
         await server.start()
         self._grpc = server
