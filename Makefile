@@ -68,15 +68,17 @@ typecheck: .venv/.installed ## mypy --strict over every Python package and its t
 pytest: .venv/.installed system-deps ## pytest against real PostgreSQL, NATS and (web smoke test) chromium
 	$(PY) -m gpulab_devstack.pytest_all
 
-# Debian's chromium for the real-browser smoke test (never a browser download by a test tool), and
+# Debian's chromium for the real-browser smoke test (never a browser download by a test tool),
 # OpenSSH's server, whose real `sshd -T` checks the drop-ins the agent writes in its throwaway-host
-# test (never started: policy-rc.d keeps the package's scripts from starting an sshd, and goes again
-# if we made it). Installed as root with apt-get; otherwise a missing chromium is an error, and a
-# missing openssh-server skips that one test, which says why.
-system-deps: ## install the Debian packages the tests use when missing (as root: chromium, openssh-server)
+# test, and HAProxy, which validates compose's grpc-front configuration and balances pki's replicas
+# in its test (neither daemon is started by the package: policy-rc.d keeps its scripts from starting
+# one, and goes again if we made it). Installed as root with apt-get; otherwise a missing chromium
+# is an error, and a missing openssh-server or haproxy skips what needs it, saying so.
+system-deps: ## install the Debian packages the tests use when missing (as root: chromium, openssh-server, haproxy)
 	@missing=(); \
 	command -v chromium >/dev/null || missing+=(chromium); \
 	command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server); \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy); \
 	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian's $${missing[*]} for the tests"; \
@@ -88,8 +90,14 @@ system-deps: ## install the Debian packages the tests use when missing (as root:
 	elif [[ " $${missing[*]} " == *" chromium "* ]]; then \
 	  echo "make test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
 	else \
-	  echo "system-deps: openssh-server is not installed and only root with apt-get installs it here:" \
-	    "the agent's throwaway-host test will be SKIPPED (sudo apt-get install openssh-server)" >&2; \
+	  if [[ " $${missing[*]} " == *" openssh-server "* ]]; then \
+	    echo "system-deps: openssh-server is not installed and only root with apt-get installs it here:" \
+	      "the agent's throwaway-host test will be SKIPPED (sudo apt-get install openssh-server)" >&2; \
+	  fi; \
+	  if [[ " $${missing[*]} " == *" haproxy "* ]]; then \
+	    echo "system-deps: haproxy is not installed and only root with apt-get installs it here:" \
+	      "haproxy.cfg will NOT BE VALIDATED and the HAProxy test will be SKIPPED (sudo apt-get install haproxy)" >&2; \
+	  fi; \
 	fi
 
 # The privileged tests need root and a mount namespace (CI has both); elsewhere they are reported as
@@ -105,7 +113,7 @@ agent-test: ## go vet + go test (race) + a static build of the agent; as root al
 frontend-test: ## the web app's formatting, unit tests (Vitest) and production build (with its size budget)
 	$(MAKE) --no-print-directory -C frontend lint test build
 
-deploy-check: ## validate compose.yaml, the Caddyfile and the Kubernetes manifests
+deploy-check: ## validate compose.yaml, the Caddyfile, haproxy.cfg and the Kubernetes manifests
 	$(MAKE) --no-print-directory -C tools/deploycheck check
 
 gen: .venv/.installed ## regenerate the protobuf/gRPC code and the web app's API client; committed, never edited

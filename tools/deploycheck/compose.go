@@ -33,15 +33,16 @@ var requiredSecrets = []string{
 }
 
 type deployFiles struct {
-	root, compose, envFile, natsConf string
+	root, compose, envFile, natsConf, haproxyCfg string
 }
 
 func defaultFiles(root string) deployFiles {
 	return deployFiles{
-		root:     root,
-		compose:  filepath.Join(root, "compose.yaml"),
-		envFile:  filepath.Join(root, "deploy", ".env.example"),
-		natsConf: filepath.Join(root, "deploy", "nats", "nats.conf"),
+		root:       root,
+		compose:    filepath.Join(root, "compose.yaml"),
+		envFile:    filepath.Join(root, "deploy", ".env.example"),
+		natsConf:   filepath.Join(root, "deploy", "nats", "nats.conf"),
+		haproxyCfg: filepath.Join(root, "deploy", "haproxy", "haproxy.cfg"),
 	}
 }
 
@@ -138,13 +139,12 @@ func checkInvariants(p *types.Project, files deployFiles) []error {
 
 	checkNATSMount(p, files, fail)
 	checkPublishedPorts(p, fail)
-	checkEdgeNetwork(p, fail)
+	checkTrustedNetworks(p, fail)
+	checkGRPCFront(p, files, fail)
 	checkDatabaseRoles(p, fail)
 	return errs
 }
 
-// edgeMembers may join the `edge` network: the gateway believes X-Forwarded-For from its subnet
-// (GPULAB_TRUSTED_PROXIES), so anything else on it could name any client address it liked.
 func checkReadyzHealthcheck(name string, svc types.ServiceConfig, fail func(string, ...any)) {
 	if !hasHealthcheck(svc) {
 		fail("%s has no healthcheck (every gpulab service must probe its /readyz)", name)

@@ -21,7 +21,7 @@ func copyRepoFiles(t *testing.T, edits ...edit) deployFiles {
 	src := defaultFiles(filepath.Join("..", ".."))
 	dst := defaultFiles(t.TempDir())
 	users := func(f deployFiles) string { return filepath.Join(filepath.Dir(f.natsConf), "users.conf") }
-	for _, pair := range [][2]string{{src.compose, dst.compose}, {src.envFile, dst.envFile}, {src.natsConf, dst.natsConf}, {users(src), users(dst)}} {
+	for _, pair := range [][2]string{{src.compose, dst.compose}, {src.envFile, dst.envFile}, {src.natsConf, dst.natsConf}, {users(src), users(dst)}, {src.haproxyCfg, dst.haproxyCfg}} {
 		data, err := os.ReadFile(pair[0])
 		if err != nil {
 			t.Fatal(err)
@@ -132,6 +132,41 @@ func TestEachBrokenFileIsRefused(t *testing.T) {
 			name:  "another service joins the edge network",
 			edits: []edit{{"compose.yaml", "    command: [python, -m, gpulab_notify]\n", "    command: [python, -m, gpulab_notify]\n    networks: [default, edge]\n"}},
 			want:  "notify joins the edge network",
+		},
+		{
+			name:  "pki trusts more than the agents network",
+			edits: []edit{{"compose.yaml", "GPULAB_ENROLL_TRUSTED_PROXIES: ${GPULAB_AGENTS_SUBNET:-172.30.251.0/26}", "GPULAB_ENROLL_TRUSTED_PROXIES: 172.16.0.0/12"}},
+			want:  "pki's GPULAB_ENROLL_TRUSTED_PROXIES is 172.16.0.0/12, want the agents network's subnet 172.30.251.0/26",
+		},
+		{
+			name:  "another service joins the agents network",
+			edits: []edit{{"compose.yaml", "    command: [python, -m, gpulab_notify]\n", "    command: [python, -m, gpulab_notify]\n    networks: [default, agents]\n"}},
+			want:  "notify joins the agents network, whose PROXY protocol header pki believes",
+		},
+		{
+			name:  "pki published past grpc-front",
+			edits: []edit{{"compose.yaml", "    networks: [default, agents]\n    deploy:\n      replicas: ${GPULAB_PKI_REPLICAS:-1}\n", "    networks: [default, agents]\n    ports: [\"50051:50051\"]\n    deploy:\n      replicas: ${GPULAB_PKI_REPLICAS:-1}\n"}},
+			want:  "pki publishes 50051/tcp",
+		},
+		{
+			name:  "inventory sent a PROXY header it cannot read",
+			edits: []edit{{"haproxy.cfg", "resolvers docker init-addr none\n", "resolvers docker init-addr none send-proxy-v2\n"}},
+			want:  "backend inventory must not send a PROXY header",
+		},
+		{
+			name:  "pki not told the node's address",
+			edits: []edit{{"haproxy.cfg", " send-proxy-v2\n", "\n"}},
+			want:  "backend pki must send-proxy-v2",
+		},
+		{
+			name:  "the heartbeat port sent to pki",
+			edits: []edit{{"haproxy.cfg", "    bind :50052\n    default_backend inventory\n", "    bind :50052\n    default_backend pki\n"}},
+			want:  "binds :50052 but does not send it to backend inventory",
+		},
+		{
+			name:  "haproxy.cfg mounted read-write",
+			edits: []edit{{"compose.yaml", "/usr/local/etc/haproxy/haproxy.cfg:ro", "/usr/local/etc/haproxy/haproxy.cfg"}},
+			want:  "grpc-front mounts deploy/haproxy/haproxy.cfg read-write",
 		},
 		{
 			name:  "gateway given a database URL",

@@ -45,6 +45,8 @@ func checkImagePins(p *types.Project, caddyVersion string) []error {
 	pin("caddy", "caddy", caddyVersion)
 	pin("nats", "nats-server", moduleVersion("github.com/nats-io/nats-server/v2"))
 	pin("postgres", "", "")
+	// Debian's haproxy validates haproxy.cfg; haproxycheck.sh compares its minor with this tag.
+	pin("grpc-front", "", "")
 	return errs
 }
 
