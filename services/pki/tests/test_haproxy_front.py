@@ -9,17 +9,15 @@ and says so.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import shutil
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gpulab_core.contracts import pki as c
+from gpulab_devstack import haproxy
 from gpulab_devstack.servers import free_port
 from gpulab_devstack.testing import Stack
 
@@ -27,17 +25,13 @@ from .conftest import PkiService
 from .test_port_exhaustion import running
 from .test_proxied_enrollment import PROXY, enroll, watching
 
-HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 
-
-@contextlib.contextmanager
-def haproxy(folder: Path, port: int, replicas: list[PkiService]) -> Iterator[None]:
+def config(port: int, replicas: list[PkiService]) -> str:
+    """grpc-front's enrollment half (deploy/haproxy/haproxy.cfg) with the replicas' loopback ports."""
     servers = "\n".join(
         f"    server pki{i} 127.0.0.1:{r.port} send-proxy-v2 source {PROXY}" for i, r in enumerate(replicas)
     )
-    cfg = folder / "haproxy.cfg"
-    cfg.write_text(
-        f"""global
+    return f"""global
     maxconn 256
 defaults
     mode tcp
@@ -51,29 +45,6 @@ backend pki
     balance roundrobin
 {servers}
 """
-    )
-    assert HAPROXY is not None
-    with (folder / "haproxy.log").open("wb") as log:  # kept in the test's folder
-        proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-async def listening(port: int, within_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        return
 
 
 @contextlib.asynccontextmanager
@@ -85,7 +56,7 @@ async def replicas(stack: Stack, folder: Path) -> AsyncIterator[list[PkiService]
         yield [first, second]
 
 
-@pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed (as root, make system-deps installs it)")
+@pytest.mark.skipif(haproxy.HAPROXY is None, reason=haproxy.MISSING)
 async def test_nodes_enrolling_through_haproxy_keep_their_own_address_on_every_replica(
     migrated: Stack, tmp_path: Path
 ) -> None:
@@ -93,8 +64,7 @@ async def test_nodes_enrolling_through_haproxy_keep_their_own_address_on_every_r
     (tmp_path / "b").mkdir()
     port = free_port()
     async with replicas(migrated, tmp_path) as both:
-        with haproxy(tmp_path, port, both):
-            await listening(port)
+        with haproxy.running(tmp_path, config(port, both)):
             front = dataclasses.replace(both[0], port=port)
             addresses = []
             for _ in range(4):  # round robin: two enrollments on each replica

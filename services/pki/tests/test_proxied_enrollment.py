@@ -3,7 +3,7 @@ audit events and in the per-address limit), TLS passes through it untouched, and
 an address.
 
 The balancer is played by a relay in this process that dials pki from 127.0.0.3 (the trusted proxy);
-nodes dial from 127.0.0.1. tests/test_grpc_front.py does the same with the real HAProxy.
+nodes dial from 127.0.0.1. test_haproxy_front.py does the same with the real HAProxy.
 """
 
 from __future__ import annotations
