@@ -57,7 +57,7 @@ def server_context(ca_pem: bytes, key: ec.EllipticCurvePrivateKey, cert_pem: byt
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(TLS12_CIPHERS)
-    ctx.set_ecdh_curve(ECDH_GROUP)
+    _set_key_exchange(ctx)
     ctx.verify_mode = ssl.CERT_OPTIONAL  # asked for, checked when sent, not required
     ctx.load_verify_locations(cadata=ca_pem.decode())  # our CA is the only trust anchor
     ctx.set_alpn_protocols(["h2"])  # gRPC clients insist on ALPN h2
@@ -75,6 +75,16 @@ def server_context(ca_pem: bytes, key: ec.EllipticCurvePrivateKey, cert_pem: byt
     finally:
         os.unlink(path)
     return ctx
+
+
+def _set_key_exchange(ctx: ssl.SSLContext) -> None:
+    try:
+        ctx.set_ecdh_curve(ECDH_GROUP)
+    except ssl.SSLError:
+        # Some CPython builds name the group through EC_KEY_new_by_curve_name, which knows no X25519
+        # (Debian bookworm's python3, 3.11.2: found by scripts/imagecheck.py). OpenSSL's default groups
+        # stay: X25519 first among them, so every client of this port still gets it.
+        log.warning("this Python cannot name %s as the only key exchange group; OpenSSL's defaults stay", ECDH_GROUP)
 
 
 @dataclass(frozen=True)
