@@ -42,6 +42,8 @@ BUILD_TOOLS = ("uv", "pip", "pip3", "gcc", "cc", "go", "make")
 AGENT = "/app/agent/dist/gpulab-agent-linux-amd64"
 STAND_IN_ROOTFS_PACKAGES = "python3,python3-venv,ca-certificates,passwd"
 HEALTHY_WITHIN_S = 120.0
+NODE_VERSION = "20"  # this machine's node, for the stand-in (Angular 21 takes ^20.19, ^22.12 or ^24)
+CADDY_VERSION = "v2.11.9"  # tools/deploycheck's (CADDY_VERSION there), the minor compose pins
 
 os.environ.setdefault("STORAGE_DRIVER", "vfs")
 
@@ -100,6 +102,40 @@ def image_from(folder: Path, name: str, env: list[str]) -> None:
         buildah("config", "--env", item, ctr)
     buildah("commit", "-q", ctr, name, capture=True)
     buildah("rm", ctr, capture=True)
+
+
+def stand_in_web_bases() -> None:
+    """node (this machine's) and caddy (tools/deploycheck's, the compose pin) on the python stand-in."""
+    python = f"docker.io/library/python:{PYTHON_VERSION}-slim-bookworm"
+    node = Path(shutil.which("node") or "/usr/bin/node")
+    npm = Path(os.path.realpath(shutil.which("npm") or "/usr/lib/node_modules/npm/bin/npm-cli.js")).parents[1]
+    ctr = buildah("from", python, capture=True)
+    mount = Path(buildah("mount", ctr, capture=True))
+    shutil.copy(node, mount / "usr/bin/node")
+    shutil.copytree(npm, mount / "usr/lib/node_modules/npm", symlinks=True)
+    (mount / "usr/bin/npm").symlink_to("../lib/node_modules/npm/bin/npm-cli.js")
+    buildah("umount", ctr, capture=True)
+    buildah("config", "--env", "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt", ctr)
+    buildah("commit", "-q", ctr, f"docker.io/library/node:{NODE_VERSION}-bookworm-slim", capture=True)
+    buildah("rm", ctr, capture=True)
+    caddy = REPO / "tools/deploycheck/bin" / f"caddy-{CADDY_VERSION}" / "caddy"
+    if not caddy.exists():
+        subprocess.run(["make", "-C", str(REPO / "tools/deploycheck"), "caddy"], check=True, capture_output=True)
+    ctr = buildah("from", python, capture=True)
+    mount = Path(buildah("mount", ctr, capture=True))
+    shutil.copy(caddy, mount / "usr/bin/caddy")
+    shutil.copy(shutil.which("setcap") or "/usr/sbin/setcap", mount / "usr/sbin/setcap")
+    libcap = Path("/lib/x86_64-linux-gnu/libcap.so.2")
+    if not (mount / "lib/x86_64-linux-gnu/libcap.so.2").exists():
+        shutil.copy(libcap.resolve(), mount / "lib/x86_64-linux-gnu/libcap.so.2")
+    buildah("umount", ctr, capture=True)
+    # As the official image: the capability to bind :80 and :443 as a user, its data and config dirs.
+    buildah("run", "--isolation=chroot", ctr, "--", "setcap", "cap_net_bind_service=+ep", "/usr/bin/caddy")
+    buildah("config", "--env", "XDG_CONFIG_HOME=/config", "--env", "XDG_DATA_HOME=/data", ctr)
+    minor = CADDY_VERSION.lstrip("v").rsplit(".", 1)[0]
+    buildah("commit", "-q", ctr, f"docker.io/library/caddy:{minor}-alpine", capture=True)
+    buildah("rm", ctr, capture=True)
+    say("stand-in bases: node, caddy ready")
 
 
 # ---- build and look inside ----
@@ -169,6 +205,115 @@ def check_image(service: str, image: str) -> list[str]:
         problems.append(f"no agent at {AGENT} for /downloads")
     if service != "gateway" and "AGENT" in lines:
         problems.append("carries the agent, which only the gateway serves")
+    return problems
+
+
+def build_web() -> tuple[str, float]:
+    image = "localhost/gpulab/web:check"
+    started = time.monotonic()
+    buildah(
+        "bud",
+        "--isolation=chroot",
+        "--pull=false",
+        "--quiet",
+        "--ignorefile",
+        "deploy/docker/web.Dockerfile.dockerignore",
+        "--build-arg",
+        f"NODE_VERSION={NODE_VERSION}",
+        "-f",
+        "deploy/docker/web.Dockerfile",
+        "-t",
+        image,
+        str(REPO),
+        capture=True,
+    )
+    return image, time.monotonic() - started
+
+
+def check_web(image: str) -> list[str]:
+    """As the Kubernetes web pod runs it (deploy/kubernetes/base/web.yaml): uid 10001, no capability
+    left on caddy, the Caddyfile valid for GPULAB_DOMAIN=:PORT; then served: the app and its SPA
+    fallback."""
+    from gpulab_devstack.servers import free_port
+
+    problems = []
+    user = buildah("inspect", "--format", "{{.OCIv1.Config.User}}", image, capture=True)
+    if user != f"{UID}:{UID}":
+        problems.append(f"runs as {user!r}, not {UID}:{UID}")
+    probe = inside(
+        image,
+        "id -u; for t in node npm; do command -v $t && echo TOOL $t; done; test -f /srv/frontend/index.html "
+        "&& echo APP; "
+        "GPULAB_DOMAIN=:8080 caddy validate --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null 2>&1 "
+        "&& echo VALID",
+    )
+    lines = probe.stdout.splitlines()
+    if not lines or lines[0] != UID:
+        problems.append(f"its process is uid {lines[:1]}, not {UID}")
+    problems += [f"has {line.split()[1]} in its final layer" for line in lines if line.startswith("TOOL")]
+    for mark, problem in (("APP", "no /srv/frontend/index.html"), ("VALID", "the Caddyfile does not validate")):
+        if mark not in lines:
+            problems.append(problem)
+    if file_capabilities(image, "/usr/bin/caddy"):
+        problems.append("caddy keeps a file capability, which the pod (no capabilities) cannot exec")
+    if problems:
+        return problems
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="gpulab-imagecheck-web-") as tmp:
+        for sub in ("data", "config"):
+            (Path(tmp) / sub).mkdir(mode=0o777)
+            (Path(tmp) / sub).chmod(0o777)
+        ctr = buildah("from", image, capture=True)
+        proc = subprocess.Popen(
+            ["buildah", "run", "--isolation=chroot", "-v", f"{tmp}/data:/data", "-v", f"{tmp}/config:/config"]
+            + [ctr, "--", "env", f"GPULAB_DOMAIN=:{port}", "caddy", "run", "--config", "/etc/caddy/Caddyfile"]
+            + ["--adapter", "caddyfile"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            problems += asyncio.run(served(port))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            buildah("rm", ctr, capture=True, check=False)
+    return problems
+
+
+def file_capabilities(image: str, path: str) -> bytes:
+    """The file's `security.capability` attribute, read from the image's filesystem (b"": none)."""
+    ctr = buildah("from", image, capture=True)
+    try:
+        mount = buildah("mount", ctr, capture=True)
+        try:
+            return os.getxattr(f"{mount}{path}", "security.capability")
+        except OSError:
+            return b""
+        finally:
+            buildah("umount", ctr, capture=True)
+    finally:
+        buildah("rm", ctr, capture=True)
+
+
+async def served(port: int) -> list[str]:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            try:
+                app = await client.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    return ["caddy did not answer on its port within 30 s"]
+                await asyncio.sleep(0.5)
+        route = await client.get(f"http://127.0.0.1:{port}/portal/requests")
+    problems = []
+    if app.status_code != 200 or "<app-root" not in app.text:
+        problems.append(f"/ answered {app.status_code}, not the app")
+    if route.status_code != 200 or route.text != app.text:
+        problems.append(f"a client-side route answered {route.status_code}, not index.html")
+    if not problems:
+        say(f"web image: / and a client-side route served by its caddy ({len(app.text)} bytes of index.html)")
     return problems
 
 
@@ -273,6 +418,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="imagecheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stand-in-bases", action="store_true", help="make local stand-ins of the base images first")
     parser.add_argument("--services", default=",".join(SERVICES), help="comma-separated (default: all six)")
+    parser.add_argument("--web", action="store_true", help="also the web app's image (deploy/docker/web.Dockerfile)")
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("buildah") is None:
         say("imagecheck needs root and buildah (apt-get install buildah; debootstrap for --stand-in-bases)")
@@ -282,6 +428,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gpulab-imagecheck-bases-") as work:
         if args.stand_in_bases:
             stand_in_bases(Path(work))
+            if args.web:
+                stand_in_web_bases()
     images: dict[str, str] = {}
     problems: list[str] = []
     say("| image | built in s | size | checks |")
@@ -292,7 +440,12 @@ def main() -> int:
         found = check_image(service, image)
         problems += [f"{service}: {p}" for p in found]
         say(f"| {service} | {seconds:.0f} | {size(image)} | {'; '.join(found) or 'ok'} |")
-    if not problems:
+    if args.web:
+        image, seconds = build_web()
+        found = check_web(image)
+        problems += [f"web: {p}" for p in found]
+        say(f"| web | {seconds:.0f} | {size(image)} | {'; '.join(found) or 'ok'} |")
+    if not problems and images:
         problems += asyncio.run(run_system(images))
     for problem in problems:
         say(f"FAIL {problem}")

@@ -5,8 +5,9 @@
 # ones compose serves. The pod sets GPULAB_DOMAIN=":8080": plain HTTP on 8080 behind the Ingress.
 #   docker build -f deploy/docker/web.Dockerfile -t gpulab/web:dev .
 #
-# STATUS: a skeleton, never built yet (no Docker engine where it was written), like python.Dockerfile;
-# the image issue will build it. tools/deploycheck validates the Caddyfile as this pod runs it.
+# Built and checked by `scripts/imagecheck.py --web` (buildah): uid 10001, no file capability left on
+# caddy, no node in the final layer, the Caddyfile valid as the pod runs it, and the app and a
+# client-side route served by the image's caddy. tools/deploycheck validates the Caddyfile too.
 
 # An LTS Node that Angular 21 supports (^20.19, ^22.12 or ^24).
 ARG NODE_VERSION=22
