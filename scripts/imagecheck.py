@@ -437,7 +437,9 @@ def main() -> int:
         problems += asyncio.run(run_system(images))
     for problem in problems:
         say(f"FAIL {problem}")
-    say("imagecheck: " + ("FAILED" if problems else f"ok: {len(images) + args.web} images built and checked, {len(images)} run together"))
+    built = len(images) + args.web
+    summary = f"ok: {built} images built and checked, {len(images)} run together"
+    say("imagecheck: " + ("FAILED" if problems else summary))
     return 1 if problems else 0
 
 
