@@ -42,7 +42,10 @@ NETBIRD_LAB_GROUP = "ch8i4ug6lnn4g9hqv7lab"
 NETBIRD_ALL_GROUP = "ch8i4ug6lnn4g9hqv7all"
 
 
-def gpus(n: int, *, mig: bool = False, prefix: str | None = None) -> list[dict[str, Any]]:
+def gpus(
+    n: int, *, mig: bool = False, prefix: str | None = None, mig_capable: int | None = None
+) -> list[dict[str, Any]]:
+    """n GPUs; MIG-capable: all of them with `mig`, or the first `mig_capable`."""
     tag = prefix or uuid.uuid4().hex[:8]
     return [
         {
@@ -50,7 +53,7 @@ def gpus(n: int, *, mig: bool = False, prefix: str | None = None) -> list[dict[s
             "uuid": f"GPU-{tag}-{i:04d}",
             "name": "NVIDIA A100-SXM4-80GB",
             "memory_mb": 81920,
-            "mig_capable": mig,
+            "mig_capable": mig if mig_capable is None else i < mig_capable,
             "mig_enabled": False,
         }
         for i in range(n)
@@ -89,6 +92,7 @@ class Cluster:
         *,
         status: str = "online",
         mig: bool = False,
+        mig_capable: int | None = None,
         cpu_cores: int = 64,
         ram_mb: int = 512_000,
         hostname: str | None = None,
@@ -102,7 +106,12 @@ class Cluster:
             inv.NODE_CREATED,
             inv.NodeCreatedEvent(node_id=node_id, hostname=host, type="linux", management_ip="10.9.0.5"),
         )
-        hardware = {"cpu_model": "EPYC", "cpu_cores": cpu_cores, "ram_mb": ram_mb, "gpus": gpus(n_gpus, mig=mig)}
+        hardware = {
+            "cpu_model": "EPYC",
+            "cpu_cores": cpu_cores,
+            "ram_mb": ram_mb,
+            "gpus": gpus(n_gpus, mig=mig, mig_capable=mig_capable),
+        }
         await publish(
             self.nc,
             inv.NODE_HARDWARE_CHANGED,

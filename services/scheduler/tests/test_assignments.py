@@ -283,3 +283,17 @@ async def test_environments_refuse_duplicates_mig_misfits_and_deletion_in_use(cl
     assert (await cluster.error("environments.get", {"id": env["id"]})).code == "not_found"
     detached = await cluster.call("environments.detach_node", {"id": mig_env["id"], "node_id": str(mig)})
     assert detached["node_ids"] == []
+
+
+async def test_a_mig_environment_counts_only_the_mig_capable_gpus_when_it_places(cluster: Cluster) -> None:
+    # Best fit by the MIG-capable GPUs alone: `partly` has 1 (of 3), `whole` 2 (of 2). Counting every
+    # GPU would put the first request on `whole` (2 free against 3).
+    partly, whole = await cluster.node(3, mig_capable=1), await cluster.node(2, mig=True)
+    env = await cluster.environment([partly, whole], enforcement_mode="mig")
+    user = await cluster.user()
+    first = await cluster.assign(user, env, 1)
+    assert (first["node_id"], [g["index"] for g in first["gpus"]]) == (str(partly), [0])
+    assert (await cluster.assign(user, env, 2))["node_id"] == str(whole)
+    fixed = {"user_id": str(user), "environment_id": env["id"], "gpus": 2, "placement": "fixed", "node_id": str(partly)}
+    refused = await cluster.error("assignments.create", fixed)
+    assert "has 1 GPU(s); 2 were asked for" in refused.message

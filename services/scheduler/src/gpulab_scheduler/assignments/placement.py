@@ -59,28 +59,37 @@ async def _room(session: AsyncSession, node: Node, mig_only: bool) -> Room:
     )
 
 
-def _shortfall(room: Room, gpus: int, cpus: int, ram_mb: int) -> str | None:
-    """Why the request does not fit on this node, or None when it does."""
-    if len(room.free_gpus) < gpus:
+@dataclass(frozen=True)
+class Estimate:
+    """A node's room from the candidates query (how many GPUs are free, not which), for ordering."""
+
+    candidate: repository.Candidate
+    free_gpus: int
+    free_cpus: int | None
+    free_ram_mb: int | None
+
+    @classmethod
+    def of(cls, candidate: repository.Candidate) -> Estimate:
+        cores, ram = candidate.cpu_cores, candidate.ram_mb
+        return cls(
+            candidate=candidate,
+            free_gpus=max(0, candidate.usable_gpus - candidate.held_gpus),
+            free_cpus=cores - candidate.used_cpus if cores else None,
+            free_ram_mb=ram - candidate.used_ram_mb if ram else None,
+        )
+
+
+def _shortfall(
+    free_gpus: int, free_cpus: int | None, free_ram_mb: int | None, gpus: int, cpus: int, ram_mb: int
+) -> str | None:
+    """Why the request does not fit on a node with this much free, or None when it does."""
+    if free_gpus < gpus:
         return "gpus"
-    if cpus and room.free_cpus is not None and room.free_cpus < cpus:
+    if cpus and free_cpus is not None and free_cpus < cpus:
         return "cpus"
-    if ram_mb and room.free_ram_mb is not None and room.free_ram_mb < ram_mb:
+    if ram_mb and free_ram_mb is not None and free_ram_mb < ram_mb:
         return "ram"
     return None
-
-
-def _estimate(candidate: repository.Candidate, mig_only: bool) -> Room:
-    """A node's room from the candidates query (how many GPUs are free, not which), for ordering."""
-    hardware = candidate.node.hardware or {}
-    free = max(0, len(usable_gpus(hardware, mig_only)) - candidate.held_gpus)
-    cores, ram = hardware.get("cpu_cores"), hardware.get("ram_mb")
-    return Room(
-        node=candidate.node,
-        free_gpus=[{}] * free,
-        free_cpus=cores - candidate.used_cpus if cores else None,
-        free_ram_mb=ram - candidate.used_ram_mb if ram else None,
-    )
 
 
 async def place(
@@ -88,43 +97,41 @@ async def place(
 ) -> tuple[Room, list[dict[str, Any]]]:
     """The node and GPUs for the request, with that node's row locked until the transaction ends."""
     mig_only = env.enforcement_mode == "mig"
-    found = await repository.candidates(session, req.environment_id, req.node_id)
+    found = await repository.candidates(session, req.environment_id, req.node_id, mig_only=mig_only)
     if req.placement == "fixed" and not found:
         raise InvalidRequest("the node is not attached to this environment", details={"field": "node_id"})
-    online = [n for n in found if n.node.status == "online"]
+    online = [n for n in found if n.status == "online"]
     if not online:
         if req.placement == "fixed":
-            raise Conflict(f"node {found[0].node.hostname} is {found[0].node.status}, not online", code=c.NO_CAPACITY)
+            raise Conflict(f"node {found[0].hostname} is {found[0].status}, not online", code=c.NO_CAPACITY)
         raise Conflict("no node of this environment is online", code=c.NO_CAPACITY)
-    if req.placement == "fixed":
-        gpu_count = len(usable_gpus(online[0].node.hardware, mig_only))
-        if req.gpus > gpu_count:
-            raise InvalidRequest(
-                f"node {online[0].node.hostname} has {gpu_count} GPU(s); {req.gpus} were asked for",
-                details={"field": "gpus"},
-            )
+    if req.placement == "fixed" and req.gpus > online[0].usable_gpus:
+        raise InvalidRequest(
+            f"node {online[0].hostname} has {online[0].usable_gpus} GPU(s); {req.gpus} were asked for",
+            details={"field": "gpus"},
+        )
     # Best fit: fewest free GPUs first (estimated in one query, counted exactly under the lock).
-    rooms = [_estimate(n, mig_only) for n in online]
-    rooms.sort(key=lambda r: (len(r.free_gpus), r.node.hostname, str(r.node.id)))
+    rooms = [Estimate.of(n) for n in online]
+    rooms.sort(key=lambda r: (r.free_gpus, r.candidate.hostname, str(r.candidate.id)))
     short: dict[str, int] = {}
     busy = False
     for guess in rooms:
-        guessed = _shortfall(guess, req.gpus, cpus, ram_mb)
+        guessed = _shortfall(guess.free_gpus, guess.free_cpus, guess.free_ram_mb, req.gpus, cpus, ram_mb)
         if guessed is not None:
             short[guessed] = 1
             continue
-        locked = await node_rows.lock_unless_locked(session, guess.node.id)
+        locked = await node_rows.lock_unless_locked(session, guess.candidate.id)
         if locked is None:
             busy = True
             continue
         room = await _room(session, locked, mig_only)
-        why = _shortfall(room, req.gpus, cpus, ram_mb)
+        why = _shortfall(len(room.free_gpus), room.free_cpus, room.free_ram_mb, req.gpus, cpus, ram_mb)
         if why is None and locked.status == "online" and locked.deleted_at is None:
             return room, room.free_gpus[: req.gpus]
         short[why or "gpus"] = 1
     if busy:
         raise Busy()
-    most = max((len(r.free_gpus) for r in rooms), default=0)
+    most = max((r.free_gpus for r in rooms), default=0)
     if "gpus" in short or not short:
         detail = f"not enough free GPUs: {req.gpus} asked for, at most {most} free on one online node"
     elif "cpus" in short:
