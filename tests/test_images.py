@@ -1,6 +1,6 @@
 """The service image's Dockerfile against the workspace it builds: a member it does not copy would
 make `uv sync --frozen` fail inside the build, which no Docker engine here would show
-(scripts/imagecheck.py builds the images with buildah, outside `make test`)."""
+(scripts/imagecheck builds the images with buildah, outside `make test`)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 # One Dockerfile for every gpulab Python service; compose.yaml builds it once per service:
 #   docker build -f deploy/docker/python.Dockerfile --build-arg SERVICE=identity -t gpulab/identity:dev .
 #
-# Built and run by scripts/imagecheck.py (buildah, no Docker engine needed): all six images, each
+# Built and run by scripts/imagecheck (buildah, no Docker engine needed): all six images, each
 # checked (uid 10001, no build tools, read-only code, the gateway's agent) and then run together
 # against a real PostgreSQL and NATS until /api/v1/healthz is ok. Where the public base images
 # cannot be pulled it makes local stand-ins under their names (`--stand-in-bases`; docs/setup-guide.md,

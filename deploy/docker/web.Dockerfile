@@ -5,7 +5,7 @@
 # ones compose serves. The pod sets GPULAB_DOMAIN=":8080": plain HTTP on 8080 behind the Ingress.
 #   docker build -f deploy/docker/web.Dockerfile -t gpulab/web:dev .
 #
-# Built and checked by `scripts/imagecheck.py --web` (buildah): uid 10001, no file capability left on
+# Built and checked by `python -m scripts.imagecheck --web` (buildah): uid 10001, no file capability left on
 # caddy, no node in the final layer, the Caddyfile valid as the pod runs it, and the app and a
 # client-side route served by the image's caddy. tools/deploycheck validates the Caddyfile too.
 

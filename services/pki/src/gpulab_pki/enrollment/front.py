@@ -82,7 +82,7 @@ def _set_key_exchange(ctx: ssl.SSLContext) -> None:
         ctx.set_ecdh_curve(ECDH_GROUP)
     except ssl.SSLError:
         # Some CPython builds name the group through EC_KEY_new_by_curve_name, which knows no X25519
-        # (Debian bookworm's python3, 3.11.2: found by scripts/imagecheck.py). OpenSSL's default groups
+        # (Debian bookworm's python3, 3.11.2: found by scripts/imagecheck). OpenSSL's default groups
         # stay: X25519 first among them, so every client of this port still gets it.
         log.warning("this Python cannot name %s as the only key exchange group; OpenSSL's defaults stay", ECDH_GROUP)
 
